@@ -1,0 +1,128 @@
+# Bottle controller. `make help` lists the targets.
+
+# Tool versions, pinned. Tools are installed into ./bin.
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+LOCALBIN ?= $(shell pwd)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUBECTL ?= kubectl
+
+# Extra flags for `go test`, e.g. GOTEST_FLAGS='-run Lifecycle -v'.
+GOTEST_FLAGS ?=
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD and RBAC manifests from markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	gofmt -s -w $$(git ls-files '*.go' | grep -v '^hack/envtest-tools/')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: deps
+deps: ## Install the system packages the tests need (bubblewrap).
+	hack/ensure-deps.sh
+
+.PHONY: envtest
+envtest: ## Build (once) kube-apiserver, etcd and kubectl for the tests; prints KUBEBUILDER_ASSETS.
+	hack/envtest-bins.sh
+
+.PHONY: test
+test: manifests generate fmt vet deps ## Run every test against a real kube-apiserver + etcd and the smolvm simulator.
+	assets="$$(hack/envtest-bins.sh | tail -n1)"; \
+	KUBEBUILDER_ASSETS="$$assets" go test ./... $(GOTEST_FLAGS)
+
+.PHONY: bench
+bench: deps ## Run the benchmarks.
+	assets="$$(hack/envtest-bins.sh | tail -n1)"; \
+	KUBEBUILDER_ASSETS="$$assets" go test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: verify
+verify: manifests generate ## Fail when committed generated files differ from a fresh generation.
+	@if ! git diff --quiet -- config/crd config/rbac api; then \
+		echo "generated files are stale; run 'make manifests generate' and commit:"; \
+		git diff --stat -- config/crd config/rbac api; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- config/crd config/rbac api)" ]; then \
+		echo "untracked generated files; run 'make manifests generate' and commit:"; \
+		git status --porcelain -- config/crd config/rbac api; exit 1; fi
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager, the smolvm simulator and the kubectl plugin into ./bin.
+	go build -o bin/manager ./cmd/manager
+	go build -o bin/smolvm-sim ./cmd/smolvm-sim
+	@if [ -d cmd/kubectl-bottle ]; then go build -o bin/kubectl-bottle ./cmd/kubectl-bottle; fi
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager against the current kubeconfig (NODE_NAME must be set).
+	go run ./cmd/manager --node-name="$${NODE_NAME:?set NODE_NAME to this agent's node}"
+
+.PHONY: dev
+dev: ## Start a local control plane, the agent on the simulator (or real smolvm) and the sample Bottle.
+	hack/dev-up.sh
+
+.PHONY: dev-down
+dev-down: ## Stop everything `make dev` started.
+	hack/dev-down.sh
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs (and every Bottle) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the agent DaemonSet, RBAC and CRDs.
+	$(KUBECTL) apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove what `make deploy` created.
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into ./bin.
+$(CONTROLLER_GEN):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/controller-gen $@
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into ./bin.
+$(GOLANGCI_LINT):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(LOCALBIN)/golangci-lint $@

@@ -1,0 +1,175 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phase is a one-word summary of where a Bottle is in its lifecycle. The
+// conditions carry the detail; the phase exists for `kubectl get`.
+// +kubebuilder:validation:Enum=Pending;Creating;Starting;CopyingFiles;Provisioning;Ready;Stopped;Failed;Deleting
+type Phase string
+
+const (
+	PhasePending      Phase = "Pending"
+	PhaseCreating     Phase = "Creating"
+	PhaseStarting     Phase = "Starting"
+	PhaseCopyingFiles Phase = "CopyingFiles"
+	PhaseProvisioning Phase = "Provisioning"
+	PhaseReady        Phase = "Ready"
+	PhaseStopped      Phase = "Stopped"
+	PhaseFailed       Phase = "Failed"
+	PhaseDeleting     Phase = "Deleting"
+)
+
+// Condition types. Ready summarises the others; Reconciling and Stalled follow
+// kstatus so Flux, Argo CD and `kubectl wait` understand a Bottle.
+const (
+	ConditionReady        = "Ready"
+	ConditionMachineReady = "MachineReady"
+	ConditionFilesReady   = "FilesReady"
+	ConditionProvisioned  = "Provisioned"
+	ConditionReconciling  = "Reconciling"
+	ConditionStalled      = "Stalled"
+)
+
+// BottleStatus is the observed state of a Bottle.
+type BottleStatus struct {
+	// Phase summarises the lifecycle for humans.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// ObservedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, MachineReady, FilesReady, Provisioned, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// NodeName is the node whose agent owns the machine.
+	// +optional
+	NodeName string `json:"nodeName,omitempty"`
+
+	// MachineName is the smolvm machine actually used.
+	// +optional
+	MachineName string `json:"machineName,omitempty"`
+
+	// MachineState is the last state smolvm reported (created, running, stopped, failed, ...).
+	// +optional
+	MachineState string `json:"machineState,omitempty"`
+
+	// Files are the files copied into the guest: digests, never content.
+	// +optional
+	// +listType=map
+	// +listMapKey=path
+	Files []FileStatus `json:"files,omitempty"`
+
+	// ExecResults are the provisioning steps' results, in spec order.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	ExecResults []ExecResult `json:"execResults,omitempty"`
+}
+
+// FileStatus records one file copied into the guest.
+type FileStatus struct {
+	// Path is the guest path.
+	Path string `json:"path"`
+	// SHA256 is the hex digest of the content copied. For content from a
+	// Secret it is salted with the Bottle's UID, so status never holds a
+	// plain hash of a secret.
+	SHA256 string `json:"sha256"`
+	// Bytes is the content's size.
+	Bytes int64 `json:"bytes"`
+	// Mode is the permission bits the file was copied with.
+	// +optional
+	Mode int32 `json:"mode,omitempty"`
+	// Owner is the guest user that owns the file; empty for root.
+	// +optional
+	Owner string `json:"owner,omitempty"`
+	// CopiedAt is when the file was last copied.
+	// +optional
+	CopiedAt *metav1.Time `json:"copiedAt,omitempty"`
+}
+
+// ExecResult is the outcome of one provisioning step.
+type ExecResult struct {
+	// Name of the step.
+	Name string `json:"name"`
+	// User the step ran as.
+	// +optional
+	User string `json:"user,omitempty"`
+	// ExitCode of the script; absent while it runs.
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	// Stdout is the tail of the standard output.
+	// +optional
+	Stdout string `json:"stdout,omitempty"`
+	// Stderr is the tail of the standard error.
+	// +optional
+	Stderr string `json:"stderr,omitempty"`
+	// StdoutBytes is the total size of the standard output.
+	// +optional
+	StdoutBytes int64 `json:"stdoutBytes,omitempty"`
+	// StderrBytes is the total size of the standard error.
+	// +optional
+	StderrBytes int64 `json:"stderrBytes,omitempty"`
+	// Truncated is true when stdout or stderr holds only a tail.
+	// +optional
+	Truncated bool `json:"truncated,omitempty"`
+	// StartedAt is when the step started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// FinishedAt is when the step finished; absent while it runs.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// ScriptSHA256 identifies the script, user, timeout and environment the step ran with.
+	// +optional
+	ScriptSHA256 string `json:"scriptSHA256,omitempty"`
+	// Error is set when the step could not run to an exit code (timeout, machine failure).
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// Bottle is one smolvm microVM that sandboxes a coding agent, run by the agent
+// on spec.nodeName.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=btl,categories=all
+// +kubebuilder:selectablefield:JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Machine",type=string,JSONPath=`.status.machineName`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Bottle struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec BottleSpec `json:"spec"`
+	// +optional
+	Status BottleStatus `json:"status,omitempty"`
+}
+
+// BottleList is a list of Bottles.
+// +kubebuilder:object:root=true
+type BottleList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Bottle `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Bottle{}, &BottleList{})
+}
+
+// GetConditions returns the status conditions.
+func (b *Bottle) GetConditions() []metav1.Condition { return b.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (b *Bottle) SetConditions(c []metav1.Condition) { b.Status.Conditions = c }

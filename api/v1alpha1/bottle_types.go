@@ -1,0 +1,268 @@
+package v1alpha1
+
+// RunState is the desired power state of a Bottle's machine. A string enum
+// rather than a bool so it can grow (e.g. Suspended) without a new field.
+// +kubebuilder:validation:Enum=Running;Stopped
+type RunState string
+
+const (
+	RunStateRunning RunState = "Running"
+	RunStateStopped RunState = "Stopped"
+)
+
+// BottleSpec is the desired state of a Bottle: one smolvm microVM that
+// sandboxes a coding agent.
+// +kubebuilder:validation:XValidation:rule="!has(self.prompt) || has(self.promptPath)",message="prompt requires promptPath: set spec.promptPath to the absolute guest path the prompt is written to",fieldPath=".prompt"
+// +kubebuilder:validation:XValidation:rule="has(self.machineName) == has(oldSelf.machineName) && (!has(self.machineName) || self.machineName == oldSelf.machineName)",message="machineName is immutable: it cannot be added, changed or removed after creation",fieldPath=".machineName"
+type BottleSpec struct {
+	// NodeName is the node whose agent runs this Bottle's machine. Immutable.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="nodeName is immutable"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="nodeName must be a DNS subdomain: lowercase letters, digits, '-' and '.'"
+	NodeName string `json:"nodeName"`
+
+	// MachineName is the smolvm machine name: at most 128 characters of
+	// [A-Za-z0-9_-], starting with a letter or digit, without a trailing '-'
+	// or '--'. Immutable once set. When empty the controller derives a name
+	// and records it in status.machineName.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9_-]*$')",message="machineName must start with a letter or digit and contain only letters, digits, '_' and '-'"
+	// +kubebuilder:validation:XValidation:rule="!self.endsWith('-')",message="machineName must not end with '-'"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('--')",message="machineName must not contain '--'"
+	MachineName string `json:"machineName,omitempty"`
+
+	// Image is the OCI image the machine boots, e.g. node:22-bookworm.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\s')",message="image must be an OCI reference without whitespace"
+	Image string `json:"image"`
+
+	// ExecUser is the guest user that provisioning steps and sessions run as.
+	// +optional
+	// +kubebuilder:default=node
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z_][a-z0-9_-]{0,31}$')",message="execUser must be a POSIX user name matching ^[a-z_][a-z0-9_-]{0,31}$"
+	ExecUser string `json:"execUser,omitempty"`
+
+	// PromptPath is the absolute guest path of the agent's system prompt file,
+	// passed to claude as --append-system-prompt-file.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="promptPath must be an absolute path starting with '/'"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)\\\\.\\\\.(/|$)')",message="promptPath must not contain a '..' segment"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="promptPath must not contain control characters"
+	PromptPath string `json:"promptPath,omitempty"`
+
+	// Prompt is the content written to PromptPath. Requires PromptPath.
+	// +optional
+	Prompt *ContentSource `json:"prompt,omitempty"`
+
+	// Resources sizes the machine.
+	// +optional
+	// +kubebuilder:default={}
+	Resources Resources `json:"resources,omitempty"`
+
+	// Network is the machine's egress allowlist. Both lists empty means the
+	// machine has no network at all.
+	// +optional
+	Network Network `json:"network,omitempty"`
+
+	// Env is the environment of every provisioning step.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Env []EnvVar `json:"env,omitempty"`
+
+	// Files are copied into the guest before provisioning.
+	// +optional
+	// +listType=map
+	// +listMapKey=path
+	// +kubebuilder:validation:MaxItems=64
+	Files []File `json:"files,omitempty"`
+
+	// Provision is the ordered list of scripts run once the files are in place.
+	// A completed step is not run again unless it, or a step before it, changes.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Provision []ProvisionStep `json:"provision,omitempty"`
+
+	// RunState is the desired power state. Stopped keeps the machine's disk.
+	// +optional
+	// +kubebuilder:default=Running
+	RunState RunState `json:"runState,omitempty"`
+}
+
+// Resources sizes a machine.
+type Resources struct {
+	// CPUs is the number of virtual CPUs.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	CPUs int32 `json:"cpus,omitempty"`
+
+	// MemoryMiB is the machine's memory in MiB.
+	// +optional
+	// +kubebuilder:default=4096
+	// +kubebuilder:validation:Minimum=256
+	// +kubebuilder:validation:Maximum=262144
+	MemoryMiB int32 `json:"memoryMiB,omitempty"`
+}
+
+// Network is a machine's egress allowlist.
+type Network struct {
+	// AllowHosts are the host names the machine may reach (RFC 1123).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$')",message="allowHosts entries must be RFC 1123 host names such as api.anthropic.com"
+	AllowHosts []string `json:"allowHosts,omitempty"`
+
+	// AllowCIDRs are the address ranges the machine may reach.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="allowCIDRs entries must be CIDRs such as 10.0.0.0/8 or 2001:db8::/32"
+	AllowCIDRs []string `json:"allowCIDRs,omitempty"`
+}
+
+// KeyRef names one key of a ConfigMap or Secret in the Bottle's namespace.
+type KeyRef struct {
+	// Name of the ConfigMap or Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a DNS subdomain"
+	Name string `json:"name"`
+
+	// Key within the ConfigMap's or Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="key must consist of letters, digits, '-', '_' or '.'"
+	Key string `json:"key"`
+}
+
+// ContentSource is where a file's content comes from: exactly one of inline,
+// configMapKeyRef or secretKeyRef.
+// +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0) + (has(self.secretKeyRef) ? 1 : 0) == 1",message="exactly one of inline, configMapKeyRef or secretKeyRef must be set"
+type ContentSource struct {
+	// Inline content, at most 64 KiB.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	Inline *string `json:"inline,omitempty"`
+
+	// ConfigMapKeyRef reads the content from a ConfigMap key.
+	// +optional
+	ConfigMapKeyRef *KeyRef `json:"configMapKeyRef,omitempty"`
+
+	// SecretKeyRef reads the content from a Secret key.
+	// +optional
+	SecretKeyRef *KeyRef `json:"secretKeyRef,omitempty"`
+}
+
+// EnvVar is one environment variable of the provisioning steps.
+// +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.valueFrom)",message="exactly one of value or valueFrom must be set"
+type EnvVar struct {
+	// Name is a C identifier.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",message="env name must be a C identifier: letters, digits and '_', not starting with a digit"
+	Name string `json:"name"`
+
+	// Value is a literal value.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32768
+	Value *string `json:"value,omitempty"`
+
+	// ValueFrom reads the value from a Secret or ConfigMap key.
+	// +optional
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvVarSource is exactly one of secretKeyRef or configMapKeyRef.
+// +kubebuilder:validation:XValidation:rule="has(self.secretKeyRef) != has(self.configMapKeyRef)",message="exactly one of secretKeyRef or configMapKeyRef must be set"
+type EnvVarSource struct {
+	// +optional
+	SecretKeyRef *KeyRef `json:"secretKeyRef,omitempty"`
+	// +optional
+	ConfigMapKeyRef *KeyRef `json:"configMapKeyRef,omitempty"`
+}
+
+// File is copied into the guest with a mode and an owner.
+// +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0) + (has(self.secretKeyRef) ? 1 : 0) == 1",message="exactly one of inline, configMapKeyRef or secretKeyRef must be set"
+type File struct {
+	// Path is the absolute guest path.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="path must be an absolute path starting with '/'"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)\\\\.\\\\.(/|$)')",message="path must not contain a '..' segment"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="path must not contain control characters"
+	Path string `json:"path"`
+
+	// Mode is the file's permission bits, 0 to 0777 (decimal 0 to 511).
+	// +optional
+	// +kubebuilder:default=420
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=511
+	Mode *int32 `json:"mode,omitempty"`
+
+	// Owner is the guest user that owns the file; root when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z_][a-z0-9_-]{0,31}$')",message="owner must be a POSIX user name matching ^[a-z_][a-z0-9_-]{0,31}$"
+	Owner string `json:"owner,omitempty"`
+
+	// Inline content, at most 64 KiB.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	Inline *string `json:"inline,omitempty"`
+
+	// ConfigMapKeyRef reads the content from a ConfigMap key.
+	// +optional
+	ConfigMapKeyRef *KeyRef `json:"configMapKeyRef,omitempty"`
+
+	// SecretKeyRef reads the content from a Secret key.
+	// +optional
+	SecretKeyRef *KeyRef `json:"secretKeyRef,omitempty"`
+}
+
+// ProvisionStep is one script run inside the guest.
+type ProvisionStep struct {
+	// Name identifies the step (a DNS label).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="step name must be a DNS label: lowercase letters, digits and '-'"
+	Name string `json:"name"`
+
+	// Script is a POSIX shell script, at most 64 KiB.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	Script string `json:"script"`
+
+	// User overrides spec.execUser for this step.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z_][a-z0-9_-]{0,31}$')",message="user must be a POSIX user name matching ^[a-z_][a-z0-9_-]{0,31}$"
+	User string `json:"user,omitempty"`
+
+	// TimeoutSeconds bounds the step's run time.
+	// +optional
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+}

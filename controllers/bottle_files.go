@@ -1,0 +1,199 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+)
+
+const (
+	ReasonFilesCopied    = "FilesCopied"
+	ReasonCopyingFiles   = "CopyingFiles"
+	ReasonSourceNotFound = "SourceNotFound"
+	ReasonOwnerNotFound  = "OwnerNotFound"
+)
+
+// desiredFile is one file the guest must hold.
+type desiredFile struct {
+	path    string
+	mode    int32
+	owner   string
+	content content
+}
+
+func (f desiredFile) digest(uid string) string {
+	h := sha256.New()
+	if f.content.secret {
+		h.Write([]byte(uid))
+		h.Write([]byte{0})
+	}
+	h.Write(f.content.data)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// desiredFiles lists the prompt (when it has a source) and spec.files.
+func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources) ([]desiredFile, error) {
+	var out []desiredFile
+	if spec.Prompt != nil && spec.PromptPath != "" {
+		c, err := src.file(ctx, spec.Prompt.Inline, spec.Prompt.ConfigMapKeyRef, spec.Prompt.SecretKeyRef)
+		if err != nil {
+			return nil, fmt.Errorf("prompt: %w", err)
+		}
+		// The exec user must be able to read the prompt claude is given.
+		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: spec.ExecUser, content: c})
+	}
+	for _, f := range spec.Files {
+		c, err := src.file(ctx, f.Inline, f.ConfigMapKeyRef, f.SecretKeyRef)
+		if err != nil {
+			return nil, fmt.Errorf("file %s: %w", f.Path, err)
+		}
+		mode := int32(0o644)
+		if f.Mode != nil {
+			mode = *f.Mode
+		}
+		out = append(out, desiredFile{path: f.Path, mode: mode, owner: f.Owner, content: c})
+	}
+	return out, nil
+}
+
+// reconcileFiles copies in every file whose content, mode or owner differs
+// from what status says the guest holds. Contents pass through a private
+// host directory that is removed before the pass ends.
+func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
+	st := s.status()
+	want, err := desiredFiles(ctx, s.spec(), r.newSources(s.bottle.Namespace))
+	if err != nil {
+		if isSourceMissing(err) {
+			msg := err.Error()
+			r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, ReasonSourceNotFound, msg)
+			s.wait(ReasonSourceNotFound, msg)
+			return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
+		}
+		return false, ctrl.Result{}, err
+	}
+
+	have := map[string]v1.FileStatus{}
+	for _, f := range st.Files {
+		have[f.Path] = f
+	}
+	uid := string(s.bottle.UID)
+	var todo []desiredFile
+	next := make([]v1.FileStatus, 0, len(want))
+	for _, f := range want {
+		h, ok := have[f.path]
+		if ok && h.SHA256 == f.digest(uid) && h.Mode == f.mode && h.Owner == f.owner {
+			next = append(next, h)
+			continue
+		}
+		todo = append(todo, f)
+	}
+	if len(todo) == 0 {
+		st.Files = next
+		r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
+		return true, ctrl.Result{}, nil
+	}
+
+	dir, err := os.MkdirTemp(r.TempDir, "bottle-files-")
+	if err != nil {
+		return false, ctrl.Result{}, fmt.Errorf("creating private temp dir: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+
+	owners := map[string][2]int{"": {0, 0}, "root": {0, 0}}
+	copied := map[string]v1.FileStatus{}
+	defer func() {
+		// Record what did land even when a later file fails, so it is not
+		// copied again.
+		st.Files = mergeFileStatus(want, have, copied, uid)
+	}()
+	for i, f := range todo {
+		ids, ok := owners[f.owner]
+		if !ok {
+			ids, err = r.lookupOwner(ctx, s, f.owner)
+			if err != nil {
+				var driverErr *smolvm.Error
+				if !errors.As(err, &driverErr) {
+					msg := fmt.Sprintf("file %s: %v", f.path, err)
+					r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, ReasonOwnerNotFound, msg)
+					s.stall(ReasonOwnerNotFound, msg)
+					return false, ctrl.Result{}, nil
+				}
+				return r.smolvmFailure(s, v1.ConditionFilesReady, "resolve owner", err)
+			}
+			owners[f.owner] = ids
+		}
+		host := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(host, f.content.data, 0o600); err != nil {
+			return false, ctrl.Result{}, fmt.Errorf("materialising %s: %w", f.path, err)
+		}
+		if err := r.Machines.CopyIn(ctx, s.machineName, host, f.path, os.FileMode(f.mode), ids[0], ids[1]); err != nil {
+			return r.smolvmFailure(s, v1.ConditionFilesReady, "copy "+f.path, err)
+		}
+		_ = os.Remove(host)
+		now := metav1.Now()
+		copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.digest(uid), Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
+	}
+	r.event(s, corev1.EventTypeNormal, ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(todo), s.machineName)
+	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
+	return true, ctrl.Result{}, nil
+}
+
+// mergeFileStatus lists, in spec order, the files known to be in the guest.
+func mergeFileStatus(want []desiredFile, have, copied map[string]v1.FileStatus, uid string) []v1.FileStatus {
+	var out []v1.FileStatus
+	for _, f := range want {
+		if c, ok := copied[f.path]; ok {
+			out = append(out, c)
+		} else if h, ok := have[f.path]; ok && h.SHA256 == f.digest(uid) && h.Mode == f.mode && h.Owner == f.owner {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// lookupOwner asks the guest for a user's uid and gid: `machine cp` takes
+// numbers, Bottles take names.
+func (r *BottleReconciler) lookupOwner(ctx context.Context, s *scope, user string) ([2]int, error) {
+	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
+		Machine: s.machineName,
+		Argv:    []string{"id", "-u", user},
+		Timeout: execLookupTimeout,
+	})
+	if err != nil {
+		return [2]int{}, err
+	}
+	uidOut := strings.TrimSpace(res.Stdout)
+	if res.ExitCode != 0 {
+		return [2]int{}, fmt.Errorf("user %q does not exist in the guest", user)
+	}
+	res, err = r.Machines.Exec(ctx, smolvm.ExecRequest{
+		Machine: s.machineName,
+		Argv:    []string{"id", "-g", user},
+		Timeout: execLookupTimeout,
+	})
+	if err != nil {
+		return [2]int{}, err
+	}
+	if res.ExitCode != 0 {
+		return [2]int{}, fmt.Errorf("user %q does not exist in the guest", user)
+	}
+	u, err1 := strconv.Atoi(uidOut)
+	g, err2 := strconv.Atoi(strings.TrimSpace(res.Stdout))
+	if err1 != nil || err2 != nil {
+		return [2]int{}, fmt.Errorf("unexpected id output for user %q", user)
+	}
+	return [2]int{u, g}, nil
+}

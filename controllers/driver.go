@@ -1,0 +1,33 @@
+package controllers
+
+import (
+	"context"
+	"os"
+
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+)
+
+// Machines is the part of the smolvm driver the reconciler uses. The real
+// implementation is *smolvm.CLI; tests run it against the smolvm simulator.
+type Machines interface {
+	Create(ctx context.Context, spec smolvm.MachineSpec) error
+	Start(ctx context.Context, name string) error
+	Stop(ctx context.Context, name string) error
+	Delete(ctx context.Context, name string) error
+	Status(ctx context.Context, name string) (*smolvm.Machine, error)
+	Exec(ctx context.Context, req smolvm.ExecRequest) (smolvm.ExecResult, error)
+	CopyIn(ctx context.Context, machine, hostPath, guestPath string, mode os.FileMode, uid, gid int) error
+}
+
+var _ Machines = (*smolvm.CLI)(nil)
+
+// Machine labels. The UID label is what makes a machine ours: it lets an
+// agent adopt its machine after a restart and refuse to touch anyone else's.
+const (
+	LabelUID       = "agents.bot-bottle.dev/uid"
+	LabelNamespace = "agents.bot-bottle.dev/namespace"
+	LabelName      = "agents.bot-bottle.dev/name"
+)
+
+// Finalizer keeps a Bottle until its machine is gone.
+const Finalizer = "agents.bot-bottle.dev/machine"

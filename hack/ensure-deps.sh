@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests and `make dev` need on a fresh
+# Debian machine: bubblewrap (the smolvm simulator's sandbox). Idempotent.
+set -euo pipefail
+
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+[[ -x /usr/sbin/runuser || -x /usr/bin/runuser || -x /sbin/runuser ]] || missing+=(util-linux)
+
+if ((${#missing[@]} == 0)); then
+	exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+	echo "ensure-deps: missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "ensure-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
