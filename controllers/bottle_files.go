@@ -3,8 +3,8 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,6 +119,9 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		// copied again.
 		st.Files = mergeFileStatus(want, have, copied, uid)
 	}()
+	if err := r.ensureParents(ctx, s, todo); err != nil {
+		return r.smolvmFailure(s, v1.ConditionFilesReady, "create parent directories", err)
+	}
 	for i, f := range todo {
 		ids, ok := owners[f.owner]
 		if !ok {
@@ -196,4 +199,45 @@ func (r *BottleReconciler) lookupOwner(ctx context.Context, s *scope, user strin
 		return [2]int{}, fmt.Errorf("unexpected id output for user %q", user)
 	}
 	return [2]int{u, g}, nil
+}
+
+// mkParents creates the missing directories above $1, top down, giving each
+// new one to $2 (when set) so e.g. /home/node/.claude belongs to node. Paths
+// hold no control characters (the API rejects them), so newline splitting is
+// safe.
+const mkParents = `set -e
+IFS='
+'
+d=$(dirname -- "$1")
+missing=
+while [ ! -d "$d" ]; do missing="$d
+$missing"; d=$(dirname -- "$d"); done
+for m in $missing; do
+  mkdir -- "$m"
+  if [ -n "$2" ]; then chown -- "$2:" "$m"; fi
+done`
+
+// ensureParents makes sure each file's directory exists: smolvm's cp copies
+// a single file and does not create directories.
+func (r *BottleReconciler) ensureParents(ctx context.Context, s *scope, files []desiredFile) error {
+	done := map[string]bool{}
+	for _, f := range files {
+		key := filepath.Dir(f.path) + "\x00" + f.owner
+		if done[key] {
+			continue
+		}
+		done[key] = true
+		res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
+			Machine: s.machineName,
+			Argv:    []string{"sh", "-c", mkParents, "sh", f.path, f.owner},
+			Timeout: execLookupTimeout,
+		})
+		if err != nil {
+			return err
+		}
+		if res.ExitCode != 0 {
+			return fmt.Errorf("creating the directories above %s exited %d: %s", f.path, res.ExitCode, strings.TrimSpace(tail(res.Stderr)))
+		}
+	}
+	return nil
 }

@@ -96,7 +96,7 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 		return false, ctrl.Result{}, err
 	}
 
-	started := metav1.Now()
+	started := metav1.NowMicro()
 	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
 		Machine: s.machineName,
 		User:    user,
@@ -109,7 +109,7 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 		// The agent is stopping: record nothing, the step runs again later.
 		return false, ctrl.Result{}, ctx.Err()
 	}
-	finished := metav1.Now()
+	finished := metav1.NowMicro()
 	result := v1.ExecResult{
 		Name: step.Name, User: user, ScriptSHA256: stepDigest(step.Script),
 		StartedAt: &started, FinishedAt: &finished,

@@ -9,8 +9,8 @@ import (
 )
 
 // summarize derives Ready, Reconciling, Stalled and the phase from what the
-// phases recorded. It keeps kstatus' invariant: a Bottle is Ready, or
-// Reconciling, or Stalled, or Stopped on purpose -- never silently none.
+// phases recorded. It keeps kstatus' invariant: a Bottle is Ready (running
+// and provisioned, or stopped as asked), or Reconciling, or Stalled.
 func summarize(s *scope, reconcileErr error) {
 	st := s.status()
 	gen := s.bottle.Generation
@@ -58,7 +58,9 @@ func summarize(s *scope, reconcileErr error) {
 		set(v1.ConditionStalled, metav1.ConditionTrue, s.stalledReason, s.stalledMessage)
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
 	case stopped:
-		set(v1.ConditionReady, metav1.ConditionFalse, ReasonMachineStopped, "runState is Stopped; the machine and its disk are kept")
+		// Stopped on purpose is the desired state: Ready, so GitOps health
+		// checks (kstatus) call it Current. The phase says Stopped.
+		set(v1.ConditionReady, metav1.ConditionTrue, ReasonMachineStopped, "machine stopped as runState asks; its disk is kept")
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 	default:

@@ -121,12 +121,12 @@ type ExecResult struct {
 	// Truncated is true when stdout or stderr holds only a tail.
 	// +optional
 	Truncated bool `json:"truncated,omitempty"`
-	// StartedAt is when the step started.
+	// StartedAt is when the step started (microsecond precision).
 	// +optional
-	StartedAt *metav1.Time `json:"startedAt,omitempty"`
-	// FinishedAt is when the step finished; absent while it runs.
+	StartedAt *metav1.MicroTime `json:"startedAt,omitempty"`
+	// FinishedAt is when the step finished (microsecond precision).
 	// +optional
-	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	FinishedAt *metav1.MicroTime `json:"finishedAt,omitempty"`
 	// ScriptSHA256 identifies the script, user, timeout and environment the step ran with.
 	// +optional
 	ScriptSHA256 string `json:"scriptSHA256,omitempty"`

@@ -82,14 +82,14 @@ var _ = Describe("Bottle validation by the API server", func() {
 			Expect(err.Error()).To(ContainSubstring(c.field))
 			Expect(err.Error()).To(ContainSubstring(c.says))
 		},
-		Entry("nodeName missing", invalid{func(b *v1.Bottle) { b.Spec.NodeName = "" }, "spec.nodeName", "Required value"}),
+		Entry("nodeName missing", invalid{func(b *v1.Bottle) { b.Spec.NodeName = "" }, "spec.nodeName", "at least 1 chars long"}),
 		Entry("nodeName not a DNS subdomain", invalid{func(b *v1.Bottle) { b.Spec.NodeName = "Node_A" }, "spec.nodeName", "DNS subdomain"}),
 		Entry("machineName with a dot", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "my.vm" }, "spec.machineName", "only letters, digits"}),
 		Entry("machineName starting with '-'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "-vm" }, "spec.machineName", "start with a letter or digit"}),
 		Entry("machineName ending with '-'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "vm-" }, "spec.machineName", "must not end with '-'"}),
 		Entry("machineName with '--'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "my--vm" }, "spec.machineName", "must not contain '--'"}),
 		Entry("machineName over 128", invalid{func(b *v1.Bottle) { b.Spec.MachineName = strings.Repeat("a", 129) }, "spec.machineName", "128"}),
-		Entry("image missing", invalid{func(b *v1.Bottle) { b.Spec.Image = "" }, "spec.image", "Required value"}),
+		Entry("image missing", invalid{func(b *v1.Bottle) { b.Spec.Image = "" }, "spec.image", "at least 1 chars long"}),
 		Entry("image with whitespace", invalid{func(b *v1.Bottle) { b.Spec.Image = "node:22 bookworm" }, "spec.image", "without whitespace"}),
 		Entry("image over 512", invalid{func(b *v1.Bottle) { b.Spec.Image = strings.Repeat("a", 513) }, "spec.image", "512"}),
 		Entry("execUser uppercase", invalid{func(b *v1.Bottle) { b.Spec.ExecUser = "Node" }, "spec.execUser", "POSIX user name"}),
@@ -104,7 +104,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 			b.Spec.Prompt = &v1.ContentSource{Inline: inline("hi"), ConfigMapKeyRef: ref}
 		}, "spec.prompt", "exactly one of inline, configMapKeyRef or secretKeyRef"}),
 		Entry("prompt with no source", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/p"; b.Spec.Prompt = &v1.ContentSource{} }, "spec.prompt", "exactly one of inline"}),
-		Entry("cpus 0", invalid{func(b *v1.Bottle) { b.Spec.Resources.CPUs = -1 }, "spec.resources.cpus", "greater than or equal to 1"}),
+		Entry("cpus below 1", invalid{func(b *v1.Bottle) { b.Spec.Resources.CPUs = -1 }, "spec.resources.cpus", "greater than or equal to 1"}),
 		Entry("cpus 65", invalid{func(b *v1.Bottle) { b.Spec.Resources.CPUs = 65 }, "spec.resources.cpus", "less than or equal to 64"}),
 		Entry("memoryMiB 255", invalid{func(b *v1.Bottle) { b.Spec.Resources.MemoryMiB = 255 }, "spec.resources.memoryMiB", "greater than or equal to 256"}),
 		Entry("memoryMiB over 256 GiB", invalid{func(b *v1.Bottle) { b.Spec.Resources.MemoryMiB = 262145 }, "spec.resources.memoryMiB", "less than or equal to 262144"}),
@@ -136,8 +136,12 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Entry("file path relative", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "a", Inline: inline("1")}} }, "spec.files[0].path", "absolute path"}),
 		Entry("file path with '..'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/../b", Inline: inline("1")}} }, "spec.files[0].path", "'..' segment"}),
 		Entry("file path with a control character", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a\tb", Inline: inline("1")}} }, "spec.files[0].path", "control characters"}),
-		Entry("file mode over 0777", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a", Mode: ptr.To[int32](512), Inline: inline("1")}} }, "spec.files[0].mode", "less than or equal to 511"}),
-		Entry("file mode negative", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a", Mode: ptr.To[int32](-1), Inline: inline("1")}} }, "spec.files[0].mode", "greater than or equal to 0"}),
+		Entry("file mode over 0777", invalid{func(b *v1.Bottle) {
+			b.Spec.Files = []v1.File{{Path: "/a", Mode: ptr.To[int32](512), Inline: inline("1")}}
+		}, "spec.files[0].mode", "less than or equal to 511"}),
+		Entry("file mode negative", invalid{func(b *v1.Bottle) {
+			b.Spec.Files = []v1.File{{Path: "/a", Mode: ptr.To[int32](-1), Inline: inline("1")}}
+		}, "spec.files[0].mode", "greater than or equal to 0"}),
 		Entry("file owner not a user name", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a", Owner: "No Body", Inline: inline("1")}} }, "spec.files[0].owner", "POSIX user name"}),
 		Entry("file with two sources", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a", Inline: inline("1"), SecretKeyRef: ref}} }, "spec.files[0]", "exactly one of inline, configMapKeyRef or secretKeyRef"}),
 		Entry("file with no source", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a"}} }, "spec.files[0]", "exactly one of inline"}),
@@ -147,12 +151,12 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Entry("step names not unique", invalid{func(b *v1.Bottle) {
 			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "true"}, {Name: "a", Script: "false"}}
 		}, "spec.provision[1]", "Duplicate value"}),
-		Entry("step script empty", invalid{func(b *v1.Bottle) { b.Spec.Provision = []v1.ProvisionStep{{Name: "a"}} }, "spec.provision[0].script", "Required value"}),
+		Entry("step script empty", invalid{func(b *v1.Bottle) { b.Spec.Provision = []v1.ProvisionStep{{Name: "a"}} }, "spec.provision[0].script", "at least 1 chars long"}),
 		Entry("step script over 64 KiB", invalid{func(b *v1.Bottle) {
 			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: strings.Repeat("x", 65537)}}
 		}, "spec.provision[0].script", "65536"}),
 		Entry("step user not a user name", invalid{func(b *v1.Bottle) { b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "true", User: "ROOT"}} }, "spec.provision[0].user", "POSIX user name"}),
-		Entry("step timeout 0", invalid{func(b *v1.Bottle) {
+		Entry("step timeout below 1", invalid{func(b *v1.Bottle) {
 			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "true", TimeoutSeconds: -5}}
 		}, "spec.provision[0].timeoutSeconds", "greater than or equal to 1"}),
 		Entry("step timeout over a day", invalid{func(b *v1.Bottle) {

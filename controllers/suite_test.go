@@ -1,0 +1,188 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+	"github.com/bot-bottle/bottle-controller/internal/testenv"
+)
+
+var (
+	env       *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client
+	ctx       context.Context
+	cancel    context.CancelFunc
+	simPath   string
+	simRoot   string
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(60 * time.Second)
+	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
+	RunSpecs(t, "Bottle reconciler (real kube-apiserver + smolvm simulator)")
+}
+
+var _ = BeforeSuite(func() {
+	ctx, cancel = context.WithCancel(context.Background())
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if !testenv.InCI() {
+			Skip("bubblewrap (bwrap) is not installed: run hack/ensure-deps.sh; the smolvm simulator needs it")
+		}
+		Fail("bwrap missing under CI")
+	}
+	e, c, err := testenv.Start(testenv.Options{})
+	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+		Skip(err.Error())
+	}
+	Expect(err).NotTo(HaveOccurred())
+	env, cfg = e, c
+	k8sClient, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+
+	dir := GinkgoT().TempDir()
+	simPath = filepath.Join(dir, "smolvm")
+	build := exec.Command("go", "build", "-o", simPath, "./cmd/smolvm-sim")
+	build.Dir = testenv.RepoRoot()
+	out, err := build.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(out))
+	simRoot = filepath.Join(dir, "nodes")
+})
+
+var _ = AfterSuite(func() {
+	if cancel != nil {
+		cancel()
+	}
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+})
+
+// dataDir is one node's smolvm state: each node has its own smolvm.
+func dataDir(node string) string { return filepath.Join(simRoot, node) }
+
+func cli(node string) *smolvm.CLI {
+	return smolvm.New(simPath, "SMOLVM_DATA_DIR="+dataDir(node))
+}
+
+// sim runs the simulator directly, as a person on the node would.
+func sim(node string, args ...string) (stdout, stderr string, code int) {
+	cmd := exec.Command(simPath, args...)
+	cmd.Env = append(os.Environ(), "SMOLVM_DATA_DIR="+dataDir(node))
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else {
+		Expect(err).NotTo(HaveOccurred())
+	}
+	return o.String(), e.String(), code
+}
+
+// guest runs a shell script in a machine as root and returns its stdout.
+func guest(node, machine, script string) string {
+	out, errOut, code := sim(node, "machine", "exec", "--name", machine, "--", "sh", "-c", script)
+	ExpectWithOffset(1, code).To(Equal(0), "guest script failed: %s", errOut)
+	return out
+}
+
+// syncBuffer collects an agent's log so tests can search it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type agent struct {
+	node   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	logs   *syncBuffer
+}
+
+type agentOptions struct {
+	resync time.Duration
+}
+
+// startAgent runs one node's agent in-process, as cmd/manager wires it.
+func startAgent(node string, o agentOptions) *agent {
+	if o.resync == 0 {
+		o.resync = time.Minute
+	}
+	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
+	logs := &syncBuffer{}
+	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 testenv.Scheme(),
+		Logger:                 logger,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  controllers.NodeCacheOptions(node),
+		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: controllers.UncachedObjects()}},
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	r := &controllers.BottleReconciler{
+		Client:            mgr.GetClient(),
+		APIReader:         mgr.GetAPIReader(),
+		Scheme:            mgr.GetScheme(),
+		Recorder:          mgr.GetEventRecorder("bottle-agent"),
+		Machines:          cli(node),
+		NodeName:          node,
+		ResyncPeriod:      o.resync,
+		SourceRetryPeriod: time.Second,
+		TempDir:           GinkgoT().TempDir(),
+	}
+	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
+	actx, acancel := context.WithCancel(ctx)
+	a := &agent{node: node, cancel: acancel, done: make(chan struct{}), logs: logs}
+	go func() {
+		defer GinkgoRecover()
+		defer close(a.done)
+		Expect(mgr.Start(actx)).To(Succeed())
+	}()
+	return a
+}
+
+func (a *agent) stop() {
+	a.cancel()
+	Eventually(a.done).Should(BeClosed())
+}
+
+var _ logr.Logger
