@@ -159,6 +159,7 @@ func (r *BottleReconciler) patchStatus(ctx context.Context, s *scope, res ctrl.R
 		st.ObservedGeneration = s.bottle.Generation
 	}
 	r.metrics.observe(s)
+	r.phaseEvent(s)
 	if equality.Semantic.DeepEqual(*s.before, *st) {
 		return res, reconcileErr
 	}

@@ -78,3 +78,25 @@ func summarize(s *scope, reconcileErr error) {
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 	}
 }
+
+// phaseEvent records every phase transition, so `kubectl events` tells the
+// Bottle's story even between the finer-grained machine and step events.
+func (r *BottleReconciler) phaseEvent(s *scope) {
+	from, to := s.before.Phase, s.status().Phase
+	if from == to {
+		return
+	}
+	if from == "" {
+		from = "None"
+	}
+	ready := meta.FindStatusCondition(s.status().Conditions, v1.ConditionReady)
+	msg := ""
+	if ready != nil {
+		msg = ready.Message
+	}
+	eventType := "Normal"
+	if to == v1.PhaseFailed {
+		eventType = "Warning"
+	}
+	r.event(s, eventType, "Phase"+string(to), "Reconcile", "phase %s -> %s: %s", from, to, msg)
+}

@@ -12,7 +12,10 @@ k8s_version="1.37.1"
 goos="$(go env GOOS)"
 goarch="$(go env GOARCH)"
 
-key="$(cat "${tools}/go.mod" "${tools}/go.sum" "${tools}/tools.go" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+# The key covers what decides the binaries' content; bump layout_version when
+# the build flags below change.
+layout_version=1
+key="$( (cat "${tools}/go.mod" "${tools}/go.sum" "${tools}/tools.go"; echo "layout ${layout_version} $(go env GOVERSION)") | sha256sum | cut -c1-16)"
 cache_root="${ENVTEST_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/bottle-controller/envtest}"
 root="${cache_root}/${key}"
 assets="${root}/k8s/${k8s_version}-${goos}-${goarch}"
@@ -24,6 +27,11 @@ complete() {
 if complete; then
 	echo "${assets}"
 	exit 0
+fi
+
+if [[ -n "${ENVTEST_BINS_CACHED_ONLY:-}" ]]; then
+	echo "envtest-bins: not built yet; run hack/envtest-bins.sh (or make test) once" >&2
+	exit 3
 fi
 
 mkdir -p "${cache_root}"

@@ -5,8 +5,10 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -46,6 +48,19 @@ var ErrNoAssets = fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the tests with 
 // for lack of tools.
 func InCI() bool { return os.Getenv("CI") != "" }
 
+// cachedAssets finds binaries hack/envtest-bins.sh already built, so a plain
+// `go test ./...` works after one `make test`. It never starts a build.
+func cachedAssets() string {
+	cmd := exec.Command(filepath.Join(RepoRoot(), "hack", "envtest-bins.sh"))
+	cmd.Env = append(os.Environ(), "ENVTEST_BINS_CACHED_ONLY=1")
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
 // Options tune the API server.
 type Options struct {
 	// APIServerArgs are extra kube-apiserver flags (key -> values).
@@ -56,6 +71,9 @@ type Options struct {
 // CRDs from config/crd/bases. The caller stops the returned environment.
 func Start(opts Options) (*envtest.Environment, *rest.Config, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = cachedAssets()
+	}
 	if assets == "" {
 		return nil, nil, ErrNoAssets
 	}

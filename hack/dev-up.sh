@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# `make dev`: a local control plane (etcd + kube-apiserver on loopback), the
+# Bottle agent for one node (real smolvm when /dev/kvm works, else the
+# simulator), and the sample Bottle provisioned to Ready.
+#
+#   hack/dev-up.sh               stay in the foreground tailing the agent's log; Ctrl-C stops everything
+#   hack/dev-up.sh --background  return once everything is up (for scripts); stop with hack/dev-down.sh
+#
+# Environment: DEV_DIR (default .dev), DEV_APISERVER_PORT (16443),
+# DEV_ETCD_PORT (12379), DEV_NODE (dev-node), DEV_SAMPLE=0 to skip the sample.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo}"
+background=false
+for arg in "$@"; do
+	case "${arg}" in
+	--background) background=true ;;
+	-h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	*) echo "dev-up: unknown argument ${arg}" >&2; exit 2 ;;
+	esac
+done
+
+dev="${DEV_DIR:-${repo}/.dev}"
+api_port="${DEV_APISERVER_PORT:-16443}"
+etcd_port="${DEV_ETCD_PORT:-12379}"
+node="${DEV_NODE:-dev-node}"
+pki="${dev}/pki"
+logs="${dev}/logs"
+pids="${dev}/pids"
+say() { printf 'dev-up: %s\n' "$*" >&2; }
+
+if [[ -d "${pids}" ]] && compgen -G "${pids}/*.pid" >/dev/null; then
+	say "a previous dev environment is still recorded in ${pids}; stopping it first"
+	DEV_DIR="${dev}" "${repo}/hack/dev-down.sh"
+fi
+mkdir -p "${dev}/bin" "${pki}" "${logs}" "${pids}"
+
+hack/ensure-deps.sh
+say "building the control plane binaries (first run: ~9 minutes, cached afterwards)"
+assets="$(hack/envtest-bins.sh | tail -n1)"
+kubectl="${assets}/kubectl"
+
+say "building bin/manager, the smolvm simulator and kubectl-bottle"
+go build -o bin/manager ./cmd/manager
+go build -o bin/smolvm-sim ./cmd/smolvm-sim
+if [[ -d cmd/kubectl-bottle ]]; then go build -o bin/kubectl-bottle ./cmd/kubectl-bottle; fi
+
+# --- PKI: one CA for serving and clients, one for the aggregation front proxy.
+gen_pki() {
+	[[ -f "${pki}/done" ]] && return
+	local o="openssl"
+	${o} req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=bottle-dev-ca" \
+		-keyout "${pki}/ca.key" -out "${pki}/ca.crt" 2>/dev/null
+	${o} req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
+		-keyout "${pki}/apiserver.key" -out "${pki}/apiserver.csr" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >"${pki}/apiserver.ext"
+	${o} x509 -req -in "${pki}/apiserver.csr" -CA "${pki}/ca.crt" -CAkey "${pki}/ca.key" -CAcreateserial \
+		-days 365 -extfile "${pki}/apiserver.ext" -out "${pki}/apiserver.crt" 2>/dev/null
+	${o} genrsa -out "${pki}/sa.key" 2048 2>/dev/null
+	${o} rsa -in "${pki}/sa.key" -pubout -out "${pki}/sa.pub" 2>/dev/null
+	${o} req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=bottle-dev-front-proxy-ca" \
+		-keyout "${pki}/front-proxy-ca.key" -out "${pki}/front-proxy-ca.crt" 2>/dev/null
+	${o} req -newkey rsa:2048 -nodes -subj "/CN=front-proxy-client" \
+		-keyout "${pki}/front-proxy-client.key" -out "${pki}/front-proxy-client.csr" 2>/dev/null
+	printf 'extendedKeyUsage=clientAuth\n' >"${pki}/client.ext"
+	${o} x509 -req -in "${pki}/front-proxy-client.csr" -CA "${pki}/front-proxy-ca.crt" -CAkey "${pki}/front-proxy-ca.key" \
+		-CAcreateserial -days 365 -extfile "${pki}/client.ext" -out "${pki}/front-proxy-client.crt" 2>/dev/null
+	chmod 600 "${pki}"/*.key
+	touch "${pki}/done"
+}
+gen_pki
+
+# --- Users: static tokens. dev-admin is cluster-admin; dev-viewer may only
+# read Bottles; dev-agent is the node agent with the generated least-privilege role.
+tokens="${pki}/tokens.csv"
+if [[ ! -f "${tokens}" ]]; then
+	tok() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+	{
+		echo "$(tok),dev-admin,dev-admin,system:masters"
+		echo "$(tok),dev-viewer,dev-viewer"
+		echo "$(tok),dev-agent,dev-agent"
+	} >"${tokens}"
+	chmod 600 "${tokens}"
+fi
+token_of() { awk -F, -v u="$1" '$2 == u { print $1 }' "${tokens}"; }
+
+start() { # name, then argv: runs detached, pid in ${pids}/name.pid, log in ${logs}/name.log
+	local name="$1"
+	shift
+	setsid "$@" >"${logs}/${name}.log" 2>&1 </dev/null &
+	echo $! >"${pids}/${name}.pid"
+}
+
+say "starting etcd on 127.0.0.1:${etcd_port}"
+start etcd "${assets}/etcd" --name dev --data-dir "${dev}/etcd" \
+	--listen-client-urls "http://127.0.0.1:${etcd_port}" --advertise-client-urls "http://127.0.0.1:${etcd_port}" \
+	--listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
+	--initial-cluster "dev=http://127.0.0.1:$((etcd_port + 1))" --unsafe-no-fsync
+
+say "starting kube-apiserver on https://127.0.0.1:${api_port}"
+start kube-apiserver "${assets}/kube-apiserver" \
+	--etcd-servers "http://127.0.0.1:${etcd_port}" \
+	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "${api_port}" \
+	--tls-cert-file "${pki}/apiserver.crt" --tls-private-key-file "${pki}/apiserver.key" \
+	--client-ca-file "${pki}/ca.crt" \
+	--token-auth-file "${tokens}" \
+	--authorization-mode RBAC \
+	--service-account-issuer https://kubernetes.default.svc \
+	--service-account-key-file "${pki}/sa.pub" --service-account-signing-key-file "${pki}/sa.key" \
+	--service-cluster-ip-range 10.96.0.0/24 \
+	--requestheader-client-ca-file "${pki}/front-proxy-ca.crt" \
+	--requestheader-allowed-names front-proxy-client \
+	--requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+	--requestheader-extra-headers-prefix X-Remote-Extra- \
+	--proxy-client-cert-file "${pki}/front-proxy-client.crt" --proxy-client-key-file "${pki}/front-proxy-client.key" \
+	--enable-aggregator-routing=false \
+	--endpoint-reconciler-type none \
+	--allow-privileged
+
+ln -sf "${kubectl}" "${dev}/bin/kubectl"
+if [[ -x bin/kubectl-bottle ]]; then ln -sf "${repo}/bin/kubectl-bottle" "${dev}/bin/kubectl-bottle"; fi
+
+# --- kubeconfig: a context per user, admin current.
+kc="${dev}/kubeconfig"
+kcfg() { KUBECONFIG="${kc}" "${kubectl}" config "$@" >/dev/null; }
+rm -f "${kc}"
+kcfg set-cluster dev --server "https://127.0.0.1:${api_port}" --certificate-authority "${pki}/ca.crt" --embed-certs
+for u in dev-admin dev-viewer dev-agent; do
+	kcfg set-credentials "${u}" --token "$(token_of "${u}")"
+	kcfg set-context "${u}" --cluster dev --user "${u}" --namespace default
+done
+kcfg use-context dev-admin
+chmod 600 "${kc}"
+k() { KUBECONFIG="${kc}" "${kubectl}" "$@"; }
+
+for _ in $(seq 1 120); do
+	if k get --raw /readyz >/dev/null 2>&1; then break; fi
+	if ! kill -0 "$(cat "${pids}/kube-apiserver.pid")" 2>/dev/null; then
+		say "kube-apiserver exited; its log:"; tail -20 "${logs}/kube-apiserver.log" >&2; exit 1
+	fi
+	sleep 0.5
+done
+k get --raw /readyz >/dev/null
+
+say "installing the CRD and RBAC"
+k apply --server-side -f config/crd/bases >/dev/null
+k wait --for condition=Established --timeout 60s crd/bottles.agents.bot-bottle.dev >/dev/null
+k apply --server-side -f config/rbac/role.yaml -f config/rbac/bottle_viewer_role.yaml -f config/rbac/bottle_editor_role.yaml >/dev/null
+k create clusterrolebinding dev-agent --clusterrole manager-role --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k create clusterrolebinding dev-viewer --clusterrole bottle-viewer-role --user dev-viewer --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k apply --server-side -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: ${node}
+  labels:
+    bot-bottle.dev/kvm: "true"
+YAML
+
+# --- The agent: real smolvm when it can boot VMs here, else the simulator.
+if command -v smolvm >/dev/null 2>&1 && [[ -r /dev/kvm && -w /dev/kvm ]]; then
+	smolvm="$(command -v smolvm)"
+	say "agent uses the REAL smolvm at ${smolvm} (/dev/kvm is usable)"
+else
+	smolvm="${dev}/bin/smolvm"
+	ln -sf "${repo}/bin/smolvm-sim" "${smolvm}"
+	say "agent uses the smolvm SIMULATOR at ${smolvm} (no usable /dev/kvm or no smolvm on PATH): commands really run in a bubblewrap sandbox, not a VM"
+fi
+kc_agent="${dev}/kubeconfig-agent"
+KUBECONFIG="${kc}" "${kubectl}" config view --minify --flatten --context dev-agent >"${kc_agent}"
+chmod 600 "${kc_agent}"
+start agent env KUBECONFIG="${kc_agent}" "${repo}/bin/manager" \
+	--node-name "${node}" --smolvm-path "${smolvm}" --smolvm-data-dir "${dev}/smolvm" \
+	--metrics-bind-address "127.0.0.1:$((api_port + 100))" --health-probe-bind-address "127.0.0.1:$((api_port + 101))" \
+	--resync-period 30s
+for _ in $(seq 1 60); do
+	if curl -fsS "http://127.0.0.1:$((api_port + 101))/readyz" >/dev/null 2>&1; then break; fi
+	if ! kill -0 "$(cat "${pids}/agent.pid")" 2>/dev/null; then
+		say "the agent exited; its log:"; tail -20 "${logs}/agent.log" >&2; exit 1
+	fi
+	sleep 0.5
+done
+
+if [[ "${DEV_SAMPLE:-1}" != 0 ]]; then
+	say "applying config/samples (Bottle reviewer on ${node})"
+	sed "s/nodeName: dev-node/nodeName: ${node}/" config/samples/agents_v1alpha1_bottle.yaml | k apply --server-side -f - >/dev/null
+	last=""
+	deadline=$((SECONDS + 300))
+	while :; do
+		phase="$(k get bottle reviewer -o jsonpath='{.status.phase}' 2>/dev/null || true)"
+		if [[ "${phase}" != "${last}" ]]; then
+			say "bottle/reviewer phase: ${phase:-<none yet>}"
+			last="${phase}"
+		fi
+		[[ "${phase}" == Ready ]] && break
+		if [[ "${phase}" == Failed ]] || ((SECONDS > deadline)); then
+			say "the sample did not become Ready:"
+			k get bottle reviewer -o yaml >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+	echo
+	k get bottles
+	echo
+	k get bottle reviewer -o go-template='{{range .status.execResults}}--- step {{.name}} (as {{.user}}): exit {{.exitCode}}
+{{if .stdout}}stdout:
+{{.stdout}}{{end}}{{if .stderr}}stderr:
+{{.stderr}}{{end}}{{end}}'
+	echo
+fi
+
+cat <<MSG
+
+The dev cluster is up. Go on with kubectl (${dev}/bin has kubectl and kubectl-bottle):
+
+  export KUBECONFIG=${kc} PATH=${dev}/bin:\$PATH
+  kubectl get bottles                       # as dev-admin (cluster-admin)
+  kubectl --context dev-viewer get bottles  # read-only user
+
+Stop everything with: hack/dev-down.sh
+MSG
+
+if ${background}; then
+	exit 0
+fi
+trap 'echo; say "stopping"; DEV_DIR="${dev}" "${repo}/hack/dev-down.sh"; exit 0' INT TERM
+say "tailing the agent's log (Ctrl-C stops everything)"
+tail -n +1 -f "${logs}/agent.log" &
+wait $!
