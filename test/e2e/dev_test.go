@@ -1,0 +1,154 @@
+// Package e2e runs `make dev`'s scripts end to end: the smoke test CI runs.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bot-bottle/bottle-controller/internal/testenv"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type devEnv struct {
+	t   *testing.T
+	dir string
+	env []string
+}
+
+func (d *devEnv) run(ctx context.Context, name string, args ...string) (string, string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = d.env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+func (d *devEnv) kubectl(ctx context.Context, args ...string) (string, string, error) {
+	return d.run(ctx, filepath.Join(d.dir, "bin", "kubectl"), append([]string{"--kubeconfig", filepath.Join(d.dir, "kubeconfig")}, args...)...)
+}
+
+// TestDevUpDown is the newcomer's path: hack/dev-up.sh --background brings
+// the sample to Ready on the simulator, kubectl works for both dev users
+// with their RBAC, and hack/dev-down.sh stops every process it started.
+func TestDevUpDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("dev e2e: skipped in -short mode")
+	}
+	if _, err := exec.LookPath("bwrap"); err != nil && !testenv.InCI() {
+		t.Skip("dev e2e: bubblewrap is not installed (hack/ensure-deps.sh installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	dir := t.TempDir()
+	apiPort, etcdPort := freePort(t), freePort(t)
+	d := &devEnv{t: t, dir: dir, env: append(os.Environ(),
+		"DEV_DIR="+dir,
+		"DEV_APISERVER_PORT="+strconv.Itoa(apiPort),
+		"DEV_ETCD_PORT="+strconv.Itoa(etcdPort),
+		"DEV_NODE=e2e-node",
+		// A real smolvm on a KVM host would make this test boot VMs.
+		"PATH="+withoutSmolvm(os.Getenv("PATH")),
+	)}
+	down := func() {
+		out, errOut, err := d.run(context.Background(), "hack/dev-down.sh")
+		if err != nil {
+			t.Errorf("dev-down: %v\n%s%s", err, out, errOut)
+		}
+	}
+
+	out, errOut, err := d.run(ctx, "hack/dev-up.sh", "--background")
+	if err != nil {
+		down()
+		t.Fatalf("dev-up --background: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	pids := readPids(t, filepath.Join(dir, "pids"))
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	})
+
+	for _, want := range []string{"export KUBECONFIG=" + filepath.Join(dir, "kubeconfig"), "--- step whoami (as node): exit 0", "reviewer   Ready"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dev-up output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "smolvm SIMULATOR") {
+		t.Errorf("dev-up did not say it uses the simulator:\n%s", errOut)
+	}
+
+	phase, _, err := d.kubectl(ctx, "get", "bottle", "reviewer", "-o", "jsonpath={.status.phase}")
+	if err != nil || phase != "Ready" {
+		t.Errorf("sample phase = %q (%v), want Ready", phase, err)
+	}
+	if _, errOut, err := d.kubectl(ctx, "--context", "dev-viewer", "get", "bottles"); err != nil {
+		t.Errorf("dev-viewer cannot list bottles: %v %s", err, errOut)
+	}
+	if _, errOut, err := d.kubectl(ctx, "--context", "dev-viewer", "delete", "bottle", "reviewer"); err == nil || !strings.Contains(errOut, "Forbidden") {
+		t.Errorf("dev-viewer could delete a bottle (err %v): %s", err, errOut)
+	}
+	devExecChecks(ctx, t, d)
+
+	down()
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("process %d still runs after dev-down", pid)
+		}
+	}
+}
+
+func readPids(t *testing.T, dir string) []int {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) < 3 {
+		t.Fatalf("dev-up recorded %d processes, want etcd, kube-apiserver and agent", len(pids))
+	}
+	return pids
+}
+
+func withoutSmolvm(path string) string {
+	var keep []string
+	for _, p := range filepath.SplitList(path) {
+		if _, err := os.Stat(filepath.Join(p, "smolvm")); err == nil {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return strings.Join(keep, string(filepath.ListSeparator))
+}
