@@ -1,0 +1,185 @@
+package smolvm
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The argv of every operation, against the CLI contract.
+func TestArgvBuilders(t *testing.T) {
+	spec := MachineSpec{
+		Name: "ns-a-0123456789", Image: "node:22", CPUs: 2, MemoryMiB: 4096,
+		AllowHosts: []string{"api.anthropic.com", "registry.npmjs.org"},
+		AllowCIDRs: []string{"10.0.0.0/8"},
+		Labels:     map[string]string{"b": "2", "a": "1=x"},
+		Env:        []EnvVar{{"LANG", "C.UTF-8"}},
+		Workdir:    "/workspace",
+	}
+	tests := []struct {
+		name string
+		got  func() ([]string, error)
+		want []string
+	}{
+		{"version", func() ([]string, error) { return versionArgv(), nil }, []string{"--version"}},
+		{"create full", func() ([]string, error) { return createArgv(spec) },
+			[]string{"machine", "create", "--name", "ns-a-0123456789", "--image", "node:22",
+				"--cpus", "2", "--mem", "4096",
+				"--allow-host", "api.anthropic.com", "--allow-host", "registry.npmjs.org",
+				"--allow-cidr", "10.0.0.0/8", "-e", "LANG=C.UTF-8", "-w", "/workspace",
+				"--label", "a=1=x", "--label", "b=2"}},
+		{"create minimal", func() ([]string, error) { return createArgv(MachineSpec{Name: "m1", Image: "alpine"}) },
+			[]string{"machine", "create", "--name", "m1", "--image", "alpine"}},
+		{"create net without allow-list", func() ([]string, error) {
+			return createArgv(MachineSpec{Name: "m1", Image: "alpine", Network: true})
+		}, []string{"machine", "create", "--name", "m1", "--image", "alpine", "--net"}},
+		{"create net implied by allow-host", func() ([]string, error) {
+			return createArgv(MachineSpec{Name: "m1", Image: "alpine", Network: true, AllowHosts: []string{"h"}})
+		}, []string{"machine", "create", "--name", "m1", "--image", "alpine", "--allow-host", "h"}},
+		{"start", func() ([]string, error) { return startArgv("m1") }, []string{"machine", "start", "--name", "m1"}},
+		{"stop", func() ([]string, error) { return stopArgv("m1") }, []string{"machine", "stop", "--name", "m1"}},
+		{"delete always -f", func() ([]string, error) { return deleteArgv("m1") }, []string{"machine", "delete", "--name", "m1", "-f"}},
+		{"status", func() ([]string, error) { return statusArgv("m1") }, []string{"machine", "status", "--name", "m1", "--json"}},
+		{"list", func() ([]string, error) { return listArgv(), nil }, []string{"machine", "ls", "--json"}},
+		{"exec root argv", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m1", Argv: []string{"ls", "-la", "a b"}}, 0, false, false)
+		}, []string{"machine", "exec", "--name", "m1", "--", "ls", "-la", "a b"}},
+		{"exec root script env workdir timeout stdin", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m1", Script: "echo $A", Env: []EnvVar{{"A", "x y"}}, Workdir: "/w"},
+				90*time.Second, true, false)
+		}, []string{"machine", "exec", "--name", "m1", "-e", "A=x y", "-w", "/w", "--timeout", "90s", "-i", "--", "/bin/sh", "-c", "echo $A"}},
+		{"exec login script", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "node", Script: "id -un",
+				Env: []EnvVar{{"TOKEN", "it's $secret"}, {"B", ""}}, Workdir: "/workspace"}, 600*time.Second, false, false)
+		}, []string{"machine", "exec", "--name", "m1", "--timeout", "600s", "--",
+			"runuser", "-l", "node", "-c",
+			"export TOKEN='it'\\''s $secret'\nexport B=''\ncd '/workspace' || exit 1\nid -un"}},
+		{"exec login argv (seed's exec_claude shape)", func() ([]string, error) {
+			return execArgv(verbInteractive, ExecRequest{Machine: "m1", User: "node",
+				Argv: []string{"claude", "--append-system-prompt-file", "/p q", "-x'"}}, 0, true, true)
+		}, []string{"machine", "exec", "--name", "m1", "-i", "-t", "--",
+			"runuser", "-l", "node", "-c", "exec 'claude' '--append-system-prompt-file' '/p q' '-x'\\'''"}},
+		{"exec direct argv", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "node", Mode: ModeDirect,
+				Argv: []string{"id", "-un"}, Env: []EnvVar{{"K", "v"}}, Workdir: "/workspace"}, time.Second, false, false)
+		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/home/node", "-e", "USER=node", "-e", "LOGNAME=node",
+			"-e", "K=v", "-w", "/workspace", "--timeout", "1s", "--", "runuser", "-u", "node", "--", "id", "-un"}},
+		{"exec direct script as root with explicit home", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "root", Mode: ModeDirect, Script: "pwd"}, 0, false, false)
+		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/root", "-e", "USER=root", "-e", "LOGNAME=root",
+			"--", "runuser", "-u", "root", "--", "/bin/sh", "-c", "pwd"}},
+		{"exec direct custom home", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "app", Home: "/srv/app", Mode: ModeDirect, Argv: []string{"true"}}, 0, false, false)
+		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/srv/app", "-e", "USER=app", "-e", "LOGNAME=app",
+			"--", "runuser", "-u", "app", "--", "true"}},
+		{"cp in with mode and owner", func() ([]string, error) {
+			return copyInArgv("m1", "/tmp/a b", "/home/node/x", 0o600, 1000, 1000)
+		}, []string{"machine", "cp", "/tmp/a b", "m1:/home/node/x", "--mode", "0600", "--uid", "1000", "--gid", "1000"}},
+		{"cp in setuid mode, no owner", func() ([]string, error) {
+			return copyInArgv("m1", "/tmp/a", "/usr/local/bin/x", 0o755|os.ModeSetuid, -1, -1)
+		}, []string{"machine", "cp", "/tmp/a", "m1:/usr/local/bin/x", "--mode", "4755"}},
+		{"cp in default mode, gid only", func() ([]string, error) {
+			return copyInArgv("m1", "/tmp/a", "/x", 0, -1, 0)
+		}, []string{"machine", "cp", "/tmp/a", "m1:/x", "--gid", "0"}},
+		{"cp out", func() ([]string, error) { return copyOutArgv("m1", "/x", "/tmp/y") },
+			[]string{"machine", "cp", "m1:/x", "/tmp/y"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.got()
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("argv mismatch\n got: %q\nwant: %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Requests the driver must refuse before anything runs, with the class and
+// without echoing the offending value.
+func TestArgvRejects(t *testing.T) {
+	const secret = "s3cr3t-value"
+	tests := []struct {
+		name  string
+		build func() ([]string, error)
+		class ErrorClass
+	}{
+		{"name with dot", func() ([]string, error) { return startArgv("a.b") }, ErrInvalidName},
+		{"name as flag", func() ([]string, error) { return stopArgv("-f") }, ErrInvalidName},
+		{"empty name", func() ([]string, error) { return deleteArgv("") }, ErrInvalidName},
+		{"image as flag", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "--net"}) }, ErrUsage},
+		{"empty image", func() ([]string, error) { return createArgv(MachineSpec{Name: "m"}) }, ErrUsage},
+		{"allow-host as flag", func() ([]string, error) {
+			return createArgv(MachineSpec{Name: "m", Image: "i", AllowHosts: []string{"-x"}})
+		}, ErrUsage},
+		{"label key with =", func() ([]string, error) {
+			return createArgv(MachineSpec{Name: "m", Image: "i", Labels: map[string]string{"a=b": "c"}})
+		}, ErrUsage},
+		{"bad env name in create", func() ([]string, error) {
+			return createArgv(MachineSpec{Name: "m", Image: "i", Env: []EnvVar{{"A;rm", secret}}})
+		}, ErrUsage},
+		{"script and argv", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", Script: "x", Argv: []string{"y"}}, 0, false, false)
+		}, ErrUsage},
+		{"neither script nor argv", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m"}, 0, false, false)
+		}, ErrUsage},
+		{"NUL in argv", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", Argv: []string{"echo", secret + "\x00"}}, 0, false, false)
+		}, ErrUsage},
+		{"NUL in env value", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", Argv: []string{"x"}, Env: []EnvVar{{"A", secret + "\x00"}}}, 0, false, false)
+		}, ErrUsage},
+		{"env name injection in login mode", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Env: []EnvVar{{"A=1; rm -rf /; B", secret}}}, 0, false, false)
+		}, ErrUsage},
+		{"user as flag", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", User: "-c", Script: "x"}, 0, false, false)
+		}, ErrUsage},
+		{"relative workdir", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", Script: "x", Workdir: "work"}, 0, false, false)
+		}, ErrUsage},
+		{"negative timeout", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", Script: "x"}, -time.Second, false, false)
+		}, ErrUsage},
+		{"unknown mode", func() ([]string, error) {
+			return execArgv(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Mode: 7}, 0, false, false)
+		}, ErrUsage},
+		{"host path with colon", func() ([]string, error) { return copyInArgv("m", "/tmp/a:b", "/x", 0, -1, -1) }, ErrUsage},
+		{"relative host path", func() ([]string, error) { return copyInArgv("m", "a", "/x", 0, -1, -1) }, ErrUsage},
+		{"relative guest path", func() ([]string, error) { return copyInArgv("m", "/a", "x", 0, -1, -1) }, ErrUsage},
+		{"cp bad machine", func() ([]string, error) { return copyOutArgv("m.x", "/a", "/b") }, ErrInvalidName},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			argv, err := tt.build()
+			if err == nil {
+				t.Fatalf("expected an error, got argv %q", argv)
+			}
+			if got := ClassOf(err); got != tt.class {
+				t.Fatalf("class = %q, want %q (%v)", got, tt.class, err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("error leaks a value: %v", err)
+			}
+		})
+	}
+}
+
+func TestFormatTimeout(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Millisecond:        "1s",
+		time.Second:             "1s",
+		1500 * time.Millisecond: "2s",
+		10 * time.Minute:        "600s",
+		2 * time.Hour:           "7200s",
+	} {
+		if got := formatTimeout(d); got != want {
+			t.Errorf("formatTimeout(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

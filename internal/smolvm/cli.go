@@ -1,0 +1,202 @@
+package smolvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultExecTimeout is what New sets as CLI.DefaultExecTimeout: every
+// captured exec gets a timeout, even when the caller forgot one.
+const DefaultExecTimeout = 10 * time.Minute
+
+// waitDelay bounds how long Wait may block on output pipes after the process
+// group was killed (a guest grandchild could hold a pipe).
+const waitDelay = 500 * time.Millisecond
+
+// execGrace is how long after smolvm's own --timeout the driver's context
+// kill fires: smolvm should exit 124 first and report normally.
+const execGrace = 5 * time.Second
+
+// maxJSONOutput bounds the stdout of status/ls; beyond it the output cannot
+// be smolvm's JSON.
+const maxJSONOutput = 16 << 20
+
+// CLI runs the smolvm binary. The zero value runs "smolvm" from PATH with no
+// default exec timeout; New sets the defaults.
+type CLI struct {
+	// Path of the smolvm binary (a name is looked up in PATH).
+	Path string
+	// Env is added to the controller's environment for every invocation,
+	// e.g. "SMOLVM_DATA_DIR=/var/lib/smolvm".
+	Env []string
+	// DefaultExecTimeout applies to Exec when the request has no Timeout.
+	// Zero means none.
+	DefaultExecTimeout time.Duration
+	// OutputLimit is how many bytes of each stream Exec keeps (the tail).
+	// Zero means DefaultOutputLimit.
+	OutputLimit int
+}
+
+// New returns a CLI for the binary at path ("" means "smolvm" from PATH),
+// with extra environment entries ("K=V") and the package defaults.
+func New(path string, env ...string) *CLI {
+	if path == "" {
+		path = "smolvm"
+	}
+	return &CLI{Path: path, Env: env, DefaultExecTimeout: DefaultExecTimeout, OutputLimit: DefaultOutputLimit}
+}
+
+func (c *CLI) path() string {
+	if c.Path == "" {
+		return "smolvm"
+	}
+	return c.Path
+}
+
+func (c *CLI) outputLimit() int {
+	if c.OutputLimit <= 0 {
+		return DefaultOutputLimit
+	}
+	return c.OutputLimit
+}
+
+// command prepares smolvm with argv. The process gets its own process group,
+// and when ctx ends the whole group is SIGKILLed: smolvm, and anything it
+// started that did not leave the group, die together.
+func (c *CLI) command(ctx context.Context, argv []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, c.path(), argv...)
+	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.WaitDelay = waitDelay
+	return cmd
+}
+
+// killGroup kills the process group led by pid (setpgid and setsid both make
+// the child a group leader) and the process itself in case it left it.
+func killGroup(pid int) error {
+	gerr := syscall.Kill(-pid, syscall.SIGKILL)
+	perr := syscall.Kill(pid, syscall.SIGKILL)
+	if gerr != nil && perr != nil && !errors.Is(perr, syscall.ESRCH) {
+		return perr
+	}
+	return nil
+}
+
+// outcome is what one smolvm invocation did.
+type outcome struct {
+	exitCode   int // -1 when killed or never started
+	stderrHead string
+	startErr   error
+	ctxErr     error
+}
+
+// runCmd starts and waits for cmd, distinguishing "could not start",
+// "killed by its context" and "exited".
+func runCmd(ctx context.Context, cmd *exec.Cmd, stderr *tailBuffer) outcome {
+	if err := cmd.Start(); err != nil {
+		return outcome{exitCode: -1, startErr: err}
+	}
+	return waitCmd(ctx, cmd, stderr)
+}
+
+func waitCmd(ctx context.Context, cmd *exec.Cmd, stderr *tailBuffer) outcome {
+	_ = cmd.Wait()
+	o := outcome{exitCode: -1}
+	if cmd.ProcessState != nil {
+		o.exitCode = cmd.ProcessState.ExitCode()
+	}
+	if stderr != nil {
+		o.stderrHead = stderr.Head()
+	}
+	if err := ctx.Err(); err != nil && (o.exitCode != 0 || cmd.ProcessState == nil) {
+		o.ctxErr = err
+	}
+	return o
+}
+
+// failure turns an outcome into the driver's error, or nil on exit 0. It
+// never quotes argv: values (env, scripts) stay out of errors and logs.
+func (c *CLI) failure(verb string, o outcome) *Error {
+	switch {
+	case o.startErr != nil:
+		if errors.Is(o.startErr, exec.ErrNotFound) || errors.Is(o.startErr, fs.ErrNotExist) ||
+			errors.Is(o.startErr, fs.ErrPermission) {
+			return &Error{Verb: verb, Class: ErrNotInstalled, ExitCode: -1,
+				Message: fmt.Sprintf("smolvm not found at %q: %v", c.path(), o.startErr), Err: o.startErr}
+		}
+		return &Error{Verb: verb, Class: ErrOther, ExitCode: -1,
+			Message: fmt.Sprintf("cannot run smolvm at %q: %v", c.path(), o.startErr), Err: o.startErr}
+	case o.ctxErr != nil:
+		class, what := ErrTimeout, "deadline exceeded; smolvm and its children were killed"
+		if errors.Is(o.ctxErr, context.Canceled) {
+			class, what = ErrCanceled, "canceled; smolvm and its children were killed"
+		}
+		return &Error{Verb: verb, Class: class, ExitCode: -1, Message: what, Err: o.ctxErr}
+	case o.exitCode == 0:
+		return nil
+	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
+		return &Error{Verb: verb, Class: ErrUsage, ExitCode: 2, Message: usageMessage(o.stderrHead)}
+	}
+	if msg, ok := smolvmErrorMessage(o.stderrHead); ok {
+		return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: o.exitCode, Message: msg}
+	}
+	if o.exitCode == 2 {
+		return &Error{Verb: verb, Class: ErrUsage, ExitCode: 2, Message: "smolvm rejected the command line"}
+	}
+	return &Error{Verb: verb, Class: ErrOther, ExitCode: o.exitCode,
+		Message: fmt.Sprintf("smolvm exited with status %d without an error message", o.exitCode)}
+}
+
+// isUsageOutput recognises clap's usage error (lowercase "error: " plus a
+// Usage line), which a guest command exiting 2 does not print.
+func isUsageOutput(stderr string) bool {
+	return strings.HasPrefix(stderr, "error: ") && strings.Contains(stderr, "Usage: smolvm")
+}
+
+var unexpectedFlag = regexp.MustCompile(`^error: unexpected argument '(-[A-Za-z0-9-]+)' found`)
+
+// usageMessage keeps clap's text only when it names one of our flags (the
+// usual symptom of a renamed flag): other usage texts quote values.
+func usageMessage(stderr string) string {
+	if m := unexpectedFlag.FindStringSubmatch(stderr); m != nil {
+		return fmt.Sprintf("smolvm rejected the command line: unexpected argument '%s'", m[1])
+	}
+	return "smolvm rejected the command line"
+}
+
+// run executes a non-exec verb and returns its stdout.
+func (c *CLI) run(ctx context.Context, verb string, argv []string, stdin io.Reader) (out string, err error) {
+	start := time.Now()
+	defer func() { observe(verb, time.Since(start), err) }()
+
+	stdout := newTailBuffer(maxJSONOutput)
+	stderr := newTailBuffer(headLen)
+	cmd := c.command(ctx, argv)
+	cmd.Stdin = stdin
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	if e := c.failure(verb, runCmd(ctx, cmd, stderr)); e != nil {
+		return "", e
+	}
+	if stdout.Truncated() {
+		return "", &Error{Verb: verb, Class: ErrOther, ExitCode: 0,
+			Message: fmt.Sprintf("smolvm printed more than %d bytes", maxJSONOutput)}
+	}
+	return stdout.Tail(), nil
+}
+
+// precheckFailed records a request rejected before any process ran.
+func precheckFailed(verb string, err error) error {
+	observe(verb, 0, err)
+	return err
+}

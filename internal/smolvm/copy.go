@@ -1,0 +1,38 @@
+package smolvm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+)
+
+// CopyIn copies one host file into a running machine (`machine cp`); smolvm
+// lands it atomically. mode 0 keeps smolvm's default; uid/gid < 0 are
+// omitted. hostPath is made absolute and must not contain ':' (smolvm reads
+// such a source as a guest path).
+func (c *CLI) CopyIn(ctx context.Context, machine, hostPath, guestPath string, mode os.FileMode, uid, gid int) error {
+	abs, err := filepath.Abs(hostPath)
+	if err != nil {
+		return precheckFailed(verbCopyIn, newUsageError(verbCopyIn, "cannot make host path absolute"))
+	}
+	argv, err := copyInArgv(machine, abs, guestPath, mode, uid, gid)
+	if err != nil {
+		return precheckFailed(verbCopyIn, err)
+	}
+	_, err = c.run(ctx, verbCopyIn, argv, nil)
+	return err
+}
+
+// CopyOut copies one file out of a running machine to hostPath.
+func (c *CLI) CopyOut(ctx context.Context, machine, guestPath, hostPath string) error {
+	abs, err := filepath.Abs(hostPath)
+	if err != nil {
+		return precheckFailed(verbCopyOut, newUsageError(verbCopyOut, "cannot make host path absolute"))
+	}
+	argv, err := copyOutArgv(machine, guestPath, abs)
+	if err != nil {
+		return precheckFailed(verbCopyOut, err)
+	}
+	_, err = c.run(ctx, verbCopyOut, argv, nil)
+	return err
+}

@@ -1,0 +1,139 @@
+package smolvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Every error text of the CLI contract (docs), as smolvm prints it.
+var contractErrors = []struct {
+	stderr string
+	class  ErrorClass
+}{
+	{"Error: kvm not available: KVM not available. Ensure KVM kernel module is loaded.\n", ErrKVMUnavailable},
+	{"Error: kvm permission denied: Cannot access /dev/kvm (permission denied). Add your user to the kvm group.\n", ErrKVMUnavailable},
+	{"Error: config operation failed: create machine: machine 'm1' already exists or is being created\n", ErrAlreadyExists},
+	{"Error: vm not found: m1\n", ErrNotFound},
+	{"Error: config operation failed: machine status: machine 'm1' not found\n", ErrNotFound},
+	{"Error: agent operation failed: connect: machine 'm1' is not running. Use 'smolvm machine start --name m1' first.\n", ErrNotRunning},
+	{"Error: config operation failed: create machine: invalid machine name 'a.b': name may only contain letters, digits, '-' and '_'\n", ErrInvalidName},
+	{"Error: agent operation failed: exec: connection reset by peer\n", ErrOther},
+	{"Error: something new\n\nCaused by:\n    0: deeper\n", ErrOther},
+}
+
+func TestClassifyContractErrors(t *testing.T) {
+	c := New("smolvm")
+	for _, tt := range contractErrors {
+		e := c.failure(verbStart, outcome{exitCode: 1, stderrHead: tt.stderr})
+		if e == nil || e.Class != tt.class || e.ExitCode != 1 {
+			t.Errorf("%q: got %+v, want class %q", tt.stderr, e, tt.class)
+			continue
+		}
+		if e.Message == "" || e.Message[0] == ' ' || e.Message[len(e.Message)-1] == '\n' {
+			t.Errorf("message %q not trimmed to smolvm's line", e.Message)
+		}
+	}
+}
+
+func TestFailureOutcomes(t *testing.T) {
+	c := New("/nonexistent/smolvm")
+	usage := "error: unexpected argument '--allow-host' found\n\nUsage: smolvm machine create [OPTIONS] --name <NAME>\n\nFor more information, try '--help'.\n"
+	valueLeak := "error: invalid value 'SECRET' for '--cpus <CPUS>': invalid digit\n\nUsage: smolvm machine create\n"
+	tests := []struct {
+		name  string
+		o     outcome
+		class ErrorClass
+		msg   string
+	}{
+		{"success", outcome{exitCode: 0}, "", ""},
+		{"usage names the flag", outcome{exitCode: 2, stderrHead: usage}, ErrUsage, "smolvm rejected the command line: unexpected argument '--allow-host'"},
+		{"usage hides values", outcome{exitCode: 2, stderrHead: valueLeak}, ErrUsage, "smolvm rejected the command line"},
+		{"silent failure", outcome{exitCode: 3}, ErrOther, "smolvm exited with status 3 without an error message"},
+		{"deadline", outcome{exitCode: -1, ctxErr: context.DeadlineExceeded}, ErrTimeout, ""},
+		{"canceled", outcome{exitCode: -1, ctxErr: context.Canceled}, ErrCanceled, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := c.failure(verbCreate, tt.o)
+			if tt.class == "" {
+				if e != nil {
+					t.Fatalf("unexpected %v", e)
+				}
+				return
+			}
+			if e == nil || e.Class != tt.class {
+				t.Fatalf("got %v, want class %q", e, tt.class)
+			}
+			if tt.msg != "" && e.Message != tt.msg {
+				t.Fatalf("message %q, want %q", e.Message, tt.msg)
+			}
+			if tt.o.ctxErr != nil && !errors.Is(e, tt.o.ctxErr) {
+				t.Fatalf("%v does not wrap %v", e, tt.o.ctxErr)
+			}
+		})
+	}
+}
+
+// exec passes the guest's exit code through; only smolvm's own failures
+// become errors.
+func TestExecFailureClassification(t *testing.T) {
+	c := New("smolvm")
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		o       outcome
+		timeout bool
+		class   ErrorClass // "" = a result, not an error
+	}{
+		{"guest exit 0", outcome{exitCode: 0}, true, ""},
+		{"guest exit 1 plain", outcome{exitCode: 1, stderrHead: "ls: cannot access 'x'\n"}, true, ""},
+		{"guest prints Error: and exits 1", outcome{exitCode: 1, stderrHead: "Error: Cannot find module 'x'\n"}, true, ""},
+		{"guest exit 2", outcome{exitCode: 2, stderrHead: "grep: x: No such file or directory\n"}, true, ""},
+		{"guest exit 124 without --timeout", outcome{exitCode: 124}, false, ""},
+		{"smolvm timeout", outcome{exitCode: 124}, true, ErrTimeout},
+		{"not running", outcome{exitCode: 1, stderrHead: contractErrors[5].stderr}, true, ErrNotRunning},
+		{"vm not found", outcome{exitCode: 1, stderrHead: "Error: vm not found: m1\n"}, true, ErrNotFound},
+		{"agent failure", outcome{exitCode: 1, stderrHead: "Error: agent operation failed: exec: connection reset by peer\n"}, true, ErrOther},
+		{"clap usage", outcome{exitCode: 2, stderrHead: "error: unexpected argument '--timeout' found\n\nUsage: smolvm machine exec\n"}, true, ErrUsage},
+		{"killed by signal", outcome{exitCode: -1}, true, ErrOther},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var timeout time.Duration
+			if tt.timeout {
+				timeout = time.Minute
+			}
+			e := c.execFailure(verbExec, ctx, tt.o, timeout)
+			if tt.class == "" {
+				if e != nil {
+					t.Fatalf("guest result turned into an error: %v", e)
+				}
+				return
+			}
+			if e == nil || e.Class != tt.class {
+				t.Fatalf("got %v, want %q", e, tt.class)
+			}
+		})
+	}
+}
+
+func TestErrorHelpers(t *testing.T) {
+	nf := &Error{Verb: "delete", Class: ErrNotFound, ExitCode: 1, Message: "vm not found: m1"}
+	wrapped := fmt.Errorf("reconcile: %w", nf)
+	if !IsNotFound(wrapped) || IsAlreadyExists(wrapped) || IsNotRunning(wrapped) || IsTimeout(wrapped) {
+		t.Fatal("helpers do not follow the chain")
+	}
+	if ClassOf(nil) != "" || ClassOf(errors.New("x")) != ErrOther || ClassOf(context.DeadlineExceeded) != ErrTimeout {
+		t.Fatal("ClassOf of non-driver errors")
+	}
+	if got := nf.Error(); got != "smolvm delete: vm not found: m1 (not_found, exit 1)" {
+		t.Fatalf("Error() = %q", got)
+	}
+	killed := &Error{Verb: "exec", Class: ErrTimeout, ExitCode: -1, Message: "deadline exceeded"}
+	if got := killed.Error(); got != "smolvm exec: deadline exceeded (timeout)" {
+		t.Fatalf("Error() = %q", got)
+	}
+}

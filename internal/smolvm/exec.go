@@ -1,0 +1,139 @@
+package smolvm
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// ExecMode says how a command is run as ExecRequest.User.
+type ExecMode int
+
+const (
+	// ModeLogin: `runuser -l USER -c SCRIPT` — a login shell with the user's
+	// HOME, USER and profile. Env becomes `export` lines in the script.
+	ModeLogin ExecMode = iota
+	// ModeDirect: `runuser -u USER -- ARGV...` with HOME/USER/LOGNAME and Env
+	// passed by smolvm's -e. No login shell, hence no PAM/profile hang.
+	ModeDirect
+)
+
+// EnvVar is one guest environment variable. Name must be a shell identifier.
+type EnvVar struct{ Name, Value string }
+
+// ExecRequest describes one command in a machine. Exactly one of Script and
+// Argv must be set.
+type ExecRequest struct {
+	Machine string
+	// User to run as; "" runs as smolvm's default (root, or the image USER)
+	// without runuser.
+	User string
+	// Script is a POSIX shell script (run by the login shell in ModeLogin,
+	// by /bin/sh -c otherwise).
+	Script string
+	// Argv is run as-is; in ModeLogin it is quoted into `exec ARGV`.
+	Argv    []string
+	Env     []EnvVar
+	Workdir string
+	// Home is HOME for ModeDirect; "" means /root for root, /home/USER else.
+	Home string
+	// Timeout is passed to smolvm (--timeout) and enforced by the driver a
+	// few seconds later. Zero means CLI.DefaultExecTimeout for Exec and none
+	// for ExecInteractive.
+	Timeout time.Duration
+	Mode    ExecMode
+	// Stdin, when set, is forwarded to the guest (smolvm -i).
+	Stdin io.Reader
+}
+
+// ExecResult is what a guest command did. Stdout/Stderr are the last
+// CLI.OutputLimit bytes of each stream; the *Bytes fields count everything.
+type ExecResult struct {
+	ExitCode                 int
+	Stdout, Stderr           string
+	StdoutBytes, StderrBytes int64
+	Truncated                bool
+	Duration                 time.Duration
+}
+
+// Exec runs a command in a machine and captures bounded output. The guest's
+// exit code is a result, not an error: err is non-nil only when smolvm itself
+// failed (classified, e.g. ErrNotRunning), the request was invalid, or the
+// command timed out (ErrTimeout; smolvm's exit 124 or the context deadline).
+// On error the result still holds whatever was captured.
+func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err error) {
+	start := time.Now()
+	defer func() { observe(verbExec, time.Since(start), err) }()
+
+	timeout := req.Timeout
+	if timeout == 0 {
+		timeout = c.DefaultExecTimeout
+	}
+	argv, err := execArgv(verbExec, req, timeout, req.Stdin != nil, false)
+	if err != nil {
+		return ExecResult{ExitCode: -1}, err
+	}
+	runCtx, cancel := withExecTimeout(ctx, timeout)
+	defer cancel()
+
+	stdout, stderr := newTailBuffer(c.outputLimit()), newTailBuffer(c.outputLimit())
+	cmd := c.command(runCtx, argv)
+	cmd.Stdin = req.Stdin
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	o := runCmd(runCtx, cmd, stderr)
+
+	res = ExecResult{
+		ExitCode:    o.exitCode,
+		Stdout:      stdout.Tail(),
+		Stderr:      stderr.Tail(),
+		StdoutBytes: stdout.Total(),
+		StderrBytes: stderr.Total(),
+		Truncated:   stdout.Truncated() || stderr.Truncated(),
+		Duration:    time.Since(start),
+	}
+	if e := c.execFailure(verbExec, ctx, o, timeout); e != nil {
+		return res, e
+	}
+	return res, nil
+}
+
+// withExecTimeout gives smolvm's --timeout a head start over the driver's own
+// kill, so a well-behaved smolvm reports 124 itself.
+func withExecTimeout(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, timeout+execGrace)
+}
+
+// execFailure classifies an exec outcome. exec passes the guest's code
+// through, so only these are smolvm's: 124 when we asked for --timeout,
+// clap's usage error (2), and exit 1 with an "Error: " line from one of
+// smolvm's error families. Anything else is the guest's result.
+func (c *CLI) execFailure(verb string, parent context.Context, o outcome, timeout time.Duration) *Error {
+	if o.startErr != nil {
+		return c.failure(verb, o)
+	}
+	if o.ctxErr != nil {
+		if parent.Err() == nil {
+			// Our own timeout backstop fired, not the caller's context.
+			o.ctxErr = context.DeadlineExceeded
+		}
+		return c.failure(verb, o)
+	}
+	switch {
+	case o.exitCode < 0:
+		return &Error{Verb: verb, Class: ErrOther, ExitCode: -1, Message: "smolvm was killed by a signal"}
+	case o.exitCode == 124 && timeout > 0:
+		return &Error{Verb: verb, Class: ErrTimeout, ExitCode: 124,
+			Message: "command exceeded its timeout of " + formatTimeout(timeout)}
+	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
+		return c.failure(verb, o)
+	case o.exitCode == 1:
+		if msg, ok := smolvmErrorMessage(o.stderrHead); ok && knownSmolvmFailure(msg) {
+			return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: 1, Message: msg}
+		}
+	}
+	return nil
+}

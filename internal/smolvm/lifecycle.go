@@ -1,0 +1,75 @@
+package smolvm
+
+import "context"
+
+// Create records a machine (`machine create`). The image is pulled at the
+// first Start. An existing name is an ErrAlreadyExists error.
+func (c *CLI) Create(ctx context.Context, spec MachineSpec) error {
+	argv, err := createArgv(spec)
+	if err != nil {
+		return precheckFailed(verbCreate, err)
+	}
+	_, err = c.run(ctx, verbCreate, argv, nil)
+	return err
+}
+
+// Start boots a machine; starting a running machine succeeds.
+func (c *CLI) Start(ctx context.Context, name string) error {
+	argv, err := startArgv(name)
+	if err != nil {
+		return precheckFailed(verbStart, err)
+	}
+	_, err = c.run(ctx, verbStart, argv, nil)
+	return err
+}
+
+// Stop stops a machine; stopping a machine that is not running succeeds.
+func (c *CLI) Stop(ctx context.Context, name string) error {
+	argv, err := stopArgv(name)
+	if err != nil {
+		return precheckFailed(verbStop, err)
+	}
+	_, err = c.run(ctx, verbStop, argv, nil)
+	return err
+}
+
+// Delete removes a machine, stopping it first (always with -f). A missing
+// machine is an ErrNotFound error: use IsNotFound to treat it as done.
+func (c *CLI) Delete(ctx context.Context, name string) error {
+	argv, err := deleteArgv(name)
+	if err != nil {
+		return precheckFailed(verbDelete, err)
+	}
+	_, err = c.run(ctx, verbDelete, argv, nil)
+	return err
+}
+
+// Status reports one machine. A missing machine is an ErrNotFound error.
+func (c *CLI) Status(ctx context.Context, name string) (*Machine, error) {
+	argv, err := statusArgv(name)
+	if err != nil {
+		return nil, precheckFailed(verbStatus, err)
+	}
+	out, err := c.run(ctx, verbStatus, argv, nil)
+	if err != nil {
+		return nil, err
+	}
+	m, perr := ParseMachine([]byte(out))
+	if perr != nil {
+		return nil, &Error{Verb: verbStatus, Class: ErrOther, ExitCode: 0, Message: perr.Error(), Err: perr}
+	}
+	return m, nil
+}
+
+// List reports every machine smolvm knows.
+func (c *CLI) List(ctx context.Context) ([]Machine, error) {
+	out, err := c.run(ctx, verbList, listArgv(), nil)
+	if err != nil {
+		return nil, err
+	}
+	ms, perr := ParseMachineList([]byte(out))
+	if perr != nil {
+		return nil, &Error{Verb: verbList, Class: ErrOther, ExitCode: 0, Message: perr.Error(), Err: perr}
+	}
+	return ms, nil
+}

@@ -1,0 +1,134 @@
+package smolvm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The simulator (cmd/smolvm-sim) is built once per test binary, on first
+// use, into a directory TestMain removes.
+var (
+	simDir  string
+	simOnce sync.Once
+	simPath string
+	simErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "smolvm-driver-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	simDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func buildSimulator() (string, error) {
+	simOnce.Do(func() {
+		// go test puts its own toolchain first in PATH.
+		out := filepath.Join(simDir, "smolvm")
+		cmd := exec.Command("go", "build", "-o", out, "github.com/bot-bottle/bottle-controller/cmd/smolvm-sim")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			simErr = fmt.Errorf("building the simulator: %v\n%s", err, b)
+			return
+		}
+		simPath = out
+	})
+	return simPath, simErr
+}
+
+// requireSandbox skips without bubblewrap, except in CI where a missing
+// bwrap must fail the run instead of hiding every simulator test.
+func requireSandbox(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("bwrap (bubblewrap) is required in CI: %v", err)
+		}
+		t.Skip("simulator tests need bubblewrap (bwrap); install it (apt-get install bubblewrap)")
+	}
+}
+
+// newSim returns a driver for a freshly built simulator with its own data
+// dir. extraEnv adds SMOLVM_SIM_* knobs.
+func newSim(t testing.TB, extraEnv ...string) *CLI {
+	t.Helper()
+	requireSandbox(t)
+	path, err := buildSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append([]string{"SMOLVM_DATA_DIR=" + t.TempDir()}, extraEnv...)
+	return New(path, env...)
+}
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// runningMachine creates and starts a machine for a test.
+func runningMachine(t testing.TB, c *CLI, name string) {
+	t.Helper()
+	ctx := testContext(t)
+	if err := c.Create(ctx, MachineSpec{Name: name, Image: "node:22"}); err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	if err := c.Start(ctx, name); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+}
+
+func mustExec(t testing.TB, c *CLI, req ExecRequest) ExecResult {
+	t.Helper()
+	res, err := c.Exec(testContext(t), req)
+	if err != nil {
+		t.Fatalf("exec %q: %v (stderr %q)", req.Script+strings.Join(req.Argv, " "), err, res.Stderr)
+	}
+	return res
+}
+
+// processesMatching lists host processes whose command line contains s.
+func processesMatching(s string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		cmdline := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmdline, s) {
+			out = append(out, e.Name()+": "+cmdline)
+		}
+	}
+	return out
+}
+
+// waitNoProcesses polls until no process matches (killed processes need a
+// moment to be reaped by their pid namespace), failing after a deadline.
+func waitNoProcesses(t testing.TB, marker string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		left := processesMatching(marker)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes survived: %q", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
