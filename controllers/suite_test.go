@@ -138,6 +138,8 @@ type agent struct {
 
 type agentOptions struct {
 	resync time.Duration
+	// simEnv is extra environment for the simulator (fault injection).
+	simEnv []string
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -163,7 +165,7 @@ func startAgent(node string, o agentOptions) *agent {
 		APIReader:         mgr.GetAPIReader(),
 		Scheme:            mgr.GetScheme(),
 		Recorder:          mgr.GetEventRecorder("bottle-agent"),
-		Machines:          cli(node),
+		Machines:          smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...),
 		NodeName:          node,
 		ResyncPeriod:      o.resync,
 		SourceRetryPeriod: time.Second,
