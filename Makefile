@@ -72,6 +72,7 @@ verify: manifests generate ## Fail when committed generated files differ from a 
 	@if [ -n "$$(git status --porcelain -- config/crd config/rbac api)" ]; then \
 		echo "untracked generated files; run 'make manifests generate' and commit:"; \
 		git status --porcelain -- config/crd config/rbac api; exit 1; fi
+	@echo "generated files are up to date"
 
 ##@ Build
 

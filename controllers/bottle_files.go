@@ -168,33 +168,22 @@ func mergeFileStatus(want []desiredFile, have, copied map[string]v1.FileStatus, 
 }
 
 // lookupOwner asks the guest for a user's uid and gid: `machine cp` takes
-// numbers, Bottles take names.
+// numbers, Bottles take names. One exec answers both.
 func (r *BottleReconciler) lookupOwner(ctx context.Context, s *scope, user string) ([2]int, error) {
 	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
 		Machine: s.machineName,
-		Argv:    []string{"id", "-u", user},
+		Argv:    []string{"sh", "-c", `id -u -- "$1" && id -g -- "$1"`, "sh", user},
 		Timeout: execLookupTimeout,
 	})
 	if err != nil {
 		return [2]int{}, err
 	}
-	uidOut := strings.TrimSpace(res.Stdout)
-	if res.ExitCode != 0 {
+	fields := strings.Fields(res.Stdout)
+	if res.ExitCode != 0 || len(fields) != 2 {
 		return [2]int{}, fmt.Errorf("user %q does not exist in the guest", user)
 	}
-	res, err = r.Machines.Exec(ctx, smolvm.ExecRequest{
-		Machine: s.machineName,
-		Argv:    []string{"id", "-g", user},
-		Timeout: execLookupTimeout,
-	})
-	if err != nil {
-		return [2]int{}, err
-	}
-	if res.ExitCode != 0 {
-		return [2]int{}, fmt.Errorf("user %q does not exist in the guest", user)
-	}
-	u, err1 := strconv.Atoi(uidOut)
-	g, err2 := strconv.Atoi(strings.TrimSpace(res.Stdout))
+	u, err1 := strconv.Atoi(fields[0])
+	g, err2 := strconv.Atoi(fields[1])
 	if err1 != nil || err2 != nil {
 		return [2]int{}, fmt.Errorf("unexpected id output for user %q", user)
 	}

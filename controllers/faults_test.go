@@ -25,7 +25,9 @@ var _ = Describe("smolvm failures", func() {
 
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
 		Eventually(eventReasons(b)).Should(ContainElement(controllers.ReasonDeletionBlocked))
-		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{})) }).Should(BeTrue())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{}))
+		}).Should(BeTrue())
 		Expect(machineExists(node, machine)()).To(BeFalse(), "the finalizer went before the machine")
 	})
 
@@ -45,6 +47,8 @@ var _ = Describe("smolvm failures", func() {
 
 		By("still deleting the Bottle: create/status/delete need no KVM")
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
-		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{})) }).Should(BeTrue())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{}))
+		}).Should(BeTrue())
 	})
 })
