@@ -1,0 +1,16 @@
+// Command kubectl-bottle is the kubectl plugin for Bottles: `kubectl bottle
+// attach|exec|results|wait`. Install it on PATH (or with krew, see
+// hack/krew/bottle.yaml); docs/exec.md has examples.
+package main
+
+import (
+	"os"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/bot-bottle/bottle-controller/cmd/kubectl-bottle/plugin"
+)
+
+func main() {
+	os.Exit(plugin.Main(os.Args[1:], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}))
+}

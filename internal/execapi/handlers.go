@@ -1,0 +1,135 @@
+package execapi
+
+import (
+	"context"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+// requesterHeader carries the authorized user's name from the gateway to the
+// agent, for the agent's logs only: the agent trusts the gateway's
+// SubjectAccessReview, not this header.
+const requesterHeader = "X-Bottle-Exec-Requester"
+
+// agentPathPrefix is the agent endpoint, reachable with an exec-CA client
+// certificate only.
+const agentPathPrefix = "/agent/" + Version
+
+// serveGateway is the aggregated API: authorize, find the Bottle, then run
+// the session here or on the Bottle's node.
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	u := userFrom(r)
+	sub := r.PathValue("subresource")
+	if sub != SubresourceExec && sub != SubresourceAttach {
+		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+			"the server could not find the requested resource: bottles/%s (try exec or attach)", sub))
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		writeStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
+			"%s is not supported on bottles/%s", r.Method, sub))
+		return
+	}
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	if err := s.authorize(r.Context(), u, ns, name, sub); err != nil {
+		s.log.V(1).Info("denied", "bottle", ns+"/"+name, "subresource", sub, "user", u.GetName())
+		writeStatus(w, err)
+		return
+	}
+	sr, err := parseSessionRequest(r)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	b, err := s.readyBottle(r.Context(), ns, name)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	node := bottleNode(b)
+	if node == s.opts.NodeName {
+		s.serveSession(w, r, b, sr, u.GetName())
+		return
+	}
+	s.proxyToAgent(w, r, node, sr, u.GetName())
+}
+
+// serveAgent runs a session the gateway of another node authorized.
+func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
+	sr, err := parseSessionRequest(r)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	if sr.subresource != SubresourceExec && sr.subresource != SubresourceAttach {
+		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "unknown subresource %q", sr.subresource))
+		return
+	}
+	b, err := s.readyBottle(r.Context(), sr.namespace, sr.name)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	if node := bottleNode(b); node != s.opts.NodeName {
+		writeStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
+			"bottle %q runs on node %q, not on %q", b.Name, node, s.opts.NodeName))
+		return
+	}
+	s.serveSession(w, r, b, sr, r.Header.Get(requesterHeader))
+}
+
+// readyBottle reads the Bottle from the API server (not a cache: the
+// manager's cache holds only this node's Bottles) and requires it Ready.
+func (s *Server) readyBottle(ctx context.Context, ns, name string) (*agentsv1alpha1.Bottle, error) {
+	b := &agentsv1alpha1.Bottle{}
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+				"%s %q not found", bottlesGR.String(), name)
+		}
+		return nil, statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError,
+			"cannot read bottle %q: %v", name, err)
+	}
+	if b.DeletionTimestamp != nil {
+		return nil, notReady(b, "it is being deleted")
+	}
+	if b.Status.Phase != agentsv1alpha1.PhaseReady {
+		phase := string(b.Status.Phase)
+		if phase == "" {
+			phase = "unknown"
+		}
+		return nil, statusError(http.StatusConflict, metav1.StatusReasonConflict,
+			"bottle %q is not Ready (phase %s)", b.Name, phase)
+	}
+	if bottleNode(b) == "" {
+		return nil, notReady(b, "it has no node")
+	}
+	return b, nil
+}
+
+func notReady(b *agentsv1alpha1.Bottle, why string) error {
+	return statusError(http.StatusConflict, metav1.StatusReasonConflict, "bottle %q is not Ready: %s", b.Name, why)
+}
+
+// bottleNode is the node whose agent owns the machine.
+func bottleNode(b *agentsv1alpha1.Bottle) string {
+	if b.Status.NodeName != "" {
+		return b.Status.NodeName
+	}
+	return b.Spec.NodeName
+}
+
+func serveNotFound(w http.ResponseWriter, r *http.Request) {
+	writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+		"the server could not find the requested resource"))
+}
+
+func serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ok"))
+}

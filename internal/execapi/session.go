@@ -1,0 +1,149 @@
+package execapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+// defaultExecUser is spec.execUser's API default, for objects stored before
+// the default existed.
+const defaultExecUser = "node"
+
+// guestCommand is what a session runs in the Bottle's machine. attach is the
+// seed's exec_claude: `claude [--append-system-prompt-file P] ARGS...` as
+// the exec user; argv is quoted by the smolvm driver, never by us.
+func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.ExecMode) smolvm.ExecRequest {
+	user := b.Spec.ExecUser
+	if user == "" {
+		user = defaultExecUser
+	}
+	var argv []string
+	switch sr.subresource {
+	case SubresourceAttach:
+		argv = []string{"claude"}
+		if b.Spec.PromptPath != "" {
+			argv = append(argv, "--append-system-prompt-file", b.Spec.PromptPath)
+		}
+		argv = append(argv, sr.command...)
+	default:
+		if sr.user != "" {
+			user = sr.user
+		}
+		argv = sr.command
+	}
+	return smolvm.ExecRequest{
+		Machine: machineName(b),
+		User:    user,
+		Argv:    argv,
+		Mode:    mode,
+	}
+}
+
+func machineName(b *agentsv1alpha1.Bottle) string {
+	if b.Status.MachineName != "" {
+		return b.Status.MachineName
+	}
+	return b.Spec.MachineName
+}
+
+// serveSession upgrades the request and runs the command on this node until
+// it exits or the client goes away.
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv1alpha1.Bottle, sr *sessionRequest, requester string) {
+	if err := checkUpgrade(r); err != nil {
+		writeStatus(w, err)
+		return
+	}
+	if machineName(b) == "" {
+		writeStatus(w, notReady(b, "it has no machine yet"))
+		return
+	}
+	req := guestCommand(b, sr, s.opts.ExecMode)
+	// Sessions end with the server, not with the HTTP request: a hijacked
+	// request's context is never cancelled by the peer going away.
+	ctx, cancel := context.WithCancel(s.baseContext())
+	defer cancel()
+	sess, err := acceptV5(w, r, sr, s.opts.KeepAlive)
+	if err != nil {
+		s.log.V(1).Info("WebSocket upgrade failed", "bottle", b.Namespace+"/"+b.Name, "reason", err.Error())
+		return
+	}
+	sess.pongs = s.onPong
+	sess.run(ctx, cancel)
+
+	streams := smolvm.Streams{
+		Stdout: sess.writer(chanStdout, sr.stdout),
+		Stderr: sess.writer(chanStderr, sr.stderr),
+		TTY:    sr.tty,
+	}
+	closeStdin := func() {}
+	if sess.stdin != nil {
+		if sr.tty {
+			streams.Stdin = sess.stdin
+		} else {
+			stdin, closePipe, err := pipeStdin(sess.stdin)
+			if err != nil {
+				sess.finish(exitStatus(-1, err))
+				return
+			}
+			closeStdin = closePipe
+			streams.Stdin = stdin
+		}
+	}
+	if sr.tty {
+		streams.Resize = sess.resize
+		streams.InitialSize = sess.firstSize(ctx)
+	}
+	// Never log argv or the environment: commands carry secrets.
+	logger := s.log.WithValues("bottle", b.Namespace+"/"+b.Name, "subresource", sr.subresource,
+		"requester", requester, "guestUser", req.User, "tty", sr.tty, "args", len(req.Argv))
+	logger.Info("session started")
+	start := time.Now()
+	code, err := s.opts.Machines.ExecInteractive(ctx, req, streams)
+	// Unblocks the stdin pump, so the read loop can take the client's close.
+	closeStdin()
+	if ctx.Err() != nil && sessionGone(sess) {
+		logger.Info("session ended: client disconnected", "duration", time.Since(start).Round(time.Millisecond))
+		sess.abort()
+		return
+	}
+	if err != nil {
+		logger.Info("session failed", "reason", err.Error(), "duration", time.Since(start).Round(time.Millisecond))
+	} else {
+		logger.Info("session ended", "exitCode", code, "duration", time.Since(start).Round(time.Millisecond))
+	}
+	sess.finish(exitStatus(code, err))
+}
+
+func sessionGone(s *v5Session) bool {
+	select {
+	case <-s.readDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// pipeStdin feeds r to the guest through an OS pipe. os/exec copies a
+// non-file Stdin in a goroutine that Wait waits for even after the process
+// has exited, so a client that keeps stdin open would keep the session open
+// after the command ended; a pipe's read end is handed to smolvm as is.
+func pipeStdin(r io.Reader) (*os.File, func(), error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	go func() {
+		// Ends at the client's EOF (the guest then reads EOF), or with
+		// EPIPE once the session is over and pr is closed.
+		_, _ = io.Copy(pw, r)
+		pw.Close()
+	}()
+	return pr, func() { pr.Close() }, nil
+}
