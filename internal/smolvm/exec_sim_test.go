@@ -349,3 +349,29 @@ func (w *watchBuffer) waitFor(t *testing.T, s string) {
 		}
 	}
 }
+
+// A client that never closes stdin must not keep a finished session open:
+// os/exec would wait for its stdin copier forever.
+func TestExecInteractiveEndsWithOpenStdin(t *testing.T) {
+	c := newSim(t)
+	runningMachine(t, c, "openstdin")
+	stdin, keepOpen := io.Pipe()
+	defer func() { _ = keepOpen.Close() }()
+	done := make(chan error, 1)
+	go func() {
+		code, err := c.ExecInteractive(testContext(t), ExecRequest{Machine: "openstdin", Argv: []string{"sh", "-c", "exit 3"}},
+			Streams{Stdin: stdin, Stdout: io.Discard})
+		if err == nil && code != 3 {
+			err = fmt.Errorf("exit code %d, want 3", code)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ExecInteractive still waits for stdin after the command exited")
+	}
+}

@@ -63,9 +63,14 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 			return -1, e
 		}
 	} else {
-		cmd.Stdin = s.Stdin
+		stdin, release, perr := stdinPipe(s.Stdin)
+		if perr != nil {
+			return -1, &Error{Verb: verbInteractive, Class: ErrOther, ExitCode: -1, Message: "cannot create a stdin pipe: " + perr.Error(), Err: perr}
+		}
+		cmd.Stdin = stdin
 		cmd.Stdout = s.Stdout
 		o = runCmd(runCtx, cmd, stderr)
+		release()
 	}
 	if e := c.execFailure(verbInteractive, ctx, o, req.Timeout); e != nil {
 		return o.exitCode, e
@@ -186,3 +191,28 @@ func forwardInput(ptmx *os.File, stdin io.Reader, resize <-chan TermSize, done <
 }
 
 func winsize(s TermSize) *pty.Winsize { return &pty.Winsize{Cols: s.Width, Rows: s.Height} }
+
+// stdinPipe hands smolvm an *os.File for stdin. With any other reader
+// os/exec's Wait blocks on its copying goroutine until the reader returns,
+// so a session whose client never closes stdin would outlive its command.
+// release ends the copy (the goroutine exits at its next Read return).
+func stdinPipe(in io.Reader) (io.Reader, func(), error) {
+	if in == nil {
+		return nil, func() {}, nil
+	}
+	if f, ok := in.(*os.File); ok {
+		return f, func() {}, nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	go func() {
+		_, _ = io.Copy(pw, in)
+		_ = pw.Close()
+	}()
+	return pr, func() {
+		_ = pr.Close()
+		_ = pw.Close()
+	}, nil
+}
