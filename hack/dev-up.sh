@@ -70,6 +70,12 @@ gen_pki() {
 	touch "${pki}/done"
 }
 gen_pki
+# The exec API's own CA, serving and agent-client certificates.
+exec_certs="${dev}/exec-certs"
+if [[ ! -f "${exec_certs}/serving.crt" ]]; then
+	go run ./internal/certs/cmd/gencerts -out "${exec_certs}" >/dev/null
+fi
+exec_port="$((api_port + 102))"
 
 # --- Users: static tokens. dev-admin is cluster-admin; dev-viewer may only
 # read Bottles; dev-agent is the node agent with the generated least-privilege role.
@@ -149,6 +155,45 @@ k wait --for condition=Established --timeout 60s crd/bottles.agents.bot-bottle.d
 k apply --server-side -f config/rbac/role.yaml -f config/rbac/bottle_viewer_role.yaml -f config/rbac/bottle_editor_role.yaml >/dev/null
 k create clusterrolebinding dev-agent --clusterrole manager-role --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 k create clusterrolebinding dev-viewer --clusterrole bottle-viewer-role --user dev-viewer --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+# The exec API (kubectl bottle exec/attach): the agent serves it on loopback,
+# reached through an ExternalName Service; the agent user may delegate
+# authentication and authorization checks to the API server.
+k apply --server-side -f config/apiservice/user_roles.yaml >/dev/null
+sed -e 's/- kind: ServiceAccount/- kind: User\n  apiGroup: rbac.authorization.k8s.io/' -e '/namespace: bottle-system/d' -e 's/name: bottle-agent/name: dev-agent/' \
+	config/apiservice/auth_delegator.yaml | k apply --server-side -f - >/dev/null
+k apply --server-side -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: bottle-system
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: bottle-exec
+  namespace: bottle-system
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports:
+  - name: exec
+    port: ${exec_port}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1alpha1.subresources.agents.bot-bottle.dev
+spec:
+  group: subresources.agents.bot-bottle.dev
+  version: v1alpha1
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  service:
+    name: bottle-exec
+    namespace: bottle-system
+    port: ${exec_port}
+  caBundle: $(base64 -w0 "${exec_certs}/exec-ca.crt")
+YAML
 k apply --server-side -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Node
@@ -173,7 +218,8 @@ chmod 600 "${kc_agent}"
 start agent env KUBECONFIG="${kc_agent}" "${repo}/bin/manager" \
 	--node-name "${node}" --smolvm-path "${smolvm}" --smolvm-data-dir "${dev}/smolvm" \
 	--metrics-bind-address "127.0.0.1:$((api_port + 100))" --health-probe-bind-address "127.0.0.1:$((api_port + 101))" \
-	--resync-period 30s
+	--resync-period 30s \
+	--exec-bind-address "127.0.0.1:${exec_port}" --exec-cert-dir "${exec_certs}"
 for _ in $(seq 1 60); do
 	if curl -fsS "http://127.0.0.1:$((api_port + 101))/readyz" >/dev/null 2>&1; then break; fi
 	if ! kill -0 "$(cat "${pids}/agent.pid")" 2>/dev/null; then
@@ -181,6 +227,8 @@ for _ in $(seq 1 60); do
 	fi
 	sleep 0.5
 done
+
+k wait --for condition=Available --timeout 60s apiservice/v1alpha1.subresources.agents.bot-bottle.dev >/dev/null
 
 if [[ "${DEV_SAMPLE:-1}" != 0 ]]; then
 	say "applying config/samples (Bottle reviewer on ${node})"
@@ -218,6 +266,9 @@ The dev cluster is up. Go on with kubectl (${dev}/bin has kubectl and kubectl-bo
   export KUBECONFIG=${kc} PATH=${dev}/bin:\$PATH
   kubectl get bottles                       # as dev-admin (cluster-admin)
   kubectl --context dev-viewer get bottles  # read-only user
+  kubectl bottle exec reviewer -- id        # a command in the VM, through the API server
+  kubectl bottle exec -it reviewer -- bash  # a shell
+  kubectl bottle --context dev-viewer exec reviewer -- id   # Forbidden: read-only user
 
 Stop everything with: hack/dev-down.sh
 MSG

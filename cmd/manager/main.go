@@ -34,6 +34,7 @@ type options struct {
 	probeAddr               string
 	maxConcurrentReconciles int
 	resyncPeriod            time.Duration
+	exec                    execOptions
 	zap                     zap.Options
 }
 
@@ -50,6 +51,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bottles reconciled (and provisioning steps run) in parallel.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", time.Minute, "How often a Ready Bottle's machine is checked for drift.")
+	o.exec.bindFlags(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,6 +72,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, not %d", o.maxConcurrentReconciles)
 	case o.resyncPeriod < time.Second:
 		return nil, fmt.Errorf("--resync-period must be at least 1s, not %s", o.resyncPeriod)
+	}
+	if err := o.exec.validate(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -132,6 +137,9 @@ func run(ctx context.Context, o *options) error {
 	}
 	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
 		return fmt.Errorf("setting up the Bottle controller: %w", err)
+	}
+	if err := addExecServer(mgr, o, cli, mode); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -34,17 +34,25 @@ type devEnv struct {
 }
 
 func (d *devEnv) run(ctx context.Context, name string, args ...string) (string, string, error) {
+	return d.runEnv(ctx, d.env, name, args...)
+}
+
+func (d *devEnv) runEnv(ctx context.Context, env []string, name string, args ...string) (string, string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = d.env
+	cmd.Env = env
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	return out.String(), errOut.String(), err
 }
 
+// kubectl runs kubectl as the README says: KUBECONFIG exported and the dev
+// bin directory (kubectl, kubectl-bottle) first on PATH.
 func (d *devEnv) kubectl(ctx context.Context, args ...string) (string, string, error) {
-	return d.run(ctx, filepath.Join(d.dir, "bin", "kubectl"), append([]string{"--kubeconfig", filepath.Join(d.dir, "kubeconfig")}, args...)...)
+	bin := filepath.Join(d.dir, "bin")
+	env := append(append([]string{}, d.env...), "KUBECONFIG="+filepath.Join(d.dir, "kubeconfig"), "PATH="+bin+":"+os.Getenv("PATH"))
+	return d.runEnv(ctx, env, filepath.Join(bin, "kubectl"), args...)
 }
 
 // TestDevUpDown is the newcomer's path: hack/dev-up.sh --background brings

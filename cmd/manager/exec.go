@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/bot-bottle/bottle-controller/internal/certs"
+	"github.com/bot-bottle/bottle-controller/internal/execapi"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+)
+
+// execOptions configure the exec API: the aggregated bottles/exec and
+// bottles/attach subresources, and the endpoint other nodes' gateways reach
+// this agent on.
+type execOptions struct {
+	bindAddress string
+	certDir     string
+	keepAlive   time.Duration
+	agentPort   int
+	agents      nodeAddresses
+}
+
+func (e *execOptions) bindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.bindAddress, "exec-bind-address", execapi.DefaultBindAddress, "Address of the exec API (aggregated bottles/exec and bottles/attach, and the agent endpoint); 0 disables it.")
+	fs.StringVar(&e.certDir, "exec-cert-dir", "/etc/bottle-exec/certs", "Directory with serving.crt/.key, exec-ca.crt and agent-client.crt/.key (see docs/exec.md); re-read when they change.")
+	fs.DurationVar(&e.keepAlive, "exec-keepalive", execapi.DefaultKeepAlive, "WebSocket ping period of exec and attach sessions.")
+	fs.IntVar(&e.agentPort, "exec-agent-port", 0, "Port of other nodes' agents; 0 means this agent's own exec port.")
+	e.agents = nodeAddresses{}
+	fs.Var(e.agents, "exec-agent-address", "NODE=HOST:PORT: where that node's agent listens, overriding its InternalIP (repeatable).")
+}
+
+func (e *execOptions) validate() error {
+	switch {
+	case e.bindAddress == "0":
+		return nil
+	case e.keepAlive < 100*time.Millisecond:
+		return fmt.Errorf("--exec-keepalive must be at least 100ms, not %s", e.keepAlive)
+	case e.agentPort < 0 || e.agentPort > 65535:
+		return fmt.Errorf("--exec-agent-port must be a port number, not %d", e.agentPort)
+	case e.certDir == "":
+		return errors.New("--exec-cert-dir is required unless --exec-bind-address=0")
+	}
+	return nil
+}
+
+// addExecServer runs the exec API in the manager. It reads Bottles and Nodes
+// through the uncached reader: the cache holds only this node's Bottles,
+// and a gateway serves Bottles of every node.
+func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smolvm.ExecMode) error {
+	if o.exec.bindAddress == "0" {
+		return nil
+	}
+	f := certs.FilesIn(o.exec.certDir)
+	srv, err := execapi.NewServer(mgr.GetConfig(), mgr.GetAPIReader(), execapi.Options{
+		NodeName:            o.nodeName,
+		BindAddress:         o.exec.bindAddress,
+		ServingCertFile:     f.Serving,
+		ServingKeyFile:      f.ServingKey,
+		AgentCAFile:         f.ExecCA,
+		AgentClientCertFile: f.AgentClient,
+		AgentClientKeyFile:  f.AgentClientKey,
+		AgentPort:           o.exec.agentPort,
+		AgentAddresses:      o.exec.agents,
+		KeepAlive:           o.exec.keepAlive,
+		Machines:            machines,
+		ExecMode:            mode,
+		Logger:              ctrl.Log.WithName("exec-api"),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the exec API: %w", err)
+	}
+	return mgr.Add(srv)
+}
+
+// nodeAddresses is a repeatable NODE=HOST:PORT flag.
+type nodeAddresses map[string]string
+
+func (n nodeAddresses) String() string {
+	var parts []string
+	for k, v := range n {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (n nodeAddresses) Set(v string) error {
+	node, addr, ok := strings.Cut(v, "=")
+	if !ok || node == "" || addr == "" {
+		return fmt.Errorf("want NODE=HOST:PORT, got %q", v)
+	}
+	n[node] = addr
+	return nil
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{}, "--node-name is required"},
+		{[]string{"--node-name=n", "--exec-mode=weird"}, "--exec-mode must be login or direct"},
+		{[]string{"--node-name=n", "--max-concurrent-reconciles=0"}, "at least 1"},
+		{[]string{"--node-name=n", "--resync-period=10ms"}, "at least 1s"},
+		{[]string{"--node-name=n", "--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"--node-name=n", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--node-name=n", "--exec-agent-address=nonsense"}, "want NODE=HOST:PORT"},
+		{[]string{"--node-name=n", "--exec-keepalive=1ms"}, "--exec-keepalive must be at least 100ms"},
+		{[]string{"--node-name=n"}, ""},
+		{[]string{"--node-name=n", "--exec-bind-address=0", "--exec-cert-dir="}, ""},
+	} {
+		_, err := parseFlags(c.args)
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%v: unexpected error %v", c.args, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%v: error %v, want one containing %q", c.args, err, c.err)
+		case err != nil && strings.Contains(err.Error(), "\n"):
+			t.Errorf("%v: error is not one line: %q", c.args, err)
+		}
+	}
+}
+
+func TestNodeNameFromEnvironment(t *testing.T) {
+	t.Setenv("NODE_NAME", "from-downward-api")
+	o, err := parseFlags(nil)
+	if err != nil || o.nodeName != "from-downward-api" {
+		t.Fatalf("got %+v, %v", o, err)
+	}
+}
+
+func TestHelpIsNotAnError(t *testing.T) {
+	if _, err := parseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v", err)
+	}
+}
