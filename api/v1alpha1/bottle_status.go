@@ -164,10 +164,6 @@ type BottleList struct {
 	Items           []Bottle `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&Bottle{}, &BottleList{})
-}
-
 // GetConditions returns the status conditions.
 func (b *Bottle) GetConditions() []metav1.Condition { return b.Status.Conditions }
 

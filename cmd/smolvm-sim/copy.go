@@ -40,7 +40,7 @@ func splitMachinePath(arg string) (machine, p string, ok bool) {
 	return strings.Cut(arg, ":")
 }
 
-func cmdCopy(e *env, args []string) error {
+func cmdCopy(args []string) error {
 	p, err := cpSpec.parse(args)
 	if err != nil {
 		return err
@@ -77,7 +77,7 @@ func cmdCopy(e *env, args []string) error {
 	if srcGuest {
 		machine, guestPath = srcM, srcP
 	}
-	if err := applyFaults("cp", machine); err != nil {
+	if err := applyFaults("cp"); err != nil {
 		return err
 	}
 	s, r, release, err := runningMachine(machine)
@@ -99,7 +99,7 @@ func copyIn(s *store, r *record, hostPath, guestPath string, mode, uid, gid int6
 	if err != nil {
 		return fail("copy failed: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
 		return fail("copy failed: %v", err)
@@ -134,15 +134,15 @@ func copyOut(s *store, r *record, guestPath, hostPath string) error {
 	if err != nil {
 		return fail("copy failed: %v", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	cmd, err := helperCommand(s, r, helperCopyOut, guestPath)
 	if err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	cmd.Stdout = tmp
 	if err := runHelper(cmd); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {
@@ -213,7 +213,7 @@ func copyInHelper(args []string) int {
 	ok := false
 	defer func() {
 		if !ok {
-			os.Remove(tmp.Name())
+			_ = os.Remove(tmp.Name())
 		}
 	}()
 	if _, err := io.Copy(tmp, os.Stdin); err != nil {
@@ -257,7 +257,7 @@ func copyOutHelper(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		fmt.Fprintf(os.Stderr, "%s: not a regular file\n", args[0])
 		return 1

@@ -60,7 +60,9 @@ func TestCopyInAndOut(t *testing.T) {
 	}
 	// A guest symlink resolves inside the guest, never on the host.
 	hostFile := filepath.Join(t.TempDir(), "host-only")
-	os.WriteFile(hostFile, []byte("host"), 0o644)
+	if err := os.WriteFile(hostFile, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s.ok("machine", "exec", "--name", "c", "--", "ln", "-s", hostFile, "/tmp/link")
 	s.ok("machine", "cp", src, "c:/tmp/link")
 	if b, _ := os.ReadFile(hostFile); string(b) != "host" {

@@ -64,7 +64,7 @@ func cmdExec(e *env, args []string) error {
 			return execSpec.usageErr("invalid value '%s' for '--env <KEY=VALUE>': expected KEY=VALUE", kv)
 		}
 	}
-	if err := applyFaults("exec", name); err != nil {
+	if err := applyFaults("exec"); err != nil {
 		return err
 	}
 	s, r, release, err := runningMachine(name)
@@ -230,7 +230,7 @@ func (r *sandboxRun) withPty(e *env, interactive bool, timeout time.Duration) er
 	if err != nil {
 		return fail("agent operation failed: exec: allocate pty: %v", err)
 	}
-	defer ptmx.Close()
+	defer func() { _ = ptmx.Close() }()
 
 	stdinFd := int(e.stdin.Fd())
 	stdinTerm := term.IsTerminal(stdinFd)
@@ -262,16 +262,16 @@ func (r *sandboxRun) withPty(e *env, interactive bool, timeout time.Duration) er
 	// ours must pass bytes through untouched (no double echo).
 	if stdinTerm {
 		if old, err := term.MakeRaw(stdinFd); err == nil {
-			defer term.Restore(stdinFd, old)
+			defer func() { _ = term.Restore(stdinFd, old) }()
 		}
 	}
 	r.cmd.Stdin, r.cmd.Stdout, r.cmd.Stderr = tty, tty, tty
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
-		tty.Close()
+		_ = tty.Close()
 		return fail("agent operation failed: exec: %v", err)
 	}
-	tty.Close()
+	_ = tty.Close()
 
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)

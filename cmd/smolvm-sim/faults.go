@@ -51,7 +51,7 @@ func parseVerbList(s string) map[string]string {
 	return out
 }
 
-func applyFaults(verb, machine string) error {
+func applyFaults(verb string) error {
 	if d, ok := parseVerbList(os.Getenv("SMOLVM_SIM_LATENCY"))[verb]; ok {
 		if dur, err := time.ParseDuration(d); err == nil && dur > 0 {
 			time.Sleep(dur)

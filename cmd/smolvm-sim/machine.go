@@ -138,7 +138,7 @@ func cmdCreate(e *env, args []string) error {
 		}
 		r.Labels[k] = v
 	}
-	if err := applyFaults("create", name); err != nil {
+	if err := applyFaults("create"); err != nil {
 		return err
 	}
 	if problem := nameProblem(name); problem != "" {
@@ -164,14 +164,14 @@ func cmdCreate(e *env, args []string) error {
 		return fail("config operation failed: create machine: %v", err)
 	}
 	if err := writeJSONAtomic(filepath.Join(stage, "machine.json"), r); err != nil {
-		os.RemoveAll(stage)
+		_ = os.RemoveAll(stage)
 		return err
 	}
 	if err := os.Rename(stage, s.machineDir(name)); err != nil {
-		os.RemoveAll(stage)
+		_ = os.RemoveAll(stage)
 		return fail("config operation failed: create machine: %v", err)
 	}
-	fmt.Fprintf(e.stdout, "Created machine: %s\n  CPUs: %d, Memory: %d MiB\n", name, r.CPUs, r.MemoryMiB)
+	_, _ = fmt.Fprintf(e.stdout, "Created machine: %s\n  CPUs: %d, Memory: %d MiB\n", name, r.CPUs, r.MemoryMiB)
 	return nil
 }
 
@@ -183,7 +183,7 @@ func cmdStart(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("start", name); err != nil {
+	if err := applyFaults("start"); err != nil {
 		return err
 	}
 	s, err := openStore()
@@ -206,7 +206,7 @@ func cmdStart(e *env, args []string) error {
 		return fail("%s", msgVMNotFound(name))
 	}
 	if r.State == "running" {
-		fmt.Fprintf(e.stdout, "Machine '%s' already running (PID: %d)\n", name, derefPID(r.PID))
+		_, _ = fmt.Fprintf(e.stdout, "Machine '%s' already running (PID: %d)\n", name, derefPID(r.PID))
 		return nil
 	}
 	switch os.Getenv("SMOLVM_SIM_NO_KVM") {
@@ -219,12 +219,12 @@ func cmdStart(e *env, args []string) error {
 	if _, err := bwrapPath(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Starting machine '%s'...\n", name)
+	_, _ = fmt.Fprintf(e.stdout, "Starting machine '%s'...\n", name)
 	if r.PulledImage == "" {
 		img := "(none)"
 		if r.Image != nil {
 			img = *r.Image
-			fmt.Fprintf(e.stdout, "Pulling %s...\n", img)
+			_, _ = fmt.Fprintf(e.stdout, "Pulling %s...\n", img)
 		}
 		if err := seedRootfs(s.rootfs(name), name); err != nil {
 			return fail("agent operation failed: start machine: prepare root filesystem: %v", err)
@@ -239,7 +239,7 @@ func cmdStart(e *env, args []string) error {
 	if err := s.save(r); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Machine '%s' running (PID: %d)\n", name, pid)
+	_, _ = fmt.Fprintf(e.stdout, "Machine '%s' running (PID: %d)\n", name, pid)
 	return nil
 }
 
@@ -258,7 +258,7 @@ func cmdStop(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("stop", name); err != nil {
+	if err := applyFaults("stop"); err != nil {
 		return err
 	}
 	s, err := openStore()
@@ -281,14 +281,14 @@ func cmdStop(e *env, args []string) error {
 		return fail("%s", msgVMNotFound(name))
 	}
 	if r.State != "running" {
-		fmt.Fprintf(e.stdout, "Machine '%s' is not running (state: %s)\n", name, r.State)
+		_, _ = fmt.Fprintf(e.stdout, "Machine '%s' is not running (state: %s)\n", name, r.State)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "Stopping machine '%s'...\n", name)
+	_, _ = fmt.Fprintf(e.stdout, "Stopping machine '%s'...\n", name)
 	if err := stopMachine(s, r); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Stopped machine: %s\n", name)
+	_, _ = fmt.Fprintf(e.stdout, "Stopped machine: %s\n", name)
 	return nil
 }
 
@@ -315,7 +315,7 @@ func cmdDelete(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("delete", name); err != nil {
+	if err := applyFaults("delete"); err != nil {
 		return err
 	}
 	s, err := openStore()
@@ -338,15 +338,15 @@ func cmdDelete(e *env, args []string) error {
 		return fail("%s", msgVMNotFound(name))
 	}
 	if !p.bools["--force"] {
-		fmt.Fprintf(e.stderr, "Delete machine '%s'? [y/N] ", name)
+		_, _ = fmt.Fprintf(e.stderr, "Delete machine '%s'? [y/N] ", name)
 		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-			fmt.Fprintln(e.stdout, "Cancelled")
+			_, _ = fmt.Fprintln(e.stdout, "Cancelled")
 			return nil
 		}
 	}
 	if r.State == "running" {
-		fmt.Fprintf(e.stdout, "Stopping machine '%s'...\n", name)
+		_, _ = fmt.Fprintf(e.stdout, "Stopping machine '%s'...\n", name)
 		if err := stopMachine(s, r); err != nil {
 			return err
 		}
@@ -363,9 +363,9 @@ func cmdDelete(e *env, args []string) error {
 	if err != nil {
 		return fail("config operation failed: delete machine: %v", err)
 	}
-	fmt.Fprintf(e.stdout, "Cleaning up data directory for vm: %s\n", name)
+	_, _ = fmt.Fprintf(e.stdout, "Cleaning up data directory for vm: %s\n", name)
 	removeAllForce(trash)
-	fmt.Fprintf(e.stdout, "Deleted machine: %s\n", name)
+	_, _ = fmt.Fprintf(e.stdout, "Deleted machine: %s\n", name)
 	return nil
 }
 
@@ -427,7 +427,7 @@ func cmdStatus(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("status", name); err != nil {
+	if err := applyFaults("status"); err != nil {
 		return err
 	}
 	s, err := openStore()
@@ -447,9 +447,9 @@ func cmdStatus(e *env, args []string) error {
 		return printJSON(e, r.status())
 	}
 	if r.State == "running" {
-		fmt.Fprintf(e.stdout, "Machine '%s': running (PID: %d)\n", name, derefPID(r.PID))
+		_, _ = fmt.Fprintf(e.stdout, "Machine '%s': running (PID: %d)\n", name, derefPID(r.PID))
 	} else {
-		fmt.Fprintf(e.stdout, "Machine '%s': not running\n", name)
+		_, _ = fmt.Fprintf(e.stdout, "Machine '%s': not running\n", name)
 	}
 	return nil
 }
@@ -465,7 +465,7 @@ func cmdList(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := applyFaults("ls", ""); err != nil {
+	if err := applyFaults("ls"); err != nil {
 		return err
 	}
 	s, err := openStore()
@@ -483,8 +483,8 @@ func cmdList(e *env, args []string) error {
 	}
 	if p.bools["--json"] {
 		if len(rs) == 0 {
-			fmt.Fprintln(e.stdout, "[]")
-			return nil
+			_, err := fmt.Fprintln(e.stdout, "[]")
+			return err
 		}
 		out := make([]statusJSON, len(rs))
 		for i, r := range rs {
@@ -493,17 +493,17 @@ func cmdList(e *env, args []string) error {
 		return printJSON(e, out)
 	}
 	if len(rs) == 0 {
-		fmt.Fprintln(e.stdout, "No machines found")
+		_, _ = fmt.Fprintln(e.stdout, "No machines found")
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "%-20s %-12s %5s %10s\n", "NAME", "STATE", "CPUS", "MEMORY")
-	fmt.Fprintln(e.stdout, strings.Repeat("-", 50))
+	_, _ = fmt.Fprintf(e.stdout, "%-20s %-12s %5s %10s\n", "NAME", "STATE", "CPUS", "MEMORY")
+	_, _ = fmt.Fprintln(e.stdout, strings.Repeat("-", 50))
 	for _, r := range rs {
 		n := r.Name
 		if len(n) > 18 {
 			n = n[:15] + "..."
 		}
-		fmt.Fprintf(e.stdout, "%-20s %-12s %5d %10s\n", n, r.State, r.CPUs, fmt.Sprintf("%d MiB", r.MemoryMiB))
+		_, _ = fmt.Fprintf(e.stdout, "%-20s %-12s %5d %10s\n", n, r.State, r.CPUs, fmt.Sprintf("%d MiB", r.MemoryMiB))
 	}
 	return nil
 }
@@ -513,6 +513,6 @@ func printJSON(e *env, v any) error {
 	if err != nil {
 		return fail("config operation failed: serialize json: %v", err)
 	}
-	fmt.Fprintf(e.stdout, "%s\n", data)
-	return nil
+	_, err = fmt.Fprintf(e.stdout, "%s\n", data)
+	return err
 }

@@ -59,18 +59,18 @@ func smolvmMain(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	case err == nil:
 		return 0
 	case errors.As(err, &h):
-		fmt.Fprint(stdout, h.text)
+		_, _ = fmt.Fprint(stdout, h.text)
 		return 0
 	case errors.As(err, &u):
-		fmt.Fprint(stderr, u.text)
+		_, _ = fmt.Fprint(stderr, u.text)
 		return 2
 	case errors.As(err, &es):
 		return int(es)
 	case errors.As(err, &f):
-		fmt.Fprintf(stderr, "Error: %s\n", f.msg)
+		_, _ = fmt.Fprintf(stderr, "Error: %s\n", f.msg)
 		return 1
 	default:
-		fmt.Fprintf(stderr, "Error: %s\n", err)
+		_, _ = fmt.Fprintf(stderr, "Error: %s\n", err)
 		return 1
 	}
 }
@@ -96,10 +96,10 @@ func dispatch(e *env, args []string) error {
 		if v == "" {
 			v = simVersion
 		}
-		if err := applyFaults("version", ""); err != nil {
+		if err := applyFaults("version"); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "smolvm %s (bottle-controller simulator; not a VM)\n", v)
+		_, _ = fmt.Fprintf(e.stdout, "smolvm %s (bottle-controller simulator; not a VM)\n", v)
 		return nil
 	case "-h", "--help", "help":
 		return &helpRequested{text: topSpec.helpText()}
@@ -108,7 +108,7 @@ func dispatch(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(e.stdout, s.dir)
+		_, _ = fmt.Fprintln(e.stdout, s.dir)
 		return nil
 	case "machine":
 	default:
@@ -139,7 +139,7 @@ func dispatch(e *env, args []string) error {
 	case "exec":
 		return cmdExec(e, rest)
 	case "cp":
-		return cmdCopy(e, rest)
+		return cmdCopy(rest)
 	}
 	return machineSpec.usageErr("unrecognized subcommand '%s'", sub)
 }

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	}
 	simBin = filepath.Join(dir, "smolvm")
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 

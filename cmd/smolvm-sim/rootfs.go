@@ -48,7 +48,7 @@ func seedRootfs(root, hostname string) error {
 		return err
 	}
 	if err := buildRootfs(stage, hostname); err != nil {
-		os.RemoveAll(stage)
+		_ = os.RemoveAll(stage)
 		return err
 	}
 	return os.Rename(stage, root)
@@ -187,13 +187,13 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+		_ = out.Close()
 		return err
 	}
 	return out.Close()

@@ -58,6 +58,7 @@ func runuserMain(args []string) int {
 			return copyOutHelper(args[1:])
 		}
 	}
+	// runuser returns only on failure: on success it execs the target.
 	err := runuser(args)
 	var re *runuserError
 	if errors.As(err, &re) {
@@ -67,11 +68,8 @@ func runuserMain(args []string) int {
 		}
 		return re.code
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "runuser: %v\n", err)
-		return 1
-	}
-	return 0
+	fmt.Fprintf(os.Stderr, "runuser: %v\n", err)
+	return 1
 }
 
 func usageErrf(format string, args ...any) error {
@@ -322,7 +320,7 @@ func lookupUser(passwdPath, name string) (*passwdEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")

@@ -48,8 +48,12 @@ func TestPasswdAndGroups(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "passwd")
 	gr := filepath.Join(dir, "group")
-	os.WriteFile(pw, []byte("root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\nbad:x:y:1::/:/bin/sh\n"), 0o644)
-	os.WriteFile(gr, []byte("root:x:0:\nnode:x:1000:\ndocker:x:999:node,other\nwheel:x:10:other\n"), 0o644)
+	if err := os.WriteFile(pw, []byte("root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\nbad:x:y:1::/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gr, []byte("root:x:0:\nnode:x:1000:\ndocker:x:999:node,other\nwheel:x:10:other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e, err := lookupUser(pw, "node")
 	if err != nil || *e != (passwdEntry{name: "node", uid: 1000, gid: 1000, home: "/home/node", shell: "/bin/bash"}) {
 		t.Fatalf("%+v %v", e, err)

@@ -76,10 +76,10 @@ func flock(path string, exclusive bool) (func(), error) {
 		}
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fail("config operation failed: lock: %v", err)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil
 }
 
 func (s *store) lockGlobal(exclusive bool) (func(), error) {
@@ -144,11 +144,11 @@ func writeJSONAtomic(path string, v any) error {
 	serr := tmp.Sync()
 	cerr := tmp.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
+		_ = os.Remove(tmp.Name())
 		return fail("config operation failed: write: %v", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
+		_ = os.Remove(tmp.Name())
 		return fail("config operation failed: write: %v", err)
 	}
 	return nil
@@ -188,7 +188,7 @@ func (s *store) registerExec(name string) (func(), error) {
 	if err := os.WriteFile(path, []byte(procStartTime(pid)), 0o600); err != nil {
 		return nil, fail("agent operation failed: exec: %v", err)
 	}
-	return func() { os.Remove(path) }, nil
+	return func() { _ = os.Remove(path) }, nil
 }
 
 // stopExecs signals every registered exec of a machine; each one kills its
@@ -202,7 +202,7 @@ func (s *store) stopExecs(name string) {
 		}
 		want, _ := os.ReadFile(filepath.Join(s.execDir(name), e.Name()))
 		if st := procStartTime(pid); st == "" || st != string(want) {
-			os.Remove(filepath.Join(s.execDir(name), e.Name()))
+			_ = os.Remove(filepath.Join(s.execDir(name), e.Name()))
 			continue
 		}
 		_ = syscall.Kill(pid, stopSignal)

@@ -25,7 +25,7 @@ func TestTTYExecFollowsResize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ptmx.Close()
+	defer func() { _ = ptmx.Close() }()
 	out := &syncBuffer{}
 	go func() {
 		buf := make([]byte, 4096)

@@ -125,7 +125,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	if err != nil {
 		return nil, err
 	}
-	*cleanups = append(*cleanups, func() { os.RemoveAll(dir) })
+	*cleanups = append(*cleanups, func() { _ = os.RemoveAll(dir) })
 
 	s := &e2eSuite{}
 	if s.bundle, err = certs.Generate(certs.Options{FrontProxy: true}); err != nil {
@@ -138,15 +138,15 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 
 	// Build the simulator while the API server starts.
 	sim := filepath.Join(dir, "smolvm")
-	built := make(chan error, 1)
+	var buildErr error
+	built := make(chan struct{}) // closed once buildErr is set
 	go func() {
+		defer close(built)
 		cmd := exec.Command("go", "build", "-o", sim, "./cmd/smolvm-sim")
 		cmd.Dir = testenv.RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			built <- fmt.Errorf("building the simulator: %v\n%s", err, out)
-			return
+			buildErr = fmt.Errorf("building the simulator: %v\n%s", err, out)
 		}
-		built <- nil
 	}()
 
 	env, cfg, err := testenv.Start(testenv.Options{APIServerArgs: testenv.FrontProxyArgs(
@@ -170,8 +170,9 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	if err := testenv.WriteKubeconfig(cfg, s.kubeconfig, testNamespace); err != nil {
 		return nil, err
 	}
-	if err := <-built; err != nil {
-		return nil, err
+	<-built
+	if buildErr != nil {
+		return nil, buildErr
 	}
 
 	// Two nodes, each with its own simulator state: a session for node-b's
@@ -302,7 +303,9 @@ func closedPort() (string, error) {
 func (s *e2eSuite) registerAPIService(ctx context.Context) error {
 	_, port, _ := net.SplitHostPort(s.addrA)
 	var portNum int64
-	fmt.Sscan(port, &portNum)
+	if _, err := fmt.Sscan(port, &portNum); err != nil {
+		return fmt.Errorf("port of %s: %w", s.addrA, err)
+	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: certs.DefaultServiceNamespace}}
 	if err := s.admin.Create(ctx, ns); err != nil {
 		return err

@@ -178,7 +178,7 @@ func TestTTYResize(t *testing.T) {
 		_, _ = typing.Write([]byte("\n"))
 		return out.String()
 	}).WithTimeout(10 * time.Second).WithPolling(200 * time.Millisecond).Should(ContainSubstring("40 120"))
-	typing.Close() // EOF (^D on the pty) ends the loop
+	_ = typing.Close() // EOF (^D on the pty) ends the loop
 	close(sizes)
 	g.Eventually(done).WithTimeout(10 * time.Second).Should(Receive(BeNil()))
 }
@@ -290,7 +290,7 @@ func get(t *testing.T, url string, cfg *tls.Config) int {
 		}
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }
@@ -331,7 +331,7 @@ func TestServingCertificateRotation(t *testing.T) {
 		if err != nil {
 			return "dial: " + err.Error()
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 	}
 	before := serial()

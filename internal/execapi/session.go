@@ -143,7 +143,7 @@ func pipeStdin(r io.Reader) (*os.File, func(), error) {
 		// Ends at the client's EOF (the guest then reads EOF), or with
 		// EPIPE once the session is over and pr is closed.
 		_, _ = io.Copy(pw, r)
-		pw.Close()
+		_ = pw.Close()
 	}()
-	return pr, func() { pr.Close() }, nil
+	return pr, func() { _ = pr.Close() }, nil
 }

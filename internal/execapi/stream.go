@@ -240,11 +240,11 @@ func (s *v5Session) send(channel byte, p []byte) error {
 		return err
 	}
 	if _, err := wr.Write([]byte{channel}); err != nil {
-		wr.Close()
+		_ = wr.Close()
 		return err
 	}
 	if _, err := wr.Write(p); err != nil {
-		wr.Close()
+		_ = wr.Close()
 		return err
 	}
 	return wr.Close()

@@ -79,7 +79,7 @@ func createArgv(spec MachineSpec) ([]string, error) {
 	if err := checkName(verbCreate, spec.Name); err != nil {
 		return nil, err
 	}
-	if err := checkValue(verbCreate, "image", spec.Image, true); err != nil {
+	if err := checkValue("image", spec.Image, true); err != nil {
 		return nil, err
 	}
 	if spec.CPUs < 0 || spec.CPUs > 255 {
@@ -99,13 +99,13 @@ func createArgv(spec MachineSpec) ([]string, error) {
 		argv = append(argv, flagNet)
 	}
 	for _, h := range spec.AllowHosts {
-		if err := checkValue(verbCreate, "allow-host", h, true); err != nil {
+		if err := checkValue("allow-host", h, true); err != nil {
 			return nil, err
 		}
 		argv = append(argv, flagAllowHost, h)
 	}
 	for _, c := range spec.AllowCIDRs {
-		if err := checkValue(verbCreate, "allow-cidr", c, true); err != nil {
+		if err := checkValue("allow-cidr", c, true); err != nil {
 			return nil, err
 		}
 		argv = append(argv, flagAllowCIDR, c)
@@ -127,13 +127,13 @@ func createArgv(spec MachineSpec) ([]string, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if err := checkValue(verbCreate, "label key", k, true); err != nil {
+		if err := checkValue("label key", k, true); err != nil {
 			return nil, err
 		}
 		if strings.ContainsRune(k, '=') {
 			return nil, newUsageError(verbCreate, "label key contains '='")
 		}
-		if err := checkValue(verbCreate, "label value", spec.Labels[k], false); err != nil {
+		if err := checkValue("label value", spec.Labels[k], false); err != nil {
 			return nil, err
 		}
 		argv = append(argv, flagLabel, k+"="+spec.Labels[k])
@@ -390,9 +390,10 @@ func checkNoNUL(verb, field, v string) error {
 	return nil
 }
 
-// checkValue rejects values that argv cannot carry or smolvm would read as a
-// flag. Messages name the field, never the value.
-func checkValue(verb, field, v string, nonEmpty bool) error {
+// checkValue rejects create values that argv cannot carry or smolvm would
+// read as a flag. Messages name the field, never the value.
+func checkValue(field, v string, nonEmpty bool) error {
+	const verb = verbCreate
 	if nonEmpty && v == "" {
 		return newUsageError(verb, "%s is empty", field)
 	}

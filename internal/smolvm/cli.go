@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -175,14 +174,13 @@ func usageMessage(stderr string) string {
 }
 
 // run executes a non-exec verb and returns its stdout.
-func (c *CLI) run(ctx context.Context, verb string, argv []string, stdin io.Reader) (out string, err error) {
+func (c *CLI) run(ctx context.Context, verb string, argv []string) (out string, err error) {
 	start := time.Now()
 	defer func() { observe(verb, time.Since(start), err) }()
 
 	stdout := newTailBuffer(maxJSONOutput)
 	stderr := newTailBuffer(headLen)
 	cmd := c.command(ctx, argv)
-	cmd.Stdin = stdin
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	if e := c.failure(verb, runCmd(ctx, cmd, stderr)); e != nil {

@@ -19,7 +19,7 @@ func (c *CLI) CopyIn(ctx context.Context, machine, hostPath, guestPath string, m
 	if err != nil {
 		return precheckFailed(verbCopyIn, err)
 	}
-	_, err = c.run(ctx, verbCopyIn, argv, nil)
+	_, err = c.run(ctx, verbCopyIn, argv)
 	return err
 }
 
@@ -33,6 +33,6 @@ func (c *CLI) CopyOut(ctx context.Context, machine, guestPath, hostPath string) 
 	if err != nil {
 		return precheckFailed(verbCopyOut, err)
 	}
-	_, err = c.run(ctx, verbCopyOut, argv, nil)
+	_, err = c.run(ctx, verbCopyOut, argv)
 	return err
 }

@@ -18,7 +18,7 @@ func TestRealSmolvmE2E(t *testing.T) {
 	path, err := exec.LookPath("smolvm")
 	kvm, kerr := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if kerr == nil {
-		kvm.Close()
+		_ = kvm.Close()
 	}
 	if err != nil || kerr != nil {
 		t.Skip("real smolvm e2e: /dev/kvm or smolvm not present")
@@ -53,7 +53,9 @@ func TestRealSmolvmE2E(t *testing.T) {
 		t.Fatalf("exec as node: %+v %v", res, err)
 	}
 	host := filepath.Join(t.TempDir(), "f")
-	os.WriteFile(host, []byte("e2e\n"), 0o644)
+	if err := os.WriteFile(host, []byte("e2e\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.CopyIn(ctx, name, host, "/tmp/f", 0o600, 1000, 1000); err != nil {
 		t.Fatal(err)
 	}

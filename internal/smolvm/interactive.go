@@ -85,13 +85,13 @@ func runOnPty(ctx context.Context, cmd *exec.Cmd, s Streams, stderr *tailBuffer)
 	if err != nil {
 		return outcome{}, err
 	}
-	defer ptmx.Close()
+	defer func() { _ = ptmx.Close() }()
 	size := s.InitialSize
 	if size.Width == 0 || size.Height == 0 {
 		size = TermSize{Width: 80, Height: 24}
 	}
 	if err := pty.Setsize(ptmx, winsize(size)); err != nil {
-		tty.Close()
+		_ = tty.Close()
 		return outcome{}, err
 	}
 	cmd.Stdin, cmd.Stdout = tty, tty
@@ -99,10 +99,10 @@ func runOnPty(ctx context.Context, cmd *exec.Cmd, s Streams, stderr *tailBuffer)
 	// SIGWINCH) and its own process group, which the context kill targets.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
-		tty.Close()
+		_ = tty.Close()
 		return outcome{exitCode: -1, startErr: err}, nil
 	}
-	tty.Close()
+	_ = tty.Close()
 
 	done := make(chan struct{})
 	outDone := make(chan struct{})

@@ -9,7 +9,7 @@ func (c *CLI) Create(ctx context.Context, spec MachineSpec) error {
 	if err != nil {
 		return precheckFailed(verbCreate, err)
 	}
-	_, err = c.run(ctx, verbCreate, argv, nil)
+	_, err = c.run(ctx, verbCreate, argv)
 	return err
 }
 
@@ -19,7 +19,7 @@ func (c *CLI) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return precheckFailed(verbStart, err)
 	}
-	_, err = c.run(ctx, verbStart, argv, nil)
+	_, err = c.run(ctx, verbStart, argv)
 	return err
 }
 
@@ -29,7 +29,7 @@ func (c *CLI) Stop(ctx context.Context, name string) error {
 	if err != nil {
 		return precheckFailed(verbStop, err)
 	}
-	_, err = c.run(ctx, verbStop, argv, nil)
+	_, err = c.run(ctx, verbStop, argv)
 	return err
 }
 
@@ -40,7 +40,7 @@ func (c *CLI) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return precheckFailed(verbDelete, err)
 	}
-	_, err = c.run(ctx, verbDelete, argv, nil)
+	_, err = c.run(ctx, verbDelete, argv)
 	return err
 }
 
@@ -50,7 +50,7 @@ func (c *CLI) Status(ctx context.Context, name string) (*Machine, error) {
 	if err != nil {
 		return nil, precheckFailed(verbStatus, err)
 	}
-	out, err := c.run(ctx, verbStatus, argv, nil)
+	out, err := c.run(ctx, verbStatus, argv)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (c *CLI) Status(ctx context.Context, name string) (*Machine, error) {
 
 // List reports every machine smolvm knows.
 func (c *CLI) List(ctx context.Context) ([]Machine, error) {
-	out, err := c.run(ctx, verbList, listArgv(), nil)
+	out, err := c.run(ctx, verbList, listArgv())
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	}
 	simDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 

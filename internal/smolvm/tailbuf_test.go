@@ -45,7 +45,7 @@ func TestTailBufferMatchesNaive(t *testing.T) {
 
 func TestTailBufferTrimsPartialRune(t *testing.T) {
 	b := newTailBuffer(5)
-	b.Write([]byte("xx世界")) // 2 + 3 + 3 bytes; the kept 5 start inside 世
+	_, _ = b.Write([]byte("xx世界")) // 2 + 3 + 3 bytes; the kept 5 start inside 世
 	if got := b.Tail(); got != "界" {
 		t.Fatalf("got %q", got)
 	}
@@ -56,6 +56,6 @@ func TestTailBufferTrimsPartialRune(t *testing.T) {
 
 func newTailBufferWith(s string) *tailBuffer {
 	b := newTailBuffer(0)
-	b.Write([]byte(s))
+	_, _ = b.Write([]byte(s))
 	return b
 }

@@ -17,7 +17,7 @@ var versionPattern = regexp.MustCompile(`\b(\d+)\.(\d+)\.(\d+)\b`)
 // Version runs `smolvm --version` and returns the version number it prints
 // ("smolvm 1.9.3 ..." → "1.9.3").
 func (c *CLI) Version(ctx context.Context) (string, error) {
-	out, err := c.run(ctx, verbVersion, versionArgv(), nil)
+	out, err := c.run(ctx, verbVersion, versionArgv())
 	if err != nil {
 		return "", err
 	}

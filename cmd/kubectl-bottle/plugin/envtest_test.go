@@ -45,13 +45,13 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer env.Stop()
+	defer func() { _ = env.Stop() }()
 	dir, err := os.MkdirTemp("", "kubectl-bottle-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	kubeconfig = filepath.Join(dir, "kubeconfig")
 	if err := testenv.WriteKubeconfig(cfg, kubeconfig, testNamespace); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -80,9 +80,13 @@ func RenderResults(w io.Writer, results []agentsv1alpha1.ExecResult, format stri
 		return err
 	}
 	tw := printers.GetNewTabWriter(w)
-	fmt.Fprintln(tw, "STEP\tUSER\tEXIT CODE\tDURATION\tOUTPUT")
+	if _, err := fmt.Fprintln(tw, "STEP\tUSER\tEXIT CODE\tDURATION\tOUTPUT"); err != nil {
+		return err
+	}
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.User), exitCodeColumn(r), durationColumn(r, now), lastLine(r))
+		if _, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.User), exitCodeColumn(r), durationColumn(r, now), lastLine(r)); err != nil {
+			return err
+		}
 	}
 	return tw.Flush()
 }

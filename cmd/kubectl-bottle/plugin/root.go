@@ -63,11 +63,11 @@ func exitCode(err error, streams genericiooptions.IOStreams) int {
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintln(streams.ErrOut, formatError(ee.Err))
+			_, _ = fmt.Fprintln(streams.ErrOut, formatError(ee.Err))
 		}
 		return ee.Code
 	}
-	fmt.Fprintln(streams.ErrOut, formatError(err))
+	_, _ = fmt.Fprintln(streams.ErrOut, formatError(err))
 	return 1
 }
 

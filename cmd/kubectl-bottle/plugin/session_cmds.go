@@ -99,7 +99,7 @@ func (o *options) runSession(cmd *cobra.Command, s *Session, stdin, tty bool) er
 	}
 	t := term.TTY{In: o.streams.In, Out: o.streams.Out}
 	if tty && (!stdin || !t.IsTerminalIn()) {
-		fmt.Fprintln(o.streams.ErrOut, "Unable to use a TTY - input is not a terminal or the right kind of file")
+		_, _ = fmt.Fprintln(o.streams.ErrOut, "Unable to use a TTY - input is not a terminal or the right kind of file")
 		tty = false
 	}
 	t.Raw = tty

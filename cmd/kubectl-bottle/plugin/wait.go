@@ -106,7 +106,7 @@ func WaitForPhase(ctx context.Context, c client.WithWatch, out io.Writer, key ty
 		}
 		line := phaseLine(b)
 		if line != last {
-			fmt.Fprintln(out, line)
+			_, _ = fmt.Fprintln(out, line)
 			last = line
 		}
 		current := b.Status.ObservedGeneration == 0 || b.Status.ObservedGeneration >= b.Generation
