@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/bot-bottle/bottle-controller/controllers"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 var (
@@ -111,29 +111,11 @@ func guest(node, machine, script string) string {
 	return out
 }
 
-// syncBuffer collects an agent's log so tests can search it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type agent struct {
 	node   string
 	cancel context.CancelFunc
 	done   chan struct{}
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
 type agentOptions struct {
@@ -148,7 +130,7 @@ func startAgent(node string, o agentOptions) *agent {
 		o.resync = time.Minute
 	}
 	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 testenv.Scheme(),

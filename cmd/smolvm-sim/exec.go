@@ -120,25 +120,11 @@ func cmdExec(e *env, args []string) error {
 // registers the caller as one of its execs, under the machine lock so that a
 // concurrent stop either sees the registration or wins before it.
 func runningMachine(name string) (*store, *record, func(), error) {
-	s, err := openStore()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if !validName(name) {
-		return nil, nil, nil, fail("%s", msgVMNotFound(name))
-	}
-	unlock, err := s.lockMachine(name, false)
+	s, r, unlock, err := lockedMachine(name, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer unlock()
-	r, err := s.load(name)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if r == nil {
-		return nil, nil, nil, fail("%s", msgVMNotFound(name))
-	}
 	if r.State != "running" {
 		return nil, nil, nil, fail("%s", msgNotRunning(name))
 	}

@@ -23,6 +23,32 @@ func msgAlreadyExists(n string) string {
 	return fmt.Sprintf("config operation failed: create machine: machine '%s' already exists or is being created", n)
 }
 func msgVMNotFound(n string) string { return "vm not found: " + n }
+
+// lockedMachine loads an existing machine under its lock (exclusive for
+// state changes); the caller releases it with unlock. A missing machine, or
+// a name smolvm would reject, is smolvm's "vm not found".
+func lockedMachine(name string, exclusive bool) (*store, *record, func(), error) {
+	s, err := openStore()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !validName(name) {
+		return nil, nil, nil, fail("%s", msgVMNotFound(name))
+	}
+	unlock, err := s.lockMachine(name, exclusive)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := s.load(name)
+	if err == nil && r == nil {
+		err = fail("%s", msgVMNotFound(name))
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return s, r, unlock, nil
+}
 func msgStatusNotFound(n string) string {
 	return fmt.Sprintf("config operation failed: machine status: machine '%s' not found", n)
 }
@@ -186,25 +212,11 @@ func cmdStart(e *env, args []string) error {
 	if err := applyFaults("start"); err != nil {
 		return err
 	}
-	s, err := openStore()
-	if err != nil {
-		return err
-	}
-	if !validName(name) {
-		return fail("%s", msgVMNotFound(name))
-	}
-	unlock, err := s.lockMachine(name, true)
+	s, r, unlock, err := lockedMachine(name, true)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	r, err := s.load(name)
-	if err != nil {
-		return err
-	}
-	if r == nil {
-		return fail("%s", msgVMNotFound(name))
-	}
 	if r.State == "running" {
 		_, _ = fmt.Fprintf(e.stdout, "Machine '%s' already running (PID: %d)\n", name, derefPID(r.PID))
 		return nil
@@ -261,25 +273,11 @@ func cmdStop(e *env, args []string) error {
 	if err := applyFaults("stop"); err != nil {
 		return err
 	}
-	s, err := openStore()
-	if err != nil {
-		return err
-	}
-	if !validName(name) {
-		return fail("%s", msgVMNotFound(name))
-	}
-	unlock, err := s.lockMachine(name, true)
+	s, r, unlock, err := lockedMachine(name, true)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	r, err := s.load(name)
-	if err != nil {
-		return err
-	}
-	if r == nil {
-		return fail("%s", msgVMNotFound(name))
-	}
 	if r.State != "running" {
 		_, _ = fmt.Fprintf(e.stdout, "Machine '%s' is not running (state: %s)\n", name, r.State)
 		return nil
@@ -318,25 +316,11 @@ func cmdDelete(e *env, args []string) error {
 	if err := applyFaults("delete"); err != nil {
 		return err
 	}
-	s, err := openStore()
-	if err != nil {
-		return err
-	}
-	if !validName(name) {
-		return fail("%s", msgVMNotFound(name))
-	}
-	unlock, err := s.lockMachine(name, true)
+	s, r, unlock, err := lockedMachine(name, true)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	r, err := s.load(name)
-	if err != nil {
-		return err
-	}
-	if r == nil {
-		return fail("%s", msgVMNotFound(name))
-	}
 	if !p.bools["--force"] {
 		_, _ = fmt.Fprintf(e.stderr, "Delete machine '%s'? [y/N] ", name)
 		line, _ := bufio.NewReader(e.stdin).ReadString('\n')

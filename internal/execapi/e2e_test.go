@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/bot-bottle/bottle-controller/cmd/kubectl-bottle/plugin"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // kubectlBottle runs the plugin as user (impersonated by the admin
@@ -139,7 +139,7 @@ func TestBottleErrors(t *testing.T) {
 func TestAttachRunsClaudeAsExecUser(t *testing.T) {
 	s := needSuite(t)
 	g := NewWithT(t)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	sizes := make(sizeQueue, 1)
 	sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
 	err := (&plugin.Session{
@@ -158,7 +158,7 @@ func TestTTYResize(t *testing.T) {
 	s := needSuite(t)
 	g := NewWithT(t)
 	stdin, typing := io.Pipe()
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	sizes := make(sizeQueue, 2)
 	sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
 	done := make(chan error, 1)
@@ -187,7 +187,7 @@ func TestIdleSessionOutlivesKeepAlivePeriods(t *testing.T) {
 	s := needSuite(t)
 	g := NewWithT(t)
 	stdin, typing := io.Pipe()
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	pongsBefore := s.pongsA.Load()
 	go func() {
@@ -304,23 +304,6 @@ func (q sizeQueue) Next() *remotecommand.TerminalSize {
 		return nil
 	}
 	return &s
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func TestServingCertificateRotation(t *testing.T) {

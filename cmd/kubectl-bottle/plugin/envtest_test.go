@@ -21,6 +21,7 @@ import (
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 const testNamespace = "plugin-test"
@@ -111,8 +112,8 @@ func setStatus(t *testing.T, b *agentsv1alpha1.Bottle, phase agentsv1alpha1.Phas
 	}
 }
 
-func startWait(b *agentsv1alpha1.Bottle, target agentsv1alpha1.Phase, timeout time.Duration) (*syncBuffer, chan error) {
-	out := &syncBuffer{}
+func startWait(b *agentsv1alpha1.Bottle, target agentsv1alpha1.Phase, timeout time.Duration) (*testutil.SyncBuffer, chan error) {
+	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- WaitForPhase(context.Background(), envClient, out, types.NamespacedName{Namespace: b.Namespace, Name: b.Name}, target, timeout)

@@ -34,11 +34,7 @@ func newResultsCommand(o *options) *cobra.Command {
 			if output != "" && output != "json" && output != "yaml" {
 				return fmt.Errorf("--output must be json or yaml, not %q", output)
 			}
-			c, err := o.bottleClient()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}

@@ -132,17 +132,24 @@ func (o *options) bottleClient() (client.WithWatch, error) {
 	return client.NewWithWatch(cfg, client.Options{Scheme: bottleScheme()})
 }
 
+// clientInNamespace is a Bottle client and the namespace the kubeconfig
+// flags select.
+func (o *options) clientInNamespace() (client.WithWatch, string, error) {
+	c, err := o.bottleClient()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := o.namespace()
+	return c, ns, err
+}
+
 // completeBottleNames lists the Bottles of the namespace for shell
 // completion of the first argument.
 func (o *options) completeBottleNames(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	c, err := o.bottleClient()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ns, err := o.namespace()
+	c, ns, err := o.clientInNamespace()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -41,11 +41,7 @@ func newWaitCommand(o *options) *cobra.Command {
 			if !knownPhase(agentsv1alpha1.Phase(forPhase)) {
 				return fmt.Errorf("--for must be a Bottle phase (Ready, Stopped, Failed, ...), not %q", forPhase)
 			}
-			c, err := o.bottleClient()
-			if err != nil {
-				return err
-			}
-			ns, err := o.namespace()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
