@@ -1,0 +1,42 @@
+package e2e
+
+import (
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bot-bottle/bottle-controller/internal/testenv"
+)
+
+// TestManifestsApply applies what `make deploy` and the exec API install
+// (config/default, config/apiservice) and the samples to a real API server,
+// so a manifest the API server would reject never ships.
+func TestManifestsApply(t *testing.T) {
+	env, _, err := testenv.Start(testenv.Options{})
+	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+		t.Skip(err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	kubectl := env.ControlPlane.KubeCtl()
+	root := testenv.RepoRoot()
+	for _, args := range [][]string{
+		{"apply", "--server-side", "-k", filepath.Join(root, "config", "default")},
+		{"apply", "--server-side", "-k", filepath.Join(root, "config", "apiservice")},
+		{"apply", "--server-side", "-k", filepath.Join(root, "config", "samples")},
+		{"get", "daemonset", "-n", "bottle-system", "bottle-agent"},
+		{"get", "apiservice", "v1alpha1.subresources.agents.bot-bottle.dev"},
+		{"get", "bottle", "-n", "default", "reviewer"},
+	} {
+		stdout, stderr, err := kubectl.Run(args...)
+		if err != nil {
+			out, _ := io.ReadAll(stdout)
+			errOut, _ := io.ReadAll(stderr)
+			t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+	}
+}
