@@ -474,3 +474,32 @@ var _ = Describe("two agents in one cluster", func() {
 		Expect(get(bs[3]).Finalizers).To(BeEmpty())
 	})
 })
+
+var _ = Describe("spec changes smolvm cannot apply in place", func() {
+	It("keeps the machine and says how to apply a new image or size", func() {
+		const node = "node-resize"
+		a := startAgent(node, agentOptions{resync: time.Second})
+		defer a.stop()
+		ns := newNamespace()
+		b := bottle(ns, node, step("mark", "echo x > /home/node/mark"))
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		machine := get(b).Status.MachineName
+
+		got := get(b)
+		got.Spec.Image = "node:24-bookworm"
+		got.Spec.Resources.CPUs = 4
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		Eventually(func() string {
+			c := meta.FindStatusCondition(get(b).Status.Conditions, controllers.ConditionMachineUpToDate)
+			if c == nil {
+				return ""
+			}
+			return c.Message
+		}).Should(And(ContainSubstring(`spec.image "node:24-bookworm" (machine: "node:22-bookworm")`),
+			ContainSubstring("spec.resources.cpus 4 (machine: 2)"), ContainSubstring("delete and re-create")))
+		Eventually(eventReasons(b)).Should(ContainElement(controllers.ReasonRecreateRequired))
+		Expect(get(b).Status.Phase).To(Equal(v1.PhaseReady), "the machine still runs as it was")
+		Expect(guest(node, machine, "cat /home/node/mark")).To(Equal("x\n"), "the machine was recreated")
+	})
+})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,7 +31,12 @@ const (
 	ReasonNotRunning       = "MachineNotRunning"
 	ReasonMachineDeleted   = "MachineDeleted"
 	ReasonDeletionBlocked  = "DeletionBlocked"
+	ReasonRecreateRequired = "RecreateRequired"
 )
+
+// ConditionMachineUpToDate is False while spec fields that only a new machine
+// can take (image, CPUs, memory) differ from the machine's.
+const ConditionMachineUpToDate = "MachineUpToDate"
 
 // kvmRetryPeriod: a host without KVM needs a human; look again now and then
 // rather than hammering smolvm.
@@ -94,6 +100,7 @@ func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool
 		}
 		s.machine = m
 		st.MachineState = m.State
+		r.checkUpToDate(s, m)
 		return true, ctrl.Result{}, nil
 	case !smolvm.IsNotFound(err):
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
@@ -129,6 +136,34 @@ func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool
 	}
 	r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, reason, "machine created, not started yet")
 	return true, ctrl.Result{}, nil
+}
+
+// checkUpToDate reports spec changes smolvm cannot apply to an existing
+// machine (image, CPUs, memory). The machine and its disk are kept -- never
+// recreated behind the user's back -- and the Bottle says what to do.
+func (r *BottleReconciler) checkUpToDate(s *scope, m *smolvm.Machine) {
+	spec := s.spec()
+	var diffs []string
+	if m.Image != "" && m.Image != spec.Image {
+		diffs = append(diffs, fmt.Sprintf("spec.image %q (machine: %q)", spec.Image, m.Image))
+	}
+	if m.CPUs != 0 && m.CPUs != int(spec.Resources.CPUs) {
+		diffs = append(diffs, fmt.Sprintf("spec.resources.cpus %d (machine: %d)", spec.Resources.CPUs, m.CPUs))
+	}
+	if m.MemoryMiB != 0 && m.MemoryMiB != int(spec.Resources.MemoryMiB) {
+		diffs = append(diffs, fmt.Sprintf("spec.resources.memoryMiB %d (machine: %d)", spec.Resources.MemoryMiB, m.MemoryMiB))
+	}
+	if len(diffs) == 0 {
+		meta.RemoveStatusCondition(&s.status().Conditions, ConditionMachineUpToDate)
+		return
+	}
+	msg := fmt.Sprintf("%s: smolvm cannot change an existing machine; delete and re-create the Bottle to apply (its disk is kept until then)",
+		strings.Join(diffs, ", "))
+	prev := meta.FindStatusCondition(s.before.Conditions, ConditionMachineUpToDate)
+	if prev == nil || prev.Message != msg {
+		r.event(s, corev1.EventTypeWarning, ReasonRecreateRequired, "Update", "%s", msg)
+	}
+	r.setCondition(s, ConditionMachineUpToDate, metav1.ConditionFalse, ReasonRecreateRequired, msg)
 }
 
 func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
