@@ -10,12 +10,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
@@ -73,10 +71,7 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	r.metrics = newPhaseTracker()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
-		For(&v1.Bottle{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			b, ok := o.(*v1.Bottle)
-			return ok && b.Spec.NodeName == r.NodeName
-		}))).
+		For(&v1.Bottle{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
@@ -112,8 +107,11 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 	}
 
-	s := &scope{log: logger, bottle: bottle, before: bottle.Status.DeepCopy()}
-	s.machineName = r.machineName(bottle)
+	s := &scope{
+		log: logger, bottle: bottle, before: bottle.Status.DeepCopy(),
+		machineName: r.machineName(bottle),
+		sources:     r.newSources(bottle.Namespace),
+	}
 
 	defer func() {
 		if s.finalized {

@@ -32,20 +32,29 @@ type desiredFile struct {
 	mode    int32
 	owner   string
 	content content
+	// sha256 is what status records for the content (see digest).
+	sha256 string
 }
 
-func (f desiredFile) digest(uid string) string {
+// digest is the content's hex SHA-256, salted with the Bottle's UID for
+// Secret content so status never holds a plain hash of a secret.
+func digest(c content, uid string) string {
 	h := sha256.New()
-	if f.content.secret {
+	if c.secret {
 		h.Write([]byte(uid))
 		h.Write([]byte{0})
 	}
-	h.Write(f.content.data)
+	h.Write(c.data)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// inPlace says whether status records this very file in the guest.
+func (f desiredFile) inPlace(h v1.FileStatus) bool {
+	return h.SHA256 == f.sha256 && h.Mode == f.mode && h.Owner == f.owner
+}
+
 // desiredFiles lists the prompt (when it has a source) and spec.files.
-func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources) ([]desiredFile, error) {
+func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, uid string) ([]desiredFile, error) {
 	var out []desiredFile
 	if spec.Prompt != nil && spec.PromptPath != "" {
 		c, err := src.file(ctx, spec.Prompt.Inline, spec.Prompt.ConfigMapKeyRef, spec.Prompt.SecretKeyRef)
@@ -53,7 +62,7 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources) ([]des
 			return nil, fmt.Errorf("prompt: %w", err)
 		}
 		// The exec user must be able to read the prompt claude is given.
-		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: spec.ExecUser, content: c})
+		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: spec.ExecUser, content: c, sha256: digest(c, uid)})
 	}
 	for _, f := range spec.Files {
 		c, err := src.file(ctx, f.Inline, f.ConfigMapKeyRef, f.SecretKeyRef)
@@ -64,7 +73,7 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources) ([]des
 		if f.Mode != nil {
 			mode = *f.Mode
 		}
-		out = append(out, desiredFile{path: f.Path, mode: mode, owner: f.Owner, content: c})
+		out = append(out, desiredFile{path: f.Path, mode: mode, owner: f.Owner, content: c, sha256: digest(c, uid)})
 	}
 	return out, nil
 }
@@ -74,7 +83,7 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources) ([]des
 // host directory that is removed before the pass ends.
 func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	want, err := desiredFiles(ctx, s.spec(), r.newSources(s.bottle.Namespace))
+	want, err := desiredFiles(ctx, s.spec(), s.sources, string(s.bottle.UID))
 	if err != nil {
 		if isSourceMissing(err) {
 			msg := err.Error()
@@ -89,19 +98,14 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	for _, f := range st.Files {
 		have[f.Path] = f
 	}
-	uid := string(s.bottle.UID)
 	var todo []desiredFile
-	next := make([]v1.FileStatus, 0, len(want))
 	for _, f := range want {
-		h, ok := have[f.path]
-		if ok && h.SHA256 == f.digest(uid) && h.Mode == f.mode && h.Owner == f.owner {
-			next = append(next, h)
-			continue
+		if h, ok := have[f.path]; !ok || !f.inPlace(h) {
+			todo = append(todo, f)
 		}
-		todo = append(todo, f)
 	}
 	if len(todo) == 0 {
-		st.Files = next
+		st.Files = mergeFileStatus(want, have, nil)
 		r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
 		return true, ctrl.Result{}, nil
 	}
@@ -117,7 +121,7 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	defer func() {
 		// Record what did land even when a later file fails, so it is not
 		// copied again.
-		st.Files = mergeFileStatus(want, have, copied, uid)
+		st.Files = mergeFileStatus(want, have, copied)
 	}()
 	if err := r.ensureParents(ctx, s, todo); err != nil {
 		return r.smolvmFailure(s, v1.ConditionFilesReady, "create parent directories", err)
@@ -147,7 +151,7 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		}
 		_ = os.Remove(host)
 		now := metav1.Now()
-		copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.digest(uid), Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
+		copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(todo), s.machineName)
 	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
@@ -155,12 +159,12 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 }
 
 // mergeFileStatus lists, in spec order, the files known to be in the guest.
-func mergeFileStatus(want []desiredFile, have, copied map[string]v1.FileStatus, uid string) []v1.FileStatus {
+func mergeFileStatus(want []desiredFile, have, copied map[string]v1.FileStatus) []v1.FileStatus {
 	var out []v1.FileStatus
 	for _, f := range want {
 		if c, ok := copied[f.path]; ok {
 			out = append(out, c)
-		} else if h, ok := have[f.path]; ok && h.SHA256 == f.digest(uid) && h.Mode == f.mode && h.Owner == f.owner {
+		} else if h, ok := have[f.path]; ok && f.inPlace(h) {
 			out = append(out, h)
 		}
 	}
@@ -217,15 +221,16 @@ func (r *BottleReconciler) ensureParents(ctx context.Context, s *scope, files []
 		}
 		done[key] = true
 		res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
-			Machine: s.machineName,
-			Argv:    []string{"sh", "-c", mkParents, "sh", f.path, f.owner},
-			Timeout: execLookupTimeout,
+			Machine:     s.machineName,
+			Argv:        []string{"sh", "-c", mkParents, "sh", f.path, f.owner},
+			Timeout:     execLookupTimeout,
+			OutputLimit: OutputTail,
 		})
 		if err != nil {
 			return err
 		}
 		if res.ExitCode != 0 {
-			return fmt.Errorf("creating the directories above %s exited %d: %s", f.path, res.ExitCode, strings.TrimSpace(tail(res.Stderr)))
+			return fmt.Errorf("creating the directories above %s exited %d: %s", f.path, res.ExitCode, strings.TrimSpace(toValidUTF8(res.Stderr)))
 		}
 	}
 	return nil

@@ -85,7 +85,7 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 		}
 	}
 
-	env, err := r.newSources(s.bottle.Namespace).env(ctx, spec.Env)
+	env, err := s.sources.env(ctx, spec.Env)
 	if err != nil {
 		if isSourceMissing(err) {
 			msg := err.Error()
@@ -98,12 +98,13 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 
 	started := metav1.NowMicro()
 	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
-		Machine: s.machineName,
-		User:    user,
-		Script:  step.Script,
-		Env:     env,
-		Timeout: time.Duration(step.TimeoutSeconds) * time.Second,
-		Mode:    r.ExecMode,
+		Machine:     s.machineName,
+		User:        user,
+		Script:      step.Script,
+		Env:         env,
+		Timeout:     time.Duration(step.TimeoutSeconds) * time.Second,
+		Mode:        r.ExecMode,
+		OutputLimit: OutputTail,
 	})
 	if ctx.Err() != nil {
 		// The agent is stopping: record nothing, the step runs again later.
@@ -127,9 +128,9 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 		return r.smolvmFailure(s, v1.ConditionProvisioned, "exec step "+step.Name, err)
 	default:
 		result.ExitCode = ptrInt32(int32(res.ExitCode))
-		result.Stdout, result.Stderr = tail(res.Stdout), tail(res.Stderr)
+		result.Stdout, result.Stderr = toValidUTF8(res.Stdout), toValidUTF8(res.Stderr)
 		result.StdoutBytes, result.StderrBytes = res.StdoutBytes, res.StderrBytes
-		result.Truncated = res.Truncated || int64(len(result.Stdout)) < res.StdoutBytes || int64(len(result.Stderr)) < res.StderrBytes
+		result.Truncated = res.Truncated
 		if res.ExitCode != 0 {
 			outcome = "failed"
 		}
@@ -172,21 +173,6 @@ func stepOutcome(res v1.ExecResult) string {
 		return "did not finish"
 	}
 	return fmt.Sprintf("exited with code %d", *res.ExitCode)
-}
-
-// tail keeps the last OutputTail bytes, cut at a UTF-8 boundary so the API
-// server accepts the string.
-func tail(s string) string {
-	if len(s) <= OutputTail {
-		return toValidUTF8(s)
-	}
-	s = s[len(s)-OutputTail:]
-	for i := 0; i < 4 && i < len(s); i++ {
-		if s[i]&0xC0 != 0x80 {
-			return toValidUTF8(s[i:])
-		}
-	}
-	return toValidUTF8(s)
 }
 
 func ptrInt32(v int32) *int32 { return &v }

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -19,13 +18,15 @@ type scope struct {
 	machineName string
 	// machine is smolvm's view of the machine; nil when it does not exist.
 	machine *smolvm.Machine
+	// sources reads the ConfigMaps and Secrets the files and env name, each
+	// at most once per pass.
+	sources *sources
 
-	// stalled and its reason/message are set by a phase that cannot make
-	// progress without a change from a human (kstatus Stalled).
 	// finalized is set once the finalizer is gone: the object may be too.
 	finalized bool
 
-	stalled        bool
+	// stalledReason/Message are set by a phase that cannot make progress
+	// without a change from a human (kstatus Stalled).
 	stalledReason  string
 	stalledMessage string
 
@@ -42,10 +43,10 @@ func (s *scope) wait(reason, message string) {
 }
 
 func (s *scope) stall(reason, message string) {
-	s.stalled, s.stalledReason, s.stalledMessage = true, reason, message
+	s.stalledReason, s.stalledMessage = reason, message
 }
+
+func (s *scope) stalled() bool { return s.stalledReason != "" }
 
 func (s *scope) spec() *v1.BottleSpec     { return &s.bottle.Spec }
 func (s *scope) status() *v1.BottleStatus { return &s.bottle.Status }
-
-var _ runtime.Object = (*v1.Bottle)(nil)

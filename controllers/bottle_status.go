@@ -20,15 +20,15 @@ func summarize(s *scope, reconcileErr error) {
 	isTrue := func(typ string) bool { return meta.IsStatusConditionTrue(st.Conditions, typ) }
 
 	deleting := !s.bottle.DeletionTimestamp.IsZero()
-	stopped := !deleting && s.spec().RunState == v1.RunStateStopped && !s.stalled && reconcileErr == nil &&
+	stopped := !deleting && s.spec().RunState == v1.RunStateStopped && !s.stalled() && reconcileErr == nil &&
 		(st.MachineState == smolvm.StateStopped || st.MachineState == smolvm.StateCreated)
-	ready := !deleting && !s.stalled && reconcileErr == nil && s.spec().RunState == v1.RunStateRunning &&
+	ready := !deleting && !s.stalled() && reconcileErr == nil && s.spec().RunState == v1.RunStateRunning &&
 		isTrue(v1.ConditionMachineReady) && isTrue(v1.ConditionFilesReady) && isTrue(v1.ConditionProvisioned)
 
 	switch {
 	case deleting:
 		st.Phase = v1.PhaseDeleting
-	case s.stalled:
+	case s.stalled():
 		st.Phase = v1.PhaseFailed
 	case ready:
 		st.Phase = v1.PhaseReady
@@ -53,7 +53,7 @@ func summarize(s *scope, reconcileErr error) {
 		set(v1.ConditionReady, metav1.ConditionTrue, "Ready", "machine running, files in place, provisioning done")
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
-	case s.stalled:
+	case s.stalled():
 		set(v1.ConditionReady, metav1.ConditionFalse, s.stalledReason, s.stalledMessage)
 		set(v1.ConditionStalled, metav1.ConditionTrue, s.stalledReason, s.stalledMessage)
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)

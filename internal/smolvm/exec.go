@@ -44,10 +44,13 @@ type ExecRequest struct {
 	Mode    ExecMode
 	// Stdin, when set, is forwarded to the guest (smolvm -i).
 	Stdin io.Reader
+	// OutputLimit is how many bytes of each stream Exec keeps (the tail);
+	// zero means CLI.OutputLimit.
+	OutputLimit int
 }
 
 // ExecResult is what a guest command did. Stdout/Stderr are the last
-// CLI.OutputLimit bytes of each stream; the *Bytes fields count everything.
+// OutputLimit bytes of each stream; the *Bytes fields count everything.
 type ExecResult struct {
 	ExitCode                 int
 	Stdout, Stderr           string
@@ -76,7 +79,11 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	runCtx, cancel := withExecTimeout(ctx, timeout)
 	defer cancel()
 
-	stdout, stderr := newTailBuffer(c.outputLimit()), newTailBuffer(c.outputLimit())
+	limit := req.OutputLimit
+	if limit <= 0 {
+		limit = c.outputLimit()
+	}
+	stdout, stderr := newTailBuffer(limit), newTailBuffer(limit)
 	cmd := c.command(runCtx, argv)
 	cmd.Stdin = req.Stdin
 	cmd.Stdout = stdout

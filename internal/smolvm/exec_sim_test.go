@@ -121,6 +121,22 @@ func TestExecOutputIsBounded(t *testing.T) {
 	}
 }
 
+// A request's OutputLimit overrides the CLI's for that exec only.
+func TestExecRequestOutputLimit(t *testing.T) {
+	c := newSim(t)
+	runningMachine(t, c, "limited")
+	res := mustExec(t, c, ExecRequest{Machine: "limited", OutputLimit: 10, Script: "echo 0123456789abcdef; echo short >&2"})
+	if res.Stdout != "789abcdef\n" {
+		t.Fatalf("stdout tail %q", res.Stdout)
+	}
+	if res.Stderr != "short\n" || res.StdoutBytes != 17 || !res.Truncated {
+		t.Fatalf("stderr %q, stdout bytes %d, truncated %v", res.Stderr, res.StdoutBytes, res.Truncated)
+	}
+	if res := mustExec(t, c, ExecRequest{Machine: "limited", Script: "echo 0123456789abcdef"}); res.Stdout != "0123456789abcdef\n" || res.Truncated {
+		t.Fatalf("without a request limit the CLI's applies: %q truncated=%v", res.Stdout, res.Truncated)
+	}
+}
+
 // A hung smolvm (SMOLVM_SIM_HANG) and a hung guest (sleep) are both killed
 // by the context within a second of its deadline, children included.
 func TestExecKilledAtDeadline(t *testing.T) {
