@@ -2,9 +2,7 @@ package execapi
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -82,19 +80,10 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 		Stderr: sess.writer(chanStderr, sr.stderr),
 		TTY:    sr.tty,
 	}
-	closeStdin := func() {}
 	if sess.stdin != nil {
-		if sr.tty {
-			streams.Stdin = sess.stdin
-		} else {
-			stdin, closePipe, err := pipeStdin(sess.stdin)
-			if err != nil {
-				sess.finish(exitStatus(-1, err))
-				return
-			}
-			closeStdin = closePipe
-			streams.Stdin = stdin
-		}
+		// The driver hands smolvm a pipe and stops feeding it when the
+		// command ends, so an open client stdin never holds the session.
+		streams.Stdin = sess.stdin
 	}
 	if sr.tty {
 		streams.Resize = sess.resize
@@ -106,8 +95,6 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 	logger.Info("session started")
 	start := time.Now()
 	code, err := s.opts.Machines.ExecInteractive(ctx, req, streams)
-	// Unblocks the stdin pump, so the read loop can take the client's close.
-	closeStdin()
 	if ctx.Err() != nil && sessionGone(sess) {
 		logger.Info("session ended: client disconnected", "duration", time.Since(start).Round(time.Millisecond))
 		sess.abort()
@@ -128,22 +115,4 @@ func sessionGone(s *v5Session) bool {
 	default:
 		return false
 	}
-}
-
-// pipeStdin feeds r to the guest through an OS pipe. os/exec copies a
-// non-file Stdin in a goroutine that Wait waits for even after the process
-// has exited, so a client that keeps stdin open would keep the session open
-// after the command ended; a pipe's read end is handed to smolvm as is.
-func pipeStdin(r io.Reader) (*os.File, func(), error) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	go func() {
-		// Ends at the client's EOF (the guest then reads EOF), or with
-		// EPIPE once the session is over and pr is closed.
-		_, _ = io.Copy(pw, r)
-		_ = pw.Close()
-	}()
-	return pr, func() { _ = pr.Close() }, nil
 }
