@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // The test binary doubles as the simulator: run through a symlink named
@@ -43,16 +45,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireSandbox(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("bwrap (bubblewrap) is required in CI: %v", err)
-		}
-		t.Skip("simulator tests need bubblewrap (bwrap); install it (apt-get install bubblewrap)")
-	}
-}
-
 // sim runs simulator invocations against one data dir.
 type sim struct {
 	t    testing.TB
@@ -62,7 +54,7 @@ type sim struct {
 
 func newSim(t testing.TB, env ...string) *sim {
 	t.Helper()
-	requireSandbox(t)
+	testutil.RequireBwrap(t)
 	return &sim{t: t, data: t.TempDir(), env: env}
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // The simulator (cmd/smolvm-sim) is built once per test binary, on first
@@ -47,23 +49,11 @@ func buildSimulator() (string, error) {
 	return simPath, simErr
 }
 
-// requireSandbox skips without bubblewrap, except in CI where a missing
-// bwrap must fail the run instead of hiding every simulator test.
-func requireSandbox(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("bwrap (bubblewrap) is required in CI: %v", err)
-		}
-		t.Skip("simulator tests need bubblewrap (bwrap); install it (apt-get install bubblewrap)")
-	}
-}
-
 // newSim returns a driver for a freshly built simulator with its own data
 // dir. extraEnv adds SMOLVM_SIM_* knobs.
 func newSim(t testing.TB, extraEnv ...string) *CLI {
 	t.Helper()
-	requireSandbox(t)
+	testutil.RequireBwrap(t)
 	path, err := buildSimulator()
 	if err != nil {
 		t.Fatal(err)

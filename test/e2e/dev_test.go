@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 func freePort(t *testing.T) int {
@@ -62,9 +63,7 @@ func TestDevUpDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("dev e2e: skipped in -short mode")
 	}
-	if _, err := exec.LookPath("bwrap"); err != nil && !testenv.InCI() {
-		t.Skip("dev e2e: bubblewrap is not installed (hack/ensure-deps.sh installs it)")
-	}
+	testutil.RequireBwrap(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
