@@ -99,9 +99,9 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 
 	// The finalizer goes on before any machine exists, so no machine can
 	// outlive its Bottle.
-	if bottle.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(bottle, Finalizer) {
+	if bottle.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(bottle, v1.Finalizer) {
 		orig := bottle.DeepCopy()
-		controllerutil.AddFinalizer(bottle, Finalizer)
+		controllerutil.AddFinalizer(bottle, v1.Finalizer)
 		if err := r.Patch(ctx, bottle, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
@@ -109,7 +109,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 
 	s := &scope{
 		log: logger, bottle: bottle, before: bottle.Status.DeepCopy(),
-		machineName: r.machineName(bottle),
+		machineName: bottle.MachineName(),
 		sources:     r.newSources(bottle.Namespace),
 	}
 
@@ -133,19 +133,6 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 	// Everything is in place: look again later for drift.
 	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
-}
-
-// machineName is the smolvm machine this Bottle uses: the one already
-// recorded, else the one asked for, else one derived from the object.
-func (r *BottleReconciler) machineName(b *v1.Bottle) string {
-	switch {
-	case b.Status.MachineName != "":
-		return b.Status.MachineName
-	case b.Spec.MachineName != "":
-		return b.Spec.MachineName
-	default:
-		return smolvm.MachineNameFor(b.Namespace, b.Name, string(b.UID))
-	}
 }
 
 // patchStatus is the one place status is written and observedGeneration is

@@ -173,7 +173,7 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(got.Status.NodeName).To(Equal(node))
 		Expect(got.Status.MachineState).To(Equal("running"))
 		Expect(kstatusOf(b)).To(Equal(status.CurrentStatus))
-		Expect(got.Finalizers).To(ContainElement(controllers.Finalizer))
+		Expect(got.Finalizers).To(ContainElement(v1.Finalizer))
 
 		machine := got.Status.MachineName
 		Expect(machine).To(HavePrefix(ns + "-agent-"))
@@ -227,7 +227,7 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		got := get(b)
 		c := meta.FindStatusCondition(got.Status.Conditions, v1.ConditionProvisioned)
 		Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		Expect(c.Reason).To(Equal(controllers.ReasonStepFailed))
+		Expect(c.Reason).To(Equal(v1.ReasonStepFailed))
 		Expect(c.Message).To(ContainSubstring(`step "broken"`))
 		Expect(c.Message).To(ContainSubstring("exited with code 3"))
 		Expect(kstatusOf(b)).To(Equal(status.FailedStatus))
@@ -343,7 +343,7 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseFailed))
 		c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionMachineReady)
-		Expect(c.Reason).To(Equal(controllers.ReasonNameConflict))
+		Expect(c.Reason).To(Equal(v1.ReasonNameConflict))
 		Expect(kstatusOf(b)).To(Equal(status.FailedStatus))
 
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
@@ -491,14 +491,14 @@ var _ = Describe("spec changes smolvm cannot apply in place", func() {
 		got.Spec.Resources.CPUs = 4
 		Expect(k8sClient.Update(ctx, got)).To(Succeed())
 		Eventually(func() string {
-			c := meta.FindStatusCondition(get(b).Status.Conditions, controllers.ConditionMachineUpToDate)
+			c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionMachineUpToDate)
 			if c == nil {
 				return ""
 			}
 			return c.Message
 		}).Should(And(ContainSubstring(`spec.image "node:24-bookworm" (machine: "node:22-bookworm")`),
 			ContainSubstring("spec.resources.cpus 4 (machine: 2)"), ContainSubstring("delete and re-create")))
-		Eventually(eventReasons(b)).Should(ContainElement(controllers.ReasonRecreateRequired))
+		Eventually(eventReasons(b)).Should(ContainElement(v1.ReasonRecreateRequired))
 		Expect(get(b).Status.Phase).To(Equal(v1.PhaseReady), "the machine still runs as it was")
 		Expect(guest(node, machine, "cat /home/node/mark")).To(Equal("x\n"), "the machine was recreated")
 	})

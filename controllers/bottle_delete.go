@@ -18,7 +18,7 @@ import (
 // keeps the finalizer (the Bottle stays, saying why) and retries with
 // backoff: a machine is never leaked silently.
 func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(s.bottle, Finalizer) {
+	if !controllerutil.ContainsFinalizer(s.bottle, v1.Finalizer) {
 		s.finalized = true
 		return ctrl.Result{}, nil
 	}
@@ -29,7 +29,7 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 	case smolvm.IsNotFound(err):
 	case err != nil:
 		return r.blockDeletion(s, "status", err)
-	case m.Labels[LabelUID] != string(s.bottle.UID):
+	case m.Labels[v1.LabelUID] != string(s.bottle.UID):
 		// Someone else's machine under our name: never ours to delete.
 		s.log.Info("leaving machine that belongs to something else", "machine", s.machineName)
 	default:
@@ -41,11 +41,11 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 		if err := r.Machines.Delete(ctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
 			return r.blockDeletion(s, "delete", err)
 		}
-		r.event(s, corev1.EventTypeNormal, ReasonMachineDeleted, "Delete", "deleted machine %s", s.machineName)
+		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineDeleted, "Delete", "deleted machine %s", s.machineName)
 	}
 
 	orig := s.bottle.DeepCopy()
-	controllerutil.RemoveFinalizer(s.bottle, Finalizer)
+	controllerutil.RemoveFinalizer(s.bottle, v1.Finalizer)
 	if err := r.Patch(ctx, s.bottle, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -56,8 +56,8 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 
 func (r *BottleReconciler) blockDeletion(s *scope, action string, err error) (ctrl.Result, error) {
 	msg := fmt.Sprintf("cannot %s machine %s: %v; the finalizer stays until the machine is gone", action, s.machineName, err)
-	r.setCondition(s, v1.ConditionReady, metav1.ConditionFalse, ReasonDeletionBlocked, msg)
-	s.wait(ReasonDeletionBlocked, msg)
-	r.event(s, corev1.EventTypeWarning, ReasonDeletionBlocked, "Delete", "%s", msg)
+	r.setCondition(s, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDeletionBlocked, msg)
+	s.wait(v1.ReasonDeletionBlocked, msg)
+	r.event(s, corev1.EventTypeWarning, v1.ReasonDeletionBlocked, "Delete", "%s", msg)
 	return ctrl.Result{}, fmt.Errorf("deleting machine %s: %w", s.machineName, err)
 }

@@ -19,13 +19,6 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-const (
-	ReasonFilesCopied    = "FilesCopied"
-	ReasonCopyingFiles   = "CopyingFiles"
-	ReasonSourceNotFound = "SourceNotFound"
-	ReasonOwnerNotFound  = "OwnerNotFound"
-)
-
 // desiredFile is one file the guest must hold.
 type desiredFile struct {
 	path    string
@@ -87,8 +80,8 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	if err != nil {
 		if isSourceMissing(err) {
 			msg := err.Error()
-			r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, ReasonSourceNotFound, msg)
-			s.wait(ReasonSourceNotFound, msg)
+			r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
+			s.wait(v1.ReasonSourceNotFound, msg)
 			return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
 		}
 		return false, ctrl.Result{}, err
@@ -106,7 +99,7 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	}
 	if len(todo) == 0 {
 		st.Files = mergeFileStatus(want, have, nil)
-		r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
+		r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, v1.ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
 		return true, ctrl.Result{}, nil
 	}
 
@@ -134,8 +127,8 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 				var driverErr *smolvm.Error
 				if !errors.As(err, &driverErr) {
 					msg := fmt.Sprintf("file %s: %v", f.path, err)
-					r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, ReasonOwnerNotFound, msg)
-					s.stall(ReasonOwnerNotFound, msg)
+					r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonOwnerNotFound, msg)
+					s.stall(v1.ReasonOwnerNotFound, msg)
 					return false, ctrl.Result{}, nil
 				}
 				return r.smolvmFailure(s, v1.ConditionFilesReady, "resolve owner", err)
@@ -153,8 +146,8 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		now := metav1.Now()
 		copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
 	}
-	r.event(s, corev1.EventTypeNormal, ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(todo), s.machineName)
-	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
+	r.event(s, corev1.EventTypeNormal, v1.ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(todo), s.machineName)
+	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, v1.ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
 	return true, ctrl.Result{}, nil
 }
 

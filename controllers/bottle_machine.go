@@ -16,28 +16,6 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-// Condition reasons.
-const (
-	ReasonMachineCreated   = "MachineCreated"
-	ReasonMachineRecreated = "MachineRecreated"
-	ReasonMachineStarting  = "MachineStarting"
-	ReasonMachineRunning   = "MachineRunning"
-	ReasonMachineRestarted = "MachineRestarted"
-	ReasonMachineStopped   = "MachineStopped"
-	ReasonNameConflict     = "MachineNameConflict"
-	ReasonInvalidName      = "InvalidMachineName"
-	ReasonKVMUnavailable   = "KVMUnavailable"
-	ReasonSmolvmError      = "SmolvmError"
-	ReasonNotRunning       = "MachineNotRunning"
-	ReasonMachineDeleted   = "MachineDeleted"
-	ReasonDeletionBlocked  = "DeletionBlocked"
-	ReasonRecreateRequired = "RecreateRequired"
-)
-
-// ConditionMachineUpToDate is False while spec fields that only a new machine
-// can take (image, CPUs, memory) differ from the machine's.
-const ConditionMachineUpToDate = "MachineUpToDate"
-
 // kvmRetryPeriod: a host without KVM needs a human; look again now and then
 // rather than hammering smolvm.
 const kvmRetryPeriod = 2 * time.Minute
@@ -61,18 +39,18 @@ func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err erro
 	switch smolvm.ClassOf(err) {
 	case smolvm.ErrKVMUnavailable:
 		msg := fmt.Sprintf("%s: %v", action, err)
-		r.setCondition(s, cond, metav1.ConditionFalse, ReasonKVMUnavailable, msg)
-		s.stall(ReasonKVMUnavailable, msg)
-		r.event(s, corev1.EventTypeWarning, ReasonKVMUnavailable, action, "%v", err)
+		r.setCondition(s, cond, metav1.ConditionFalse, v1.ReasonKVMUnavailable, msg)
+		s.stall(v1.ReasonKVMUnavailable, msg)
+		r.event(s, corev1.EventTypeWarning, v1.ReasonKVMUnavailable, action, "%v", err)
 		return false, ctrl.Result{RequeueAfter: kvmRetryPeriod}, nil
 	case smolvm.ErrInvalidName:
 		msg := fmt.Sprintf("%s: %v", action, err)
-		r.setCondition(s, cond, metav1.ConditionFalse, ReasonInvalidName, msg)
-		s.stall(ReasonInvalidName, msg)
+		r.setCondition(s, cond, metav1.ConditionFalse, v1.ReasonInvalidName, msg)
+		s.stall(v1.ReasonInvalidName, msg)
 		return false, ctrl.Result{}, nil
 	}
-	r.setCondition(s, cond, metav1.ConditionFalse, ReasonSmolvmError, fmt.Sprintf("%s: %v", action, err))
-	s.wait(ReasonSmolvmError, fmt.Sprintf("%s failed; retrying", action))
+	r.setCondition(s, cond, metav1.ConditionFalse, v1.ReasonSmolvmError, fmt.Sprintf("%s: %v", action, err))
+	s.wait(v1.ReasonSmolvmError, fmt.Sprintf("%s failed; retrying", action))
 	return false, ctrl.Result{}, fmt.Errorf("%s machine %s: %w", action, s.machineName, err)
 }
 
@@ -87,14 +65,14 @@ func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool
 	m, err := r.Machines.Status(ctx, s.machineName)
 	switch {
 	case err == nil:
-		if m.Labels[LabelUID] != string(s.bottle.UID) {
+		if m.Labels[v1.LabelUID] != string(s.bottle.UID) {
 			msg := fmt.Sprintf("a smolvm machine named %q already exists and does not belong to this Bottle; "+
 				"delete it or choose another spec.machineName", s.machineName)
-			r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, ReasonNameConflict, msg)
-			s.stall(ReasonNameConflict, msg)
+			r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonNameConflict, msg)
+			s.stall(v1.ReasonNameConflict, msg)
 			st.MachineState = ""
 			if s.before.MachineName == "" || !meta.IsStatusConditionPresentAndEqual(s.before.Conditions, v1.ConditionMachineReady, metav1.ConditionFalse) {
-				r.event(s, corev1.EventTypeWarning, ReasonNameConflict, "Create", "%s", msg)
+				r.event(s, corev1.EventTypeWarning, v1.ReasonNameConflict, "Create", "%s", msg)
 			}
 			return false, ctrl.Result{}, nil
 		}
@@ -115,24 +93,24 @@ func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool
 	st.Files = nil
 	st.ExecResults = nil
 	if recreated {
-		r.event(s, corev1.EventTypeWarning, ReasonMachineRecreated, "Create",
+		r.event(s, corev1.EventTypeWarning, v1.ReasonMachineRecreated, "Create",
 			"machine %s was gone (last seen %s); created it again and will copy files and provision from scratch", s.machineName, st.MachineState)
 	} else {
-		r.event(s, corev1.EventTypeNormal, ReasonMachineCreated, "Create", "created machine %s", s.machineName)
+		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineCreated, "Create", "created machine %s", s.machineName)
 	}
 	m, err = r.Machines.Status(ctx, s.machineName)
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
 	}
-	if m.Labels[LabelUID] != string(s.bottle.UID) {
+	if m.Labels[v1.LabelUID] != string(s.bottle.UID) {
 		// Lost a race with someone else creating the same name.
 		return r.reconcileMachine(ctx, s)
 	}
 	s.machine = m
 	st.MachineState = m.State
-	reason := ReasonMachineCreated
+	reason := v1.ReasonMachineCreated
 	if recreated {
-		reason = ReasonMachineRecreated
+		reason = v1.ReasonMachineRecreated
 	}
 	r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, reason, "machine created, not started yet")
 	return true, ctrl.Result{}, nil
@@ -154,16 +132,16 @@ func (r *BottleReconciler) checkUpToDate(s *scope, m *smolvm.Machine) {
 		diffs = append(diffs, fmt.Sprintf("spec.resources.memoryMiB %d (machine: %d)", spec.Resources.MemoryMiB, m.MemoryMiB))
 	}
 	if len(diffs) == 0 {
-		meta.RemoveStatusCondition(&s.status().Conditions, ConditionMachineUpToDate)
+		meta.RemoveStatusCondition(&s.status().Conditions, v1.ConditionMachineUpToDate)
 		return
 	}
 	msg := fmt.Sprintf("%s: smolvm cannot change an existing machine; delete and re-create the Bottle to apply (its disk is kept until then)",
 		strings.Join(diffs, ", "))
-	prev := meta.FindStatusCondition(s.before.Conditions, ConditionMachineUpToDate)
+	prev := meta.FindStatusCondition(s.before.Conditions, v1.ConditionMachineUpToDate)
 	if prev == nil || prev.Message != msg {
-		r.event(s, corev1.EventTypeWarning, ReasonRecreateRequired, "Update", "%s", msg)
+		r.event(s, corev1.EventTypeWarning, v1.ReasonRecreateRequired, "Update", "%s", msg)
 	}
-	r.setCondition(s, ConditionMachineUpToDate, metav1.ConditionFalse, ReasonRecreateRequired, msg)
+	r.setCondition(s, v1.ConditionMachineUpToDate, metav1.ConditionFalse, v1.ReasonRecreateRequired, msg)
 }
 
 func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
@@ -176,9 +154,9 @@ func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
 		AllowHosts: spec.Network.AllowHosts,
 		AllowCIDRs: spec.Network.AllowCIDRs,
 		Labels: map[string]string{
-			LabelUID:       string(s.bottle.UID),
-			LabelNamespace: s.bottle.Namespace,
-			LabelName:      s.bottle.Name,
+			v1.LabelUID:       string(s.bottle.UID),
+			v1.LabelNamespace: s.bottle.Namespace,
+			v1.LabelName:      s.bottle.Name,
 		},
 	}
 }
@@ -194,15 +172,15 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 			if err := r.Machines.Stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
 				return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
 			}
-			r.event(s, corev1.EventTypeNormal, ReasonMachineStopped, "Stop", "stopped machine %s (disk kept)", s.machineName)
+			r.event(s, corev1.EventTypeNormal, v1.ReasonMachineStopped, "Stop", "stopped machine %s (disk kept)", s.machineName)
 			st.MachineState = smolvm.StateStopped
 		}
-		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, ReasonMachineStopped, "runState is Stopped")
+		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")
 		return false, ctrl.Result{}, nil
 	}
 
 	if state == smolvm.StateRunning {
-		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionTrue, ReasonMachineRunning, "machine is running")
+		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
 		return true, ctrl.Result{}, nil
 	}
 
@@ -219,9 +197,9 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "start", err)
 	}
 	if unexpected {
-		r.event(s, corev1.EventTypeWarning, ReasonMachineRestarted, "Start", "machine %s was %s; started it again", s.machineName, state)
+		r.event(s, corev1.EventTypeWarning, v1.ReasonMachineRestarted, "Start", "machine %s was %s; started it again", s.machineName, state)
 	} else {
-		r.event(s, corev1.EventTypeNormal, ReasonMachineStarting, "Start", "started machine %s", s.machineName)
+		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineStarting, "Start", "started machine %s", s.machineName)
 	}
 	m, err := r.Machines.Status(ctx, s.machineName)
 	if err != nil {
@@ -231,10 +209,10 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 	st.MachineState = m.State
 	if m.State != smolvm.StateRunning {
 		msg := fmt.Sprintf("machine is %s after start", m.State)
-		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, ReasonNotRunning, msg)
-		s.wait(ReasonNotRunning, msg)
+		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonNotRunning, msg)
+		s.wait(v1.ReasonNotRunning, msg)
 		return false, ctrl.Result{}, errors.New(msg)
 	}
-	r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionTrue, ReasonMachineRunning, "machine is running")
+	r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
 	return true, ctrl.Result{}, nil
 }

@@ -15,13 +15,6 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-const (
-	ReasonProvisioned   = "Provisioned"
-	ReasonProvisioning  = "Provisioning"
-	ReasonStepFailed    = "StepFailed"
-	ReasonStepSucceeded = "StepSucceeded"
-)
-
 // OutputTail is how much of each stream a step keeps in status: enough to
 // read an error, small enough that 32 steps stay far below etcd's limit.
 const OutputTail = 4096
@@ -68,7 +61,7 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 	i := firstPending(spec, st.ExecResults)
 	if i == total {
 		st.ExecResults = st.ExecResults[:total]
-		r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionTrue, ReasonProvisioned, fmt.Sprintf("%d step(s) succeeded", total))
+		r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionTrue, v1.ReasonProvisioned, fmt.Sprintf("%d step(s) succeeded", total))
 		return true, ctrl.Result{}, nil
 	}
 	step := spec.Provision[i]
@@ -89,8 +82,8 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 	if err != nil {
 		if isSourceMissing(err) {
 			msg := err.Error()
-			r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, ReasonSourceNotFound, msg)
-			s.wait(ReasonSourceNotFound, msg)
+			r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
+			s.wait(v1.ReasonSourceNotFound, msg)
 			return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
 		}
 		return false, ctrl.Result{}, err
@@ -140,20 +133,20 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 
 	if outcome != "succeeded" {
 		r.failStep(s, i, result)
-		r.event(s, corev1.EventTypeWarning, ReasonStepFailed, "Provision", "step %q (%d/%d) as %s: %s",
+		r.event(s, corev1.EventTypeWarning, v1.ReasonStepFailed, "Provision", "step %q (%d/%d) as %s: %s",
 			step.Name, i+1, total, user, stepOutcome(result))
 		return false, ctrl.Result{}, nil
 	}
-	r.event(s, corev1.EventTypeNormal, ReasonStepSucceeded, "Provision", "step %q (%d/%d) as %s exited 0 in %s",
+	r.event(s, corev1.EventTypeNormal, v1.ReasonStepSucceeded, "Provision", "step %q (%d/%d) as %s exited 0 in %s",
 		step.Name, i+1, total, user, finished.Sub(started.Time).Round(time.Millisecond))
 	if i+1 == total {
-		r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionTrue, ReasonProvisioned, fmt.Sprintf("%d step(s) succeeded", total))
+		r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionTrue, v1.ReasonProvisioned, fmt.Sprintf("%d step(s) succeeded", total))
 		return true, ctrl.Result{}, nil
 	}
 	next := spec.Provision[i+1].Name
 	msg := fmt.Sprintf("step %q (%d/%d) next", next, i+2, total)
-	r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, ReasonProvisioning, msg)
-	s.wait(ReasonProvisioning, msg)
+	r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonProvisioning, msg)
+	s.wait(v1.ReasonProvisioning, msg)
 	// Come straight back for the next step; RequeueAfter (not Requeue) so
 	// the rate limiter's per-item backoff does not grow with every step.
 	return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
@@ -161,8 +154,8 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 
 func (r *BottleReconciler) failStep(s *scope, i int, res v1.ExecResult) {
 	msg := fmt.Sprintf("step %q (%d/%d) %s; edit the step to run it again", res.Name, i+1, len(s.spec().Provision), stepOutcome(res))
-	r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, ReasonStepFailed, msg)
-	s.stall(ReasonStepFailed, msg)
+	r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonStepFailed, msg)
+	s.stall(v1.ReasonStepFailed, msg)
 }
 
 func stepOutcome(res v1.ExecResult) string {

@@ -50,7 +50,7 @@ func summarize(s *scope, reconcileErr error) {
 
 	switch {
 	case ready:
-		set(v1.ConditionReady, metav1.ConditionTrue, "Ready", "machine running, files in place, provisioning done")
+		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonReady, "machine running, files in place, provisioning done")
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 	case s.stalled():
@@ -60,16 +60,16 @@ func summarize(s *scope, reconcileErr error) {
 	case stopped:
 		// Stopped on purpose is the desired state: Ready, so GitOps health
 		// checks (kstatus) call it Current. The phase says Stopped.
-		set(v1.ConditionReady, metav1.ConditionTrue, ReasonMachineStopped, "machine stopped as runState asks; its disk is kept")
+		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonMachineStopped, "machine stopped as runState asks; its disk is kept")
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
 		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 	default:
 		reason, msg := s.waitingReason, s.waitingMessage
 		if reason == "" {
-			reason, msg = "Progressing", "phase "+string(st.Phase)
+			reason, msg = v1.ReasonProgressing, "phase "+string(st.Phase)
 		}
 		if reconcileErr != nil && s.waitingReason == "" {
-			reason, msg = "ReconcileError", reconcileErr.Error()
+			reason, msg = v1.ReasonReconcileError, reconcileErr.Error()
 		}
 		if !deleting || !meta.IsStatusConditionFalse(st.Conditions, v1.ConditionReady) {
 			set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)

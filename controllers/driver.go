@@ -20,14 +20,3 @@ type Machines interface {
 }
 
 var _ Machines = (*smolvm.CLI)(nil)
-
-// Machine labels. The UID label is what makes a machine ours: it lets an
-// agent adopt its machine after a restart and refuse to touch anyone else's.
-const (
-	LabelUID       = "agents.bot-bottle.dev/uid"
-	LabelNamespace = "agents.bot-bottle.dev/namespace"
-	LabelName      = "agents.bot-bottle.dev/name"
-)
-
-// Finalizer keeps a Bottle until its machine is gone.
-const Finalizer = "agents.bot-bottle.dev/machine"

@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/controllers"
 )
 
 var _ = Describe("smolvm failures", func() {
@@ -24,7 +23,7 @@ var _ = Describe("smolvm failures", func() {
 		machine := get(b).Status.MachineName
 
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
-		Eventually(eventReasons(b)).Should(ContainElement(controllers.ReasonDeletionBlocked))
+		Eventually(eventReasons(b)).Should(ContainElement(v1.ReasonDeletionBlocked))
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{}))
 		}).Should(BeTrue())
@@ -41,7 +40,7 @@ var _ = Describe("smolvm failures", func() {
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseFailed))
 		c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionStalled)
 		Expect(c).NotTo(BeNil())
-		Expect(c.Reason).To(Equal(controllers.ReasonKVMUnavailable))
+		Expect(c.Reason).To(Equal(v1.ReasonKVMUnavailable))
 		Expect(c.Message).To(ContainSubstring("KVM not available"))
 		Expect(kstatusOf(b)).To(Equal(status.FailedStatus))
 

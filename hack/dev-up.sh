@@ -73,7 +73,7 @@ gen_pki
 # The exec API's own CA, serving and agent-client certificates.
 exec_certs="${dev}/exec-certs"
 if [[ ! -f "${exec_certs}/serving.crt" ]]; then
-	go run ./internal/certs/cmd/gencerts -out "${exec_certs}" >/dev/null
+	go run ./cmd/gencerts -out "${exec_certs}" >/dev/null
 fi
 exec_port="$((api_port + 102))"
 

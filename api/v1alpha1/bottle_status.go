@@ -21,17 +21,6 @@ const (
 	PhaseDeleting     Phase = "Deleting"
 )
 
-// Condition types. Ready summarises the others; Reconciling and Stalled follow
-// kstatus so Flux, Argo CD and `kubectl wait` understand a Bottle.
-const (
-	ConditionReady        = "Ready"
-	ConditionMachineReady = "MachineReady"
-	ConditionFilesReady   = "FilesReady"
-	ConditionProvisioned  = "Provisioned"
-	ConditionReconciling  = "Reconciling"
-	ConditionStalled      = "Stalled"
-)
-
 // BottleStatus is the observed state of a Bottle.
 type BottleStatus struct {
 	// Phase summarises the lifecycle for humans.

@@ -9,9 +9,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
+// GroupName is the Bottle API's group.
+const GroupName = "agents.bot-bottle.dev"
+
 var (
 	// GroupVersion is the group and version of the Bottle API.
-	GroupVersion = schema.GroupVersion{Group: "agents.bot-bottle.dev", Version: "v1alpha1"}
+	GroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha1"}
 
 	// SchemeBuilder registers the API's types with a runtime.Scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)

@@ -8,9 +8,9 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/bot-bottle/bottle-controller/cmd/kubectl-bottle/plugin"
+	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 )
 
 func main() {
-	os.Exit(plugin.Main(os.Args[1:], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}))
+	os.Exit(kubectlbottle.Main(os.Args[1:], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}))
 }

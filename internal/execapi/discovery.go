@@ -4,37 +4,28 @@ import (
 	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
-// The aggregated group. Its only resources are the two subresources; the
-// aggregator creates the parent "bottles" entry in aggregated discovery.
-const (
-	Group        = "subresources.agents.bot-bottle.dev"
-	Version      = "v1alpha1"
-	GroupVersion = Group + "/" + Version
-)
-
-// Subresource names as they appear in URLs and SubjectAccessReviews.
-const (
-	SubresourceExec   = "exec"
-	SubresourceAttach = "attach"
-)
-
+// The aggregated group is agentsv1alpha1.SubresourceGroupVersion. Its only
+// resources are the two subresources; the aggregator creates the parent
+// "bottles" entry in aggregated discovery.
 var apiGroup = metav1.APIGroup{
 	TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
-	Name:     Group,
-	Versions: []metav1.GroupVersionForDiscovery{{GroupVersion: GroupVersion, Version: Version}},
+	Name:     agentsv1alpha1.SubresourceGroup,
+	Versions: []metav1.GroupVersionForDiscovery{{GroupVersion: agentsv1alpha1.SubresourceGroupVersion.String(), Version: agentsv1alpha1.SubresourceVersion}},
 	PreferredVersion: metav1.GroupVersionForDiscovery{
-		GroupVersion: GroupVersion, Version: Version,
+		GroupVersion: agentsv1alpha1.SubresourceGroupVersion.String(), Version: agentsv1alpha1.SubresourceVersion,
 	},
 }
 
 var apiResources = metav1.APIResourceList{
 	TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
-	GroupVersion: GroupVersion,
+	GroupVersion: agentsv1alpha1.SubresourceGroupVersion.String(),
 	APIResources: []metav1.APIResource{
-		{Name: "bottles/" + SubresourceExec, Namespaced: true, Kind: "BottleExecOptions", Verbs: metav1.Verbs{"get", "create"}},
-		{Name: "bottles/" + SubresourceAttach, Namespaced: true, Kind: "BottleAttachOptions", Verbs: metav1.Verbs{"get", "create"}},
+		{Name: "bottles/" + agentsv1alpha1.SubresourceExec, Namespaced: true, Kind: "BottleExecOptions", Verbs: metav1.Verbs{"get", "create"}},
+		{Name: "bottles/" + agentsv1alpha1.SubresourceAttach, Namespaced: true, Kind: "BottleAttachOptions", Verbs: metav1.Verbs{"get", "create"}},
 	},
 }
 

@@ -324,10 +324,10 @@ func (s *e2eSuite) registerAPIService(ctx context.Context) error {
 	apiService := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apiregistration.k8s.io/v1",
 		"kind":       "APIService",
-		"metadata":   map[string]any{"name": Version + "." + Group},
+		"metadata":   map[string]any{"name": agentsv1alpha1.SubresourceVersion + "." + agentsv1alpha1.SubresourceGroup},
 		"spec": map[string]any{
-			"group":                Group,
-			"version":              Version,
+			"group":                agentsv1alpha1.SubresourceGroup,
+			"version":              agentsv1alpha1.SubresourceVersion,
 			"groupPriorityMinimum": int64(1000),
 			"versionPriority":      int64(15),
 			"caBundle":             s.bundle.ExecCA.CertPEM(),
@@ -378,7 +378,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 	frontDoorOnly := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "front-door-only", Namespace: testNamespace},
 		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{Group}, Resources: []string{"bottles/exec"}, Verbs: []string{"get", "create"},
+			APIGroups: []string{agentsv1alpha1.SubresourceGroup}, Resources: []string{"bottles/exec"}, Verbs: []string{"get", "create"},
 		}},
 	}
 	if err := s.admin.Create(ctx, frontDoorOnly); err != nil {
@@ -388,7 +388,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 	oneBottle := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "exec-local-only", Namespace: testNamespace},
 		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{Group}, Resources: []string{"bottles/exec"}, ResourceNames: []string{"local"}, Verbs: []string{"get"}},
+			{APIGroups: []string{agentsv1alpha1.SubresourceGroup}, Resources: []string{"bottles/exec"}, ResourceNames: []string{"local"}, Verbs: []string{"get"}},
 			{APIGroups: []string{agentsv1alpha1.GroupVersion.Group}, Resources: []string{"bottles/exec"}, ResourceNames: []string{"local"}, Verbs: []string{"create"}},
 		},
 	}
@@ -446,7 +446,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: "carol",
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: testNamespace, Verb: "get", Group: Group, Resource: "bottles", Subresource: "exec", Name: "local",
+				Namespace: testNamespace, Verb: "get", Group: agentsv1alpha1.SubresourceGroup, Resource: "bottles", Subresource: "exec", Name: "local",
 			},
 		}}
 		res, err := s.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})

@@ -20,9 +20,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
-	"github.com/bot-bottle/bottle-controller/cmd/kubectl-bottle/plugin"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
+	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // kubectlBottle runs the plugin as user (impersonated by the admin
@@ -33,7 +35,7 @@ func kubectlBottle(t *testing.T, user, stdin string, args ...string) (int, strin
 	var out, errOut bytes.Buffer
 	streams := genericiooptions.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}
 	full := append([]string{"--kubeconfig", s.kubeconfig, "--as", user, "-n", testNamespace}, args...)
-	code := plugin.Main(full, streams)
+	code := kubectlbottle.Main(full, streams)
 	return code, out.String(), errOut.String()
 }
 
@@ -113,7 +115,7 @@ func TestAuthorization(t *testing.T) {
 
 	// The client sees a typed Forbidden.
 	s := needSuite(t)
-	err := (&plugin.Session{Namespace: testNamespace, Name: "local", Subresource: "exec", Command: []string{"true"},
+	err := (&kubectlbottle.Session{Namespace: testNamespace, Name: "local", Subresource: "exec", Command: []string{"true"},
 		Stdout: io.Discard}).Stream(context.Background(), as(s, "carol"))
 	if !apierrors.IsForbidden(err) {
 		t.Fatalf("carol's exec error = %v; want Forbidden", err)
@@ -142,7 +144,7 @@ func TestAttachRunsClaudeAsExecUser(t *testing.T) {
 	out := &testutil.SyncBuffer{}
 	sizes := make(sizeQueue, 1)
 	sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
-	err := (&plugin.Session{
+	err := (&kubectlbottle.Session{
 		Namespace: testNamespace, Name: "local", Subresource: "attach",
 		Command: []string{"--model", "x y"},
 		Stdin:   strings.NewReader(""), Stdout: out, TTY: true, SizeQueue: sizes,
@@ -163,7 +165,7 @@ func TestTTYResize(t *testing.T) {
 	sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
 	done := make(chan error, 1)
 	go func() {
-		done <- (&plugin.Session{
+		done <- (&kubectlbottle.Session{
 			Namespace: testNamespace, Name: "local", Subresource: "exec",
 			Command: []string{"sh", "-c", "stty size; while read x; do stty size; done"},
 			Stdin:   stdin, Stdout: out, TTY: true, SizeQueue: sizes,
@@ -191,7 +193,7 @@ func TestIdleSessionOutlivesKeepAlivePeriods(t *testing.T) {
 	done := make(chan error, 1)
 	pongsBefore := s.pongsA.Load()
 	go func() {
-		done <- (&plugin.Session{
+		done <- (&kubectlbottle.Session{
 			Namespace: testNamespace, Name: "local", Subresource: "exec",
 			Command: []string{"sh", "-c", `read x; echo "got $x"`},
 			Stdin:   stdin, Stdout: out, Stderr: io.Discard,
@@ -253,7 +255,7 @@ func TestAgentEndpointRequiresExecCAClientCert(t *testing.T) {
 		})
 	}
 	t.Run("gateway without front-proxy certificate", func(t *testing.T) {
-		gw := "https://" + s.addrA + "/apis/" + GroupVersion + "/namespaces/" + testNamespace + "/bottles/local/exec?command=id"
+		gw := "https://" + s.addrA + "/apis/" + agentsv1alpha1.SubresourceGroupVersion.String() + "/namespaces/" + testNamespace + "/bottles/local/exec?command=id"
 		code := get(t, gw, &tls.Config{RootCAs: s.bundle.ExecCA.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{agentClient}})
 		if code != http.StatusUnauthorized {
 			t.Fatalf("status %d, want 401", code)
@@ -264,7 +266,7 @@ func TestAgentEndpointRequiresExecCAClientCert(t *testing.T) {
 func TestDiscovery(t *testing.T) {
 	s := needSuite(t)
 	dc := discovery.NewDiscoveryClientForConfigOrDie(s.cfg)
-	list, err := dc.ServerResourcesForGroupVersion(GroupVersion)
+	list, err := dc.ServerResourcesForGroupVersion(agentsv1alpha1.SubresourceGroupVersion.String())
 	if err != nil {
 		t.Fatal(err)
 	}

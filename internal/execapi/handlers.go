@@ -18,14 +18,14 @@ const requesterHeader = "X-Bottle-Exec-Requester"
 
 // agentPathPrefix is the agent endpoint, reachable with an exec-CA client
 // certificate only.
-const agentPathPrefix = "/agent/" + Version
+const agentPathPrefix = "/agent/" + agentsv1alpha1.SubresourceVersion
 
 // serveGateway is the aggregated API: authorize, find the Bottle, then run
 // the session here or on the Bottle's node.
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	u := userFrom(r)
 	sub := r.PathValue("subresource")
-	if sub != SubresourceExec && sub != SubresourceAttach {
+	if sub != agentsv1alpha1.SubresourceExec && sub != agentsv1alpha1.SubresourceAttach {
 		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"the server could not find the requested resource: bottles/%s (try exec or attach)", sub))
 		return
@@ -51,7 +51,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
-	node := bottleNode(b)
+	node := b.NodeName()
 	if node == s.opts.NodeName {
 		s.serveSession(w, r, b, sr, u.GetName())
 		return
@@ -66,7 +66,7 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
-	if sr.subresource != SubresourceExec && sr.subresource != SubresourceAttach {
+	if sr.subresource != agentsv1alpha1.SubresourceExec && sr.subresource != agentsv1alpha1.SubresourceAttach {
 		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "unknown subresource %q", sr.subresource))
 		return
 	}
@@ -75,7 +75,7 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
-	if node := bottleNode(b); node != s.opts.NodeName {
+	if node := b.NodeName(); node != s.opts.NodeName {
 		writeStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
 			"bottle %q runs on node %q, not on %q", b.Name, node, s.opts.NodeName))
 		return
@@ -106,7 +106,7 @@ func (s *Server) readyBottle(ctx context.Context, ns, name string) (*agentsv1alp
 		return nil, statusError(http.StatusConflict, metav1.StatusReasonConflict,
 			"bottle %q is not Ready (phase %s)", b.Name, phase)
 	}
-	if bottleNode(b) == "" {
+	if b.NodeName() == "" {
 		return nil, notReady(b, "it has no node")
 	}
 	return b, nil
@@ -114,14 +114,6 @@ func (s *Server) readyBottle(ctx context.Context, ns, name string) (*agentsv1alp
 
 func notReady(b *agentsv1alpha1.Bottle, why string) error {
 	return statusError(http.StatusConflict, metav1.StatusReasonConflict, "bottle %q is not Ready: %s", b.Name, why)
-}
-
-// bottleNode is the node whose agent owns the machine.
-func bottleNode(b *agentsv1alpha1.Bottle) string {
-	if b.Status.NodeName != "" {
-		return b.Status.NodeName
-	}
-	return b.Spec.NodeName
 }
 
 func serveNotFound(w http.ResponseWriter, r *http.Request) {

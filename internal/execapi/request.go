@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // sessionRequest is what a client asked for, from the path and the query
@@ -20,7 +22,7 @@ type sessionRequest struct {
 }
 
 // guestUserRE is spec.execUser's rule.
-var guestUserRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+var guestUserRE = regexp.MustCompile(agentsv1alpha1.UserNamePattern)
 
 // parseSessionRequest reads the path values of the session patterns and the
 // query. Booleans are strict (true/false/1/0); stdout and stderr default to
@@ -51,14 +53,14 @@ func parseSessionRequest(r *http.Request) (*sessionRequest, error) {
 	}
 	sr.user = q.Get("user")
 	switch sr.subresource {
-	case SubresourceExec:
+	case agentsv1alpha1.SubresourceExec:
 		if len(sr.command) == 0 || sr.command[0] == "" {
 			return nil, badRequest("exec needs a command: add one or more command= parameters")
 		}
 		if sr.user != "" && !guestUserRE.MatchString(sr.user) {
 			return nil, badRequest("user must be a POSIX user name matching %s", guestUserRE)
 		}
-	case SubresourceAttach:
+	case agentsv1alpha1.SubresourceAttach:
 		if sr.user != "" {
 			return nil, badRequest("attach runs claude as the Bottle's execUser; user is only accepted by exec")
 		}

@@ -65,7 +65,7 @@ func TestGuestCommand(t *testing.T) {
 		Spec:   agentsv1alpha1.BottleSpec{ExecUser: "agent", PromptPath: "/p/prompt.md", MachineName: "spec-m"},
 		Status: agentsv1alpha1.BottleStatus{MachineName: "m-1"},
 	}
-	attach := guestCommand(b, &sessionRequest{subresource: SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin)
+	attach := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin)
 	want := smolvm.ExecRequest{Machine: "m-1", User: "agent", Mode: smolvm.ModeLogin,
 		Argv: []string{"claude", "--append-system-prompt-file", "/p/prompt.md", "--resume", "x y"}}
 	if !reflect.DeepEqual(attach, want) {
@@ -73,17 +73,17 @@ func TestGuestCommand(t *testing.T) {
 	}
 
 	b.Spec.PromptPath = ""
-	if got := guestCommand(b, &sessionRequest{subresource: SubresourceAttach}, smolvm.ModeDirect); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
+	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach}, smolvm.ModeDirect); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
 		t.Fatalf("attach without prompt = %+v", got)
 	}
 
-	exec := guestCommand(b, &sessionRequest{subresource: SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin)
+	exec := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin)
 	if exec.User != "root" || !reflect.DeepEqual(exec.Argv, []string{"id"}) {
 		t.Fatalf("exec --user root = %+v", exec)
 	}
 	b.Spec.ExecUser = ""
-	if got := guestCommand(b, &sessionRequest{subresource: SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin); got.User != defaultExecUser {
-		t.Fatalf("empty execUser runs as %q, want %q", got.User, defaultExecUser)
+	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin); got.User != agentsv1alpha1.DefaultExecUser {
+		t.Fatalf("empty execUser runs as %q, want %q", got.User, agentsv1alpha1.DefaultExecUser)
 	}
 }
 

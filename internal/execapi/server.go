@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // Server is the exec API of one node: gateway behind the APIService, and
@@ -147,9 +149,9 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", serveHealthz)
-	gv := "/apis/" + GroupVersion
+	gv := "/apis/" + agentsv1alpha1.SubresourceGroupVersion.String()
 	mux.Handle("GET /apis", s.authenticated(http.HandlerFunc(serveGroupList)))
-	mux.Handle("GET /apis/"+Group, s.authenticated(http.HandlerFunc(serveGroup)))
+	mux.Handle("GET /apis/"+agentsv1alpha1.SubresourceGroup, s.authenticated(http.HandlerFunc(serveGroup)))
 	mux.Handle("GET "+gv, s.authenticated(http.HandlerFunc(serveResources)))
 	mux.Handle(gv+"/namespaces/{namespace}/bottles/{name}/{subresource}", s.authenticated(http.HandlerFunc(s.serveGateway)))
 	mux.Handle(agentPathPrefix+"/namespaces/{namespace}/bottles/{name}/{subresource}", s.agentCaller(http.HandlerFunc(s.serveAgent)))

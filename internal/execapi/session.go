@@ -10,21 +10,14 @@ import (
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
-// defaultExecUser is spec.execUser's API default, for objects stored before
-// the default existed.
-const defaultExecUser = "node"
-
 // guestCommand is what a session runs in the Bottle's machine. attach is the
 // seed's exec_claude: `claude [--append-system-prompt-file P] ARGS...` as
 // the exec user; argv is quoted by the smolvm driver, never by us.
 func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.ExecMode) smolvm.ExecRequest {
-	user := b.Spec.ExecUser
-	if user == "" {
-		user = defaultExecUser
-	}
+	user := b.ExecUser()
 	var argv []string
 	switch sr.subresource {
-	case SubresourceAttach:
+	case agentsv1alpha1.SubresourceAttach:
 		argv = []string{"claude"}
 		if b.Spec.PromptPath != "" {
 			argv = append(argv, "--append-system-prompt-file", b.Spec.PromptPath)
@@ -37,18 +30,11 @@ func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.Exec
 		argv = sr.command
 	}
 	return smolvm.ExecRequest{
-		Machine: machineName(b),
+		Machine: b.MachineName(),
 		User:    user,
 		Argv:    argv,
 		Mode:    mode,
 	}
-}
-
-func machineName(b *agentsv1alpha1.Bottle) string {
-	if b.Status.MachineName != "" {
-		return b.Status.MachineName
-	}
-	return b.Spec.MachineName
 }
 
 // serveSession upgrades the request and runs the command on this node until
@@ -58,7 +44,8 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 		writeStatus(w, err)
 		return
 	}
-	if machineName(b) == "" {
+	// Not b.MachineName(): that derives a name for a Bottle with none yet.
+	if b.Status.MachineName == "" && b.Spec.MachineName == "" {
 		writeStatus(w, notReady(b, "it has no machine yet"))
 		return
 	}

@@ -1,20 +1,18 @@
 package smolvm
 
 import (
-	"fmt"
 	"math"
-	"os"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Every smolvm spelling the driver uses lives in this file. smolvm releases
-// every few days; when a flag moves, this file and argv_test.go change and
-// nothing else does. The builders are pure: they validate and return argv
-// (without the binary), never run anything.
+// Every smolvm spelling the driver uses lives in this file (and the copy
+// builders in argv_copy.go). smolvm releases every few days; when a flag
+// moves, these files and argv_test.go change and nothing else does. The
+// builders are pure: they validate (validate.go) and return argv (without the
+// binary), never run anything.
 
 const (
 	cmdMachine = "machine"
@@ -48,14 +46,6 @@ const (
 	flagUID       = "--uid"
 	flagGID       = "--gid"
 	endOfFlags    = "--"
-
-	// Guest-side user switching (util-linux runuser in the image).
-	guestRunuser      = "runuser"
-	runuserLogin      = "-l"
-	runuserCommand    = "-c"
-	runuserUser       = "-u"
-	guestShell        = "/bin/sh"
-	guestShellCommand = "-c"
 )
 
 // Driver verbs: the `verb` label of the metrics and Error.Verb.
@@ -221,149 +211,6 @@ func formatTimeout(d time.Duration) string {
 	return strconv.FormatInt(s, 10) + "s"
 }
 
-// guestCommand turns an ExecRequest into the env passed with -e, the guest
-// argv after "--", and the -w directory.
-//
-//   - User "": argv as given (Script runs under /bin/sh -c), env via -e.
-//   - ModeLogin: `runuser -l USER -c SCRIPT`. A login shell resets the
-//     environment and changes to $HOME, so env becomes `export` lines and the
-//     workdir a `cd` line at the top of the script; Argv becomes `exec ARGV`.
-//   - ModeDirect: `runuser -u USER -- ARGV` (Script runs under /bin/sh -c);
-//     runuser keeps the environment, so HOME/USER/LOGNAME and env go via -e.
-func guestCommand(verb string, req ExecRequest) (env []EnvVar, argv []string, workdir string, err error) {
-	hasScript, hasArgv := req.Script != "", len(req.Argv) > 0
-	if hasScript == hasArgv {
-		return nil, nil, "", newUsageError(verb, "exec request needs exactly one of Script or Argv")
-	}
-	if err := checkNoNUL(verb, "script", req.Script); err != nil {
-		return nil, nil, "", err
-	}
-	for i, a := range req.Argv {
-		if err := checkNoNUL(verb, fmt.Sprintf("argv[%d]", i), a); err != nil {
-			return nil, nil, "", err
-		}
-	}
-	if hasArgv && req.Argv[0] == "" {
-		return nil, nil, "", newUsageError(verb, "argv[0] is empty")
-	}
-	for _, e := range req.Env {
-		if err := checkEnvVar(verb, e); err != nil {
-			return nil, nil, "", err
-		}
-	}
-	if req.Workdir != "" {
-		if err := checkGuestPath(verb, "workdir", req.Workdir); err != nil {
-			return nil, nil, "", err
-		}
-	}
-	if req.User == "" {
-		if hasScript {
-			return req.Env, []string{guestShell, guestShellCommand, req.Script}, req.Workdir, nil
-		}
-		return req.Env, req.Argv, req.Workdir, nil
-	}
-	if !validUserName(req.User) {
-		return nil, nil, "", newUsageError(verb, "invalid guest user name")
-	}
-	switch req.Mode {
-	case ModeLogin:
-		var b strings.Builder
-		for _, e := range req.Env {
-			b.WriteString("export " + e.Name + "=" + Quote(e.Value) + "\n")
-		}
-		if req.Workdir != "" {
-			b.WriteString("cd " + Quote(req.Workdir) + " || exit 1\n")
-		}
-		if hasScript {
-			b.WriteString(req.Script)
-		} else {
-			b.WriteString("exec " + quoteArgv(req.Argv))
-		}
-		return nil, []string{guestRunuser, runuserLogin, req.User, runuserCommand, b.String()}, "", nil
-	case ModeDirect:
-		home := req.Home
-		if home == "" {
-			home = defaultHome(req.User)
-		}
-		if err := checkGuestPath(verb, "home", home); err != nil {
-			return nil, nil, "", err
-		}
-		env = append([]EnvVar{{"HOME", home}, {"USER", req.User}, {"LOGNAME", req.User}}, req.Env...)
-		argv = []string{guestRunuser, runuserUser, req.User, endOfFlags}
-		if hasScript {
-			argv = append(argv, guestShell, guestShellCommand, req.Script)
-		} else {
-			argv = append(argv, req.Argv...)
-		}
-		return env, argv, req.Workdir, nil
-	}
-	return nil, nil, "", newUsageError(verb, "unknown exec mode %d", int(req.Mode))
-}
-
-func defaultHome(user string) string {
-	if user == "root" {
-		return "/root"
-	}
-	return "/home/" + user
-}
-
-// copyInArgv: `machine cp HOST N:/guest [--mode 0600] [--uid U] [--gid G]`.
-// hostPath must be absolute (so it cannot read as a flag) and free of ':'
-// (smolvm reads a SOURCE containing ':' as a guest path).
-func copyInArgv(machine, hostPath, guestPath string, mode os.FileMode, uid, gid int) ([]string, error) {
-	verb := verbCopyIn
-	if err := checkName(verb, machine); err != nil {
-		return nil, err
-	}
-	if err := checkHostPath(verb, hostPath); err != nil {
-		return nil, err
-	}
-	if err := checkGuestPath(verb, "guest path", guestPath); err != nil {
-		return nil, err
-	}
-	argv := []string{cmdMachine, subCopy, hostPath, machine + ":" + guestPath}
-	if mode != 0 {
-		argv = append(argv, flagMode, fmt.Sprintf("%04o", uint32(mode.Perm())|modeSpecial(mode)))
-	}
-	if uid >= 0 {
-		argv = append(argv, flagUID, strconv.Itoa(uid))
-	}
-	if gid >= 0 {
-		argv = append(argv, flagGID, strconv.Itoa(gid))
-	}
-	return argv, nil
-}
-
-// copyOutArgv: `machine cp N:/guest HOST`.
-func copyOutArgv(machine, guestPath, hostPath string) ([]string, error) {
-	verb := verbCopyOut
-	if err := checkName(verb, machine); err != nil {
-		return nil, err
-	}
-	if err := checkGuestPath(verb, "guest path", guestPath); err != nil {
-		return nil, err
-	}
-	if err := checkHostPath(verb, hostPath); err != nil {
-		return nil, err
-	}
-	return []string{cmdMachine, subCopy, machine + ":" + guestPath, hostPath}, nil
-}
-
-// modeSpecial maps Go's setuid/setgid/sticky bits to their octal values.
-func modeSpecial(m os.FileMode) uint32 {
-	var s uint32
-	if m&os.ModeSetuid != 0 {
-		s |= 0o4000
-	}
-	if m&os.ModeSetgid != 0 {
-		s |= 0o2000
-	}
-	if m&os.ModeSticky != 0 {
-		s |= 0o1000
-	}
-	return s
-}
-
 func envFlags(verb string, env []EnvVar) ([]string, error) {
 	out := make([]string, 0, 2*len(env))
 	for _, e := range env {
@@ -373,91 +220,4 @@ func envFlags(verb string, env []EnvVar) ([]string, error) {
 		out = append(out, flagEnv, e.Name+"="+e.Value)
 	}
 	return out, nil
-}
-
-func checkName(verb, name string) error {
-	if err := ValidateMachineName(name); err != nil {
-		err.(*Error).Verb = verb
-		return err
-	}
-	return nil
-}
-
-func checkNoNUL(verb, field, v string) error {
-	if strings.IndexByte(v, 0) >= 0 {
-		return newUsageError(verb, "%s contains a NUL byte", field)
-	}
-	return nil
-}
-
-// checkValue rejects create values that argv cannot carry or smolvm would
-// read as a flag. Messages name the field, never the value.
-func checkValue(field, v string, nonEmpty bool) error {
-	const verb = verbCreate
-	if nonEmpty && v == "" {
-		return newUsageError(verb, "%s is empty", field)
-	}
-	if strings.HasPrefix(v, "-") {
-		return newUsageError(verb, "%s starts with '-'", field)
-	}
-	return checkNoNUL(verb, field, v)
-}
-
-// checkEnvVar: names must be shell identifiers, because in login mode they
-// are spliced unquoted into `export NAME=...` lines.
-func checkEnvVar(verb string, e EnvVar) error {
-	if !validEnvName(e.Name) {
-		return newUsageError(verb, "invalid environment variable name")
-	}
-	return checkNoNUL(verb, "environment value of "+e.Name, e.Value)
-}
-
-func validEnvName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9' {
-			continue
-		}
-		return false
-	}
-	return true
-}
-
-// validUserName follows the shadow-utils rule (NAME_REGEX) so the name can
-// never be read as a runuser option.
-func validUserName(u string) bool {
-	if u == "" || len(u) > 32 {
-		return false
-	}
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		switch {
-		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-		case i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '.'):
-		case i == len(u)-1 && i > 0 && c == '$':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func checkGuestPath(verb, field, p string) error {
-	if !path.IsAbs(p) {
-		return newUsageError(verb, "%s must be an absolute path", field)
-	}
-	return checkNoNUL(verb, field, p)
-}
-
-func checkHostPath(verb, p string) error {
-	if !path.IsAbs(p) {
-		return newUsageError(verb, "host path must be absolute")
-	}
-	if strings.ContainsRune(p, ':') {
-		return newUsageError(verb, "host path contains ':' (smolvm would read it as a guest path)")
-	}
-	return checkNoNUL(verb, "host path", p)
 }

@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // The controller's path end to end against the simulator.
 func TestLifecycleAgainstSimulator(t *testing.T) {
 	c := newSim(t)
 	ctx := testContext(t)
-	name := MachineNameFor("default", "my.bottle", "0b5c7c1e-uid")
+	name := agentsv1alpha1.MachineNameFor("default", "my.bottle", "0b5c7c1e-uid")
 
 	if err := c.Create(ctx, MachineSpec{Name: name, Image: "node:22", CPUs: 2, MemoryMiB: 2048,
 		Labels: map[string]string{"bottle": "default-my.bottle"}}); err != nil {

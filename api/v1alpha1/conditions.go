@@ -1,0 +1,53 @@
+package v1alpha1
+
+// Condition types. Ready summarises the others; Reconciling and Stalled follow
+// kstatus so Flux, Argo CD and `kubectl wait` understand a Bottle.
+const (
+	ConditionReady        = "Ready"
+	ConditionMachineReady = "MachineReady"
+	ConditionFilesReady   = "FilesReady"
+	ConditionProvisioned  = "Provisioned"
+	ConditionReconciling  = "Reconciling"
+	ConditionStalled      = "Stalled"
+
+	// ConditionMachineUpToDate is False while spec fields that only a new
+	// machine can take (image, CPUs, memory) differ from the machine's.
+	ConditionMachineUpToDate = "MachineUpToDate"
+)
+
+// Condition reasons, also used as event reasons. They are part of the API:
+// users and tools match on them.
+const (
+	// Ready and Reconciling.
+	ReasonReady          = "Ready"
+	ReasonProgressing    = "Progressing"
+	ReasonReconcileError = "ReconcileError"
+
+	// MachineReady and MachineUpToDate.
+	ReasonMachineCreated   = "MachineCreated"
+	ReasonMachineRecreated = "MachineRecreated"
+	ReasonMachineStarting  = "MachineStarting"
+	ReasonMachineRunning   = "MachineRunning"
+	ReasonMachineRestarted = "MachineRestarted"
+	ReasonMachineStopped   = "MachineStopped"
+	ReasonNameConflict     = "MachineNameConflict"
+	ReasonInvalidName      = "InvalidMachineName"
+	ReasonKVMUnavailable   = "KVMUnavailable"
+	ReasonSmolvmError      = "SmolvmError"
+	ReasonNotRunning       = "MachineNotRunning"
+	ReasonMachineDeleted   = "MachineDeleted"
+	ReasonDeletionBlocked  = "DeletionBlocked"
+	ReasonRecreateRequired = "RecreateRequired"
+
+	// FilesReady.
+	ReasonFilesCopied    = "FilesCopied"
+	ReasonCopyingFiles   = "CopyingFiles"
+	ReasonSourceNotFound = "SourceNotFound"
+	ReasonOwnerNotFound  = "OwnerNotFound"
+
+	// Provisioned.
+	ReasonProvisioned   = "Provisioned"
+	ReasonProvisioning  = "Provisioning"
+	ReasonStepFailed    = "StepFailed"
+	ReasonStepSucceeded = "StepSucceeded"
+)

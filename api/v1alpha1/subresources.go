@@ -1,0 +1,19 @@
+package v1alpha1
+
+import "k8s.io/apimachinery/pkg/runtime/schema"
+
+// BottleResource is the Bottle's resource name in URLs, RBAC rules and
+// SubjectAccessReviews.
+const BottleResource = "bottles"
+
+// The exec API (internal/execapi) serves bottles/exec and bottles/attach as
+// an aggregated API in its own group; the kubectl plugin calls it there.
+const (
+	SubresourceGroup   = "subresources." + GroupName
+	SubresourceVersion = "v1alpha1"
+	SubresourceExec    = "exec"
+	SubresourceAttach  = "attach"
+)
+
+// SubresourceGroupVersion is the aggregated API's group-version.
+var SubresourceGroupVersion = schema.GroupVersion{Group: SubresourceGroup, Version: SubresourceVersion}

@@ -1,0 +1,204 @@
+package kubectlbottle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
+)
+
+const testNamespace = "plugin-test"
+
+var (
+	envClient  client.WithWatch
+	kubeconfig string
+	envSkip    string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	env, cfg, err := testenv.Start(testenv.Options{})
+	switch {
+	case errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI():
+		envSkip = err.Error()
+		return m.Run()
+	case err != nil:
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	dir, err := os.MkdirTemp("", "kubectl-bottle-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := testenv.WriteKubeconfig(cfg, kubeconfig, testNamespace); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if envClient, err = client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace}}
+	if err := envClient.Create(context.Background(), ns); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func needEnv(t *testing.T) {
+	t.Helper()
+	if envClient == nil {
+		t.Skipf("skipping envtest tests: %s", envSkip)
+	}
+}
+
+// run is `kubectl bottle ARGS` against envtest.
+func run(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := Main(append([]string{"--kubeconfig", kubeconfig}, args...),
+		genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func newBottle(t *testing.T, name string, phase agentsv1alpha1.Phase) *agentsv1alpha1.Bottle {
+	t.Helper()
+	b := &agentsv1alpha1.Bottle{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace},
+		Spec:       agentsv1alpha1.BottleSpec{NodeName: "node-a", Image: "node:22-bookworm"},
+	}
+	if err := envClient.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	setStatus(t, b, phase, "")
+	return b
+}
+
+func setStatus(t *testing.T, b *agentsv1alpha1.Bottle, phase agentsv1alpha1.Phase, message string) {
+	t.Helper()
+	b.Status.Phase = phase
+	b.Status.ObservedGeneration = b.Generation
+	if message != "" {
+		apimeta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
+			Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "StepFailed", Message: message,
+		})
+	}
+	if err := envClient.Status().Update(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startWait(b *agentsv1alpha1.Bottle, target agentsv1alpha1.Phase, timeout time.Duration) (*testutil.SyncBuffer, chan error) {
+	out := &testutil.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- WaitForPhase(context.Background(), envClient, out, types.NamespacedName{Namespace: b.Namespace, Name: b.Name}, target, timeout)
+	}()
+	return out, done
+}
+
+func TestWaitReady(t *testing.T) {
+	needEnv(t)
+	g := NewWithT(t)
+	b := newBottle(t, "w-ready", agentsv1alpha1.PhaseProvisioning)
+	out, done := startWait(b, agentsv1alpha1.PhaseReady, time.Minute)
+	g.Eventually(out.String).Should(Equal("bottle/w-ready: Provisioning\n"))
+	setStatus(t, b, agentsv1alpha1.PhaseReady, "")
+	g.Eventually(done).Should(Receive(BeNil()))
+	g.Expect(out.String()).To(Equal("bottle/w-ready: Provisioning\nbottle/w-ready: Ready\n"))
+}
+
+func TestWaitFailed(t *testing.T) {
+	needEnv(t)
+	g := NewWithT(t)
+	b := newBottle(t, "w-failed", agentsv1alpha1.PhaseCreating)
+	out, done := startWait(b, agentsv1alpha1.PhaseReady, time.Minute)
+	g.Eventually(out.String).Should(ContainSubstring("Creating"))
+	setStatus(t, b, agentsv1alpha1.PhaseFailed, `step "setup" exited with code 3`)
+	var err error
+	g.Eventually(done).Should(Receive(&err))
+	var ee *ExitError
+	g.Expect(errors.As(err, &ee)).To(BeTrue(), "error %v", err)
+	g.Expect(ee.Code).To(Equal(WaitExitFailed))
+	g.Expect(err.Error()).To(ContainSubstring(`bottle "w-failed" failed: step "setup" exited with code 3`))
+}
+
+func TestWaitExitCodesThroughMain(t *testing.T) {
+	needEnv(t)
+	newBottle(t, "w-slow", agentsv1alpha1.PhaseProvisioning)
+	code, out, errOut := run("-n", testNamespace, "wait", "w-slow", "--timeout=700ms")
+	if code != WaitExitTimeout || out != "bottle/w-slow: Provisioning\n" || !strings.Contains(errOut, "timed out after 700ms") {
+		t.Fatalf("timeout: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	newBottle(t, "w-done", agentsv1alpha1.PhaseStopped)
+	if code, out, errOut := run("wait", "w-done", "--for=Stopped"); code != 0 || out != "bottle/w-done: Stopped\n" {
+		t.Fatalf("already Stopped: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := run("wait", "nope"); code != WaitExitFailed || !strings.Contains(errOut, "NotFound") {
+		t.Fatalf("missing: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := run("wait", "w-done", "--for=Done"); code != 1 || !strings.Contains(errOut, "--for must be a Bottle phase") {
+		t.Fatalf("bad --for: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestResultsThroughMain(t *testing.T) {
+	needEnv(t)
+	b := newBottle(t, "r1", agentsv1alpha1.PhaseReady)
+	now := metav1.NewMicroTime(time.Now())
+	b.Status.ExecResults = []agentsv1alpha1.ExecResult{{Name: "setup", User: "node", ExitCode: new(int32), Stdout: "ok\n", StartedAt: &now, FinishedAt: &now}}
+	if err := envClient.Status().Update(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run("results", "r1")
+	if code != 0 || !strings.Contains(out, "setup   node   0           0s         ok") {
+		t.Fatalf("results: exit %d\n%s\nstderr %q", code, out, errOut)
+	}
+	if code, out, _ := run("results", "r1", "-o", "json"); code != 0 || !strings.Contains(out, `"name": "setup"`) {
+		t.Fatalf("results -o json: exit %d\n%s", code, out)
+	}
+}
+
+func TestCompletionListsBottles(t *testing.T) {
+	needEnv(t)
+	newBottle(t, "complete-me", agentsv1alpha1.PhaseReady)
+	code, out, errOut := run("__complete", "exec", "complete-")
+	if code != 0 || !strings.HasPrefix(out, "complete-me\n") {
+		t.Fatalf("completion: exit %d, %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestExecArgumentsNeedDash(t *testing.T) {
+	code, _, errOut := run("exec", "b", "ls")
+	if code != 1 || !strings.Contains(errOut, "separate the command from the Bottle name with --") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = run("exec", "b")
+	if code != 1 || !strings.Contains(errOut, "exec needs a command") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}

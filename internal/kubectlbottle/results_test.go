@@ -1,0 +1,68 @@
+package kubectlbottle
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+func i32(v int32) *int32 { return &v }
+
+func sampleResults(start time.Time) []agentsv1alpha1.ExecResult {
+	at := func(d time.Duration) *metav1.MicroTime { t := metav1.NewMicroTime(start.Add(d)); return &t }
+	return []agentsv1alpha1.ExecResult{
+		{Name: "install", User: "root", ExitCode: i32(0), Stdout: "step 1\nadded 12 packages\n\n", StartedAt: at(0), FinishedAt: at(1500 * time.Millisecond)},
+		{Name: "configure", User: "node", ExitCode: i32(3), Stderr: "warning\nfatal:\tno\x1b[31m config", StartedAt: at(2 * time.Second), FinishedAt: at(2*time.Second + 40*time.Millisecond)},
+		{Name: "long", User: "node", Stdout: strings.Repeat("x", 100), StartedAt: at(3 * time.Second)},
+		{Name: "pending"},
+	}
+}
+
+func TestRenderResultsTable(t *testing.T) {
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var out bytes.Buffer
+	if err := RenderResults(&out, sampleResults(start), "", start.Add(73*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	want := "STEP        USER   EXIT CODE   DURATION        OUTPUT\n" +
+		"install     root   0           1.5s            added 12 packages\n" +
+		"configure   node   3           40ms            fatal: no [31m config\n" +
+		"long        node   -           running 1m10s   " + strings.Repeat("x", maxOutputColumn-1) + "…\n" +
+		"pending     -      -           -               -\n"
+	if out.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func TestRenderResultsFormats(t *testing.T) {
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var out bytes.Buffer
+	if err := RenderResults(&out, sampleResults(start), "json", start); err != nil {
+		t.Fatal(err)
+	}
+	var back []agentsv1alpha1.ExecResult
+	if err := json.Unmarshal(out.Bytes(), &back); err != nil || len(back) != 4 || *back[1].ExitCode != 3 {
+		t.Fatalf("json round trip: %v %+v", err, back)
+	}
+	out.Reset()
+	if err := RenderResults(&out, sampleResults(start), "yaml", start); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "- exitCode: 0\n") || !strings.Contains(out.String(), "name: configure") {
+		t.Fatalf("yaml:\n%s", out.String())
+	}
+	out.Reset()
+	if err := RenderResults(&out, nil, "", start); err != nil || out.String() != "No provisioning steps have run.\n" {
+		t.Fatalf("empty: %q %v", out.String(), err)
+	}
+	out.Reset()
+	if err := RenderResults(&out, nil, "json", start); err != nil || out.String() != "[]\n" {
+		t.Fatalf("empty json: %q %v", out.String(), err)
+	}
+}

@@ -1,0 +1,94 @@
+package kubectlbottle
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/url"
+	"strconv"
+
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+// Session describes one exec or attach stream.
+type Session struct {
+	Namespace, Name string
+	// Subresource is "exec" or "attach".
+	Subresource string
+	// Command is the command for exec, extra claude arguments for attach.
+	Command []string
+	// User runs exec as this guest user instead of the Bottle's execUser.
+	User string
+
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	TTY            bool
+	SizeQueue      remotecommand.TerminalSizeQueue
+}
+
+// URL is the session's URL on the API server, with the same query
+// parameters as kubectl exec.
+func (s *Session) URL(cfg *rest.Config) (*url.URL, error) {
+	c := rest.CopyConfig(cfg)
+	// The aggregated API serving the sessions (internal/execapi).
+	gv := agentsv1alpha1.SubresourceGroupVersion
+	c.GroupVersion = &gv
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	rc, err := rest.RESTClientFor(c)
+	if err != nil {
+		return nil, err
+	}
+	req := rc.Get().Namespace(s.Namespace).Resource(agentsv1alpha1.BottleResource).Name(s.Name).SubResource(s.Subresource)
+	for _, a := range s.Command {
+		req = req.Param("command", a)
+	}
+	if s.User != "" {
+		req = req.Param("user", s.User)
+	}
+	req = req.Param("stdin", strconv.FormatBool(s.Stdin != nil)).
+		Param("stdout", strconv.FormatBool(s.Stdout != nil)).
+		Param("stderr", strconv.FormatBool(s.Stderr != nil && !s.TTY)).
+		Param("tty", strconv.FormatBool(s.TTY))
+	return req.URL(), nil
+}
+
+// Stream runs the session over WebSocket (v5.channel.k8s.io) with client-go's
+// executor, kubectl exec's own client. A non-zero exit code comes back as
+// k8s.io/client-go/util/exec.CodeExitError; a refusal by the server as an
+// *apierrors.StatusError.
+func (s *Session) Stream(ctx context.Context, cfg *rest.Config) error {
+	u, err := s.URL(cfg)
+	if err != nil {
+		return err
+	}
+	ex, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
+	if err != nil {
+		return err
+	}
+	opts := remotecommand.StreamOptions{
+		Stdin:             s.Stdin,
+		Stdout:            s.Stdout,
+		Tty:               s.TTY,
+		TerminalSizeQueue: s.SizeQueue,
+	}
+	if !s.TTY {
+		opts.Stderr = s.Stderr
+	}
+	return unwrapUpgrade(ex.StreamWithContext(ctx, opts))
+}
+
+// unwrapUpgrade surfaces the server's Status from a refused handshake, so
+// callers see "Forbidden" rather than "unable to upgrade streaming request".
+func unwrapUpgrade(err error) error {
+	var up *httpstream.UpgradeFailureError
+	if errors.As(err, &up) && up.Cause != nil {
+		return up.Cause
+	}
+	return err
+}

@@ -1,0 +1,142 @@
+package kubectlbottle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+// Exit codes of `wait`, besides 0 (the phase was reached).
+const (
+	WaitExitFailed  = 1 // the Bottle failed, was deleted, or an error occurred
+	WaitExitTimeout = 2 // --timeout elapsed first
+)
+
+func newWaitCommand(o *options) *cobra.Command {
+	var forPhase string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait NAME [--for=Ready] [--timeout=10m]",
+		Short: "Watch a Bottle's phase until it reaches --for (exit 1 if it fails, 2 on timeout)",
+		Example: `  kubectl bottle wait my-bottle
+  kubectl bottle wait my-bottle --for=Stopped --timeout=2m`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeBottleNames,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !knownPhase(agentsv1alpha1.Phase(forPhase)) {
+				return fmt.Errorf("--for must be a Bottle phase (Ready, Stopped, Failed, ...), not %q", forPhase)
+			}
+			c, ns, err := o.clientInNamespace()
+			if err != nil {
+				return err
+			}
+			return WaitForPhase(cmd.Context(), c, o.streams.Out, types.NamespacedName{Namespace: ns, Name: args[0]},
+				agentsv1alpha1.Phase(forPhase), timeout)
+		},
+	}
+	cmd.Flags().StringVar(&forPhase, "for", string(agentsv1alpha1.PhaseReady), "The phase to wait for.")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "How long to wait; 0 waits forever.")
+	return cmd
+}
+
+func knownPhase(p agentsv1alpha1.Phase) bool {
+	switch p {
+	case agentsv1alpha1.PhasePending, agentsv1alpha1.PhaseCreating, agentsv1alpha1.PhaseStarting,
+		agentsv1alpha1.PhaseCopyingFiles, agentsv1alpha1.PhaseProvisioning, agentsv1alpha1.PhaseReady,
+		agentsv1alpha1.PhaseStopped, agentsv1alpha1.PhaseFailed, agentsv1alpha1.PhaseDeleting:
+		return true
+	}
+	return false
+}
+
+// WaitForPhase prints the Bottle's phase each time it changes, like
+// `kubectl rollout status`, until it is target for the current generation.
+// It returns an *ExitError with WaitExitFailed when the Bottle fails or
+// disappears, WaitExitTimeout when timeout elapses.
+func WaitForPhase(ctx context.Context, c client.WithWatch, out io.Writer, key types.NamespacedName, target agentsv1alpha1.Phase, timeout time.Duration) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	// A missing Bottle is an error now, not a timeout later.
+	if err := c.Get(ctx, key, &agentsv1alpha1.Bottle{}); err != nil {
+		return &ExitError{Code: WaitExitFailed, Err: err}
+	}
+	byName := fields.OneTermEqualSelector("metadata.name", key.Name)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			list := &agentsv1alpha1.BottleList{}
+			err := c.List(ctx, list, &client.ListOptions{Namespace: key.Namespace, FieldSelector: byName, Raw: &opts})
+			return list, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, &agentsv1alpha1.BottleList{}, &client.ListOptions{Namespace: key.Namespace, FieldSelector: byName, Raw: &opts})
+		},
+	}
+	var last string
+	var failure error
+	_, err := watchtools.UntilWithSync(ctx, lw, &agentsv1alpha1.Bottle{}, nil, func(ev watch.Event) (bool, error) {
+		if ev.Type == watch.Deleted {
+			failure = fmt.Errorf("bottle %q was deleted", key.Name)
+			return true, nil
+		}
+		b, ok := ev.Object.(*agentsv1alpha1.Bottle)
+		if !ok {
+			return false, nil
+		}
+		line := phaseLine(b)
+		if line != last {
+			_, _ = fmt.Fprintln(out, line)
+			last = line
+		}
+		current := b.Status.ObservedGeneration == 0 || b.Status.ObservedGeneration >= b.Generation
+		switch {
+		case b.Status.Phase == target && current:
+			return true, nil
+		case b.Status.Phase == agentsv1alpha1.PhaseFailed && current:
+			failure = fmt.Errorf("bottle %q failed%s", key.Name, readyMessage(b))
+			return true, nil
+		}
+		return false, nil
+	})
+	switch {
+	case failure != nil:
+		return &ExitError{Code: WaitExitFailed, Err: failure}
+	case err == nil:
+		return nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &ExitError{Code: WaitExitTimeout, Err: fmt.Errorf("timed out after %s waiting for bottle %q to be %s", timeout, key.Name, target)}
+	}
+	return &ExitError{Code: WaitExitFailed, Err: err}
+}
+
+func phaseLine(b *agentsv1alpha1.Bottle) string {
+	phase := string(b.Status.Phase)
+	if phase == "" {
+		phase = "(no status yet)"
+	}
+	return fmt.Sprintf("bottle/%s: %s%s", b.Name, phase, readyMessage(b))
+}
+
+func readyMessage(b *agentsv1alpha1.Bottle) string {
+	if c := apimeta.FindStatusCondition(b.Status.Conditions, agentsv1alpha1.ConditionReady); c != nil && c.Message != "" {
+		return ": " + c.Message
+	}
+	return ""
+}
