@@ -46,6 +46,10 @@ vet: ## Run go vet.
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: tidy-check
+tidy-check: ## Fail when go.mod or go.sum is not tidy.
+	@if ! go mod tidy -diff; then echo "go.mod/go.sum are not tidy; run 'go mod tidy' and commit"; exit 1; fi
+
 .PHONY: deps
 deps: ## Install the system packages the tests need (bubblewrap).
 	hack/ensure-deps.sh
@@ -55,17 +59,25 @@ envtest: ## Build (once) kube-apiserver, etcd and kubectl for the tests; prints 
 	hack/envtest-bins.sh
 
 .PHONY: test
-test: manifests generate fmt vet deps ## Run every test against a real kube-apiserver + etcd and the smolvm simulator.
+test: manifests generate fmt vet deps smolvm-sim ## Run every test against a real kube-apiserver + etcd and the smolvm simulator.
 	assets="$$(hack/envtest-bins.sh | tail -n1)"; \
-	KUBEBUILDER_ASSETS="$$assets" go test ./... $(GOTEST_FLAGS)
+	KUBEBUILDER_ASSETS="$$assets" SMOLVM_SIM_BIN="$(LOCALBIN)/smolvm-sim" go test ./... $(GOTEST_FLAGS)
+
+.PHONY: test-unit
+test-unit: ## Run the fast tests only: no kube-apiserver, no bwrap sandbox (go test -short).
+	go test -short ./... $(GOTEST_FLAGS)
 
 .PHONY: bench
-bench: deps ## Run the benchmarks.
+bench: deps smolvm-sim ## Run the benchmarks.
 	assets="$$(hack/envtest-bins.sh | tail -n1)"; \
-	KUBEBUILDER_ASSETS="$$assets" go test -run '^$$' -bench . -benchmem ./...
+	KUBEBUILDER_ASSETS="$$assets" SMOLVM_SIM_BIN="$(LOCALBIN)/smolvm-sim" go test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: smolvm-sim
+smolvm-sim: ## Build the smolvm simulator into ./bin once for every test package (SMOLVM_SIM_BIN).
+	go build -o $(LOCALBIN)/smolvm-sim ./cmd/smolvm-sim
 
 .PHONY: verify
-verify: manifests generate ## Fail when committed generated files differ from a fresh generation.
+verify: manifests generate tidy-check lint ## Fail when generated files are stale, go.mod is not tidy or the linters object.
 	@if ! git diff --quiet -- config/crd config/rbac api; then \
 		echo "generated files are stale; run 'make manifests generate' and commit:"; \
 		git diff --stat -- config/crd config/rbac api; exit 1; fi

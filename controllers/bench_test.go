@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,14 +14,13 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // BenchmarkBottlesToReady measures one agent taking a batch of Bottles (a
@@ -38,11 +36,9 @@ func BenchmarkBottlesToReady(b *testing.B) {
 	}
 	defer func() { _ = e.Stop() }()
 	dir := b.TempDir()
-	sim := filepath.Join(dir, "smolvm")
-	build := exec.Command("go", "build", "-o", sim, "./cmd/smolvm-sim")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building the simulator: %v\n%s", err, out)
+	sim, err := testutil.Simulator(dir)
+	if err != nil {
+		b.Fatal(err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
@@ -50,12 +46,7 @@ func BenchmarkBottlesToReady(b *testing.B) {
 	}
 
 	const node = "bench-node"
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: testenv.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache:      controllers.NodeCacheOptions(node),
-		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: controllers.UncachedObjects()}},
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logr.Discard()))
 	if err != nil {
 		b.Fatal(err)
 	}

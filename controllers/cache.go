@@ -3,6 +3,8 @@ package controllers
 import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,4 +26,16 @@ func NodeCacheOptions(nodeName string) cache.Options {
 // demand through the API reader, so no cluster-wide informer holds them.
 func UncachedObjects() []client.Object {
 	return []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}
+}
+
+// ManagerOptions are the manager options every agent needs, in production
+// (cmd/manager) and in tests alike: the scheme, the cache scoped to this
+// node's Bottles (NodeCacheOptions) and Secrets and ConfigMaps kept out of it
+// (UncachedObjects). Callers add addresses, logger and the like.
+func ManagerOptions(scheme *runtime.Scheme, nodeName string) ctrl.Options {
+	return ctrl.Options{
+		Scheme: scheme,
+		Cache:  NodeCacheOptions(nodeName),
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: UncachedObjects()}},
+	}
 }

@@ -15,13 +15,10 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bot-bottle/bottle-controller/controllers"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -48,14 +45,17 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		if !testenv.InCI() {
-			Skip("bubblewrap (bwrap) is not installed: run hack/ensure-deps.sh; the smolvm simulator needs it")
+	if testing.Short() {
+		Skip(testenv.ErrShort.Error())
+	}
+	if err := testutil.BwrapMissing(); err != nil {
+		if !testutil.InCI() {
+			Skip(err.Error())
 		}
-		Fail("bwrap missing under CI")
+		Fail("bwrap missing under CI: " + err.Error())
 	}
 	e, c, err := testenv.Start(testenv.Options{})
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+	if testenv.Skippable(err) {
 		Skip(err.Error())
 	}
 	Expect(err).NotTo(HaveOccurred())
@@ -64,11 +64,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	dir := GinkgoT().TempDir()
-	simPath = filepath.Join(dir, "smolvm")
-	build := exec.Command("go", "build", "-o", simPath, "./cmd/smolvm-sim")
-	build.Dir = testenv.RepoRoot()
-	out, err := build.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), string(out))
+	simPath, err = testutil.Simulator(dir)
+	Expect(err).NotTo(HaveOccurred())
 	simRoot = filepath.Join(dir, "nodes")
 })
 
@@ -132,15 +129,7 @@ func startAgent(node string, o agentOptions) *agent {
 	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
 	logs := &testutil.SyncBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testenv.Scheme(),
-		Logger:                 logger,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controllers.NodeCacheOptions(node),
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: controllers.UncachedObjects()}},
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
 	Expect(err).NotTo(HaveOccurred())
 	r := &controllers.BottleReconciler{
 		Client:            mgr.GetClient(),

@@ -2,7 +2,6 @@ package v1alpha1_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -29,7 +28,7 @@ var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
 	var err error
 	e, cfg, err := testenv.Start(testenv.Options{})
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+	if testenv.Skippable(err) {
 		Skip(err.Error())
 	}
 	Expect(err).NotTo(HaveOccurred())

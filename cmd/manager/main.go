@@ -15,7 +15,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -155,11 +154,8 @@ func run(ctx context.Context, o *options) error {
 // API server (spec.nodeName is a CRD selectable field), and keeps Secrets and
 // ConfigMaps out of it: they are read on demand.
 func NewManagerOptions(scheme *runtime.Scheme, o *options) ctrl.Options {
-	return ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
-		Cache:                  controllers.NodeCacheOptions(o.nodeName),
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: controllers.UncachedObjects()}},
-	}
+	opts := controllers.ManagerOptions(scheme, o.nodeName)
+	opts.Metrics = metricsserver.Options{BindAddress: o.metricsAddr}
+	opts.HealthProbeBindAddress = o.probeAddr
+	return opts
 }

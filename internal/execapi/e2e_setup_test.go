@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,6 +32,7 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // The end-to-end suite: a real kube-apiserver with the aggregation layer
@@ -42,9 +42,10 @@ const (
 	testNamespace = "team"
 	nodeA, nodeB  = "node-a", "node-b"
 	nodeLost      = "node-lost"
-	// testKeepAlive is short so the idle test is quick; sessions are
-	// dropped after missedPings silent periods.
-	testKeepAlive = 300 * time.Millisecond
+	// testKeepAlive is short so the idle test is quick, yet long enough
+	// that the missedPings periods of silence a session tolerates (3 s)
+	// cannot pass between two pongs on a loaded 2-core machine.
+	testKeepAlive = time.Second
 	promptPath    = "/etc/bottle/prompt.md"
 )
 
@@ -96,7 +97,7 @@ func runMain(m *testing.M) int {
 	s, err := startSuite(ctx, &cleanups)
 	var skip skipError
 	switch {
-	case errors.As(err, &skip) && !testenv.InCI():
+	case errors.As(err, &skip) && (!testutil.InCI() || testing.Short()):
 		suiteSkip = err.Error()
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "execapi e2e setup: %v\n", err)
@@ -118,8 +119,11 @@ func needSuite(t *testing.T) *e2eSuite {
 }
 
 func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
-	if _, err := exec.LookPath("bwrap"); err != nil && os.Getenv("SMOLVM_SIM_BWRAP") == "" {
-		return nil, skipError{errors.New("bubblewrap (bwrap) is not installed; run `make deps`")}
+	if testing.Short() {
+		return nil, skipError{testenv.ErrShort}
+	}
+	if err := testutil.BwrapMissing(); err != nil {
+		return nil, skipError{err}
 	}
 	dir, err := os.MkdirTemp("", "execapi-e2e-")
 	if err != nil {
@@ -137,16 +141,12 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	s.files = certs.FilesIn(filepath.Join(dir, "certs"))
 
 	// Build the simulator while the API server starts.
-	sim := filepath.Join(dir, "smolvm")
+	var sim string
 	var buildErr error
-	built := make(chan struct{}) // closed once buildErr is set
+	built := make(chan struct{}) // closed once sim and buildErr are set
 	go func() {
 		defer close(built)
-		cmd := exec.Command("go", "build", "-o", sim, "./cmd/smolvm-sim")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building the simulator: %v\n%s", err, out)
-		}
+		sim, buildErr = testutil.Simulator(dir)
 	}()
 
 	env, cfg, err := testenv.Start(testenv.Options{APIServerArgs: testenv.FrontProxyArgs(
@@ -455,7 +455,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 }
 
 func shippedClusterRoles() ([]*rbacv1.ClusterRole, error) {
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "apiservice", "user_roles.yaml"))
+	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "config", "apiservice", "user_roles.yaml"))
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,9 +38,10 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse() // testenv.Start reads -short
 	env, cfg, err := testenv.Start(testenv.Options{})
 	switch {
-	case errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI():
+	case testenv.Skippable(err):
 		envSkip = err.Error()
 		return m.Run()
 	case err != nil:

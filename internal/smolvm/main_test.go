@@ -4,24 +4,17 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
-// The simulator (cmd/smolvm-sim) is built once per test binary, on first
-// use, into a directory TestMain removes.
-var (
-	simDir  string
-	simOnce sync.Once
-	simPath string
-	simErr  error
-)
+// simDir holds the simulator when a test builds it (testutil.Simulator);
+// TestMain removes it.
+var simDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "smolvm-driver-test-")
@@ -35,26 +28,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func buildSimulator() (string, error) {
-	simOnce.Do(func() {
-		// go test puts its own toolchain first in PATH.
-		out := filepath.Join(simDir, "smolvm")
-		cmd := exec.Command("go", "build", "-o", out, "github.com/bot-bottle/bottle-controller/cmd/smolvm-sim")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			simErr = fmt.Errorf("building the simulator: %v\n%s", err, b)
-			return
-		}
-		simPath = out
-	})
-	return simPath, simErr
-}
-
 // newSim returns a driver for a freshly built simulator with its own data
 // dir. extraEnv adds SMOLVM_SIM_* knobs.
 func newSim(t testing.TB, extraEnv ...string) *CLI {
 	t.Helper()
 	testutil.RequireBwrap(t)
-	path, err := buildSimulator()
+	path, err := testutil.Simulator(simDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,14 @@
 package smolvmsim
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // exec -i -t gives the guest a real terminal whose size follows ours: a
@@ -26,18 +26,18 @@ func TestTTYExecFollowsResize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = ptmx.Close() }()
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(buf)
-			out.write(buf[:n])
+			_, _ = out.Write(buf[:n])
 			if err != nil {
 				return
 			}
 		}
 	}()
-	out.waitFor(t, "tty-ok")
+	out.WaitFor(t, "tty-ok", 20*time.Second)
 	if !strings.Contains(out.String(), "30 100") {
 		t.Fatalf("initial size not propagated: %q", out.String())
 	}
@@ -47,7 +47,7 @@ func TestTTYExecFollowsResize(t *testing.T) {
 	if _, err := ptmx.Write([]byte("hello\r")); err != nil {
 		t.Fatal(err)
 	}
-	out.waitFor(t, "line=hello")
+	out.WaitFor(t, "line=hello", 20*time.Second)
 	err = cmd.Wait()
 	if cmd.ProcessState.ExitCode() != 3 {
 		t.Fatalf("exit %v; output %q", err, out.String())
@@ -69,35 +69,5 @@ func TestTTYExecWithoutHostTerminal(t *testing.T) {
 	r := s.runIn("abc\n", "machine", "exec", "--name", "tty2", "-i", "-t", "--", "sh", "-c", "stty size; cat; echo done")
 	if r.code != 0 || !strings.Contains(r.stdout, "24 80") || !strings.Contains(r.stdout, "abc") || !strings.Contains(r.stdout, "done") {
 		t.Fatalf("%+v", r)
-	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) write(p []byte) {
-	b.mu.Lock()
-	b.buf.Write(p)
-	b.mu.Unlock()
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls the buffer (it is fed by a reader goroutine) with a
-// deadline; it waits for output, not for time.
-func (b *syncBuffer) waitFor(t *testing.T, s string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(b.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never saw %q in %q", s, b.String())
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

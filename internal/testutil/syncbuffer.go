@@ -3,7 +3,10 @@ package testutil
 
 import (
 	"bytes"
+	"strings"
 	"sync"
+	"testing"
+	"time"
 )
 
 // SyncBuffer is a bytes.Buffer safe for one writer goroutine (a log sink, a
@@ -23,4 +26,17 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// WaitFor polls the buffer (fed by another goroutine) until it holds s, and
+// fails the test after timeout: it waits for output, not for time.
+func (b *SyncBuffer) WaitFor(t testing.TB, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(b.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw %q in %q", s, b.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

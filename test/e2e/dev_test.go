@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bot-bottle/bottle-controller/internal/testenv"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
@@ -40,7 +39,7 @@ func (d *devEnv) run(ctx context.Context, name string, args ...string) (string, 
 
 func (d *devEnv) runEnv(ctx context.Context, env []string, name string, args ...string) (string, string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = testenv.RepoRoot()
+	cmd.Dir = testutil.RepoRoot()
 	cmd.Env = env
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

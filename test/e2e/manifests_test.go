@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"errors"
 	"io"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // TestManifestsApply applies what `make deploy` and the exec API install
@@ -17,7 +17,7 @@ import (
 // so a manifest the API server would reject never ships.
 func TestManifestsApply(t *testing.T) {
 	env, _, err := testenv.Start(testenv.Options{})
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+	if testenv.Skippable(err) {
 		t.Skip(err.Error())
 	}
 	if err != nil {
@@ -32,7 +32,7 @@ func TestManifestsApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := testenv.RepoRoot()
+	root := testutil.RepoRoot()
 	for _, args := range [][]string{
 		{"apply", "--server-side", "-k", filepath.Join(root, "config", "default")},
 		{"apply", "--server-side", "-k", filepath.Join(root, "config", "apiservice")},
