@@ -50,10 +50,10 @@ type BottleReconciler struct {
 	metrics *phaseTracker
 }
 
-// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get
+// Only the verbs the agent uses (it writes with patches). ConfigMaps and
+// Secrets are not here: config/source-access grants them per namespace.
+// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler. The manager's cache must be
