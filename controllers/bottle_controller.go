@@ -46,6 +46,11 @@ type BottleReconciler struct {
 	TempDir string
 	// MaxConcurrentReconciles bounds parallel passes (and so parallel steps).
 	MaxConcurrentReconciles int
+	// DigestKey keys the digests of Secret content in status.files
+	// (HMAC-SHA256). Share one key across the install (LoadDigestKey) so
+	// digests survive agent restarts; without one, a random key per process
+	// is used and Secret files are copied again after a restart.
+	DigestKey []byte
 
 	metrics *phaseTracker
 }
@@ -69,6 +74,9 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 		r.MaxConcurrentReconciles = 4
 	}
 	r.metrics = newPhaseTracker()
+	if err := r.prepareStart(mgr.GetLogger()); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		For(&v1.Bottle{}).
