@@ -10,7 +10,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/controllers"
 )
 
 var _ = Describe("Copies a guest user cannot redirect", Ordered, func() {
@@ -45,11 +44,11 @@ var _ = Describe("Copies a guest user cannot redirect", Ordered, func() {
 		changed.Spec.Files[0].Inline = ptr.To(`{"changed": true}`)
 		Expect(k8sClient.Patch(ctx, changed, client.MergeFrom(orig))).To(Succeed())
 
-		Eventually(filesReady(b)).Should(Equal(controllers.ReasonUnsafePath + ": file /home/node/.claude/settings.json: " +
+		Eventually(filesReady(b)).Should(Equal(v1.ReasonUnsafePath + ": file /home/node/.claude/settings.json: " +
 			"refusing to write /home/node/.claude/settings.json: /home/node/.claude is a symbolic link a non-root user could have made"))
 		Expect(guest(node, machine, "ls /etc/settings.json 2>&1 || true")).To(ContainSubstring("No such file"))
 		Expect(guest(node, machine, "ls /var/lib/bottle-controller/incoming | wc -l")).To(Equal("0\n"), "the staged copy is removed")
-		Expect(eventReasons(b)()).To(ContainElement(controllers.ReasonUnsafePath))
+		Expect(eventReasons(b)()).To(ContainElement(v1.ReasonUnsafePath))
 
 		By("the link gone: the directory is made again for node and the file lands")
 		guest(node, machine, "rm /home/node/.claude")

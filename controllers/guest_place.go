@@ -15,9 +15,6 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-// ReasonUnsafePath: a file was not written because its path goes through a
-// link (or a directory swapped mid-check) that a guest user could control.
-const ReasonUnsafePath = "UnsafePath"
 
 // Files are never written through a path a guest user controls. smolvm's
 // `machine cp` writes as root and, like any root write, would follow a
@@ -128,8 +125,8 @@ func (e *guestRefusal) Error() string { return e.msg }
 // link, so the agent looks again later rather than retrying at once.
 func (r *BottleReconciler) unsafePath(s *scope, f desiredFile, refused *guestRefusal) (bool, ctrl.Result, error) {
 	msg := fmt.Sprintf("file %s: %s", f.path, refused.msg)
-	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, ReasonUnsafePath, msg)
-	s.wait(ReasonUnsafePath, msg)
-	r.event(s, corev1.EventTypeWarning, ReasonUnsafePath, "Copy", "%s", msg)
+	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonUnsafePath, msg)
+	s.wait(v1.ReasonUnsafePath, msg)
+	r.event(s, corev1.EventTypeWarning, v1.ReasonUnsafePath, "Copy", "%s", msg)
 	return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
 }
