@@ -15,7 +15,6 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-
 // Files are never written through a path a guest user controls. smolvm's
 // `machine cp` writes as root and, like any root write, would follow a
 // symbolic link the exec user planted (~/.claude -> /etc puts
