@@ -76,60 +76,100 @@ func (o iotestOneByte) Read(p []byte) (int, error) {
 // it reads.
 func TestStdinFloodHeapGrowth(t *testing.T) {
 	g := NewWithT(t)
-	const frames, frameSize = 8, maxMessage - 1
-	queueFull := make(chan struct{}, 1)
+	const frames = 8
+	f := startFlood(t, frames)
+	grown := f.heapGrowth(t)
+	t.Logf("heap grew by %.1f MiB with %d MiB of stdin sent or waiting and %d KiB buffered",
+		float64(grown)/(1<<20), frames*floodFrameSize>>20, f.sess.stdin.buffered()>>10)
+	g.Expect(grown).To(BeNumerically("<", 16<<20), "heap growth in bytes")
+
+	// Now the guest reads: everything arrives, in order.
+	var got bytes.Buffer
+	n, err := io.CopyN(&got, f.sess.stdin, int64(frames*floodFrameSize))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(n).To(Equal(int64(frames * floodFrameSize)))
+	g.Eventually(f.sent).Should(Receive(BeNil()))
+	for i := 0; i < frames; i++ {
+		g.Expect(bytes.Equal(got.Bytes()[i*floodFrameSize:(i+1)*floodFrameSize], f.payload)).To(BeTrue(), "frame %d", i)
+	}
+}
+
+// BenchmarkStdinFloodHeap reports the heap growth of one session flooded
+// with 4 MiB stdin frames (the target: under 16 MiB).
+func BenchmarkStdinFloodHeap(b *testing.B) {
+	var worst int64
+	for i := 0; i < b.N; i++ {
+		f := startFlood(b, 16)
+		worst = max(worst, f.heapGrowth(b))
+		f.close()
+	}
+	b.ReportMetric(float64(worst)/(1<<20), "heap-MiB")
+}
+
+const floodFrameSize = maxMessage - 1
+
+type flood struct {
+	sess      *v5Session
+	payload   []byte
+	sent      chan error
+	queueFull chan struct{}
+	before    int64
+	close     func()
+}
+
+// startFlood opens a v5 session over a real WebSocket and sends frames of
+// 4 MiB of stdin from a client whose guest never reads.
+func startFlood(tb testing.TB, frames int) *flood {
+	tb.Helper()
+	f := &flood{sent: make(chan error, 1), queueFull: make(chan struct{}, 1)}
 	sessions := make(chan *v5Session, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, err := acceptV5(w, r, &sessionRequest{stdin: true, stdout: true}, time.Minute)
 		if err != nil {
 			return
 		}
-		sess.stdin.full = func() { signal(queueFull) }
+		sess.stdin.full = func() { signal(f.queueFull) }
 		sess.run(ctx, cancel)
 		sessions <- sess
 	}))
-	defer srv.Close()
-
 	d := websocket.Dialer{Subprotocols: []string{remotecommand.StreamProtocolV5Name}}
 	conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = conn.Close() }()
-	sess := <-sessions
-
-	payload := make([]byte, frameSize)
-	_, _ = rand.Read(payload)
-	frame := append([]byte{chanStdin}, payload...)
-	before := heapInUse()
-
-	sent := make(chan error, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.close = func() { cancel(); _ = conn.Close(); srv.Close() }
+	tb.Cleanup(f.close)
+	f.sess = <-sessions
+	f.payload = make([]byte, floodFrameSize)
+	_, _ = rand.Read(f.payload)
+	frame := append([]byte{chanStdin}, f.payload...)
+	f.before = heapInUse()
 	go func() {
 		for i := 0; i < frames; i++ {
 			if err := conn.WriteMessage(websocket.BinaryMessage, frame); err != nil {
-				sent <- err
+				f.sent <- err
 				return
 			}
 		}
-		sent <- nil
+		f.sent <- nil
 	}()
-	// The guest reads nothing: the queue fills and the read loop waits.
-	g.Eventually(queueFull).WithTimeout(30 * time.Second).Should(Receive())
-	g.Expect(sess.stdin.buffered()).To(BeNumerically("<=", stdinBufferLimit))
-	grown := heapInUse() - before
-	t.Logf("heap grew by %.1f MiB with %d MiB of stdin waiting to be sent and %d KiB buffered",
-		float64(grown)/(1<<20), frames*frameSize>>20, sess.stdin.buffered()>>10)
-	g.Expect(grown).To(BeNumerically("<", 16<<20), "heap growth in bytes")
+	return f
+}
 
-	// Now the guest reads: everything arrives, in order.
-	var got bytes.Buffer
-	n, err := io.CopyN(&got, sess.stdin, int64(frames*frameSize))
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(n).To(Equal(int64(frames * frameSize)))
-	g.Eventually(sent).Should(Receive(BeNil()))
-	for i := 0; i < frames; i++ {
-		g.Expect(bytes.Equal(got.Bytes()[i*frameSize:(i+1)*frameSize], payload)).To(BeTrue(), "frame %d", i)
+// heapGrowth waits until the stdin queue is full (the guest reads nothing,
+// so the read loop waits) and measures the live heap against the start.
+func (f *flood) heapGrowth(tb testing.TB) int64 {
+	tb.Helper()
+	select {
+	case <-f.queueFull:
+	case <-time.After(time.Minute):
+		tb.Fatal("the stdin queue never filled")
 	}
+	if n := f.sess.stdin.buffered(); n > stdinBufferLimit {
+		tb.Fatalf("%d bytes buffered, more than the %d limit", n, stdinBufferLimit)
+	}
+	return heapInUse() - f.before
 }
 
 // heapInUse is the live heap after a full collection.
