@@ -3,8 +3,8 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,18 +15,32 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
+// simDir holds the simulator testutil.Simulator builds for this test binary
+// (the Ginkgo suite shares it): it must outlive every test.
+var simDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "controllers-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	simDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // placeOnSimulator runs copyInSafely against a machine of the smolvm
 // simulator (no API server needed): the guest-side walk as the agent runs it.
 func placeOnSimulator(t *testing.T) (*BottleReconciler, *scope, func(script string) string) {
 	t.Helper()
 	testutil.RequireBwrap(t)
-	dir := t.TempDir()
-	sim := filepath.Join(dir, "smolvm")
-	build := exec.Command("go", "build", "-o", sim, "github.com/bot-bottle/bottle-controller/cmd/smolvm-sim")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the simulator: %v\n%s", err, out)
+	sim, err := testutil.Simulator(simDir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cli := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "data"))
+	cli := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(t.TempDir(), "data"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	if err := cli.Create(ctx, smolvm.MachineSpec{Name: "links", Image: "node:22-bookworm"}); err != nil {

@@ -6,7 +6,6 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/sourceaccess"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 const (
@@ -48,7 +48,7 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	te, cfg, err := testenv.Start(testenv.Options{})
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+	if testenv.Skippable(err) {
 		t.Skip(err.Error())
 	}
 	if err != nil {
@@ -82,7 +82,7 @@ func start(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	for _, dir := range []string{filepath.Join(testenv.RepoRoot(), "config", "default"), sa} {
+	for _, dir := range []string{filepath.Join(testutil.RepoRoot(), "config", "default"), sa} {
 		stdout, stderr, err := kubectl.Run("apply", "--server-side", "-k", dir)
 		if err != nil {
 			out, _ := io.ReadAll(stdout)
@@ -265,7 +265,7 @@ func testSourcesOnlyInListedNamespaces(t *testing.T, e *env) {
 // TestSourceAccessIsRendered: config/source-access is what its
 // namespaces.txt renders to (`make manifests` keeps them in step).
 func TestSourceAccessIsRendered(t *testing.T) {
-	dir := filepath.Join(testenv.RepoRoot(), "config", "source-access")
+	dir := filepath.Join(testutil.RepoRoot(), "config", "source-access")
 	f, err := os.Open(filepath.Join(dir, sourceaccess.NamespacesFile))
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +281,7 @@ func TestSourceAccessIsRendered(t *testing.T) {
 			t.Fatal(err)
 		}
 		if string(got) != string(want) {
-			t.Errorf("%s is stale: run `make manifests`", strings.TrimPrefix(filepath.Join(dir, name), testenv.RepoRoot()+"/"))
+			t.Errorf("%s is stale: run `make manifests`", strings.TrimPrefix(filepath.Join(dir, name), testutil.RepoRoot()+"/"))
 		}
 	}
 }
