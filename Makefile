@@ -27,8 +27,9 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC manifests from markers.
+manifests: controller-gen ## Generate the CRD and RBAC manifests from markers, and config/source-access from its namespaces.txt.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./hack/source-access config/source-access
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -78,12 +79,12 @@ smolvm-sim: ## Build the smolvm simulator into ./bin once for every test package
 
 .PHONY: verify
 verify: manifests generate tidy-check lint ## Fail when generated files are stale, go.mod is not tidy or the linters object.
-	@if ! git diff --quiet -- config/crd config/rbac api; then \
+	@if ! git diff --quiet -- config/crd config/rbac config/source-access api; then \
 		echo "generated files are stale; run 'make manifests generate' and commit:"; \
-		git diff --stat -- config/crd config/rbac api; exit 1; fi
-	@if [ -n "$$(git status --porcelain -- config/crd config/rbac api)" ]; then \
+		git diff --stat -- config/crd config/rbac config/source-access api; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- config/crd config/rbac config/source-access api)" ]; then \
 		echo "untracked generated files; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- config/crd config/rbac api; exit 1; fi
+		git status --porcelain -- config/crd config/rbac config/source-access api; exit 1; fi
 	@echo "generated files are up to date"
 
 ##@ Build

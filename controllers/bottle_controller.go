@@ -46,14 +46,19 @@ type BottleReconciler struct {
 	TempDir string
 	// MaxConcurrentReconciles bounds parallel passes (and so parallel steps).
 	MaxConcurrentReconciles int
+	// DigestKey keys the digests of Secret content in status.files
+	// (HMAC-SHA256). Share one key across the install (LoadDigestKey) so
+	// digests survive agent restarts; without one, a random key per process
+	// is used and Secret files are copied again after a restart.
+	DigestKey []byte
 
 	metrics *phaseTracker
 }
 
-// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get
+// Only the verbs the agent uses (it writes with patches). ConfigMaps and
+// Secrets are not here: config/source-access grants them per namespace.
+// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler. The manager's cache must be
@@ -69,6 +74,9 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 		r.MaxConcurrentReconciles = 4
 	}
 	r.metrics = newPhaseTracker()
+	if err := r.prepareStart(mgr.GetLogger()); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		For(&v1.Bottle{}).

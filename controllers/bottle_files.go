@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -29,13 +30,13 @@ type desiredFile struct {
 	sha256 string
 }
 
-// digest is the content's hex SHA-256, salted with the Bottle's UID for
-// Secret content so status never holds a plain hash of a secret.
-func digest(c content, uid string) string {
+// digest is the content's hex SHA-256; for Secret content an HMAC-SHA256
+// keyed with the install's digest key (see DigestKey), so that readers of
+// status cannot test guesses of a short secret against it.
+func digest(c content, key []byte) string {
 	h := sha256.New()
 	if c.secret {
-		h.Write([]byte(uid))
-		h.Write([]byte{0})
+		h = hmac.New(sha256.New, key)
 	}
 	h.Write(c.data)
 	return hex.EncodeToString(h.Sum(nil))
@@ -47,7 +48,7 @@ func (f desiredFile) inPlace(h v1.FileStatus) bool {
 }
 
 // desiredFiles lists the prompt (when it has a source) and spec.files.
-func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, uid string) ([]desiredFile, error) {
+func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, key []byte) ([]desiredFile, error) {
 	var out []desiredFile
 	if spec.Prompt != nil && spec.PromptPath != "" {
 		c, err := src.file(ctx, spec.Prompt.Inline, spec.Prompt.ConfigMapKeyRef, spec.Prompt.SecretKeyRef)
@@ -55,7 +56,7 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, uid st
 			return nil, fmt.Errorf("prompt: %w", err)
 		}
 		// The exec user must be able to read the prompt claude is given.
-		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: spec.ExecUser, content: c, sha256: digest(c, uid)})
+		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: spec.ExecUser, content: c, sha256: digest(c, key)})
 	}
 	for _, f := range spec.Files {
 		c, err := src.file(ctx, f.Inline, f.ConfigMapKeyRef, f.SecretKeyRef)
@@ -66,7 +67,7 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, uid st
 		if f.Mode != nil {
 			mode = *f.Mode
 		}
-		out = append(out, desiredFile{path: f.Path, mode: mode, owner: f.Owner, content: c, sha256: digest(c, uid)})
+		out = append(out, desiredFile{path: f.Path, mode: mode, owner: f.Owner, content: c, sha256: digest(c, key)})
 	}
 	return out, nil
 }
@@ -76,7 +77,7 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, uid st
 // host directory that is removed before the pass ends.
 func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	want, err := desiredFiles(ctx, s.spec(), s.sources, string(s.bottle.UID))
+	want, err := desiredFiles(ctx, s.spec(), s.sources, r.DigestKey)
 	if err != nil {
 		if isSourceMissing(err) {
 			msg := err.Error()
@@ -103,7 +104,7 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		return true, ctrl.Result{}, nil
 	}
 
-	dir, err := os.MkdirTemp(r.TempDir, "bottle-files-")
+	dir, err := os.MkdirTemp(r.TempDir, tempPattern)
 	if err != nil {
 		return false, ctrl.Result{}, fmt.Errorf("creating private temp dir: %w", err)
 	}
@@ -116,9 +117,6 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		// copied again.
 		st.Files = mergeFileStatus(want, have, copied)
 	}()
-	if err := r.ensureParents(ctx, s, todo); err != nil {
-		return r.smolvmFailure(s, v1.ConditionFilesReady, "create parent directories", err)
-	}
 	for i, f := range todo {
 		ids, ok := owners[f.owner]
 		if !ok {
@@ -139,7 +137,10 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		if err := os.WriteFile(host, f.content.data, 0o600); err != nil {
 			return false, ctrl.Result{}, fmt.Errorf("materialising %s: %w", f.path, err)
 		}
-		if err := r.Machines.CopyIn(ctx, s.machineName, host, f.path, os.FileMode(f.mode), ids[0], ids[1]); err != nil {
+		if err := r.copyInSafely(ctx, s, host, i, f, ids[0], ids[1]); err != nil {
+			if refused, ok := errors.AsType[*guestRefusal](err); ok {
+				return r.unsafePath(s, f, refused)
+			}
 			return r.smolvmFailure(s, v1.ConditionFilesReady, "copy "+f.path, err)
 		}
 		_ = os.Remove(host)
@@ -185,46 +186,4 @@ func (r *BottleReconciler) lookupOwner(ctx context.Context, s *scope, user strin
 		return [2]int{}, fmt.Errorf("unexpected id output for user %q", user)
 	}
 	return [2]int{u, g}, nil
-}
-
-// mkParents creates the missing directories above $1, top down, giving each
-// new one to $2 (when set) so e.g. /home/node/.claude belongs to node. Paths
-// hold no control characters (the API rejects them), so newline splitting is
-// safe.
-const mkParents = `set -e
-IFS='
-'
-d=$(dirname -- "$1")
-missing=
-while [ ! -d "$d" ]; do missing="$d
-$missing"; d=$(dirname -- "$d"); done
-for m in $missing; do
-  mkdir -- "$m"
-  if [ -n "$2" ]; then chown -- "$2:" "$m"; fi
-done`
-
-// ensureParents makes sure each file's directory exists: smolvm's cp copies
-// a single file and does not create directories.
-func (r *BottleReconciler) ensureParents(ctx context.Context, s *scope, files []desiredFile) error {
-	done := map[string]bool{}
-	for _, f := range files {
-		key := filepath.Dir(f.path) + "\x00" + f.owner
-		if done[key] {
-			continue
-		}
-		done[key] = true
-		res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
-			Machine:     s.machineName,
-			Argv:        []string{"sh", "-c", mkParents, "sh", f.path, f.owner},
-			Timeout:     execLookupTimeout,
-			OutputLimit: OutputTail,
-		})
-		if err != nil {
-			return err
-		}
-		if res.ExitCode != 0 {
-			return fmt.Errorf("creating the directories above %s exited %d: %s", f.path, res.ExitCode, strings.TrimSpace(toValidUTF8(res.Stderr)))
-		}
-	}
-	return nil
 }

@@ -44,6 +44,9 @@ const (
 	ReasonCopyingFiles   = "CopyingFiles"
 	ReasonSourceNotFound = "SourceNotFound"
 	ReasonOwnerNotFound  = "OwnerNotFound"
+	// ReasonUnsafePath: a file was not written because its path goes
+	// through a link a guest user could have made (or changed mid-check).
+	ReasonUnsafePath = "UnsafePath"
 
 	// Provisioned.
 	ReasonProvisioned   = "Provisioned"

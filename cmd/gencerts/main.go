@@ -4,7 +4,8 @@
 //	go run ./cmd/gencerts -out DIR [-front-proxy] [-rotate]
 //
 // -rotate keeps the CAs already in DIR and re-issues the leaves, so the
-// APIService caBundle and the agents' trust need no change.
+// APIService caBundle and the agents' trust need no change. It fails, and
+// writes nothing, when a CA's certificate or key is not in DIR.
 package main
 
 import (
@@ -35,7 +36,7 @@ func run(args []string) error {
 	extraIPs := fs.String("ips", "127.0.0.1,::1", "Comma-separated IP addresses for the serving certificate.")
 	validity := fs.Duration("validity", certs.DefaultValidity, "Validity of the leaf certificates.")
 	frontProxy := fs.Bool("front-proxy", false, "Also issue a front-proxy CA and client certificate for a kube-apiserver you run yourself.")
-	rotate := fs.Bool("rotate", false, "Keep the CAs in -out and re-issue only the leaves.")
+	rotate := fs.Bool("rotate", false, "Keep the CAs in -out and re-issue only the leaves; fails when a CA certificate or key is missing there.")
 	printCA := fs.Bool("print-ca-bundle", false, "Print the exec CA base64-encoded, for the APIService's spec.caBundle.")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -24,6 +24,12 @@ type execOptions struct {
 	keepAlive   time.Duration
 	agentPort   int
 	agents      nodeAddresses
+
+	idleTimeout        time.Duration
+	maxConnections     int
+	maxSessions        int
+	maxSessionsPerUser int
+	gatewayNames       string
 }
 
 func (e *execOptions) bindFlags(fs *flag.FlagSet) {
@@ -33,6 +39,11 @@ func (e *execOptions) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&e.agentPort, "exec-agent-port", 0, "Port of other nodes' agents; 0 means this agent's own exec port.")
 	e.agents = nodeAddresses{}
 	fs.Var(e.agents, "exec-agent-address", "NODE=HOST:PORT: where that node's agent listens, overriding its InternalIP (repeatable).")
+	fs.DurationVar(&e.idleTimeout, "exec-idle-timeout", execapi.DefaultIdleTimeout, "Close exec API connections idle this long between requests.")
+	fs.IntVar(&e.maxConnections, "exec-max-connections", execapi.DefaultMaxConnections, "Open connections the exec listener serves at once (sessions included); more wait to be accepted.")
+	fs.IntVar(&e.maxSessions, "exec-max-sessions", execapi.DefaultMaxSessions, "Exec/attach sessions this agent serves or proxies at once; more are refused with 429.")
+	fs.IntVar(&e.maxSessionsPerUser, "exec-max-sessions-per-user", execapi.DefaultMaxSessionsPerUser, "Exec/attach sessions one user may hold open through this agent at once; more are refused with 429.")
+	fs.StringVar(&e.gatewayNames, "exec-gateway-client-names", certs.DefaultAgentClientCN, "Comma-separated common names of the gateway client certificates the agent endpoint accepts (any other exec-CA certificate is refused).")
 }
 
 func (e *execOptions) validate() error {
@@ -45,6 +56,14 @@ func (e *execOptions) validate() error {
 		return fmt.Errorf("--exec-agent-port must be a port number, not %d", e.agentPort)
 	case e.certDir == "":
 		return errors.New("--exec-cert-dir is required unless --exec-bind-address=0")
+	case e.idleTimeout < time.Second:
+		return fmt.Errorf("--exec-idle-timeout must be at least 1s, not %s", e.idleTimeout)
+	case e.maxConnections < 1 || e.maxSessions < 1 || e.maxSessionsPerUser < 1:
+		return errors.New("--exec-max-connections, --exec-max-sessions and --exec-max-sessions-per-user must be at least 1")
+	case e.maxSessions >= e.maxConnections:
+		return fmt.Errorf("--exec-max-sessions (%d) must be below --exec-max-connections (%d): a session holds a connection", e.maxSessions, e.maxConnections)
+	case len(e.gatewayClientNames()) == 0:
+		return errors.New("--exec-gateway-client-names must name at least one common name")
 	}
 	return nil
 }
@@ -68,6 +87,11 @@ func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smol
 		AgentPort:           o.exec.agentPort,
 		AgentAddresses:      o.exec.agents,
 		KeepAlive:           o.exec.keepAlive,
+		IdleTimeout:         o.exec.idleTimeout,
+		MaxConnections:      o.exec.maxConnections,
+		MaxSessions:         o.exec.maxSessions,
+		MaxSessionsPerUser:  o.exec.maxSessionsPerUser,
+		GatewayClientNames:  o.exec.gatewayClientNames(),
 		Machines:            machines,
 		ExecMode:            mode,
 		Logger:              ctrl.Log.WithName("exec-api"),
@@ -76,6 +100,16 @@ func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smol
 		return fmt.Errorf("setting up the exec API: %w", err)
 	}
 	return mgr.Add(srv)
+}
+
+func (e *execOptions) gatewayClientNames() []string {
+	var names []string
+	for _, n := range strings.Split(e.gatewayNames, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // nodeAddresses is a repeatable NODE=HOST:PORT flag.

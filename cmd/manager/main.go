@@ -33,6 +33,7 @@ type options struct {
 	probeAddr               string
 	maxConcurrentReconciles int
 	resyncPeriod            time.Duration
+	digestKeyFile           string
 	exec                    execOptions
 	zap                     zap.Options
 }
@@ -50,6 +51,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bottles reconciled (and provisioning steps run) in parallel.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", time.Minute, "How often a Ready Bottle's machine is checked for drift.")
+	fs.StringVar(&o.digestKeyFile, "digest-key-file", "/etc/bottle-digest/key", "Key (at least 32 bytes) of the HMACs that status.files records for Secret content, shared by every agent (a mounted Secret); when the file is missing, each agent process uses a random key of its own.")
 	o.exec.bindFlags(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +135,9 @@ func run(ctx context.Context, o *options) error {
 		ExecMode:                mode,
 		ResyncPeriod:            o.resyncPeriod,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
+	}
+	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
+		return fmt.Errorf("--digest-key-file: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
 		return fmt.Errorf("setting up the Bottle controller: %w", err)

@@ -21,6 +21,11 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--node-name=n", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--node-name=n", "--exec-agent-address=nonsense"}, "want NODE=HOST:PORT"},
 		{[]string{"--node-name=n", "--exec-keepalive=1ms"}, "--exec-keepalive must be at least 100ms"},
+		{[]string{"--node-name=n", "--exec-idle-timeout=10ms"}, "--exec-idle-timeout must be at least 1s"},
+		{[]string{"--node-name=n", "--exec-max-sessions-per-user=0"}, "must be at least 1"},
+		{[]string{"--node-name=n", "--exec-max-sessions=600"}, "must be below --exec-max-connections (512)"},
+		{[]string{"--node-name=n", "--exec-gateway-client-names= , "}, "at least one common name"},
+		{[]string{"--node-name=n", "--exec-max-sessions=4", "--exec-max-sessions-per-user=2", "--exec-gateway-client-names=gw-a,gw-b"}, ""},
 		{[]string{"--node-name=n"}, ""},
 		{[]string{"--node-name=n", "--exec-bind-address=0", "--exec-cert-dir="}, ""},
 	} {

@@ -127,18 +127,20 @@ func Generate(o Options) (*Bundle, error) {
 }
 
 // Rotate re-issues every leaf of dir from the CAs already there, so the
-// APIService caBundle and the agents' trust stay valid; missing CAs are
-// created. The result is written back to dir.
+// APIService caBundle and the agents' trust stay valid. It never makes a new
+// CA: a CA certificate or key missing from dir is an error (a new CA would
+// silently replace the trust anchor every client holds). The result is
+// written back to dir.
 func Rotate(dir string, o Options) (*Bundle, error) {
 	o = o.withDefaults()
 	f := FilesIn(dir)
 	b := &Bundle{}
 	var err error
-	if b.ExecCA, err = loadOrNewCA(f.ExecCA, f.ExecCAKey, "bottle-exec-ca", o.CAValidity); err != nil {
+	if b.ExecCA, err = loadCAForRotation(f.ExecCA, f.ExecCAKey); err != nil {
 		return nil, err
 	}
 	if o.FrontProxy {
-		if b.FrontProxyCA, err = loadOrNewCA(f.FrontProxyCA, f.FrontProxyCAKey, "bottle-front-proxy-ca", o.CAValidity); err != nil {
+		if b.FrontProxyCA, err = loadCAForRotation(f.FrontProxyCA, f.FrontProxyCAKey); err != nil {
 			return nil, err
 		}
 	}
@@ -148,12 +150,16 @@ func Rotate(dir string, o Options) (*Bundle, error) {
 	return b, b.WriteDir(dir)
 }
 
-func loadOrNewCA(certFile, keyFile, cn string, validity time.Duration) (*CA, error) {
-	ca, err := LoadCA(certFile, keyFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return NewCA(cn, validity)
+// ErrNoCAKey says rotation cannot keep the trust anchor.
+var ErrNoCAKey = errors.New("rotation keeps the CA, so it needs the CA's certificate and key")
+
+func loadCAForRotation(certFile, keyFile string) (*CA, error) {
+	for _, f := range []string{certFile, keyFile} {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s is missing (generate a new bundle without rotating to replace the CA, then update every caBundle)", ErrNoCAKey, f)
+		}
 	}
-	return ca, err
+	return LoadCA(certFile, keyFile)
 }
 
 func (b *Bundle) issueLeaves(o Options) error {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,5 +88,44 @@ func TestWriteDirAndRotateKeepTheCA(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, FrontProxyCACertFile)); !os.IsNotExist(err) {
 		t.Errorf("no front-proxy files were asked for, got %v", err)
+	}
+}
+
+// TestRotateRefusesWithoutTheCAKey: rotating a directory that lacks the CA
+// key must fail and leave the CA certificate alone, not mint a new CA.
+func TestRotateRefusesWithoutTheCAKey(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		remove, keep func(Files) string
+		frontProxy   bool
+	}{
+		{"exec CA key", func(f Files) string { return f.ExecCAKey }, func(f Files) string { return f.ExecCA }, false},
+		{"front-proxy CA key", func(f Files) string { return f.FrontProxyCAKey }, func(f Files) string { return f.FrontProxyCA }, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b, err := Generate(Options{Validity: time.Hour, FrontProxy: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.WriteDir(dir); err != nil {
+				t.Fatal(err)
+			}
+			f := FilesIn(dir)
+			before, _ := os.ReadFile(c.keep(f))
+			servingBefore, _ := os.ReadFile(f.Serving)
+			if err := os.Remove(c.remove(f)); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Rotate(dir, Options{FrontProxy: c.frontProxy})
+			if !errors.Is(err, ErrNoCAKey) || !strings.Contains(err.Error(), c.remove(f)) {
+				t.Fatalf("Rotate without %s = %v, want ErrNoCAKey naming it", c.remove(f), err)
+			}
+			after, _ := os.ReadFile(c.keep(f))
+			servingAfter, _ := os.ReadFile(f.Serving)
+			if !bytes.Equal(before, after) || !bytes.Equal(servingBefore, servingAfter) {
+				t.Error("a refused rotation changed the certificates")
+			}
+		})
 	}
 }

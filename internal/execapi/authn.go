@@ -3,7 +3,10 @@ package execapi
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -100,7 +103,7 @@ func (s *Server) agentCaller(next http.Handler) http.Handler {
 		if err := s.verifyAgentClient(r); err != nil {
 			s.log.V(1).Info("rejected an agent request", "remote", r.RemoteAddr, "reason", err.Error())
 			writeStatus(w, statusError(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
-				"Unauthorized: the agent endpoint requires a client certificate from the exec CA"))
+				"Unauthorized: the agent endpoint requires the gateway's client certificate from the exec CA"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -125,6 +128,16 @@ func (s *Server) verifyAgentClient(r *http.Request) error {
 			opts.Intermediates.AddCert(c)
 		}
 	}
-	_, err := r.TLS.PeerCertificates[0].Verify(opts)
-	return err
+	leaf := r.TLS.PeerCertificates[0]
+	if _, err := leaf.Verify(opts); err != nil {
+		return err
+	}
+	// The exec CA signs more than the gateway's certificate (serving
+	// certificates; with cert-manager, whatever its Issuer is asked for):
+	// only the gateway identity may open sessions here.
+	if !slices.Contains(s.opts.GatewayClientNames, leaf.Subject.CommonName) {
+		return unauthenticatedError(fmt.Sprintf("client certificate %q is not a gateway identity (%s)",
+			leaf.Subject.CommonName, strings.Join(s.opts.GatewayClientNames, ", ")))
+	}
+	return nil
 }

@@ -46,7 +46,10 @@ const (
 	// that the missedPings periods of silence a session tolerates (3 s)
 	// cannot pass between two pongs on a loaded 2-core machine.
 	testKeepAlive = time.Second
-	promptPath    = "/etc/bottle/prompt.md"
+	// testSessionsPerUser is the servers' per-user session cap; the tests
+	// run one session at a time, except the one that fills the cap.
+	testSessionsPerUser = 3
+	promptPath          = "/etc/bottle/prompt.md"
 )
 
 // fakeClaude prints what the attach test checks: its arguments, its user
@@ -224,6 +227,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 			AgentClientKeyFile:  s.files.AgentClientKey,
 			AgentAddresses:      agents,
 			KeepAlive:           testKeepAlive,
+			MaxSessionsPerUser:  testSessionsPerUser,
 			Machines:            n.sim,
 			ExecMode:            smolvm.ModeLogin,
 			Logger:              suiteLogger(n.node),

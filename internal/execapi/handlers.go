@@ -12,8 +12,9 @@ import (
 )
 
 // requesterHeader carries the authorized user's name from the gateway to the
-// agent, for the agent's logs only: the agent trusts the gateway's
-// SubjectAccessReview, not this header.
+// agent, for the agent's logs and its per-user session cap: the agent trusts
+// the gateway's SubjectAccessReview, and only the gateway identity may call
+// it (agentCaller).
 const requesterHeader = "X-Bottle-Exec-Requester"
 
 // agentPathPrefix is the agent endpoint, reachable with an exec-CA client
@@ -51,6 +52,12 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
+	release, err := s.sessions.acquire(u.GetName())
+	if err != nil {
+		writeTooMany(w, err)
+		return
+	}
+	defer release()
 	node := b.NodeName()
 	if node == s.opts.NodeName {
 		s.serveSession(w, r, b, sr, u.GetName())
@@ -80,7 +87,14 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 			"bottle %q runs on node %q, not on %q", b.Name, node, s.opts.NodeName))
 		return
 	}
-	s.serveSession(w, r, b, sr, r.Header.Get(requesterHeader))
+	requester := r.Header.Get(requesterHeader)
+	release, err := s.sessions.acquire(requester)
+	if err != nil {
+		writeTooMany(w, err)
+		return
+	}
+	defer release()
+	s.serveSession(w, r, b, sr, requester)
 }
 
 // readyBottle reads the Bottle from the API server (not a cache: the

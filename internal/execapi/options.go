@@ -18,6 +18,17 @@ import (
 const (
 	DefaultBindAddress = ":9443"
 	DefaultKeepAlive   = 30 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections idle between
+	// requests (sessions are hijacked and keep their own keepalive).
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultMaxConnections bounds the listener's open connections,
+	// sessions included.
+	DefaultMaxConnections = 512
+	// DefaultMaxSessions bounds the sessions one server handles at once,
+	// and DefaultMaxSessionsPerUser those of one user (as the gateway
+	// authenticated them).
+	DefaultMaxSessions        = 128
+	DefaultMaxSessionsPerUser = 16
 	// DefaultAgentServerName is the name gateways expect in an agent's
 	// serving certificate.
 	DefaultAgentServerName = certs.AgentServerName
@@ -52,6 +63,11 @@ type Options struct {
 	// AgentServerName is verified in agents' serving certificates
 	// (DefaultAgentServerName).
 	AgentServerName string
+	// GatewayClientNames are the common names the agent endpoint accepts
+	// in exec-CA client certificates (default: certs.DefaultAgentClientCN).
+	// Any other leaf of the exec CA -- a serving certificate, or one issued
+	// for something else -- is refused.
+	GatewayClientNames []string
 	// AgentPort is the port of other nodes' agents; 0 means this server's
 	// own port.
 	AgentPort int
@@ -62,6 +78,17 @@ type Options struct {
 	// KeepAlive is the WebSocket ping period (DefaultKeepAlive). A peer
 	// that answers nothing for three periods is disconnected.
 	KeepAlive time.Duration
+
+	// IdleTimeout closes connections idle between requests
+	// (DefaultIdleTimeout). MaxConnections bounds the listener's open
+	// connections (DefaultMaxConnections); further ones wait to be
+	// accepted.
+	IdleTimeout    time.Duration
+	MaxConnections int
+	// MaxSessions and MaxSessionsPerUser cap the sessions this server
+	// serves or proxies at once; a session over a cap is refused with 429
+	// Too Many Requests (DefaultMaxSessions, DefaultMaxSessionsPerUser).
+	MaxSessions, MaxSessionsPerUser int
 
 	// Machines runs the sessions; ExecMode is how they switch user.
 	Machines Machines
@@ -80,6 +107,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
+	}
+	if len(o.GatewayClientNames) == 0 {
+		o.GatewayClientNames = []string{certs.DefaultAgentClientCN}
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.MaxSessionsPerUser <= 0 {
+		o.MaxSessionsPerUser = DefaultMaxSessionsPerUser
 	}
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()

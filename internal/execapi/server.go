@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/net/netutil"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -36,6 +37,7 @@ type Server struct {
 	agentCA     *dynamiccertificates.DynamicFileCAContent
 	agentClient *dynamiccertificates.DynamicCertKeyPairContent
 	servingTLS  certCache
+	sessions    *sessionLimiter
 
 	mu      sync.Mutex
 	baseCtx context.Context
@@ -60,7 +62,8 @@ func NewServer(cfg *rest.Config, reader client.Reader, opts Options) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, reader: reader, kube: kube, log: opts.Logger, ready: make(chan struct{})}
+	s := &Server{opts: opts, reader: reader, kube: kube, log: opts.Logger, ready: make(chan struct{}),
+		sessions: newSessionLimiter(opts.NodeName, opts.MaxSessions, opts.MaxSessionsPerUser)}
 	if s.frontProxy, err = newFrontProxy(kube); err != nil {
 		return nil, err
 	}
@@ -112,7 +115,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.baseCtx = ctx
 	s.mu.Unlock()
 
-	tlsLn := tls.NewListener(ln, &tls.Config{
+	// The port is open to the network (hostPort): bound the connections,
+	// and close those idle between requests, before anyone authenticates.
+	tlsLn := tls.NewListener(netutil.LimitListener(ln, s.opts.MaxConnections), &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: s.getCertificate,
 		// The front-proxy and the agent endpoints verify different CAs,
@@ -125,6 +130,7 @@ func (s *Server) Start(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       s.opts.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          s.stdLogger("http"),
 	}

@@ -31,9 +31,6 @@ const (
 )
 
 const (
-	// stdinQueueLen bounds the stdin frames buffered ahead of the guest, so
-	// the read loop keeps answering pings while the guest is not reading.
-	stdinQueueLen = 64
 	// firstSizeWait is how long a TTY session waits for the client's first
 	// resize before starting at 80x24: clients send it right away, and a
 	// TUI started at the wrong size draws badly until the next resize.
@@ -42,7 +39,11 @@ const (
 	closeWait = 2 * time.Second
 	// missedPings is how many keepalive periods of silence end a session.
 	missedPings = 3
-	maxMessage  = 4 << 20
+	// maxMessage bounds one WebSocket message. Stdin messages are streamed
+	// (stdin.go), so it does not bound memory; other channels are small.
+	maxMessage = 4 << 20
+	// maxControlMessage bounds what is read of a resize or close message.
+	maxControlMessage = 4 << 10
 )
 
 var upgrader = websocket.Upgrader{
@@ -89,7 +90,7 @@ func acceptV5(w http.ResponseWriter, r *http.Request, sr *sessionRequest, keepAl
 	conn.SetReadLimit(maxMessage)
 	s := &v5Session{conn: conn, keepAlive: keepAlive, readDone: make(chan struct{})}
 	if sr.stdin {
-		s.stdin = &stdinQueue{ch: make(chan []byte, stdinQueueLen)}
+		s.stdin = newStdinQueue(stdinBufferLimit)
 	}
 	if sr.tty {
 		s.resize = make(chan smolvm.TermSize, 8)
@@ -120,43 +121,65 @@ func (s *v5Session) run(ctx context.Context, cancel context.CancelFunc) {
 	go s.keepalive(ctx)
 }
 
-// readLoop ends when the connection fails or closes.
+// readLoop ends when the connection fails or closes. Messages are read as
+// streams: a stdin message is copied into the bounded stdin queue chunk by
+// chunk, so a client flooding a guest that does not read holds no more than
+// stdinBufferLimit bytes of the agent's memory.
 func (s *v5Session) readLoop(ctx context.Context) {
 	defer func() {
 		if s.stdin != nil {
 			s.stdin.closeWrite()
 		}
 	}()
+	var channel [1]byte
 	for {
-		typ, data, err := s.conn.ReadMessage()
+		typ, r, err := s.conn.NextReader()
 		if err != nil {
 			return
 		}
 		// Waiting on a full stdin queue below must not count as silence.
 		_ = s.conn.SetReadDeadline(s.idleDeadline())
-		if typ != websocket.BinaryMessage || len(data) == 0 {
-			continue
+		if typ != websocket.BinaryMessage {
+			continue // the next NextReader discards the rest
 		}
-		switch data[0] {
+		if _, err := io.ReadFull(r, channel[:]); err != nil {
+			continue // empty message
+		}
+		switch channel[0] {
 		case chanStdin:
-			if s.stdin != nil && len(data) > 1 {
-				if !s.stdin.push(ctx, data[1:]) {
+			if s.stdin != nil {
+				if err := s.stdin.fill(ctx, &deadlineReader{r: r, s: s}); err != nil {
 					return
 				}
 			}
 		case chanResize:
+			data, err := io.ReadAll(io.LimitReader(r, maxControlMessage))
 			var sz struct{ Width, Height uint16 }
-			if s.resize == nil || json.Unmarshal(data[1:], &sz) != nil || sz.Width == 0 || sz.Height == 0 {
+			if err != nil || s.resize == nil || json.Unmarshal(data, &sz) != nil || sz.Width == 0 || sz.Height == 0 {
 				continue
 			}
 			s.pushResize(smolvm.TermSize{Width: sz.Width, Height: sz.Height})
 		case chanClose:
-			if len(data) == 2 && data[1] == chanStdin && s.stdin != nil {
+			data, err := io.ReadAll(io.LimitReader(r, maxControlMessage))
+			if err == nil && len(data) == 1 && data[0] == chanStdin && s.stdin != nil {
 				s.stdin.closeWrite()
 			}
 		}
 		_ = s.conn.SetReadDeadline(s.idleDeadline())
 	}
+}
+
+// deadlineReader pushes the idle deadline forward before each read of a
+// stdin message: the time spent waiting for the guest to take the previous
+// chunk is not client silence.
+type deadlineReader struct {
+	r io.Reader
+	s *v5Session
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	_ = d.s.conn.SetReadDeadline(d.s.idleDeadline())
+	return d.r.Read(p)
 }
 
 // pushResize never blocks the read loop: when the guest side lags, only the
@@ -291,36 +314,4 @@ func exitStatus(code int, err error) metav1.Status {
 			Message: strconv.Itoa(code),
 		}}},
 	}
-}
-
-// stdinQueue hands stdin frames from the read loop to the guest's stdin.
-type stdinQueue struct {
-	ch     chan []byte
-	cur    []byte
-	closed sync.Once
-}
-
-func (q *stdinQueue) push(ctx context.Context, b []byte) bool {
-	select {
-	case q.ch <- b:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// closeWrite is called only from the read loop (the queue's single writer).
-func (q *stdinQueue) closeWrite() { q.closed.Do(func() { close(q.ch) }) }
-
-func (q *stdinQueue) Read(p []byte) (int, error) {
-	for len(q.cur) == 0 {
-		b, ok := <-q.ch
-		if !ok {
-			return 0, io.EOF
-		}
-		q.cur = b
-	}
-	n := copy(p, q.cur)
-	q.cur = q.cur[n:]
-	return n, nil
 }

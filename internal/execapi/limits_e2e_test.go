@@ -1,0 +1,84 @@
+package execapi
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/bot-bottle/bottle-controller/internal/certs"
+	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
+)
+
+// TestSessionCapAnswers429: a user holding the per-user number of sessions
+// gets 429 Too Many Requests through the API server, for a local and for a
+// proxied Bottle, and a session again once one ends.
+func TestSessionCapAnswers429(t *testing.T) {
+	s := needSuite(t)
+	g := NewWithT(t)
+	type open struct {
+		typing *io.PipeWriter
+		done   chan error
+	}
+	start := func(bottle string) open {
+		stdin, typing := io.Pipe()
+		out := &testutil.SyncBuffer{}
+		done := make(chan error, 1)
+		go func() {
+			done <- (&kubectlbottle.Session{
+				Namespace: testNamespace, Name: bottle, Subresource: "exec",
+				Command: []string{"sh", "-c", "echo up; read x"},
+				Stdin:   stdin, Stdout: out, Stderr: io.Discard,
+			}).Stream(context.Background(), as(s, "alice"))
+		}()
+		g.Eventually(out.String).WithTimeout(20*time.Second).Should(Equal("up\n"), "session %s did not start", bottle)
+		return open{typing: typing, done: done}
+	}
+	var sessions []open
+	for i := 0; i < testSessionsPerUser; i++ {
+		sessions = append(sessions, start("local"))
+	}
+	for _, bottle := range []string{"local", "remote"} {
+		err := (&kubectlbottle.Session{Namespace: testNamespace, Name: bottle, Subresource: "exec",
+			Command: []string{"true"}, Stdout: io.Discard}).Stream(context.Background(), as(s, "alice"))
+		g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue(), "session %d on %s: %v", testSessionsPerUser+1, bottle, err)
+		g.Expect(err).To(MatchError(ContainSubstring(`user "alice" already has 3 exec/attach sessions open through node "node-a"`)))
+	}
+	// Another user is not affected.
+	code, out, _ := kubectlBottle(t, "bob", "", "exec", "local", "--", "echo", "bob")
+	g.Expect(code).To(BeZero())
+	g.Expect(out).To(Equal("bob\n"))
+
+	// One ends: alice may open another.
+	_, _ = sessions[0].typing.Write([]byte("bye\n"))
+	g.Eventually(sessions[0].done).WithTimeout(10 * time.Second).Should(Receive(BeNil()))
+	g.Eventually(func() int {
+		code, _, _ := kubectlBottle(t, "alice", "", "exec", "local", "--", "true")
+		return code
+	}).WithTimeout(10 * time.Second).Should(BeZero())
+	for _, o := range sessions[1:] {
+		_, _ = o.typing.Write([]byte("bye\n"))
+		g.Eventually(o.done).WithTimeout(10 * time.Second).Should(Receive(BeNil()))
+	}
+}
+
+// TestAgentRefusesBottlesOfOtherNodes: node-b's agent endpoint, called with
+// the gateway's own certificate, refuses a Bottle bound to node-a.
+func TestAgentRefusesBottlesOfOtherNodes(t *testing.T) {
+	s := needSuite(t)
+	gateway, err := s.bundle.AgentClient.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + s.addrB + agentPathPrefix + "/namespaces/" + testNamespace + "/bottles/local/exec?command=id"
+	code := get(t, url, &tls.Config{RootCAs: s.bundle.ExecCA.Pool(), ServerName: certs.AgentServerName, Certificates: []tls.Certificate{gateway}})
+	if code != http.StatusConflict {
+		t.Fatalf("node-b's agent answered %d for node-a's Bottle, want 409", code)
+	}
+}
