@@ -51,7 +51,7 @@ func BenchmarkBottlesToReady(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := &controllers.BottleReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Machines: smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "data"), "SMOLVM_SIM_LATENCY=start=300ms,exec=20ms"),
 		NodeName: node, TempDir: dir,
 	}

@@ -134,7 +134,6 @@ func startAgent(node string, o agentOptions) *agent {
 	r := &controllers.BottleReconciler{
 		Client:            mgr.GetClient(),
 		APIReader:         mgr.GetAPIReader(),
-		Scheme:            mgr.GetScheme(),
 		Recorder:          mgr.GetEventRecorder("bottle-agent"),
 		Machines:          smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...),
 		NodeName:          node,
