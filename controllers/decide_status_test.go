@@ -60,7 +60,9 @@ func TestSummarize(t *testing.T) {
 		{"spec not applied while work is pending: reconciling", with(func(in *summaryInput) {
 			in.NotApplied, in.Provisioned, in.Waiting = notApplied, false, verdict{v1.ReasonProvisioning, "step"}
 		}), summary{Phase: v1.PhaseProvisioning, Ready: verdict{v1.ReasonProvisioning, "step"}, Reconciling: verdict{v1.ReasonProvisioning, "step"}}},
-		{"deleting", with(func(in *summaryInput) { in.Deleting, in.Waiting = true, verdict{v1.ReasonDeletionBlocked, "cannot delete"} }),
+		{"deleting", with(func(in *summaryInput) {
+			in.Deleting, in.Waiting = true, verdict{v1.ReasonDeletionBlocked, "cannot delete"}
+		}),
 			summary{Phase: v1.PhaseDeleting, Ready: verdict{v1.ReasonDeletionBlocked, "cannot delete"}, Reconciling: verdict{v1.ReasonDeletionBlocked, "cannot delete"}}},
 		{"deleting a stalled Bottle reconciles", with(func(in *summaryInput) { in.Deleting, in.Stalled = true, failed }),
 			summary{Phase: v1.PhaseDeleting, Ready: verdict{v1.ReasonProgressing, "phase Deleting"}, Reconciling: verdict{v1.ReasonProgressing, "phase Deleting"}}},
