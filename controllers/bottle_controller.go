@@ -207,6 +207,8 @@ func (r *BottleReconciler) load(ctx context.Context, req ctrl.Request) (*v1.Bott
 // phase or step is visible while it runs, not when the pass ends.
 func (r *BottleReconciler) progress(ctx context.Context, s *scope, reason, message string) error {
 	s.wait(reason, message)
+	s.pending = true
+	defer func() { s.pending = false }()
 	return r.writeStatus(ctx, s, nil)
 }
 

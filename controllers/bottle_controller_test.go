@@ -432,7 +432,12 @@ var _ = Describe("agent restarts", func() {
 
 		By("killing the agent while the blocker step runs")
 		a.stop()
-		Expect(get(b).Status.ExecResults).To(HaveLen(1), "only the finished step is recorded")
+		results := get(b).Status.ExecResults
+		Expect(results).To(HaveLen(2), "the finished step and the running one are recorded")
+		Expect(results[0].FinishedAt).NotTo(BeNil())
+		Expect(results[1].Name).To(Equal("blocker"))
+		Expect(results[1].StartedAt).NotTo(BeNil())
+		Expect(results[1].FinishedAt).To(BeNil(), "the interrupted step shows as started, not finished")
 
 		By("starting a fresh agent")
 		a = startAgent(node, agentOptions{})
@@ -499,7 +504,14 @@ var _ = Describe("spec changes smolvm cannot apply in place", func() {
 		}).Should(And(ContainSubstring(`spec.image "node:24-bookworm" (machine: "node:22-bookworm")`),
 			ContainSubstring("spec.resources.cpus 4 (machine: 2)"), ContainSubstring("delete and re-create")))
 		Eventually(eventReasons(b)).Should(ContainElement(v1.ReasonRecreateRequired))
-		Expect(get(b).Status.Phase).To(Equal(v1.PhaseReady), "the machine still runs as it was")
+		By("never reading green while the spec is not applied")
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseFailed))
+		Expect(kstatusOf(b)).To(Equal(status.FailedStatus))
+		c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionStalled)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Reason).To(Equal(v1.ReasonRecreateRequired))
+		Expect(c.Message).To(ContainSubstring("recreatePolicy: OnChange"))
+		Expect(get(b).Status.MachineState).To(Equal("running"), "the machine still runs as it was")
 		Expect(guest(node, machine, "cat /home/node/mark")).To(Equal("x\n"), "the machine was recreated")
 	})
 })

@@ -148,7 +148,7 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	}
 
 	if len(s.ownerWaits) > 0 {
-		stepsPending := planSteps(s.execUser(), s.spec().Provision, st.ExecResults, s.retry).Action == stepRun
+		stepsPending := planSteps(s.execUser(), s.spec().Provision, st.ExecResults, s.retry).Action != stepsDone
 		v, stall := ownerWaitVerdict(s.ownerWaits, stepsPending)
 		s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v.Reason, v.Message)
 		if stall {
@@ -156,6 +156,7 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 			return false, ctrl.Result{}, nil
 		}
 		s.wait(v.Reason, v.Message)
+		r.event(s, corev1.EventTypeNormal, v.Reason, "Copy", "%s", v.Message)
 		return true, ctrl.Result{}, nil
 	}
 	s.setCondition(v1.ConditionFilesReady, metav1.ConditionTrue, v1.ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))

@@ -47,6 +47,8 @@ type scope struct {
 	waiting verdict
 	// notApplied says which spec fields the machine does not have.
 	notApplied verdict
+	// pending is set while a progress write is computed.
+	pending bool
 }
 
 func (s *scope) wait(reason, message string)  { s.waiting = verdict{reason, message} }

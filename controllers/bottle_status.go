@@ -33,6 +33,9 @@ type summaryInput struct {
 	NotApplied verdict
 	// Err is the pass's error, if any.
 	Err string
+	// Pending: the pass is about to act (a progress write), so whatever
+	// the conditions still say from before, the Bottle is not Ready yet.
+	Pending bool
 }
 
 // summary is the phase and the three kstatus conditions.
@@ -51,7 +54,7 @@ type summary struct {
 // is not applied.
 func summarize(in summaryInput) summary {
 	stalled := in.Stalled
-	ok := !in.Deleting && !stalled.set() && in.Err == ""
+	ok := !in.Deleting && !stalled.set() && in.Err == "" && !in.Pending
 	ready := ok && in.RunState == v1.RunStateRunning && in.MachineReady && in.FilesReady && in.Provisioned
 	stopped := ok && in.RunState == v1.RunStateStopped &&
 		(in.MachineState == smolvm.StateStopped || in.MachineState == smolvm.StateCreated)

@@ -45,6 +45,10 @@ func TestSummarize(t *testing.T) {
 			in.Provisioned, in.Waiting = false, verdict{v1.ReasonProvisioning, `running step "a" (1/1) as node`}
 		}), summary{Phase: v1.PhaseProvisioning, Ready: verdict{v1.ReasonProvisioning, `running step "a" (1/1) as node`},
 			Reconciling: verdict{v1.ReasonProvisioning, `running step "a" (1/1) as node`}}},
+		{"about to act: never Ready, whatever the conditions say from before", with(func(in *summaryInput) {
+			in.Pending, in.Waiting = true, verdict{v1.ReasonProgressing, "reconciling generation 2"}
+		}), summary{Phase: v1.PhaseProvisioning, Ready: verdict{v1.ReasonProgressing, "reconciling generation 2"},
+			Reconciling: verdict{v1.ReasonProgressing, "reconciling generation 2"}}},
 		{"stalled", with(func(in *summaryInput) { in.Provisioned, in.Stalled = false, failed }),
 			summary{Phase: v1.PhaseFailed, Ready: failed, Stalled: failed}},
 		{"error without a reason", with(func(in *summaryInput) { in.Err = "boom" }),
