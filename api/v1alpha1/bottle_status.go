@@ -152,7 +152,11 @@ type Bottle struct {
 
 	// +required
 	Spec BottleSpec `json:"spec"`
+	// Status defaults to observedGeneration 0, so a Bottle no agent has
+	// looked at yet reads as in progress (kstatus: generation mismatch), not
+	// as Current.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status BottleStatus `json:"status,omitempty"`
 }
 
