@@ -133,7 +133,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		log: log.FromContext(ctx), bottle: bottle, before: bottle.Status.DeepCopy(), written: written,
 		machineName: bottle.MachineName(),
 		sources:     r.newSources(bottle.Namespace),
-		owners:      map[string][2]int{},
+		owners:      rootOwners(),
 		retry:       pendingRetry(bottle.Annotations, bottle.Status.LastHandledRetry),
 	}
 	st := s.status()

@@ -163,6 +163,10 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	return true, ctrl.Result{}, nil
 }
 
+// rootOwners is the owner cache a pass starts with: root (and no owner,
+// which means root) need no lookup.
+func rootOwners() map[string][2]int { return map[string][2]int{"": {0, 0}, "root": {0, 0}} }
+
 // copyFiles materialises and copies files whose owners are resolved.
 func (r *BottleReconciler) copyFiles(ctx context.Context, s *scope, files []desiredFile, copied map[string]v1.FileStatus) (bool, ctrl.Result, error) {
 	dir, err := os.MkdirTemp(r.TempDir, "bottle-files-")

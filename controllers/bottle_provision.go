@@ -54,7 +54,7 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 		}
 		if len(s.ownerWaits) > 0 {
 			// The step may have created a user some files wait for.
-			clear(s.owners)
+			s.owners = rootOwners()
 			if ok, res, err := r.reconcileFiles(ctx, s); !ok {
 				return false, res, err
 			}
