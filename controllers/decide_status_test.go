@@ -2,10 +2,14 @@ package controllers
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -165,5 +169,27 @@ func TestTailForStatus(t *testing.T) {
 	big := tailForStatus(strings.Repeat("<", OutputTail), OutputTail)
 	if escaped(big) > OutputTail || len(big) != OutputTail/6 {
 		t.Errorf("'<' tail: %d chars, %d escaped", len(big), escaped(big))
+	}
+}
+
+func TestTooLargeStatus(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{apierrors.NewRequestEntityTooLargeError("limit is 3145728"), true},
+		{apierrors.NewInternalError(errors.New("etcdserver: request is too large")), true},
+		{apierrors.NewConflict(schema.GroupResource{Resource: "bottles"}, "b", errors.New("changed")), false},
+		{errors.New("connection refused"), false},
+	}
+	for _, tc := range cases {
+		if got := isTooLarge(tc.err); got != tc.want {
+			t.Errorf("isTooLarge(%v) = %t, want %t", tc.err, got, tc.want)
+		}
+	}
+	st := &v1.BottleStatus{ExecResults: []v1.ExecResult{{Name: "a", Stdout: "out", Stderr: "err"}, {Name: "b"}}}
+	trimTails(st)
+	if r := st.ExecResults[0]; r.Stdout != "" || r.Stderr != "" || !r.Truncated || st.ExecResults[1].Truncated {
+		t.Errorf("trimTails: %+v", st.ExecResults)
 	}
 }
