@@ -101,6 +101,7 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
 			r.steps.observe(e.Object.GetUID(), nil)
+			r.records.forget(e.Object.GetUID())
 			enqueue.Delete(ctx, e, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
