@@ -53,9 +53,10 @@ func BenchmarkBottlesToReady(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	writes := &atomic.Int64{}
+	writes, reads := &atomic.Int64{}, &atomic.Int64{}
 	r := &controllers.BottleReconciler{
-		Client: countingClient{Client: mgr.GetClient(), writes: writes}, APIReader: mgr.GetAPIReader(),
+		Client:    countingClient{Client: mgr.GetClient(), writes: writes},
+		APIReader: countingReader{Reader: mgr.GetAPIReader(), reads: reads},
 		Machines: smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "data"), "SMOLVM_SIM_LATENCY=start=300ms,exec=20ms"),
 		NodeName: node, TempDir: dir,
 	}
@@ -69,8 +70,10 @@ func BenchmarkBottlesToReady(b *testing.B) {
 	for _, steps := range []int{0, 2, 8} {
 		b.Run(fmt.Sprintf("steps=%d", steps), func(b *testing.B) {
 			writes.Store(0)
+			reads.Store(0)
 			total := bottlesToReady(ctx, b, c, node, batch, steps)
 			b.ReportMetric(float64(writes.Load())/float64(total), "writes/bottle")
+			b.ReportMetric(float64(reads.Load())/float64(total), "uncachedreads/bottle")
 		})
 	}
 	_ = os.RemoveAll(dir)
@@ -126,6 +129,17 @@ func bottlesToReady(ctx context.Context, b *testing.B, c client.Client, node str
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "bottles/s")
 	return total
+}
+
+// countingReader counts the reconciler's uncached reads.
+type countingReader struct {
+	client.Reader
+	reads *atomic.Int64
+}
+
+func (c countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.reads.Add(1)
+	return c.Reader.Get(ctx, key, obj, opts...)
 }
 
 // countingClient counts the reconciler's writes to the API server (events
