@@ -57,8 +57,8 @@ func BenchmarkBottlesToReady(b *testing.B) {
 	r := &controllers.BottleReconciler{
 		Client:    countingClient{Client: mgr.GetClient(), writes: writes},
 		APIReader: countingReader{Reader: mgr.GetAPIReader(), reads: reads},
-		Machines: smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "data"), "SMOLVM_SIM_LATENCY=start=300ms,exec=20ms"),
-		NodeName: node, TempDir: dir,
+		Machines:  smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "data"), "SMOLVM_SIM_LATENCY=start=300ms,exec=20ms"),
+		NodeName:  node, TempDir: dir,
 	}
 	if err := r.SetupWithManager(mgr, "bench"); err != nil {
 		b.Fatal(err)
