@@ -156,7 +156,12 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	// Progress from the first second: a new Bottle, or a new generation,
 	// says so before the first smolvm call.
 	if st.ObservedGeneration != bottle.Generation || st.Phase == "" {
-		if err := r.progress(ctx, s, v1.ReasonProgressing, fmt.Sprintf("reconciling generation %d", bottle.Generation)); err != nil {
+		msg := fmt.Sprintf("reconciling generation %d", bottle.Generation)
+		if st.MachineState == "" {
+			// The same words as createMachine's, so that write is a no-op.
+			msg = creatingMessage(s)
+		}
+		if err := r.progress(ctx, s, v1.ReasonProgressing, msg); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

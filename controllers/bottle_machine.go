@@ -75,7 +75,7 @@ func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool
 func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, deliberate bool) (bool, ctrl.Result, error) {
 	st := s.status()
 	recreated := st.MachineState != "" && !deliberate
-	if err := r.progress(ctx, s, v1.ReasonProgressing, fmt.Sprintf("creating machine %s", s.machineName)); err != nil {
+	if err := r.progress(ctx, s, v1.ReasonProgressing, creatingMessage(s)); err != nil {
 		return false, ctrl.Result{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
@@ -109,6 +109,8 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 	s.notApplied = verdict{}
 	return true, ctrl.Result{}, nil
 }
+
+func creatingMessage(s *scope) string { return "creating machine " + s.machineName }
 
 // reconcileDrift compares the machine with the spec. What smolvm cannot
 // change is reported (spec not applied: the Bottle is never Ready), or, with
