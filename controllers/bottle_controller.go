@@ -116,17 +116,35 @@ type phase func(ctx context.Context, s *scope) (done bool, res ctrl.Result, err 
 // writer (writeStatus): at the first sight of a generation, at each phase
 // change, around each step, and once at the end.
 func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	bottle, written, err := r.load(ctx, req)
-	if err != nil || bottle == nil || bottle.Spec.NodeName != r.NodeName {
-		return ctrl.Result{}, err
+	cached := &v1.Bottle{}
+	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.metrics.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if cached.Spec.NodeName != r.NodeName {
+		return ctrl.Result{}, nil
 	}
 
 	// The finalizer goes on before any machine exists, so no machine can
-	// outlive its Bottle.
-	if bottle.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(bottle, v1.Finalizer) {
-		if err := r.addFinalizer(ctx, bottle); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
+	// outlive its Bottle. It is added while the status is read: a new
+	// Bottle's first status then comes one round trip sooner.
+	finalizer := make(chan error, 1)
+	needFinalizer := cached.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(cached, v1.Finalizer)
+	if needFinalizer {
+		go func() { finalizer <- r.addFinalizer(ctx, cached) }()
+	} else {
+		finalizer <- nil
+	}
+	bottle, written, err := r.load(ctx, cached)
+	if ferr := <-finalizer; ferr != nil {
+		return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", ferr)
+	}
+	if err != nil || bottle == nil {
+		return ctrl.Result{}, err
+	}
+	if needFinalizer {
 		controllerutil.AddFinalizer(bottle, v1.Finalizer)
 	}
 
@@ -177,29 +195,16 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
 }
 
-// load reads the Bottle and overlays what this agent knows of its status.
-// written is the status as this agent last applied it.
-func (r *BottleReconciler) load(ctx context.Context, req ctrl.Request) (*v1.Bottle, *v1.BottleStatus, error) {
-	b := &v1.Bottle{}
-	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.metrics.forget(req.NamespacedName)
-			return nil, nil, nil
-		}
-		return nil, nil, err
-	}
-	if b.Spec.NodeName != r.NodeName {
-		return b, nil, nil
-	}
+// load overlays what this agent knows of the Bottle's status on the cached
+// object. written is the status as this agent last applied it.
+func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bottle, *v1.BottleStatus, error) {
+	b := cached.DeepCopy()
 	known, written, ok := r.records.get(b.UID)
 	if !ok {
 		// First sight by this agent process: the cache may lag behind the
 		// previous agent's last write, so read once from the API server.
-		if err := r.APIReader.Get(ctx, req.NamespacedName, b); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, nil, nil
-			}
-			return nil, nil, err
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return nil, nil, client.IgnoreNotFound(err)
 		}
 		written = b.Status.DeepCopy()
 		r.records.remember(b.UID, &b.Status, true)

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,9 +62,12 @@ func phaseOf(b *v1.Bottle) func() v1.Phase {
 
 // kstatusOf is what Flux and Argo CD conclude about a Bottle.
 func kstatusOf(b *v1.Bottle) status.Status {
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(get(b))
-	Expect(err).NotTo(HaveOccurred())
-	res, err := status.Compute(&unstructured.Unstructured{Object: obj})
+	// Read as JSON, as Flux does: a typed object would drop a zero
+	// observedGeneration.
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(v1.GroupVersion.WithKind("Bottle"))
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), u)).To(Succeed())
+	res, err := status.Compute(u)
 	Expect(err).NotTo(HaveOccurred())
 	return res.Status
 }

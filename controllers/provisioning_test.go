@@ -36,12 +36,15 @@ func watchKstatus(b *v1.Bottle, created time.Time, stop <-chan struct{}) <-chan 
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			got := &v1.Bottle{}
-			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(b), got); err == nil {
-				obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+			// Read as JSON, as Flux does: a typed object would drop a zero
+			// observedGeneration.
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(v1.GroupVersion.WithKind("Bottle"))
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(b), u); err == nil {
+				res, err := status.Compute(u)
 				Expect(err).NotTo(HaveOccurred())
-				res, err := status.Compute(&unstructured.Unstructured{Object: obj})
-				Expect(err).NotTo(HaveOccurred())
+				got := &v1.Bottle{}
+				Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, got)).To(Succeed())
 				samples = append(samples, sample{at: time.Since(created), kstatus: res.Status, b: *got})
 				if got.Status.Phase == v1.PhaseReady {
 					out <- samples
@@ -165,9 +168,13 @@ var _ = Describe("provisioning a GitOps pipeline can trust", Ordered, ContinueOn
 
 	It("cancels a running step on runState Stopped and on an edit, keeping its output", func() {
 		ns := newNamespace()
-		b := bottle(ns, node, v1.ProvisionStep{Name: "long", Script: "echo started; sleep 600", TimeoutSeconds: 700})
+		b := bottle(ns, node, v1.ProvisionStep{Name: "long", Script: "echo started; touch /tmp/started; sleep 600", TimeoutSeconds: 700})
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(running(b)).Should(Equal("long"))
+		Eventually(func() int {
+			_, _, code := sim(node, "machine", "exec", "--name", get(b).Status.MachineName, "--", "test", "-e", "/tmp/started")
+			return code
+		}).Should(BeZero(), "the step has printed")
 
 		By("stopping the Bottle")
 		start := time.Now()

@@ -155,6 +155,9 @@ func startAgent(node string, o agentOptions) *agent {
 		defer close(a.done)
 		Expect(mgr.Start(actx)).To(Succeed())
 	}()
+	// Specs time what the agent does once it sees a Bottle: wait until it
+	// can see them.
+	Expect(mgr.GetCache().WaitForCacheSync(actx)).To(BeTrue())
 	return a
 }
 
