@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -25,11 +28,9 @@ type BottleReconciler struct {
 	// Client reads through the manager's cache (this node's Bottles only)
 	// and writes to the API server.
 	client.Client
-	// APIReader reads uncached: the Bottle at the start of every pass (so a
-	// step recorded by the previous pass is never missed because the cache
-	// lags) and referenced ConfigMaps and Secrets, on demand.
+	// APIReader reads uncached: a Bottle the first time this agent sees it
+	// (see records) and referenced ConfigMaps and Secrets, on demand.
 	APIReader client.Reader
-	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
 	Machines  Machines
 
@@ -51,8 +52,13 @@ type BottleReconciler struct {
 	// digests survive agent restarts; without one, a random key per process
 	// is used and Secret files are copied again after a restart.
 	DigestKey []byte
+	// CallTimeouts bound each smolvm call but exec steps (which have their
+	// own timeoutSeconds); zero fields take DefaultCallTimeouts.
+	CallTimeouts CallTimeouts
 
 	metrics *phaseTracker
+	records *records
+	steps   *inflight
 }
 
 // Only the verbs the agent uses (it writes with patches). ConfigMaps and
@@ -73,63 +79,117 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = 4
 	}
+	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.metrics = newPhaseTracker()
 	if err := r.prepareStart(mgr.GetLogger()); err != nil {
 		return err
 	}
+	r.records = newRecords()
+	r.steps = newInflight()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
-		For(&v1.Bottle{}).
+		Watches(&v1.Bottle{}, r.bottleEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
+}
+
+// bottleEvents enqueues every Bottle event, and first lets the registry of
+// running steps cancel one the new version no longer wants: the pass running
+// it holds the Bottle's key, so the cancel must come from here.
+func (r *BottleReconciler) bottleEvents() handler.EventHandler {
+	enqueue := &handler.EnqueueRequestForObject{}
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { enqueue.Create(ctx, e, q) },
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			if b, ok := e.ObjectNew.(*v1.Bottle); ok {
+				r.steps.observe(b.UID, b)
+			}
+			enqueue.Update(ctx, e, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
+			r.steps.observe(e.Object.GetUID(), nil)
+			r.records.forget(e.Object.GetUID())
+			enqueue.Delete(ctx, e, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
+	}
 }
 
 // phase is one step of the lifecycle. It returns done=false when later
 // phases must wait (the machine is not running yet, a file is missing...).
 type phase func(ctx context.Context, s *scope) (done bool, res ctrl.Result, err error)
 
-// Reconcile moves one Bottle one step towards its spec and records what
-// happened in its status with a single patch.
+// Reconcile moves one Bottle towards its spec. Status is written by one
+// writer (writeStatus): at the first sight of a generation, at each phase
+// change, around each step, and once at the end.
 func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	logger := log.FromContext(ctx)
-
-	bottle := &v1.Bottle{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, bottle); err != nil {
+	cached := &v1.Bottle{}
+	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.metrics.forget(req.NamespacedName)
-			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if bottle.Spec.NodeName != r.NodeName {
+	if cached.Spec.NodeName != r.NodeName {
 		return ctrl.Result{}, nil
 	}
 
 	// The finalizer goes on before any machine exists, so no machine can
-	// outlive its Bottle.
-	if bottle.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(bottle, v1.Finalizer) {
-		orig := bottle.DeepCopy()
+	// outlive its Bottle. It is added while the status is read: a new
+	// Bottle's first status then comes one round trip sooner.
+	finalizer := make(chan error, 1)
+	needFinalizer := cached.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(cached, v1.Finalizer)
+	if needFinalizer {
+		go func() { finalizer <- r.addFinalizer(ctx, cached) }()
+	} else {
+		finalizer <- nil
+	}
+	bottle, written, err := r.load(ctx, cached)
+	if ferr := <-finalizer; ferr != nil {
+		return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", ferr)
+	}
+	if err != nil || bottle == nil {
+		return ctrl.Result{}, err
+	}
+	if needFinalizer {
 		controllerutil.AddFinalizer(bottle, v1.Finalizer)
-		if err := r.Patch(ctx, bottle, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
 	}
 
 	s := &scope{
-		log: logger, bottle: bottle, before: bottle.Status.DeepCopy(),
+		log: log.FromContext(ctx), bottle: bottle, before: bottle.Status.DeepCopy(), written: written,
 		machineName: bottle.MachineName(),
 		sources:     r.newSources(bottle.Namespace),
+		owners:      rootOwners(),
+		retry:       pendingRetry(bottle.Annotations, bottle.Status.LastHandledRetry),
 	}
+	st := s.status()
+	st.NodeName, st.MachineName = r.NodeName, s.machineName
 
 	defer func() {
 		if s.finalized {
 			return
 		}
-		result, retErr = r.patchStatus(ctx, s, result, retErr)
+		if err := r.writeStatus(ctx, s, retErr); err != nil && retErr == nil && ctx.Err() == nil {
+			retErr = err
+		}
 	}()
 
 	if !bottle.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
+	}
+
+	// Progress from the first second: a new Bottle, or a new generation,
+	// says so before the first smolvm call.
+	if st.ObservedGeneration != bottle.Generation || st.Phase == "" {
+		msg := fmt.Sprintf("reconciling generation %d", bottle.Generation)
+		if st.MachineState == "" {
+			// The same words as createMachine's, so that write is a no-op.
+			msg = creatingMessage(s)
+		}
+		if err := r.progress(ctx, s, v1.ReasonProgressing, msg); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	phases := []phase{r.reconcileMachine, r.reconcilePower, r.reconcileFiles, r.reconcileProvision}
@@ -143,30 +203,36 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
 }
 
-// patchStatus is the one place status is written and observedGeneration is
-// stamped. Nothing is written when nothing changed.
-func (r *BottleReconciler) patchStatus(ctx context.Context, s *scope, res ctrl.Result, reconcileErr error) (ctrl.Result, error) {
-	summarize(s, reconcileErr)
-	st := s.status()
-	if reconcileErr == nil {
-		st.ObservedGeneration = s.bottle.Generation
-	}
-	r.metrics.observe(s)
-	r.phaseEvent(s)
-	if equality.Semantic.DeepEqual(*s.before, *st) {
-		return res, reconcileErr
-	}
-	orig := s.bottle.DeepCopy()
-	orig.Status = *s.before
-	if err := r.Status().Patch(ctx, s.bottle, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if ctx.Err() != nil {
-			// Shutting down: what this pass did is not recorded, so an
-			// interrupted step runs again under the next agent (at least once).
-			return res, reconcileErr
+// load overlays what this agent knows of the Bottle's status on the cached
+// object. written is the status as this agent last applied it.
+func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bottle, *v1.BottleStatus, error) {
+	b := cached.DeepCopy()
+	known, written, ok := r.records.get(b.UID)
+	if !ok {
+		// First sight by this agent process: the cache may lag behind the
+		// previous agent's last write, so read once from the API server.
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+			return nil, nil, client.IgnoreNotFound(err)
 		}
-		if reconcileErr == nil {
-			reconcileErr = fmt.Errorf("patching status: %w", err)
-		}
+		written = b.Status.DeepCopy()
+		r.records.remember(b.UID, &b.Status, true)
+		return b, written, nil
 	}
-	return res, reconcileErr
+	b.Status = *known
+	return b, written, nil
+}
+
+// progress writes status now, saying what the pass is about to do: a new
+// phase or step is visible while it runs, not when the pass ends.
+func (r *BottleReconciler) progress(ctx context.Context, s *scope, reason, message string) error {
+	s.wait(reason, message)
+	s.pending = true
+	defer func() { s.pending = false }()
+	return r.writeStatus(ctx, s, nil)
+}
+
+func (r *BottleReconciler) event(s *scope, eventType, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(s.bottle, nil, eventType, reason, action, note, args...)
+	}
 }

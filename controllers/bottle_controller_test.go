@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,9 +62,12 @@ func phaseOf(b *v1.Bottle) func() v1.Phase {
 
 // kstatusOf is what Flux and Argo CD conclude about a Bottle.
 func kstatusOf(b *v1.Bottle) status.Status {
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(get(b))
-	Expect(err).NotTo(HaveOccurred())
-	res, err := status.Compute(&unstructured.Unstructured{Object: obj})
+	// Read as JSON, as Flux does: a typed object would drop a zero
+	// observedGeneration.
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(v1.GroupVersion.WithKind("Bottle"))
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), u)).To(Succeed())
+	res, err := status.Compute(u)
 	Expect(err).NotTo(HaveOccurred())
 	return res.Status
 }
@@ -432,7 +434,12 @@ var _ = Describe("agent restarts", func() {
 
 		By("killing the agent while the blocker step runs")
 		a.stop()
-		Expect(get(b).Status.ExecResults).To(HaveLen(1), "only the finished step is recorded")
+		results := get(b).Status.ExecResults
+		Expect(results).To(HaveLen(2), "the finished step and the running one are recorded")
+		Expect(results[0].FinishedAt).NotTo(BeNil())
+		Expect(results[1].Name).To(Equal("blocker"))
+		Expect(results[1].StartedAt).NotTo(BeNil())
+		Expect(results[1].FinishedAt).To(BeNil(), "the interrupted step shows as started, not finished")
 
 		By("starting a fresh agent")
 		a = startAgent(node, agentOptions{})
@@ -499,7 +506,14 @@ var _ = Describe("spec changes smolvm cannot apply in place", func() {
 		}).Should(And(ContainSubstring(`spec.image "node:24-bookworm" (machine: "node:22-bookworm")`),
 			ContainSubstring("spec.resources.cpus 4 (machine: 2)"), ContainSubstring("delete and re-create")))
 		Eventually(eventReasons(b)).Should(ContainElement(v1.ReasonRecreateRequired))
-		Expect(get(b).Status.Phase).To(Equal(v1.PhaseReady), "the machine still runs as it was")
+		By("never reading green while the spec is not applied")
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseFailed))
+		Expect(kstatusOf(b)).To(Equal(status.FailedStatus))
+		c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionStalled)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Reason).To(Equal(v1.ReasonRecreateRequired))
+		Expect(c.Message).To(ContainSubstring("recreatePolicy: OnChange"))
+		Expect(get(b).Status.MachineState).To(Equal("running"), "the machine still runs as it was")
 		Expect(guest(node, machine, "cat /home/node/mark")).To(Equal("x\n"), "the machine was recreated")
 	})
 })

@@ -16,47 +16,53 @@ import (
 
 // reconcileDelete removes the machine, then the finalizer. A smolvm failure
 // keeps the finalizer (the Bottle stays, saying why) and retries with
-// backoff: a machine is never leaked silently.
+// backoff: a machine is never leaked silently. A step still running was
+// cancelled by the watch (see inflight) before this pass could start.
 func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(s.bottle, v1.Finalizer) {
 		s.finalized = true
+		r.records.forget(s.bottle.UID)
 		return ctrl.Result{}, nil
 	}
-	s.status().Phase = v1.PhaseDeleting
+	if err := r.progress(ctx, s, v1.ReasonProgressing, "deleting machine "+s.machineName); err != nil {
+		return ctrl.Result{}, err
+	}
 
-	m, err := r.Machines.Status(ctx, s.machineName)
-	switch {
-	case smolvm.IsNotFound(err):
-	case err != nil:
+	m, err := r.status(ctx, s.machineName)
+	if err != nil && !smolvm.IsNotFound(err) {
 		return r.blockDeletion(s, "status", err)
-	case m.Labels[v1.LabelUID] != string(s.bottle.UID):
+	}
+	switch ownerOf(m, string(s.bottle.UID)) {
+	case machineForeign:
 		// Someone else's machine under our name: never ours to delete.
 		s.log.Info("leaving machine that belongs to something else", "machine", s.machineName)
-	default:
+	case machineOurs:
 		if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
-			if err := r.Machines.Stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
+			if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
 				return r.blockDeletion(s, "stop", err)
 			}
 		}
-		if err := r.Machines.Delete(ctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
+		dctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Delete)
+		err := r.Machines.Delete(dctx, s.machineName)
+		cancel()
+		if err != nil && !smolvm.IsNotFound(err) {
 			return r.blockDeletion(s, "delete", err)
 		}
 		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineDeleted, "Delete", "deleted machine %s", s.machineName)
 	}
 
-	orig := s.bottle.DeepCopy()
-	controllerutil.RemoveFinalizer(s.bottle, v1.Finalizer)
-	if err := r.Patch(ctx, s.bottle, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.removeFinalizer(ctx, s.bottle); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	s.finalized = true
+	r.records.forget(s.bottle.UID)
 	r.metrics.forget(client.ObjectKeyFromObject(s.bottle))
 	return ctrl.Result{}, nil
 }
 
 func (r *BottleReconciler) blockDeletion(s *scope, action string, err error) (ctrl.Result, error) {
 	msg := fmt.Sprintf("cannot %s machine %s: %v; the finalizer stays until the machine is gone", action, s.machineName, err)
-	r.setCondition(s, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDeletionBlocked, msg)
+	s.setCondition(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDeletionBlocked, msg)
 	s.wait(v1.ReasonDeletionBlocked, msg)
 	r.event(s, corev1.EventTypeWarning, v1.ReasonDeletionBlocked, "Delete", "%s", msg)
 	return ctrl.Result{}, fmt.Errorf("deleting machine %s: %w", s.machineName, err)

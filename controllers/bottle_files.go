@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,7 +49,7 @@ func (f desiredFile) inPlace(h v1.FileStatus) bool {
 }
 
 // desiredFiles lists the prompt (when it has a source) and spec.files.
-func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, key []byte) ([]desiredFile, error) {
+func desiredFiles(ctx context.Context, spec *v1.BottleSpec, execUser string, src *sources, key []byte) ([]desiredFile, error) {
 	var out []desiredFile
 	if spec.Prompt != nil && spec.PromptPath != "" {
 		c, err := src.file(ctx, spec.Prompt.Inline, spec.Prompt.ConfigMapKeyRef, spec.Prompt.SecretKeyRef)
@@ -56,7 +57,7 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, key []
 			return nil, fmt.Errorf("prompt: %w", err)
 		}
 		// The exec user must be able to read the prompt claude is given.
-		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: spec.ExecUser, content: c, sha256: digest(c, key)})
+		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: execUser, content: c, sha256: digest(c, key)})
 	}
 	for _, f := range spec.Files {
 		c, err := src.file(ctx, f.Inline, f.ConfigMapKeyRef, f.SecretKeyRef)
@@ -74,14 +75,17 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, src *sources, key []
 
 // reconcileFiles copies in every file whose content, mode or owner differs
 // from what status says the guest holds. Contents pass through a private
-// host directory that is removed before the pass ends.
+// host directory that is removed before the pass ends. A file whose owner
+// does not exist yet waits, and provisioning goes on: a step may create the
+// user, and the file is copied as soon as it exists (reconcileProvision
+// calls this phase again after each step while files wait).
 func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	want, err := desiredFiles(ctx, s.spec(), s.sources, r.DigestKey)
+	want, err := desiredFiles(ctx, s.spec(), s.execUser(), s.sources, r.DigestKey)
 	if err != nil {
 		if isSourceMissing(err) {
 			msg := err.Error()
-			r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
+			s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
 			s.wait(v1.ReasonSourceNotFound, msg)
 			return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
 		}
@@ -98,46 +102,89 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 			todo = append(todo, f)
 		}
 	}
+	s.ownerWaits = nil
 	if len(todo) == 0 {
 		st.Files = mergeFileStatus(want, have, nil)
-		r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, v1.ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
+		s.setCondition(v1.ConditionFilesReady, metav1.ConditionTrue, v1.ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
 		return true, ctrl.Result{}, nil
 	}
 
-	dir, err := os.MkdirTemp(r.TempDir, tempPattern)
-	if err != nil {
-		return false, ctrl.Result{}, fmt.Errorf("creating private temp dir: %w", err)
+	// Owners first: a file whose owner is missing is not copied (nor its
+	// directories made) until the owner exists.
+	var ready []desiredFile
+	for _, f := range todo {
+		if _, ok := s.owners[f.owner]; !ok {
+			ids, err := r.lookupOwner(ctx, s, f.owner)
+			var driverErr *smolvm.Error
+			switch {
+			case errors.As(err, &driverErr):
+				return r.smolvmFailure(s, v1.ConditionFilesReady, "resolve owner", err)
+			case err != nil:
+				if s.ownerWaits == nil {
+					s.ownerWaits = map[string][]string{}
+				}
+				s.ownerWaits[f.owner] = append(s.ownerWaits[f.owner], f.path)
+				continue
+			}
+			s.owners[f.owner] = ids
+		}
+		ready = append(ready, f)
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
 
-	owners := map[string][2]int{"": {0, 0}, "root": {0, 0}}
 	copied := map[string]v1.FileStatus{}
 	defer func() {
 		// Record what did land even when a later file fails, so it is not
 		// copied again.
 		st.Files = mergeFileStatus(want, have, copied)
 	}()
-	for i, f := range todo {
-		ids, ok := owners[f.owner]
-		if !ok {
-			ids, err = r.lookupOwner(ctx, s, f.owner)
-			if err != nil {
-				var driverErr *smolvm.Error
-				if !errors.As(err, &driverErr) {
-					msg := fmt.Sprintf("file %s: %v", f.path, err)
-					r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonOwnerNotFound, msg)
-					s.stall(v1.ReasonOwnerNotFound, msg)
-					return false, ctrl.Result{}, nil
-				}
-				return r.smolvmFailure(s, v1.ConditionFilesReady, "resolve owner", err)
-			}
-			owners[f.owner] = ids
+	if len(ready) > 0 {
+		s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonCopyingFiles, fmt.Sprintf("copying %d file(s)", len(ready)))
+		if err := r.progress(ctx, s, v1.ReasonCopyingFiles, fmt.Sprintf("copying %d file(s) into machine %s", len(ready), s.machineName)); err != nil {
+			return false, ctrl.Result{}, err
 		}
+		if ok, res, err := r.copyFiles(ctx, s, ready, copied); !ok {
+			return false, res, err
+		}
+		r.event(s, corev1.EventTypeNormal, v1.ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(ready), s.machineName)
+	}
+
+	if len(s.ownerWaits) > 0 {
+		stepsPending := planSteps(s.execUser(), s.spec().Provision, st.ExecResults, s.retry).Action != stepsDone
+		v, stall := ownerWaitVerdict(s.ownerWaits, stepsPending)
+		s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v.Reason, v.Message)
+		if stall {
+			s.stall(v.Reason, v.Message)
+			return false, ctrl.Result{}, nil
+		}
+		s.wait(v.Reason, v.Message)
+		r.event(s, corev1.EventTypeNormal, v.Reason, "Copy", "%s", v.Message)
+		return true, ctrl.Result{}, nil
+	}
+	s.setCondition(v1.ConditionFilesReady, metav1.ConditionTrue, v1.ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
+	return true, ctrl.Result{}, nil
+}
+
+// rootOwners is the owner cache a pass starts with: root (and no owner,
+// which means root) need no lookup.
+func rootOwners() map[string][2]int { return map[string][2]int{"": {0, 0}, "root": {0, 0}} }
+
+// copyFiles materialises and copies files whose owners are resolved.
+func (r *BottleReconciler) copyFiles(ctx context.Context, s *scope, files []desiredFile, copied map[string]v1.FileStatus) (bool, ctrl.Result, error) {
+	dir, err := os.MkdirTemp(r.TempDir, tempPattern)
+	if err != nil {
+		return false, ctrl.Result{}, fmt.Errorf("creating private temp dir: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	for i, f := range files {
+		ids := s.owners[f.owner]
 		host := filepath.Join(dir, strconv.Itoa(i))
 		if err := os.WriteFile(host, f.content.data, 0o600); err != nil {
 			return false, ctrl.Result{}, fmt.Errorf("materialising %s: %w", f.path, err)
 		}
-		if err := r.copyInSafely(ctx, s, host, i, f, ids[0], ids[1]); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.copyTimeout(len(f.content.data)))
+		err := r.copyInSafely(cctx, s, host, i, f, ids[0], ids[1])
+		cancel()
+		if err != nil {
 			if refused, ok := errors.AsType[*guestRefusal](err); ok {
 				return r.unsafePath(s, f, refused)
 			}
@@ -147,9 +194,28 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		now := metav1.Now()
 		copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
 	}
-	r.event(s, corev1.EventTypeNormal, v1.ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(todo), s.machineName)
-	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionTrue, v1.ReasonFilesCopied, fmt.Sprintf("%d file(s) in place", len(want)))
 	return true, ctrl.Result{}, nil
+}
+
+// ownerWaitVerdict says what files waiting for their owner mean: while a
+// step is still to run it may create the user, so wait (and say which
+// files wait for whom); once none is left, only a human can help.
+func ownerWaitVerdict(waits map[string][]string, stepsPending bool) (verdict, bool) {
+	owners := make([]string, 0, len(waits))
+	for o := range waits {
+		owners = append(owners, o)
+	}
+	slices.Sort(owners)
+	parts := make([]string, 0, len(owners))
+	for _, o := range owners {
+		parts = append(parts, fmt.Sprintf("user %q does not exist yet for %s", o, strings.Join(waits[o], ", ")))
+	}
+	what := strings.Join(parts, "; ")
+	if stepsPending {
+		return verdict{v1.ReasonWaitingForOwner, what + "; copying once a provisioning step creates it"}, false
+	}
+	return verdict{v1.ReasonOwnerNotFound, what + "; no provisioning step is left to create it: " +
+		"create the user in a step, or change the owner (or execUser)"}, true
 }
 
 // mergeFileStatus lists, in spec order, the files known to be in the guest.
@@ -171,7 +237,7 @@ func (r *BottleReconciler) lookupOwner(ctx context.Context, s *scope, user strin
 	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
 		Machine: s.machineName,
 		Argv:    []string{"sh", "-c", `id -u -- "$1" && id -g -- "$1"`, "sh", user},
-		Timeout: execLookupTimeout,
+		Timeout: r.CallTimeouts.Lookup,
 	})
 	if err != nil {
 		return [2]int{}, err

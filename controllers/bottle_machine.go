@@ -2,9 +2,7 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,37 +18,25 @@ import (
 // rather than hammering smolvm.
 const kvmRetryPeriod = 2 * time.Minute
 
-func (r *BottleReconciler) setCondition(s *scope, typ string, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&s.status().Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: message,
-		ObservedGeneration: s.bottle.Generation,
-	})
-}
-
-func (r *BottleReconciler) event(s *scope, eventType, reason, action, note string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(s.bottle, nil, eventType, reason, action, note, args...)
-	}
-}
-
-// smolvmFailure records a driver error on the condition it blocks and says
-// whether to stall (needs a human) or retry with backoff.
+// smolvmFailure records a driver error on the condition it blocks, naming
+// the verb, and stalls (needs a human) or retries with backoff as
+// decideFailure says.
 func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err error) (bool, ctrl.Result, error) {
-	switch smolvm.ClassOf(err) {
-	case smolvm.ErrKVMUnavailable:
-		msg := fmt.Sprintf("%s: %v", action, err)
-		r.setCondition(s, cond, metav1.ConditionFalse, v1.ReasonKVMUnavailable, msg)
-		s.stall(v1.ReasonKVMUnavailable, msg)
-		r.event(s, corev1.EventTypeWarning, v1.ReasonKVMUnavailable, action, "%v", err)
-		return false, ctrl.Result{RequeueAfter: kvmRetryPeriod}, nil
-	case smolvm.ErrInvalidName:
-		msg := fmt.Sprintf("%s: %v", action, err)
-		r.setCondition(s, cond, metav1.ConditionFalse, v1.ReasonInvalidName, msg)
-		s.stall(v1.ReasonInvalidName, msg)
+	policy := decideFailure(smolvm.ClassOf(err))
+	msg := fmt.Sprintf("%s: %v", action, err)
+	if policy.Reason == v1.ReasonSmolvmTimeout {
+		msg = fmt.Sprintf("%s: smolvm did not answer in time (%v); retrying", action, err)
+	}
+	s.setCondition(cond, metav1.ConditionFalse, policy.Reason, msg)
+	if policy.Stall {
+		s.stall(policy.Reason, msg)
+		if policy.Reason == v1.ReasonKVMUnavailable {
+			r.event(s, corev1.EventTypeWarning, policy.Reason, action, "%v", err)
+			return false, ctrl.Result{RequeueAfter: kvmRetryPeriod}, nil
+		}
 		return false, ctrl.Result{}, nil
 	}
-	r.setCondition(s, cond, metav1.ConditionFalse, v1.ReasonSmolvmError, fmt.Sprintf("%s: %v", action, err))
-	s.wait(v1.ReasonSmolvmError, fmt.Sprintf("%s failed; retrying", action))
+	s.wait(policy.Reason, msg)
 	return false, ctrl.Result{}, fmt.Errorf("%s machine %s: %w", action, s.machineName, err)
 }
 
@@ -59,89 +45,115 @@ func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err erro
 // machine of that name that belongs to something else.
 func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	st.NodeName = r.NodeName
-	st.MachineName = s.machineName
-
-	m, err := r.Machines.Status(ctx, s.machineName)
-	switch {
-	case err == nil:
-		if m.Labels[v1.LabelUID] != string(s.bottle.UID) {
-			msg := fmt.Sprintf("a smolvm machine named %q already exists and does not belong to this Bottle; "+
-				"delete it or choose another spec.machineName", s.machineName)
-			r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonNameConflict, msg)
-			s.stall(v1.ReasonNameConflict, msg)
-			st.MachineState = ""
-			if s.before.MachineName == "" || !meta.IsStatusConditionPresentAndEqual(s.before.Conditions, v1.ConditionMachineReady, metav1.ConditionFalse) {
-				r.event(s, corev1.EventTypeWarning, v1.ReasonNameConflict, "Create", "%s", msg)
-			}
-			return false, ctrl.Result{}, nil
-		}
-		s.machine = m
-		st.MachineState = m.State
-		r.checkUpToDate(s, m)
-		return true, ctrl.Result{}, nil
-	case !smolvm.IsNotFound(err):
+	m, err := r.status(ctx, s.machineName)
+	if err != nil && !smolvm.IsNotFound(err) {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
 	}
+	switch ownerOf(m, string(s.bottle.UID)) {
+	case machineForeign:
+		msg := fmt.Sprintf("a smolvm machine named %q already exists and does not belong to this Bottle; "+
+			"delete it or choose another spec.machineName", s.machineName)
+		s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonNameConflict, msg)
+		s.stall(v1.ReasonNameConflict, msg)
+		st.MachineState = ""
+		if s.before.MachineName == "" || !meta.IsStatusConditionPresentAndEqual(s.before.Conditions, v1.ConditionMachineReady, metav1.ConditionFalse) {
+			r.event(s, corev1.EventTypeWarning, v1.ReasonNameConflict, "Create", "%s", msg)
+		}
+		return false, ctrl.Result{}, nil
+	case machineOurs:
+		s.machine = m
+		st.MachineState = m.State
+		return r.reconcileDrift(ctx, s, m)
+	}
+	return r.createMachine(ctx, s, false)
+}
 
-	// The machine is missing. If we had one, it went behind our back: its
-	// disk went with it, so every file and step must be done again.
-	recreated := st.MachineState != ""
-	if err := r.Machines.Create(ctx, r.machineSpec(s)); err != nil && !smolvm.IsAlreadyExists(err) {
+// createMachine creates the missing machine. If we had one, it went behind
+// our back (or was deleted on purpose: deliberate): its disk went with it,
+// so every file and step is done again. Losing a create race to someone else is a
+// name conflict, found by the next pass.
+func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, deliberate bool) (bool, ctrl.Result, error) {
+	st := s.status()
+	recreated := st.MachineState != "" && !deliberate
+	if err := r.progress(ctx, s, v1.ReasonProgressing, creatingMessage(s)); err != nil {
+		return false, ctrl.Result{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
+	err := r.Machines.Create(cctx, r.machineSpec(s))
+	cancel()
+	if smolvm.IsAlreadyExists(err) {
+		// Someone created the name between our status and create: look
+		// again (adopt it if it is ours, report a conflict if not).
+		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "create", err)
 	}
 	st.Files = nil
 	st.ExecResults = nil
-	if recreated {
-		r.event(s, corev1.EventTypeWarning, v1.ReasonMachineRecreated, "Create",
-			"machine %s was gone (last seen %s); created it again and will copy files and provision from scratch", s.machineName, st.MachineState)
-	} else {
-		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineCreated, "Create", "created machine %s", s.machineName)
-	}
-	m, err = r.Machines.Status(ctx, s.machineName)
-	if err != nil {
-		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
-	}
-	if m.Labels[v1.LabelUID] != string(s.bottle.UID) {
-		// Lost a race with someone else creating the same name.
-		return r.reconcileMachine(ctx, s)
-	}
-	s.machine = m
-	st.MachineState = m.State
 	reason := v1.ReasonMachineCreated
 	if recreated {
 		reason = v1.ReasonMachineRecreated
+		r.event(s, corev1.EventTypeWarning, reason, "Create",
+			"machine %s was gone (last seen %s); created it again and will copy files and provision from scratch", s.machineName, st.MachineState)
+	} else {
+		r.event(s, corev1.EventTypeNormal, reason, "Create", "created machine %s", s.machineName)
 	}
-	r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, reason, "machine created, not started yet")
+	// What create made is known: no need to ask smolvm again.
+	spec := r.machineSpec(s)
+	s.machine = &smolvm.Machine{Name: s.machineName, State: smolvm.StateCreated, Image: spec.Image,
+		CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB, Labels: spec.Labels}
+	st.MachineState = smolvm.StateCreated
+	s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, reason, "machine created, not started yet")
+	meta.RemoveStatusCondition(&st.Conditions, v1.ConditionMachineUpToDate)
+	s.notApplied = verdict{}
 	return true, ctrl.Result{}, nil
 }
 
-// checkUpToDate reports spec changes smolvm cannot apply to an existing
-// machine (image, CPUs, memory). The machine and its disk are kept -- never
-// recreated behind the user's back -- and the Bottle says what to do.
-func (r *BottleReconciler) checkUpToDate(s *scope, m *smolvm.Machine) {
-	spec := s.spec()
-	var diffs []string
-	if m.Image != "" && m.Image != spec.Image {
-		diffs = append(diffs, fmt.Sprintf("spec.image %q (machine: %q)", spec.Image, m.Image))
-	}
-	if m.CPUs != 0 && m.CPUs != int(spec.Resources.CPUs) {
-		diffs = append(diffs, fmt.Sprintf("spec.resources.cpus %d (machine: %d)", spec.Resources.CPUs, m.CPUs))
-	}
-	if m.MemoryMiB != 0 && m.MemoryMiB != int(spec.Resources.MemoryMiB) {
-		diffs = append(diffs, fmt.Sprintf("spec.resources.memoryMiB %d (machine: %d)", spec.Resources.MemoryMiB, m.MemoryMiB))
-	}
-	if len(diffs) == 0 {
-		meta.RemoveStatusCondition(&s.status().Conditions, v1.ConditionMachineUpToDate)
-		return
-	}
-	msg := fmt.Sprintf("%s: smolvm cannot change an existing machine; delete and re-create the Bottle to apply (its disk is kept until then)",
-		strings.Join(diffs, ", "))
+func creatingMessage(s *scope) string { return "creating machine " + s.machineName }
+
+// reconcileDrift compares the machine with the spec. What smolvm cannot
+// change is reported (spec not applied: the Bottle is never Ready), or, with
+// recreatePolicy OnChange, the machine is deleted and created again.
+func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smolvm.Machine) (bool, ctrl.Result, error) {
+	action, msg := decideDrift(machineDiffs(s.spec(), m), s.spec().RecreatePolicy)
 	prev := meta.FindStatusCondition(s.before.Conditions, v1.ConditionMachineUpToDate)
-	if prev == nil || prev.Message != msg {
-		r.event(s, corev1.EventTypeWarning, v1.ReasonRecreateRequired, "Update", "%s", msg)
+	switch action {
+	case driftNone:
+		meta.RemoveStatusCondition(&s.status().Conditions, v1.ConditionMachineUpToDate)
+		return true, ctrl.Result{}, nil
+	case driftReport:
+		if prev == nil || prev.Message != msg {
+			r.event(s, corev1.EventTypeWarning, v1.ReasonRecreateRequired, "Update", "%s", msg)
+		}
+		s.setCondition(v1.ConditionMachineUpToDate, metav1.ConditionFalse, v1.ReasonRecreateRequired, msg)
+		s.notApplied = verdict{v1.ReasonRecreateRequired, msg}
+		return true, ctrl.Result{}, nil
 	}
-	r.setCondition(s, v1.ConditionMachineUpToDate, metav1.ConditionFalse, v1.ReasonRecreateRequired, msg)
+	r.event(s, corev1.EventTypeWarning, v1.ReasonMachineRecreating, "Recreate", "%s", msg)
+	s.setCondition(v1.ConditionMachineUpToDate, metav1.ConditionFalse, v1.ReasonMachineRecreating, msg)
+	if err := r.progress(ctx, s, v1.ReasonMachineRecreating, msg); err != nil {
+		return false, ctrl.Result{}, err
+	}
+	if ok, res, err := r.removeMachine(ctx, s, m); !ok {
+		return false, res, err
+	}
+	return r.createMachine(ctx, s, true)
+}
+
+// removeMachine stops and deletes a machine of ours.
+func (r *BottleReconciler) removeMachine(ctx context.Context, s *scope, m *smolvm.Machine) (bool, ctrl.Result, error) {
+	if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
+		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
+			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Delete)
+	defer cancel()
+	if err := r.Machines.Delete(dctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
+		return r.smolvmFailure(s, v1.ConditionMachineReady, "delete", err)
+	}
+	return true, ctrl.Result{}, nil
 }
 
 func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
@@ -157,6 +169,7 @@ func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
 			v1.LabelUID:       string(s.bottle.UID),
 			v1.LabelNamespace: s.bottle.Namespace,
 			v1.LabelName:      s.bottle.Name,
+			v1.LabelNetwork:   networkDigest(spec.Network),
 		},
 	}
 }
@@ -165,54 +178,71 @@ func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
 // again never re-runs provisioning: completed steps stay in status.
 func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	state := s.machine.State
-
-	if s.spec().RunState == v1.RunStateStopped {
-		if state == smolvm.StateRunning || state == smolvm.StateUnreachable {
-			if err := r.Machines.Stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
-				return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
-			}
-			r.event(s, corev1.EventTypeNormal, v1.ReasonMachineStopped, "Stop", "stopped machine %s (disk kept)", s.machineName)
-			st.MachineState = smolvm.StateStopped
+	action, unexpected := decidePower(s.spec().RunState, s.machine.State, s.before.MachineState)
+	switch action {
+	case powerNone:
+		if s.spec().RunState == v1.RunStateStopped {
+			s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")
+			return false, ctrl.Result{}, nil
 		}
-		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")
-		return false, ctrl.Result{}, nil
-	}
-
-	if state == smolvm.StateRunning {
-		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
+		s.setCondition(v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
 		return true, ctrl.Result{}, nil
+	case powerStop:
+		s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")
+		if err := r.progress(ctx, s, v1.ReasonMachineStopped, "stopping machine "+s.machineName); err != nil {
+			return false, ctrl.Result{}, err
+		}
+		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
+			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
+		}
+		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineStopped, "Stop", "stopped machine %s (disk kept)", s.machineName)
+		st.MachineState = smolvm.StateStopped
+		return false, ctrl.Result{}, nil
 	}
 
 	// A machine we saw running that is now stopped or failed went down on
 	// its own; say so, then start it (failures back off via the workqueue).
-	unexpected := s.before.MachineState == smolvm.StateRunning && s.spec().RunState == v1.RunStateRunning
-	if state == smolvm.StateUnreachable {
+	s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStarting, "starting machine")
+	if err := r.progress(ctx, s, v1.ReasonMachineStarting, "starting machine "+s.machineName); err != nil {
+		return false, ctrl.Result{}, err
+	}
+	if action == powerRestart {
 		// The guest agent is silent: a stop/start cycle is the only cure.
-		if err := r.Machines.Stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
+		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
 			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
 		}
 	}
-	if err := r.Machines.Start(ctx, s.machineName); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Start)
+	err := r.Machines.Start(sctx, s.machineName)
+	cancel()
+	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "start", err)
 	}
 	if unexpected {
-		r.event(s, corev1.EventTypeWarning, v1.ReasonMachineRestarted, "Start", "machine %s was %s; started it again", s.machineName, state)
+		r.event(s, corev1.EventTypeWarning, v1.ReasonMachineRestarted, "Start", "machine %s was %s; started it again", s.machineName, s.machine.State)
 	} else {
 		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineStarting, "Start", "started machine %s", s.machineName)
 	}
-	m, err := r.Machines.Status(ctx, s.machineName)
-	if err != nil {
-		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
-	}
-	s.machine = m
-	st.MachineState = m.State
-	if m.State != smolvm.StateRunning {
-		msg := fmt.Sprintf("machine is %s after start", m.State)
-		r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonNotRunning, msg)
-		s.wait(v1.ReasonNotRunning, msg)
-		return false, ctrl.Result{}, errors.New(msg)
-	}
-	r.setCondition(s, v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
+	// smolvm's start exits 0 only once the machine runs: no need to ask
+	// its status again (the next pass's status would see otherwise).
+	s.machine.State = smolvm.StateRunning
+	st.MachineState = smolvm.StateRunning
+	s.setCondition(v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
 	return true, ctrl.Result{}, nil
+}
+
+func (r *BottleReconciler) status(ctx context.Context, name string) (*smolvm.Machine, error) {
+	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
+	defer cancel()
+	m, err := r.Machines.Status(cctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (r *BottleReconciler) stop(ctx context.Context, name string) error {
+	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Stop)
+	defer cancel()
+	return r.Machines.Stop(cctx, name)
 }

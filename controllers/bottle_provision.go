@@ -2,87 +2,84 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-// OutputTail is how much of each stream a step keeps in status: enough to
-// read an error, small enough that 32 steps stay far below etcd's limit.
+// OutputTail is the budget of each stream's tail in status, counted in
+// bytes once JSON-escaped (a '<' costs 6): enough to read an error, small
+// enough that 32 steps of two tails stay far below etcd's limit (32 x 2 x
+// 4 KiB = 256 KiB at most).
 const OutputTail = 4096
 
-const execLookupTimeout = 30 * time.Second
-
-// stepDigest identifies what a step runs. The user is compared separately.
-func stepDigest(script string) string {
-	sum := sha256.Sum256([]byte(script))
-	return hex.EncodeToString(sum[:])
-}
-
-func stepUser(spec *v1.BottleSpec, step v1.ProvisionStep) string {
-	if step.User != "" {
-		return step.User
-	}
-	return spec.ExecUser
-}
-
-// firstPending is the index of the first step that must (re)run: the first
-// without a recorded result for the same script and user. Every step after it
-// runs again too, because it may depend on what that step did.
-func firstPending(spec *v1.BottleSpec, results []v1.ExecResult) int {
-	for i, step := range spec.Provision {
-		if i >= len(results) {
-			return i
-		}
-		r := results[i]
-		if r.Name != step.Name || r.ScriptSHA256 != stepDigest(step.Script) || r.User != stepUser(spec, step) ||
-			r.FinishedAt == nil || r.ExitCode == nil || *r.ExitCode != 0 {
-			return i
-		}
-	}
-	return len(spec.Provision)
-}
-
-// reconcileProvision runs at most one step per pass, so each result is
-// recorded (one status patch) before the next step starts. A step whose
-// result was not recorded -- the agent died while it ran -- runs again:
-// provisioning is at-least-once.
+// reconcileProvision runs the steps back to back in one pass. Status is
+// written when a step starts (it shows with startedAt and no finishedAt) and
+// its result is written with the next step's start, or with the end of the
+// pass. A step runs again only when its agent died while it ran
+// (at-least-once across agent crashes), or when asked to (an edit, a retry).
 func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	spec, st := s.spec(), s.status()
 	total := len(spec.Provision)
-	i := firstPending(spec, st.ExecResults)
-	if i == total {
-		st.ExecResults = st.ExecResults[:total]
-		r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionTrue, v1.ReasonProvisioned, fmt.Sprintf("%d step(s) succeeded", total))
-		return true, ctrl.Result{}, nil
-	}
-	step := spec.Provision[i]
-	user := stepUser(spec, step)
-
-	// The same script already failed for the same user: no blind retry.
-	// Editing the step (or a step before it) is what runs it again.
-	if i < len(st.ExecResults) {
-		prev := st.ExecResults[i]
-		if prev.Name == step.Name && prev.ScriptSHA256 == stepDigest(step.Script) && prev.User == user && prev.FinishedAt != nil {
-			st.ExecResults = st.ExecResults[:i+1]
-			r.failStep(s, i, prev)
+	for {
+		plan := planSteps(s.execUser(), spec.Provision, st.ExecResults, s.retry)
+		if plan.RetryHandled {
+			st.LastHandledRetry, s.retry = s.retry.Token, retryRequest{}
+		}
+		st.ExecResults = st.ExecResults[:plan.Keep]
+		switch plan.Action {
+		case stepsDone:
+			if s.stalled.set() || len(s.ownerWaits) > 0 {
+				// Files still wait for an owner no step created.
+				return false, ctrl.Result{}, nil
+			}
+			s.setCondition(v1.ConditionProvisioned, metav1.ConditionTrue, v1.ReasonProvisioned, fmt.Sprintf("%d step(s) succeeded", total))
+			return true, ctrl.Result{}, nil
+		case stepBlocked:
+			msg := blockedMessage(s.bottle.Name, plan.Index, total, st.ExecResults[plan.Index])
+			s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonStepFailed, msg)
+			s.stall(v1.ReasonStepFailed, msg)
 			return false, ctrl.Result{}, nil
 		}
+
+		if ok, res, err := r.runStep(ctx, s, plan); !ok {
+			return false, res, err
+		}
+		if len(s.ownerWaits) > 0 {
+			// The step may have created a user some files wait for.
+			s.owners = rootOwners()
+			if ok, res, err := r.reconcileFiles(ctx, s); !ok {
+				return false, res, err
+			}
+		}
+		// Next step in the same pass, unless the Bottle changed meanwhile:
+		// then the next pass plans from what it is now.
+		if r.changed(ctx, s) {
+			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		}
 	}
+}
+
+// runStep runs one step and records its result. It returns done=true when
+// the step succeeded.
+func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan) (bool, ctrl.Result, error) {
+	spec, st := s.spec(), s.status()
+	i, total := plan.Index, len(spec.Provision)
+	step := spec.Provision[i]
+	user := stepUser(s.execUser(), step)
 
 	env, err := s.sources.env(ctx, spec.Env)
 	if err != nil {
 		if isSourceMissing(err) {
 			msg := err.Error()
-			r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
+			s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
 			s.wait(v1.ReasonSourceNotFound, msg)
 			return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
 		}
@@ -90,7 +87,32 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 	}
 
 	started := metav1.NowMicro()
-	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
+	result := v1.ExecResult{
+		Name: step.Name, User: user, ScriptSHA256: stepDigest(step.Script),
+		TimeoutSeconds: step.TimeoutSeconds, StartedAt: &started,
+	}
+	st.ExecResults = append(st.ExecResults[:i], result)
+	msg := fmt.Sprintf("running step %q (%d/%d) as %s", step.Name, i+1, total, user)
+	if plan.Why != "" {
+		msg += ": " + plan.Why
+	}
+	s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonProvisioning, msg)
+	if err := r.progress(ctx, s, v1.ReasonProvisioning, msg); err != nil {
+		// Nothing ran: a step starts only once status says it does.
+		st.ExecResults = st.ExecResults[:i]
+		return false, ctrl.Result{}, err
+	}
+
+	stepCtx, release := r.steps.start(ctx, s.bottle.UID, runningStep{
+		Name: step.Name, Prefix: identities(s.execUser(), spec.Provision[:i+1]),
+	})
+	// An edit may have landed between this pass's read and the
+	// registration; later ones reach the registry through the watch.
+	latest := &v1.Bottle{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(s.bottle), latest); err == nil {
+		r.steps.observe(s.bottle.UID, latest)
+	}
+	res, execErr := r.Machines.Exec(stepCtx, smolvm.ExecRequest{
 		Machine:     s.machineName,
 		User:        user,
 		Script:      step.Script,
@@ -99,73 +121,98 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 		Mode:        r.ExecMode,
 		OutputLimit: OutputTail,
 	})
+	why := cancelReason(stepCtx)
+	release()
 	if ctx.Err() != nil {
-		// The agent is stopping: record nothing, the step runs again later.
+		// The agent is stopping: status keeps the step as started and not
+		// finished, so the next agent runs it again (at-least-once).
 		return false, ctrl.Result{}, ctx.Err()
 	}
 	finished := metav1.NowMicro()
-	result := v1.ExecResult{
-		Name: step.Name, User: user, ScriptSHA256: stepDigest(step.Script),
-		StartedAt: &started, FinishedAt: &finished,
-	}
-	outcome := "succeeded"
-	switch {
-	case err != nil && smolvm.IsTimeout(err):
-		result.ExitCode = ptrInt32(124)
-		result.Error = fmt.Sprintf("timed out after %ds", step.TimeoutSeconds)
-		outcome = "timeout"
-	case err != nil:
+	took := finished.Sub(started.Time)
+	outcome := classifyStep(res.ExitCode, execErr, why)
+	stepDuration.WithLabelValues(string(outcome)).Observe(took.Seconds())
+	if outcome == outcomeError {
 		// smolvm itself failed (machine gone, agent unreachable): not the
-		// step's fault, so record nothing and retry with backoff.
-		stepDuration.WithLabelValues("error").Observe(finished.Sub(started.Time).Seconds())
-		return r.smolvmFailure(s, v1.ConditionProvisioned, "exec step "+step.Name, err)
-	default:
-		result.ExitCode = ptrInt32(int32(res.ExitCode))
-		result.Stdout, result.Stderr = toValidUTF8(res.Stdout), toValidUTF8(res.Stderr)
-		result.StdoutBytes, result.StderrBytes = res.StdoutBytes, res.StderrBytes
-		result.Truncated = res.Truncated
-		if res.ExitCode != 0 {
-			outcome = "failed"
-		}
+		// step's fault, so record no result and retry with backoff.
+		st.ExecResults = st.ExecResults[:i]
+		return r.smolvmFailure(s, v1.ConditionProvisioned, "exec step "+step.Name, execErr)
 	}
-	stepDuration.WithLabelValues(outcome).Observe(finished.Sub(started.Time).Seconds())
-	st.ExecResults = append(st.ExecResults[:min(i, len(st.ExecResults))], result)
 
-	if outcome != "succeeded" {
-		r.failStep(s, i, result)
-		r.event(s, corev1.EventTypeWarning, v1.ReasonStepFailed, "Provision", "step %q (%d/%d) as %s: %s",
-			step.Name, i+1, total, user, stepOutcome(result))
-		return false, ctrl.Result{}, nil
+	result.FinishedAt = &finished
+	result.Stdout, result.Stderr = tailForStatus(res.Stdout, OutputTail), tailForStatus(res.Stderr, OutputTail)
+	result.StdoutBytes, result.StderrBytes = res.StdoutBytes, res.StderrBytes
+	result.Truncated = res.Truncated || len(result.Stdout) < len(res.Stdout) || len(result.Stderr) < len(res.Stderr)
+	switch outcome {
+	case outcomeSucceeded, outcomeFailed:
+		result.ExitCode = new(int32(res.ExitCode))
+	case outcomeTimeout:
+		result.ExitCode = new(int32(124))
+		result.Error = fmt.Sprintf("timed out after %ds", step.TimeoutSeconds)
+	case outcomeCancelled:
+		result.Error = cancelledError(why)
 	}
-	r.event(s, corev1.EventTypeNormal, v1.ReasonStepSucceeded, "Provision", "step %q (%d/%d) as %s exited 0 in %s",
-		step.Name, i+1, total, user, finished.Sub(started.Time).Round(time.Millisecond))
-	if i+1 == total {
-		r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionTrue, v1.ReasonProvisioned, fmt.Sprintf("%d step(s) succeeded", total))
+	st.ExecResults[i] = result
+
+	switch outcome {
+	case outcomeSucceeded:
+		r.event(s, corev1.EventTypeNormal, v1.ReasonStepSucceeded, "Provision", "step %q (%d/%d) as %s exited 0 in %s",
+			step.Name, i+1, total, user, took.Round(time.Millisecond))
+		s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonProvisioning,
+			fmt.Sprintf("step %q (%d/%d) succeeded", step.Name, i+1, total))
 		return true, ctrl.Result{}, nil
+	case outcomeCancelled:
+		msg := fmt.Sprintf("step %q (%d/%d) %s", step.Name, i+1, total, result.Error)
+		s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonStepCancelled, msg)
+		s.wait(v1.ReasonStepCancelled, msg)
+		r.event(s, corev1.EventTypeWarning, v1.ReasonStepCancelled, "Provision", "%s after %s", msg, took.Round(time.Millisecond))
+		// The next pass acts on what cancelled it (delete, stop, new spec).
+		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
-	next := spec.Provision[i+1].Name
-	msg := fmt.Sprintf("step %q (%d/%d) next", next, i+2, total)
-	r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonProvisioning, msg)
-	s.wait(v1.ReasonProvisioning, msg)
-	// Come straight back for the next step; RequeueAfter (not Requeue) so
-	// the rate limiter's per-item backoff does not grow with every step.
-	return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
-}
-
-func (r *BottleReconciler) failStep(s *scope, i int, res v1.ExecResult) {
-	msg := fmt.Sprintf("step %q (%d/%d) %s; edit the step to run it again", res.Name, i+1, len(s.spec().Provision), stepOutcome(res))
-	r.setCondition(s, v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonStepFailed, msg)
+	msg = blockedMessage(s.bottle.Name, i, total, result)
+	s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonStepFailed, msg)
 	s.stall(v1.ReasonStepFailed, msg)
+	r.event(s, corev1.EventTypeWarning, v1.ReasonStepFailed, "Provision", "step %q (%d/%d) as %s: %s",
+		step.Name, i+1, total, user, stepOutcomeText(result))
+	return false, ctrl.Result{}, nil
 }
 
-func stepOutcome(res v1.ExecResult) string {
-	if res.Error != "" {
-		return res.Error
+// changed says whether the Bottle changed in a way that needs a new plan
+// since this pass read it (cache read: no API round trip).
+func (r *BottleReconciler) changed(ctx context.Context, s *scope) bool {
+	latest := &v1.Bottle{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(s.bottle), latest); err != nil {
+		return true
 	}
-	if res.ExitCode == nil {
-		return "did not finish"
-	}
-	return fmt.Sprintf("exited with code %d", *res.ExitCode)
+	return latest.Generation != s.bottle.Generation || !latest.DeletionTimestamp.IsZero() ||
+		pendingRetry(latest.Annotations, s.status().LastHandledRetry).Token != ""
 }
 
-func ptrInt32(v int32) *int32 { return &v }
+type stepOutcome string
+
+const (
+	outcomeSucceeded stepOutcome = "succeeded"
+	outcomeFailed    stepOutcome = "failed"
+	outcomeTimeout   stepOutcome = "timeout"
+	outcomeCancelled stepOutcome = "cancelled"
+	// outcomeError: smolvm failed; the step has no result.
+	outcomeError stepOutcome = "error"
+)
+
+// classifyStep reads an exec's outcome. A cancel asked for by the registry
+// wins over the driver's error (a killed smolvm), and a timeout is the
+// step's, not smolvm's.
+func classifyStep(exitCode int, err error, cancelWhy string) stepOutcome {
+	switch {
+	case cancelWhy != "":
+		return outcomeCancelled
+	case err != nil && smolvm.IsTimeout(err):
+		return outcomeTimeout
+	case err != nil:
+		return outcomeError
+	case exitCode != 0:
+		return outcomeFailed
+	default:
+		return outcomeSucceeded
+	}
+}

@@ -2,18 +2,24 @@ package controllers
 
 import (
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 // scope is what one reconcile pass knows: the Bottle being changed, the
-// status it started from, and what it learned from smolvm along the way.
+// status this agent last wrote, and what the pass learned from smolvm along
+// the way.
 type scope struct {
 	log    logr.Logger
 	bottle *v1.Bottle
-	// before is the status as read, so the deferred patch can skip a no-op.
+	// before is the status the pass started from.
 	before *v1.BottleStatus
+	// written is the status as last applied (nil: never by this agent), so
+	// writeStatus can skip a no-op.
+	written *v1.BottleStatus
 
 	machineName string
 	// machine is smolvm's view of the machine; nil when it does not exist.
@@ -21,32 +27,51 @@ type scope struct {
 	// sources reads the ConfigMaps and Secrets the files and env name, each
 	// at most once per pass.
 	sources *sources
+	// owners caches guest uid/gid by user name for this pass; cleared after
+	// a step runs (a step may add users).
+	owners map[string][2]int
+	// ownerWaits lists, by missing owner, the files not copied yet because
+	// their owner does not exist (a later step may create it).
+	ownerWaits map[string][]string
+	// retry is the retry request read from the annotations, if new.
+	retry retryRequest
 
 	// finalized is set once the finalizer is gone: the object may be too.
 	finalized bool
 
-	// stalledReason/Message are set by a phase that cannot make progress
-	// without a change from a human (kstatus Stalled).
-	stalledReason  string
-	stalledMessage string
-
-	// waitingReason/Message describe why the Bottle is not Ready yet while
-	// progress is still expected (kstatus Reconciling).
-	waitingReason  string
-	waitingMessage string
+	// stalled is set by a phase that cannot make progress without a change
+	// from a human (kstatus Stalled).
+	stalled verdict
+	// waiting says why the Bottle is not Ready yet while progress is
+	// expected (kstatus Reconciling); the latest phase to speak wins.
+	waiting verdict
+	// notApplied says which spec fields the machine does not have.
+	notApplied verdict
+	// pending is set while a progress write is computed.
+	pending bool
 }
 
-func (s *scope) wait(reason, message string) {
-	if s.waitingReason == "" {
-		s.waitingReason, s.waitingMessage = reason, message
-	}
-}
-
-func (s *scope) stall(reason, message string) {
-	s.stalledReason, s.stalledMessage = reason, message
-}
-
-func (s *scope) stalled() bool { return s.stalledReason != "" }
+func (s *scope) wait(reason, message string)  { s.waiting = verdict{reason, message} }
+func (s *scope) stall(reason, message string) { s.stalled = verdict{reason, message} }
 
 func (s *scope) spec() *v1.BottleSpec     { return &s.bottle.Spec }
 func (s *scope) status() *v1.BottleStatus { return &s.bottle.Status }
+
+// setCondition sets one condition, stamped with the generation it is for.
+func (s *scope) setCondition(typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&s.status().Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: message,
+		ObservedGeneration: s.bottle.Generation,
+	})
+}
+
+// writtenPhase is the phase status last showed.
+func (s *scope) writtenPhase() v1.Phase {
+	if s.written == nil {
+		return ""
+	}
+	return s.written.Phase
+}
+
+// execUser is the Bottle's exec user (API default for old objects).
+func (s *scope) execUser() string { return s.bottle.ExecUser() }

@@ -8,81 +8,149 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-// summarize derives Ready, Reconciling, Stalled and the phase from what the
-// phases recorded. It keeps kstatus' invariant: a Bottle is Ready (running
-// and provisioned, or stopped as asked), or Reconciling, or Stalled.
-func summarize(s *scope, reconcileErr error) {
-	st := s.status()
-	gen := s.bottle.Generation
-	set := func(typ string, status metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+// verdict is a condition reason and message; the zero value means none.
+type verdict struct{ Reason, Message string }
+
+func (v verdict) set() bool { return v.Reason != "" }
+
+// summaryInput is what the summary is computed from: plain values a pass
+// collected, so summarize is a pure function (table-tested).
+type summaryInput struct {
+	Deleting                              bool
+	RunState                              v1.RunState
+	MachineName, MachineState             string
+	MachineReady, FilesReady, Provisioned bool
+	// FilesWaitForSteps: the files not in place wait for an owner a step
+	// may create, so the Bottle is provisioning, not copying.
+	FilesWaitForSteps bool
+	// Stalled: a phase cannot make progress without a change from a human.
+	Stalled verdict
+	// Waiting: why the Bottle is not Ready yet while progress is expected.
+	Waiting verdict
+	// NotApplied: spec fields the machine does not have (recreatePolicy
+	// Never). It does not stop work, but a Bottle whose spec is not applied
+	// is never Ready: once nothing else is pending it is Stalled.
+	NotApplied verdict
+	// Err is the pass's error, if any.
+	Err string
+	// Pending: the pass is about to act (a progress write), so whatever
+	// the conditions still say from before, the Bottle is not Ready yet.
+	Pending bool
+}
+
+// summary is the phase and the three kstatus conditions.
+type summary struct {
+	Phase v1.Phase
+	// Ready is True when ReadyTrue, else False, with Ready's reason.
+	ReadyTrue bool
+	Ready     verdict
+	// Reconciling and Stalled are True when set and absent otherwise.
+	Reconciling, Stalled verdict
+}
+
+// summarize keeps kstatus' invariant: a Bottle is Ready (running and
+// provisioned, or stopped as asked), or Reconciling (work pending), or
+// Stalled (needs a human) -- never Current while work is pending or its spec
+// is not applied.
+func summarize(in summaryInput) summary {
+	stalled := in.Stalled
+	ok := !in.Deleting && !stalled.set() && in.Err == "" && !in.Pending
+	ready := ok && in.RunState == v1.RunStateRunning && in.MachineReady && in.FilesReady && in.Provisioned
+	stopped := ok && in.RunState == v1.RunStateStopped &&
+		(in.MachineState == smolvm.StateStopped || in.MachineState == smolvm.StateCreated)
+	if (ready || stopped) && in.NotApplied.set() {
+		stalled, ready, stopped = in.NotApplied, false, false
 	}
-	isTrue := func(typ string) bool { return meta.IsStatusConditionTrue(st.Conditions, typ) }
 
-	deleting := !s.bottle.DeletionTimestamp.IsZero()
-	stopped := !deleting && s.spec().RunState == v1.RunStateStopped && !s.stalled() && reconcileErr == nil &&
-		(st.MachineState == smolvm.StateStopped || st.MachineState == smolvm.StateCreated)
-	ready := !deleting && !s.stalled() && reconcileErr == nil && s.spec().RunState == v1.RunStateRunning &&
-		isTrue(v1.ConditionMachineReady) && isTrue(v1.ConditionFilesReady) && isTrue(v1.ConditionProvisioned)
-
+	var out summary
 	switch {
-	case deleting:
-		st.Phase = v1.PhaseDeleting
-	case s.stalled():
-		st.Phase = v1.PhaseFailed
+	case in.Deleting:
+		out.Phase = v1.PhaseDeleting
+	case stalled.set():
+		out.Phase = v1.PhaseFailed
 	case ready:
-		st.Phase = v1.PhaseReady
+		out.Phase = v1.PhaseReady
 	case stopped:
-		st.Phase = v1.PhaseStopped
-	case st.MachineState == "":
-		if st.MachineName == "" {
-			st.Phase = v1.PhasePending
+		out.Phase = v1.PhaseStopped
+	case in.MachineState == "":
+		if in.MachineName == "" {
+			out.Phase = v1.PhasePending
 		} else {
-			st.Phase = v1.PhaseCreating
+			out.Phase = v1.PhaseCreating
 		}
-	case !isTrue(v1.ConditionMachineReady):
-		st.Phase = v1.PhaseStarting
-	case !isTrue(v1.ConditionFilesReady):
-		st.Phase = v1.PhaseCopyingFiles
+	case !in.MachineReady:
+		out.Phase = v1.PhaseStarting
+	case !in.FilesReady && !in.FilesWaitForSteps:
+		out.Phase = v1.PhaseCopyingFiles
 	default:
-		st.Phase = v1.PhaseProvisioning
+		out.Phase = v1.PhaseProvisioning
 	}
 
 	switch {
 	case ready:
-		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonReady, "machine running, files in place, provisioning done")
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
-	case s.stalled():
-		set(v1.ConditionReady, metav1.ConditionFalse, s.stalledReason, s.stalledMessage)
-		set(v1.ConditionStalled, metav1.ConditionTrue, s.stalledReason, s.stalledMessage)
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
+		out.ReadyTrue = true
+		out.Ready = verdict{v1.ReasonReady, "machine running, files in place, provisioning done"}
+	case stalled.set() && !in.Deleting:
+		out.Ready, out.Stalled = stalled, stalled
 	case stopped:
 		// Stopped on purpose is the desired state: Ready, so GitOps health
 		// checks (kstatus) call it Current. The phase says Stopped.
-		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonMachineStopped, "machine stopped as runState asks; its disk is kept")
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
+		out.ReadyTrue = true
+		out.Ready = verdict{v1.ReasonMachineStopped, "machine stopped as runState asks; its disk is kept"}
 	default:
-		reason, msg := s.waitingReason, s.waitingMessage
-		if reason == "" {
-			reason, msg = v1.ReasonProgressing, "phase "+string(st.Phase)
+		v := in.Waiting
+		switch {
+		case !v.set() && in.Err != "":
+			v = verdict{v1.ReasonReconcileError, in.Err}
+		case !v.set():
+			v = verdict{v1.ReasonProgressing, "phase " + string(out.Phase)}
 		}
-		if reconcileErr != nil && s.waitingReason == "" {
-			reason, msg = v1.ReasonReconcileError, reconcileErr.Error()
+		out.Ready, out.Reconciling = v, v
+	}
+	return out
+}
+
+// summaryInput collects the pass's findings.
+func (s *scope) summaryInput(reconcileErr error) summaryInput {
+	st := s.status()
+	isTrue := func(typ string) bool { return meta.IsStatusConditionTrue(st.Conditions, typ) }
+	in := summaryInput{
+		Deleting: !s.bottle.DeletionTimestamp.IsZero(),
+		RunState: s.spec().RunState, MachineName: st.MachineName, MachineState: st.MachineState,
+		MachineReady: isTrue(v1.ConditionMachineReady), FilesReady: isTrue(v1.ConditionFilesReady),
+		Provisioned: isTrue(v1.ConditionProvisioned),
+		FilesWaitForSteps: meta.IsStatusConditionFalse(st.Conditions, v1.ConditionFilesReady) &&
+			meta.FindStatusCondition(st.Conditions, v1.ConditionFilesReady).Reason == v1.ReasonWaitingForOwner,
+		Stalled: s.stalled, Waiting: s.waiting, NotApplied: s.notApplied,
+	}
+	if reconcileErr != nil {
+		in.Err = reconcileErr.Error()
+	}
+	return in
+}
+
+// applySummary writes the summary into status.
+func (s *scope) applySummary(sum summary) {
+	st := s.status()
+	st.Phase = sum.Phase
+	ready := metav1.ConditionFalse
+	if sum.ReadyTrue {
+		ready = metav1.ConditionTrue
+	}
+	s.setCondition(v1.ConditionReady, ready, sum.Ready.Reason, sum.Ready.Message)
+	for typ, v := range map[string]verdict{v1.ConditionReconciling: sum.Reconciling, v1.ConditionStalled: sum.Stalled} {
+		if v.set() {
+			s.setCondition(typ, metav1.ConditionTrue, v.Reason, v.Message)
+		} else {
+			meta.RemoveStatusCondition(&st.Conditions, typ)
 		}
-		if !deleting || !meta.IsStatusConditionFalse(st.Conditions, v1.ConditionReady) {
-			set(v1.ConditionReady, metav1.ConditionFalse, reason, msg)
-		}
-		set(v1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
-		meta.RemoveStatusCondition(&st.Conditions, v1.ConditionStalled)
 	}
 }
 
 // phaseEvent records every phase transition, so `kubectl events` tells the
 // Bottle's story even between the finer-grained machine and step events.
-func (r *BottleReconciler) phaseEvent(s *scope) {
-	from, to := s.before.Phase, s.status().Phase
+func (r *BottleReconciler) phaseEvent(s *scope, from v1.Phase) {
+	to := s.status().Phase
 	if from == to {
 		return
 	}

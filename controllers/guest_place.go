@@ -98,7 +98,7 @@ func (r *BottleReconciler) guestScript(ctx context.Context, s *scope, script str
 	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
 		Machine:     s.machineName,
 		Argv:        append([]string{"sh", "-c", script, "sh"}, args...),
-		Timeout:     execLookupTimeout,
+		Timeout:     r.CallTimeouts.Lookup,
 		OutputLimit: OutputTail,
 	})
 	if err != nil {
@@ -124,7 +124,7 @@ func (e *guestRefusal) Error() string { return e.msg }
 // link, so the agent looks again later rather than retrying at once.
 func (r *BottleReconciler) unsafePath(s *scope, f desiredFile, refused *guestRefusal) (bool, ctrl.Result, error) {
 	msg := fmt.Sprintf("file %s: %s", f.path, refused.msg)
-	r.setCondition(s, v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonUnsafePath, msg)
+	s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonUnsafePath, msg)
 	s.wait(v1.ReasonUnsafePath, msg)
 	r.event(s, corev1.EventTypeWarning, v1.ReasonUnsafePath, "Copy", "%s", msg)
 	return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil

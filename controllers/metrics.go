@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -26,7 +27,7 @@ var (
 	})
 	stepDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "bottle_provision_step_duration_seconds",
-		Help:    "Provisioning step run time by result (succeeded, failed, timeout, error).",
+		Help:    "Provisioning step run time by result (succeeded, failed, timeout, cancelled, error).",
 		Buckets: prometheus.ExponentialBuckets(0.05, 2, 16),
 	}, []string{"result"})
 )
@@ -45,7 +46,8 @@ func newPhaseTracker() *phaseTracker {
 	return &phaseTracker{phases: map[types.NamespacedName]v1.Phase{}}
 }
 
-func (t *phaseTracker) observe(s *scope) {
+// observe counts a written status; prev is the status written before it.
+func (t *phaseTracker) observe(s *scope, prev *v1.BottleStatus) {
 	if t == nil {
 		return
 	}
@@ -62,7 +64,10 @@ func (t *phaseTracker) observe(s *scope) {
 		bottlesByPhase.WithLabelValues(string(phase)).Inc()
 	}
 
-	before := meta.FindStatusCondition(s.before.Conditions, v1.ConditionReady)
+	var before *metav1.Condition
+	if prev != nil {
+		before = meta.FindStatusCondition(prev.Conditions, v1.ConditionReady)
+	}
 	if meta.IsStatusConditionTrue(s.status().Conditions, v1.ConditionReady) && (before == nil || before.Status != "True") {
 		since := s.bottle.CreationTimestamp.Time
 		if before != nil {

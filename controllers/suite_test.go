@@ -119,6 +119,10 @@ type agentOptions struct {
 	resync time.Duration
 	// simEnv is extra environment for the simulator (fault injection).
 	simEnv []string
+	// workers is MaxConcurrentReconciles (default 4).
+	workers int
+	// callTimeouts bound smolvm calls (defaults: DefaultCallTimeouts).
+	callTimeouts controllers.CallTimeouts
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -132,15 +136,16 @@ func startAgent(node string, o agentOptions) *agent {
 	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
 	Expect(err).NotTo(HaveOccurred())
 	r := &controllers.BottleReconciler{
-		Client:            mgr.GetClient(),
-		APIReader:         mgr.GetAPIReader(),
-		Scheme:            mgr.GetScheme(),
-		Recorder:          mgr.GetEventRecorder("bottle-agent"),
-		Machines:          smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...),
-		NodeName:          node,
-		ResyncPeriod:      o.resync,
-		SourceRetryPeriod: time.Second,
-		TempDir:           GinkgoT().TempDir(),
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("bottle-agent"),
+		Machines:                smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...),
+		NodeName:                node,
+		ResyncPeriod:            o.resync,
+		SourceRetryPeriod:       time.Second,
+		TempDir:                 GinkgoT().TempDir(),
+		MaxConcurrentReconciles: o.workers,
+		CallTimeouts:            o.callTimeouts,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	actx, acancel := context.WithCancel(ctx)
@@ -150,6 +155,9 @@ func startAgent(node string, o agentOptions) *agent {
 		defer close(a.done)
 		Expect(mgr.Start(actx)).To(Succeed())
 	}()
+	// Specs time what the agent does once it sees a Bottle: wait until it
+	// can see them.
+	Expect(mgr.GetCache().WaitForCacheSync(actx)).To(BeTrue())
 	return a
 }
 

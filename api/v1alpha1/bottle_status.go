@@ -57,7 +57,13 @@ type BottleStatus struct {
 	// +listMapKey=path
 	Files []FileStatus `json:"files,omitempty"`
 
-	// ExecResults are the provisioning steps' results, in spec order.
+	// LastHandledRetry is the last value of the agents.bot-bottle.dev/retry
+	// annotation the agent acted on.
+	// +optional
+	LastHandledRetry string `json:"lastHandledRetry,omitempty"`
+
+	// ExecResults are the provisioning steps' results, in spec order. A
+	// running step has startedAt and no finishedAt.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -116,10 +122,15 @@ type ExecResult struct {
 	// FinishedAt is when the step finished (microsecond precision).
 	// +optional
 	FinishedAt *metav1.MicroTime `json:"finishedAt,omitempty"`
-	// ScriptSHA256 identifies the script, user, timeout and environment the step ran with.
+	// ScriptSHA256 identifies the script the step ran.
 	// +optional
 	ScriptSHA256 string `json:"scriptSHA256,omitempty"`
-	// Error is set when the step could not run to an exit code (timeout, machine failure).
+	// TimeoutSeconds is the timeout the step ran with: a failed step whose
+	// timeoutSeconds changes runs again.
+	// +optional
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+	// Error is set when the step could not run to an exit code: "timed out
+	// after Ns", or "cancelled: WHY" (deleted, stopped, step edited).
 	// +optional
 	Error string `json:"error,omitempty"`
 }
@@ -141,7 +152,11 @@ type Bottle struct {
 
 	// +required
 	Spec BottleSpec `json:"spec"`
+	// Status defaults to observedGeneration 0, so a Bottle no agent has
+	// looked at yet reads as in progress (kstatus: generation mismatch), not
+	// as Current.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status BottleStatus `json:"status,omitempty"`
 }
 

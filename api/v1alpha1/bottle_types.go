@@ -10,6 +10,20 @@ const (
 	RunStateStopped RunState = "Stopped"
 )
 
+// RecreatePolicy is whether a Bottle's machine may be deleted and created
+// again to apply a spec change smolvm cannot apply in place.
+// +kubebuilder:validation:Enum=Never;OnChange
+type RecreatePolicy string
+
+const (
+	// RecreateNever keeps the machine (and its disk); the change waits,
+	// reported by MachineUpToDate=False.
+	RecreateNever RecreatePolicy = "Never"
+	// RecreateOnChange deletes the machine, losing its disk, and creates
+	// and provisions a new one.
+	RecreateOnChange RecreatePolicy = "OnChange"
+)
+
 // BottleSpec is the desired state of a Bottle: one smolvm microVM that
 // sandboxes a coding agent.
 // +kubebuilder:validation:XValidation:rule="!has(self.prompt) || has(self.promptPath)",message="prompt requires promptPath: set spec.promptPath to the absolute guest path the prompt is written to",fieldPath=".prompt"
@@ -97,6 +111,13 @@ type BottleSpec struct {
 	// +optional
 	// +kubebuilder:default=Running
 	RunState RunState `json:"runState,omitempty"`
+	// RecreatePolicy says what happens when a change of image, resources or
+	// network cannot be applied to the existing machine. Never (the default)
+	// keeps the machine and reports the change as not applied; OnChange
+	// deletes the machine, losing its disk, and provisions a new one.
+	// +optional
+	// +kubebuilder:default=Never
+	RecreatePolicy RecreatePolicy `json:"recreatePolicy,omitempty"`
 }
 
 // Resources sizes a machine.

@@ -128,7 +128,6 @@ func run(ctx context.Context, o *options) error {
 	r := &controllers.BottleReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Scheme:                  mgr.GetScheme(),
 		Recorder:                mgr.GetEventRecorder("bottle-agent"),
 		Machines:                cli,
 		NodeName:                o.nodeName,

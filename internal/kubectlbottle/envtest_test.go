@@ -204,3 +204,39 @@ func TestExecArgumentsNeedDash(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestRetryThroughMain(t *testing.T) {
+	needEnv(t)
+	b := newBottle(t, "retry-me", agentsv1alpha1.PhaseFailed)
+	b.Spec.Provision = []agentsv1alpha1.ProvisionStep{{Name: "setup", Script: "true"}}
+	if err := envClient.Update(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	annotations := func() map[string]string {
+		got := &agentsv1alpha1.Bottle{}
+		if err := envClient.Get(context.Background(), client.ObjectKeyFromObject(b), got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Annotations
+	}
+	code, out, errOut := run("retry", "retry-me", "--step", "setup")
+	first := annotations()
+	if code != 0 || !strings.Contains(out, "retry requested from step setup") ||
+		first[agentsv1alpha1.AnnotationRetry] == "" || first[agentsv1alpha1.AnnotationRetryStep] != "setup" {
+		t.Fatalf("retry --step: exit %d, %q, stderr %q, annotations %v", code, out, errOut, first)
+	}
+	code, _, errOut = run("retry", "retry-me")
+	second := annotations()
+	if code != 0 || second[agentsv1alpha1.AnnotationRetry] == first[agentsv1alpha1.AnnotationRetry] {
+		t.Fatalf("retry: exit %d, stderr %q: the token did not change: %v", code, errOut, second)
+	}
+	if _, ok := second[agentsv1alpha1.AnnotationRetryStep]; ok {
+		t.Fatalf("a plain retry left the step of the previous one: %v", second)
+	}
+	if code, _, errOut := run("retry", "retry-me", "--step", "nope"); code != 1 || !strings.Contains(errOut, `has no provisioning step "nope"`) {
+		t.Fatalf("unknown step: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := run("retry", "missing"); code != 1 || !strings.Contains(errOut, "NotFound") {
+		t.Fatalf("missing Bottle: exit %d, stderr %q", code, errOut)
+	}
+}

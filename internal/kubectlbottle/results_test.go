@@ -66,3 +66,16 @@ func TestRenderResultsFormats(t *testing.T) {
 		t.Fatalf("empty json: %q %v", out.String(), err)
 	}
 }
+
+func TestRetryPatch(t *testing.T) {
+	at := time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.UTC)
+	p, err := RetryPatch(at, "")
+	if err != nil || string(p) != `{"metadata":{"annotations":{"agents.bot-bottle.dev/retry":"2026-05-01T12:00:00.123456789Z","agents.bot-bottle.dev/retry-step":null}}}` {
+		t.Fatalf("plain retry: %s %v", p, err)
+	}
+	p, _ = RetryPatch(at, "setup")
+	var m map[string]map[string]map[string]string
+	if err := json.Unmarshal(p, &m); err != nil || m["metadata"]["annotations"][agentsv1alpha1.AnnotationRetryStep] != "setup" {
+		t.Fatalf("retry --step: %s %v", p, err)
+	}
+}

@@ -1,5 +1,6 @@
 // Package kubectlbottle is `kubectl bottle`: sessions in a Bottle's machine
-// through the exec API (attach, exec), and its status (results, wait).
+// through the exec API (attach, exec), its status (results, wait), and
+// re-running failed provisioning steps (retry).
 package kubectlbottle
 
 import (
@@ -106,7 +107,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	o.flags.AddFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newAttachCommand(o), newExecCommand(o), newResultsCommand(o), newWaitCommand(o))
+	cmd.AddCommand(newAttachCommand(o), newExecCommand(o), newResultsCommand(o), newWaitCommand(o), newRetryCommand(o))
 	return cmd
 }
 

@@ -77,7 +77,7 @@ func cmdCopy(args []string) error {
 	if srcGuest {
 		machine, guestPath = srcM, srcP
 	}
-	if err := applyFaults("cp"); err != nil {
+	if err := applyFaults("cp", machine); err != nil {
 		return err
 	}
 	s, r, release, err := runningMachine(machine)

@@ -64,7 +64,7 @@ func cmdExec(e *env, args []string) error {
 			return execSpec.usageErr("invalid value '%s' for '--env <KEY=VALUE>': expected KEY=VALUE", kv)
 		}
 	}
-	if err := applyFaults("exec"); err != nil {
+	if err := applyFaults("exec", name); err != nil {
 		return err
 	}
 	s, r, release, err := runningMachine(name)

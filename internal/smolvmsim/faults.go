@@ -3,6 +3,7 @@ package smolvmsim
 import (
 	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 //	SMOLVM_SIM_LATENCY="start=300ms,exec=20ms"  sleep before doing a verb
 //	SMOLVM_SIM_FAIL="start=2,cp=1"              fail the next N calls of a verb
 //	SMOLVM_SIM_HANG="exec,stop"                 hang in a verb until killed
+//	SMOLVM_SIM_HANG="status=hang-*"             ... only for machines matching the glob
 //	SMOLVM_SIM_NO_KVM=1                         every start fails like a host without KVM
 //
 // Verbs: version, create, start, stop, delete, status, ls, exec, cp.
@@ -51,13 +53,15 @@ func parseVerbList(s string) map[string]string {
 	return out
 }
 
-func applyFaults(verb string) error {
+// applyFaults injects the configured faults into one call of verb on
+// machine ("" for verbs that name none).
+func applyFaults(verb, machine string) error {
 	if d, ok := parseVerbList(os.Getenv("SMOLVM_SIM_LATENCY"))[verb]; ok {
 		if dur, err := time.ParseDuration(d); err == nil && dur > 0 {
 			time.Sleep(dur)
 		}
 	}
-	if _, ok := parseVerbList(os.Getenv("SMOLVM_SIM_HANG"))[verb]; ok {
+	if glob, ok := parseVerbList(os.Getenv("SMOLVM_SIM_HANG"))[verb]; ok && hangs(glob, machine) {
 		// Hang like a wedged VMM: only a signal ends this process.
 		for {
 			time.Sleep(time.Hour)
@@ -70,6 +74,16 @@ func applyFaults(verb string) error {
 		}
 	}
 	return nil
+}
+
+// hangs says whether a hang configured with glob (a path.Match pattern;
+// empty matches every machine) applies to machine.
+func hangs(glob, machine string) bool {
+	if glob == "" {
+		return true
+	}
+	ok, err := path.Match(glob, machine)
+	return err == nil && ok
 }
 
 type faultCounter struct {

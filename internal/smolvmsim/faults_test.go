@@ -57,6 +57,21 @@ func TestHangKnob(t *testing.T) {
 	}
 }
 
+func TestHangKnobPerMachine(t *testing.T) {
+	s := newSim(t, "SMOLVM_SIM_HANG=status=hang-*")
+	s.ok("machine", "create", "--name", "hang-1")
+	s.ok("machine", "create", "--name", "ok-1")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := s.command(ctx, "machine", "status", "--name", "hang-1", "--json").Run()
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) || err == nil {
+		t.Fatalf("status of hang-1 did not hang: %v", err)
+	}
+	if st := s.ok("machine", "status", "--name", "ok-1", "--json"); !strings.Contains(st, `"created"`) {
+		t.Fatalf("status of ok-1: %s", st)
+	}
+}
+
 func TestParseVerbList(t *testing.T) {
 	got := parseVerbList(" start=300ms, exec=20ms ,rm=1,list,, cp = 2")
 	want := map[string]string{"start": "300ms", "exec": "20ms", "delete": "1", "ls": "", "cp": "2"}

@@ -164,7 +164,7 @@ func cmdCreate(e *env, args []string) error {
 		}
 		r.Labels[k] = v
 	}
-	if err := applyFaults("create"); err != nil {
+	if err := applyFaults("create", name); err != nil {
 		return err
 	}
 	if problem := nameProblem(name); problem != "" {
@@ -209,7 +209,7 @@ func cmdStart(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("start"); err != nil {
+	if err := applyFaults("start", name); err != nil {
 		return err
 	}
 	s, r, unlock, err := lockedMachine(name, true)
@@ -270,7 +270,7 @@ func cmdStop(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("stop"); err != nil {
+	if err := applyFaults("stop", name); err != nil {
 		return err
 	}
 	s, r, unlock, err := lockedMachine(name, true)
@@ -313,7 +313,7 @@ func cmdDelete(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("delete"); err != nil {
+	if err := applyFaults("delete", name); err != nil {
 		return err
 	}
 	s, r, unlock, err := lockedMachine(name, true)
@@ -411,7 +411,7 @@ func cmdStatus(e *env, args []string) error {
 		return err
 	}
 	name := p.one("--name")
-	if err := applyFaults("status"); err != nil {
+	if err := applyFaults("status", name); err != nil {
 		return err
 	}
 	s, err := openStore()
@@ -449,7 +449,7 @@ func cmdList(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := applyFaults("ls"); err != nil {
+	if err := applyFaults("ls", ""); err != nil {
 		return err
 	}
 	s, err := openStore()

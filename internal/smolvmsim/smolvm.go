@@ -96,7 +96,7 @@ func dispatch(e *env, args []string) error {
 		if v == "" {
 			v = simVersion
 		}
-		if err := applyFaults("version"); err != nil {
+		if err := applyFaults("version", ""); err != nil {
 			return err
 		}
 		_, _ = fmt.Fprintf(e.stdout, "smolvm %s (bottle-controller simulator; not a VM)\n", v)
