@@ -153,7 +153,7 @@ say "installing the CRD and RBAC"
 k apply --server-side -f config/crd/bases >/dev/null
 k wait --for condition=Established --timeout 60s crd/bottles.agents.bot-bottle.dev >/dev/null
 k apply --server-side -f config/rbac/role.yaml -f config/rbac/bottle_viewer_role.yaml -f config/rbac/bottle_editor_role.yaml >/dev/null
-k create clusterrolebinding dev-agent --clusterrole manager-role --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k create clusterrolebinding dev-agent --clusterrole bottle-manager-role --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 k create clusterrolebinding dev-viewer --clusterrole bottle-viewer-role --user dev-viewer --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 # The exec API (kubectl bottle exec/attach): the agent serves it on loopback,
 # reached through an ExternalName Service; the agent user may delegate
