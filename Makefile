@@ -116,16 +116,17 @@ docker-push: ## Push the agent image built by docker-build.
 	$(CONTAINER_TOOL) push $(IMG)
 
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml: CRD, RBAC, agent DaemonSet and exec API, with the agent image IMG.
+build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, agent DaemonSet, exec API; agent image IMG) and dist/install-cert-manager.yaml (the same with cert-manager certificates).
 	go run ./hack/build-installer -dir config/default -img $(IMG) -out dist/install.yaml
+	go run ./hack/build-installer -dir config/certmanager -img $(IMG) -out dist/install-cert-manager.yaml
 
 .PHONY: release
 release: manifests ## Build the release artifacts into dist/release: kubectl-bottle archives, manager binaries, checksums, krew manifest, install.yaml (VERSION must be a vX.Y.Z tag).
 	go run ./hack/release -version $(VERSION) -revision "$(REVISION)" -img $(IMG) -out dist/release
 
 .PHONY: release-dry-run
-release-dry-run: ## Build every release artifact into a temporary directory, offline, and check it; publishes nothing.
-	go run ./hack/release -dry-run -version $(VERSION) -revision "$(REVISION)" -img $(IMG)
+release-dry-run: ## Build every release artifact into a temporary directory (or RELEASE_DIR), offline, and check it; publishes nothing.
+	go run ./hack/release -dry-run -version $(VERSION) -revision "$(REVISION)" -img $(IMG) $(if $(RELEASE_DIR),-out $(RELEASE_DIR))
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the current kubeconfig (NODE_NAME must be set).
