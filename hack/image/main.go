@@ -28,13 +28,14 @@ func main() {
 	out := flag.String("out", "dist/image", "Output directory: bottle-agent.tar and oci/.")
 	created := flag.String("created", os.Getenv("SOURCE_DATE_EPOCH"), "Creation time, Unix seconds (default $SOURCE_DATE_EPOCH, else now).")
 	flag.Parse()
-	if err := run(*img, *ver, *rev, *platform, *out, *created); err != nil {
+	if err := run(*img, *ver, *rev, *platform, *out, *created, "./cmd/manager"); err != nil {
 		fmt.Fprintf(os.Stderr, "image: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(img, ver, rev, platform, out, created string) error {
+// run builds pkg (./cmd/manager) statically and packs it as /manager.
+func run(img, ver, rev, platform, out, created, pkg string) error {
 	goos, goarch, ok := strings.Cut(platform, "/")
 	if !ok {
 		return fmt.Errorf("-platform %q: want os/arch", platform)
@@ -51,14 +52,18 @@ func run(img, ver, rev, platform, out, created string) error {
 		return err
 	}
 	bin := filepath.Join(out, "manager-"+goos+"-"+goarch)
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", version.LDFlags(ver, rev), "-o", bin, "./cmd/manager")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", version.LDFlags(ver, rev), "-o", bin, pkg)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/manager: %w", err)
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	license := "LICENSE"
+	if _, err := os.Stat(license); err != nil {
+		return fmt.Errorf("run from the repository root: %w", err)
 	}
 	image, err := ociimage.Build(ociimage.Options{
-		Binary: bin, License: "LICENSE", OS: goos, Arch: goarch,
+		Binary: bin, License: license, OS: goos, Arch: goarch,
 		Version: ver, Revision: rev, Created: when,
 	})
 	if err != nil {
