@@ -29,7 +29,7 @@ import (
 )
 
 // Reason of the conditions and the event.
-const Reason = "SmolvmUnavailable"
+const Reason = v1.ReasonSmolvmUnavailable
 
 // ErrRecovered is returned by Watch when smolvm has become usable.
 var ErrRecovered = errors.New("smolvm is usable now; restarting to run the Bottle controller")
