@@ -125,8 +125,8 @@ release: manifests ## Build the release artifacts into dist/release: kubectl-bot
 	go run ./hack/release -version $(VERSION) -revision "$(REVISION)" -img $(IMG) -out dist/release
 
 .PHONY: release-dry-run
-release-dry-run: ## Build every release artifact into a temporary directory (or RELEASE_DIR), offline, and check it; publishes nothing.
-	go run ./hack/release -dry-run -version $(VERSION) -revision "$(REVISION)" -img $(IMG) $(if $(RELEASE_DIR),-out $(RELEASE_DIR))
+release-dry-run: ## Build every release artifact into a temporary directory (or RELEASE_DIR), offline, and check it; publishes nothing. RELEASE_PLATFORMS=os/arch,… builds a subset.
+	go run ./hack/release -dry-run -version $(VERSION) -revision "$(REVISION)" -img $(IMG) $(if $(RELEASE_DIR),-out $(RELEASE_DIR)) $(if $(RELEASE_PLATFORMS),-platforms $(RELEASE_PLATFORMS))
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the current kubeconfig (NODE_NAME must be set).

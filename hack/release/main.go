@@ -53,6 +53,8 @@ type platform struct{ OS, Arch string }
 type options struct {
 	root, out, version, revision, img string
 	dryRun                            bool
+	// plugin and agent are the platforms to build (all by default).
+	plugin, agent []platform
 	// epoch is the archives' file time (reproducible archives).
 	epoch time.Time
 }
@@ -64,7 +66,13 @@ func main() {
 	flag.StringVar(&o.img, "img", "", "Agent image the installers deploy (default ghcr.io/bot-bottle/bottle-agent:VERSION).")
 	flag.StringVar(&o.out, "out", "", "Output directory (default dist/release; a temporary directory for -dry-run).")
 	flag.BoolVar(&o.dryRun, "dry-run", false, "Build and check everything into a temporary directory; for any version.")
+	only := flag.String("platforms", "", "Comma-separated os/arch subset to build, for a quick dry run (a release builds all).")
 	flag.Parse()
+	var err error
+	if o.plugin, o.agent, err = selectPlatforms(*only); err != nil {
+		fmt.Fprintf(os.Stderr, "release: %v\n", err)
+		os.Exit(2)
+	}
 	o.root = "."
 	o.epoch = time.Unix(0, 0)
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
@@ -87,6 +95,8 @@ func release(o options) (string, error) {
 		o.version = "v0.0.0-dry-run"
 	case !semver.MatchString(o.version) && !o.dryRun:
 		return "", fmt.Errorf("-version %q is not a release version vX.Y.Z[-pre]", o.version)
+	case !o.dryRun && (len(o.plugin) != len(pluginPlatforms) || len(o.agent) != len(agentPlatforms)):
+		return "", errors.New("-platforms is for dry runs: a release builds every platform")
 	}
 	if o.img == "" {
 		o.img = installer.DefaultImage + ":" + o.version
@@ -111,7 +121,7 @@ func release(o options) (string, error) {
 	}
 
 	var krew []krewPlatform
-	for _, p := range pluginPlatforms {
+	for _, p := range o.plugin {
 		bin, err := goBuild(o, p, "./cmd/kubectl-bottle")
 		if err != nil {
 			return "", err
@@ -129,7 +139,7 @@ func release(o options) (string, error) {
 		}
 		krew = append(krew, krewPlatform{OS: p.OS, Arch: p.Arch, URI: downloadURL + o.version + "/" + name, SHA256: sha(archive)})
 	}
-	for _, p := range agentPlatforms {
+	for _, p := range o.agent {
 		bin, err := goBuild(o, p, "./cmd/manager")
 		if err != nil {
 			return "", err
@@ -158,7 +168,33 @@ func release(o options) (string, error) {
 	if err := writeChecksums(o.out); err != nil {
 		return "", err
 	}
-	return o.out, verify(o.out)
+	return o.out, verify(o.out, len(o.plugin))
+}
+
+// selectPlatforms returns the plugin and agent platforms named in only
+// (comma-separated os/arch), or all of them.
+func selectPlatforms(only string) (plugin, agent []platform, err error) {
+	if only == "" {
+		return pluginPlatforms, agentPlatforms, nil
+	}
+	for _, s := range strings.Split(only, ",") {
+		goos, arch, _ := strings.Cut(strings.TrimSpace(s), "/")
+		p, known := platform{goos, arch}, false
+		for _, q := range pluginPlatforms {
+			if q == p {
+				plugin, known = append(plugin, p), true
+			}
+		}
+		for _, q := range agentPlatforms {
+			if q == p {
+				agent, known = append(agent, p), true
+			}
+		}
+		if !known {
+			return nil, nil, fmt.Errorf("-platforms: %q is not a release platform", s)
+		}
+	}
+	return plugin, agent, nil
 }
 
 func goBuild(o options, p platform, pkg string) ([]byte, error) {
@@ -254,7 +290,7 @@ func writeChecksums(dir string) error {
 
 // verify re-reads what was written: the krew manifest names every archive
 // with its true sha256, and no hash is a placeholder.
-func verify(dir string) error {
+func verify(dir string, platforms int) error {
 	b, err := os.ReadFile(filepath.Join(dir, "bottle.yaml"))
 	if err != nil {
 		return err
@@ -271,8 +307,8 @@ func verify(dir string) error {
 	if err := yaml.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("krew manifest: %w", err)
 	}
-	if len(m.Spec.Platforms) != len(pluginPlatforms) {
-		return fmt.Errorf("krew manifest lists %d platforms, want %d", len(m.Spec.Platforms), len(pluginPlatforms))
+	if len(m.Spec.Platforms) != platforms {
+		return fmt.Errorf("krew manifest lists %d platforms, want %d", len(m.Spec.Platforms), platforms)
 	}
 	var errs []error
 	for _, p := range m.Spec.Platforms {
