@@ -9,14 +9,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/bot-bottle/bottle-controller/internal/installer"
-	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // Every flag the shipped DaemonSet passes (dist/install.yaml and the
 // cert-manager variant) is one this manager accepts, with a valid value.
 func TestDaemonSetArgsAreManagerFlags(t *testing.T) {
 	for _, dir := range []string{"default", "certmanager"} {
-		y, err := installer.Build(filepath.Join(testenv.RepoRoot(), "config", dir), "")
+		y, err := installer.Build(filepath.Join(testutil.RepoRoot(), "config", dir), "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/bot-bottle/bottle-controller/internal/ociimage"
-	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // TestImageTarball builds the image the way `make image` does (a static
@@ -25,7 +25,7 @@ import (
 // config and every file in it.
 func TestImageTarball(t *testing.T) {
 	dir := t.TempDir()
-	t.Chdir(testenv.RepoRoot())
+	t.Chdir(testutil.RepoRoot())
 	if err := run("registry.test/bottle-agent:v9.9.9", "v9.9.9", "abc123", "linux/"+runtime.GOARCH,
 		dir, "1700000000", "./hack/image/testdata/stamped"); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // TestReleaseDryRun runs `make release-dry-run` with the module proxy off
@@ -24,7 +24,7 @@ func TestReleaseDryRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiles three binaries")
 	}
-	root := testenv.RepoRoot()
+	root := testutil.RepoRoot()
 	out := t.TempDir()
 	cmd := exec.Command("make", "--no-print-directory", "release-dry-run", "VERSION=v1.2.3-test", "RELEASE_DIR="+out,
 		"RELEASE_PLATFORMS=linux/"+runtime.GOARCH)
@@ -113,7 +113,7 @@ func TestReleaseRefuses(t *testing.T) {
 // No placeholder hash stays in the repository: the krew manifest is
 // generated, and nothing else may carry an all-zero sha256.
 func TestNoPlaceholderHashes(t *testing.T) {
-	root := testenv.RepoRoot()
+	root := testutil.RepoRoot()
 	cmd := exec.Command("git", "ls-files", "-z")
 	cmd.Dir = root
 	b, err := cmd.Output()

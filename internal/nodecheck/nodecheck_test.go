@@ -31,7 +31,7 @@ import (
 // Bottles alone.
 func TestSmolvmMissingMarksBottles(t *testing.T) {
 	env, cfg, err := testenv.Start(testenv.Options{})
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+	if testenv.Skippable(err) {
 		t.Skip(err.Error())
 	}
 	if err != nil {

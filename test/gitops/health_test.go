@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 const healthKey = "resource.customizations.health.agents.bot-bottle.dev_Bottle"
@@ -110,7 +110,7 @@ func TestHealthWithoutStatus(t *testing.T) {
 
 // The Flux example waits for the Bottles it applies.
 func TestFluxExampleWaits(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "flux", "bottles.yaml"))
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "config", "flux", "bottles.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestFluxExampleWaits(t *testing.T) {
 
 func argoHealthLua(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "argocd", "argocd-cm.yaml"))
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "config", "argocd", "argocd-cm.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func toLua(L *lua.LState, v any) lua.LValue {
 
 func loadFixtures(t *testing.T) map[string]*unstructured.Unstructured {
 	t.Helper()
-	dir := filepath.Join(testenv.RepoRoot(), "test", "fixtures", "status")
+	dir := filepath.Join(testutil.RepoRoot(), "test", "fixtures", "status")
 	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no fixtures in %s: %v", dir, err)
