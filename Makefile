@@ -9,6 +9,15 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBECTL ?= kubectl
 
+# Release version and the agent image. VERSION defaults to the nearest tag
+# (v0.0.0-dev before the first one).
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.0.0-dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMG ?= ghcr.io/bot-bottle/bottle-agent:$(VERSION)
+# Platform of `make image` (os/arch).
+PLATFORM ?= linux/$(shell go env GOARCH)
+CONTAINER_TOOL ?= docker
+
 # Extra flags for `go test`, e.g. GOTEST_FLAGS='-run Lifecycle -v'.
 GOTEST_FLAGS ?=
 
@@ -28,7 +37,7 @@ help: ## Display this help.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from markers, and config/source-access from its namespaces.txt.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=bottle-manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	go run ./hack/source-access config/source-access
 
 .PHONY: generate
@@ -95,6 +104,31 @@ build: manifests generate fmt vet ## Build the manager, the smolvm simulator and
 	go build -o bin/smolvm-sim ./cmd/smolvm-sim
 	@if [ -d cmd/kubectl-bottle ]; then go build -o bin/kubectl-bottle ./cmd/kubectl-bottle; fi
 
+.PHONY: image
+image: ## Build the agent image without a container engine: dist/image/bottle-agent.tar (docker/podman load) and dist/image/oci (OCI layout).
+	go run ./hack/image -img $(IMG) -version $(VERSION) -revision "$(REVISION)" -platform $(PLATFORM) -out dist/image
+
+.PHONY: docker-build
+docker-build: ## Build the agent image with a container engine (CONTAINER_TOOL, default docker).
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the agent image built by docker-build.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, agent DaemonSet, exec API; agent image IMG) and dist/install-cert-manager.yaml (the same with cert-manager certificates).
+	go run ./hack/build-installer -dir config/default -img $(IMG) -out dist/install.yaml
+	go run ./hack/build-installer -dir config/certmanager -img $(IMG) -out dist/install-cert-manager.yaml
+
+.PHONY: release
+release: manifests ## Build the release artifacts into dist/release: kubectl-bottle archives, manager binaries, checksums, krew manifest, install.yaml (VERSION must be a vX.Y.Z tag).
+	go run ./hack/release -version $(VERSION) -revision "$(REVISION)" -img $(IMG) -out dist/release
+
+.PHONY: release-dry-run
+release-dry-run: ## Build every release artifact into a temporary directory (or RELEASE_DIR), offline, and check it; publishes nothing. RELEASE_PLATFORMS=os/arch,… builds a subset.
+	go run ./hack/release -dry-run -version $(VERSION) -revision "$(REVISION)" -img $(IMG) $(if $(RELEASE_DIR),-out $(RELEASE_DIR)) $(if $(RELEASE_PLATFORMS),-platforms $(RELEASE_PLATFORMS))
+
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the current kubeconfig (NODE_NAME must be set).
 	go run ./cmd/manager --node-name="$${NODE_NAME:?set NODE_NAME to this agent's node}"
@@ -118,12 +152,12 @@ uninstall: manifests ## Remove the CRDs (and every Bottle) from the cluster.
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the agent DaemonSet, RBAC and CRDs.
-	$(KUBECTL) apply --server-side -k config/default
+deploy: manifests ## Deploy the CRD, RBAC, the agent DaemonSet (image IMG) and the exec API into the current kubeconfig's cluster.
+	go run ./hack/build-installer -dir config/default -img $(IMG) -out - | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: ## Remove what `make deploy` created.
-	$(KUBECTL) delete --ignore-not-found -k config/default
+undeploy: ## Remove what `make deploy` created (and every Bottle).
+	go run ./hack/build-installer -dir config/default -out - | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools
 

@@ -153,11 +153,11 @@ say "installing the CRD and RBAC"
 k apply --server-side -f config/crd/bases >/dev/null
 k wait --for condition=Established --timeout 60s crd/bottles.agents.bot-bottle.dev >/dev/null
 k apply --server-side -f config/rbac/role.yaml -f config/rbac/bottle_viewer_role.yaml -f config/rbac/bottle_editor_role.yaml >/dev/null
-k create clusterrolebinding dev-agent --clusterrole manager-role --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k create clusterrolebinding dev-agent --clusterrole bottle-manager-role --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 # Sources (ConfigMaps, Secrets) only in the sample's namespace, as
 # config/source-access grants them per listed namespace.
 k apply --server-side -f config/rbac/source_reader_role.yaml >/dev/null
-k create rolebinding dev-agent-source-reader -n default --clusterrole source-reader --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k create rolebinding dev-agent-source-reader -n default --clusterrole bottle-source-reader --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 k create clusterrolebinding dev-viewer --clusterrole bottle-viewer-role --user dev-viewer --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 # The exec API (kubectl bottle exec/attach): the agent serves it on loopback,
 # reached through an ExternalName Service; the agent user may delegate

@@ -33,11 +33,14 @@ const (
 	ReasonNameConflict     = "MachineNameConflict"
 	ReasonInvalidName      = "InvalidMachineName"
 	ReasonKVMUnavailable   = "KVMUnavailable"
-	ReasonSmolvmError      = "SmolvmError"
-	ReasonNotRunning       = "MachineNotRunning"
-	ReasonMachineDeleted   = "MachineDeleted"
-	ReasonDeletionBlocked  = "DeletionBlocked"
-	ReasonRecreateRequired = "RecreateRequired"
+	// ReasonSmolvmUnavailable: the node's smolvm is missing, unusable or
+	// older than the supported minimum (Ready=False, Stalled=True).
+	ReasonSmolvmUnavailable = "SmolvmUnavailable"
+	ReasonSmolvmError       = "SmolvmError"
+	ReasonNotRunning        = "MachineNotRunning"
+	ReasonMachineDeleted    = "MachineDeleted"
+	ReasonDeletionBlocked   = "DeletionBlocked"
+	ReasonRecreateRequired  = "RecreateRequired"
 
 	// FilesReady.
 	ReasonFilesCopied    = "FilesCopied"

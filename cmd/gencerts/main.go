@@ -1,7 +1,10 @@
 // Command gencerts writes the exec API's self-signed certificates to a
 // directory (see docs/exec.md):
 //
-//	go run ./cmd/gencerts -out DIR [-front-proxy] [-rotate]
+//	go run ./cmd/gencerts -out DIR [-front-proxy] [-rotate] [-cluster-manifest | -print-ca-bundle]
+//
+// -cluster-manifest prints the agents' Secret and the APIService caBundle for
+// `kubectl apply --server-side -f -` (README, "Install on a cluster").
 //
 // -rotate keeps the CAs already in DIR and re-issues the leaves, so the
 // APIService caBundle and the agents' trust need no change. It fails, and
@@ -38,6 +41,7 @@ func run(args []string) error {
 	frontProxy := fs.Bool("front-proxy", false, "Also issue a front-proxy CA and client certificate for a kube-apiserver you run yourself.")
 	rotate := fs.Bool("rotate", false, "Keep the CAs in -out and re-issue only the leaves; fails when a CA certificate or key is missing there.")
 	printCA := fs.Bool("print-ca-bundle", false, "Print the exec CA base64-encoded, for the APIService's spec.caBundle.")
+	clusterManifest := fs.Bool("cluster-manifest", false, "Print, for `kubectl apply --server-side -f -`, the agents' Secret "+certs.SecretName+" (never the CA key) and the APIService caBundle.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +72,14 @@ func run(args []string) error {
 		}
 	}
 	if err != nil {
+		return err
+	}
+	if *clusterManifest {
+		m, err := b.ClusterManifest(*namespace)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(m)
 		return err
 	}
 	if *printCA {

@@ -17,11 +17,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/nodecheck"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+	"github.com/bot-bottle/bottle-controller/internal/version"
 )
 
 type options struct {
@@ -34,6 +37,7 @@ type options struct {
 	maxConcurrentReconciles int
 	resyncPeriod            time.Duration
 	digestKeyFile           string
+	smolvmRecheckPeriod     time.Duration
 	exec                    execOptions
 	zap                     zap.Options
 }
@@ -52,6 +56,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Bottles reconciled (and provisioning steps run) in parallel.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", time.Minute, "How often a Ready Bottle's machine is checked for drift.")
 	fs.StringVar(&o.digestKeyFile, "digest-key-file", "/etc/bottle-digest/key", "Key (at least 32 bytes) of the HMACs that status.files records for Secret content, shared by every agent (a mounted Secret); when the file is missing, each agent process uses a random key of its own.")
+	fs.DurationVar(&o.smolvmRecheckPeriod, "smolvm-recheck-period", 30*time.Second, "While smolvm is missing or too old, how often to check it again (the agent restarts once it is usable).")
 	o.exec.bindFlags(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +78,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, not %d", o.maxConcurrentReconciles)
 	case o.resyncPeriod < time.Second:
 		return nil, fmt.Errorf("--resync-period must be at least 1s, not %s", o.resyncPeriod)
+	case o.smolvmRecheckPeriod < time.Second:
+		return nil, fmt.Errorf("--smolvm-recheck-period must be at least 1s, not %s", o.smolvmRecheckPeriod)
 	}
 	if err := o.exec.validate(); err != nil {
 		return nil, err
@@ -90,7 +97,13 @@ func main() {
 		os.Exit(2)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+	err = run(ctrl.SetupSignalHandler(), o)
+	if errors.Is(err, nodecheck.ErrRecovered) {
+		// Exit so the kubelet restarts the agent with the Bottle controller.
+		ctrl.Log.Info(err.Error())
+		os.Exit(0)
+	}
+	if err != nil {
 		ctrl.Log.Error(err, "manager exited")
 		os.Exit(1)
 	}
@@ -111,11 +124,7 @@ func run(ctx context.Context, o *options) error {
 		env = append(env, "SMOLVM_DATA_DIR="+o.smolvmDataDir)
 	}
 	cli := smolvm.New(o.smolvmPath, env...)
-	version, err := cli.CheckVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("smolvm at %q: %w", o.smolvmPath, err)
-	}
-	log.Info("using smolvm", "path", o.smolvmPath, "version", version, "node", o.nodeName)
+	log.Info("starting agent", "version", version.Version, "revision", version.Revision, "node", o.nodeName)
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), NewManagerOptions(scheme, o))
 	if err != nil {
@@ -125,6 +134,41 @@ func run(ctx context.Context, o *options) error {
 	if o.execMode == "direct" {
 		mode = smolvm.ModeDirect
 	}
+	if err := addExecServer(mgr, o, cli, mode); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+
+	// A node whose smolvm is missing or too old keeps the agent up and
+	// saying so (nodecheck) rather than crash-looping.
+	checkSmolvm := func(ctx context.Context) error {
+		v, err := cli.CheckVersion(ctx)
+		if err == nil {
+			log.Info("using smolvm", "path", o.smolvmPath, "version", v)
+		}
+		return err
+	}
+	if err := checkSmolvm(ctx); err != nil {
+		log.Error(err, "this node cannot run machines; marking its Bottles and failing /readyz until smolvm is usable",
+			"path", o.smolvmPath, "minimumVersion", smolvm.MinVersion)
+		state := nodecheck.NewState(fmt.Errorf("smolvm at %q: %w", o.smolvmPath, err))
+		if err := mgr.AddReadyzCheck("smolvm", state.Readyz); err != nil {
+			return err
+		}
+		nc := &nodecheck.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bottle-agent"), State: state}
+		if err := nc.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			return state.Watch(ctx, o.smolvmRecheckPeriod, checkSmolvm)
+		})); err != nil {
+			return err
+		}
+		return mgr.Start(ctx)
+	}
+
 	r := &controllers.BottleReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -141,16 +185,9 @@ func run(ctx context.Context, o *options) error {
 	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
 		return fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
-	if err := addExecServer(mgr, o, cli, mode); err != nil {
-		return err
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting agent")
 	return mgr.Start(ctx)
 }
 

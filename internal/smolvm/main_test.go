@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bot-bottle/bottle-controller/internal/smolvmsim"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
@@ -78,6 +79,11 @@ func processesMatching(s string) []string {
 			continue
 		}
 		cmdline := strings.ReplaceAll(string(b), "\x00", " ")
+		// A running machine's stand-in VMM names the machine and lives
+		// as long as it runs: it is not a leftover of a command.
+		if strings.HasPrefix(cmdline, smolvmsim.VMMName+" ") {
+			continue
+		}
 		if strings.Contains(cmdline, s) {
 			out = append(out, e.Name()+": "+cmdline)
 		}

@@ -244,11 +244,15 @@ func cmdStart(e *env, args []string) error {
 		r.PulledImage = img
 		r.PulledAt = time.Now().UTC().Format(time.RFC3339)
 	}
-	// No process stands behind a simulated machine; the pid of the start
-	// invocation is a plausible, stable number to report.
-	pid := os.Getpid()
+	// A real process stands behind a running machine, detached like
+	// smolvm's VMM; its pid is the machine's.
+	pid, err := startVMM(s.recordPath(name), name)
+	if err != nil {
+		return fail("agent operation failed: start machine: start VMM: %v", err)
+	}
 	r.State, r.PID = "running", &pid
 	if err := s.save(r); err != nil {
+		stopVMM(pid, name)
 		return err
 	}
 	_, _ = fmt.Fprintf(e.stdout, "Machine '%s' running (PID: %d)\n", name, pid)
@@ -293,9 +297,13 @@ func cmdStop(e *env, args []string) error {
 // stopMachine marks the machine stopped, then ends its running execs (they
 // registered under the machine lock, which the caller holds).
 func stopMachine(s *store, r *record) error {
+	pid := r.PID
 	r.State, r.PID = "stopped", nil
 	if err := s.save(r); err != nil {
 		return err
+	}
+	if pid != nil {
+		stopVMM(*pid, r.Name)
 	}
 	s.stopExecs(r.Name)
 	return nil

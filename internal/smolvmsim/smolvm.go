@@ -22,8 +22,11 @@ const simVersion = "1.9.0"
 // Main runs the simulator as the process's argv[0] names it: runuser inside
 // a sandbox, smolvm otherwise. It returns the exit code.
 func Main() int {
-	if filepath.Base(os.Args[0]) == "runuser" {
+	switch filepath.Base(os.Args[0]) {
+	case "runuser":
 		return runuserMain(os.Args[1:])
+	case VMMName:
+		return vmmMain(os.Args[1:])
 	}
 	return smolvmMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }

@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 	switch filepath.Base(os.Args[0]) {
 	case "runuser":
 		os.Exit(runuserMain(os.Args[1:]))
+	case VMMName:
+		os.Exit(vmmMain(os.Args[1:]))
 	case "smolvm":
 		os.Exit(smolvmMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}

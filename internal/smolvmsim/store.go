@@ -122,6 +122,11 @@ func (s *store) load(name string) (*record, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fail("config operation failed: decode machine '%s': %v", name, err)
 	}
+	// A running machine whose VMM is gone (killed, host rebooted) is
+	// stopped, whatever the record last said.
+	if r.State == "running" && (r.PID == nil || !vmmAlive(*r.PID, r.Name)) {
+		r.State, r.PID = "stopped", nil
+	}
 	return &r, nil
 }
 
