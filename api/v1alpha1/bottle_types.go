@@ -28,6 +28,9 @@ const (
 // sandboxes a coding agent.
 // +kubebuilder:validation:XValidation:rule="!has(self.prompt) || has(self.promptPath)",message="prompt requires promptPath: set spec.promptPath to the absolute guest path the prompt is written to",fieldPath=".prompt"
 // +kubebuilder:validation:XValidation:rule="has(self.machineName) == has(oldSelf.machineName) && (!has(self.machineName) || self.machineName == oldSelf.machineName)",message="machineName is immutable: it cannot be added, changed or removed after creation",fieldPath=".machineName"
+// +kubebuilder:validation:XValidation:rule="!has(self.prompt) || !has(self.promptPath) || !has(self.files) || self.files.all(f, f.path != self.promptPath)",message="promptPath must differ from every files[].path when prompt is set: both would write the same file (drop prompt to use that file as the prompt)",fieldPath=".promptPath"
+// +kubebuilder:validation:XValidation:rule="(has(self.prompt) && has(self.prompt.inline) ? size(self.prompt.inline) : 0) + (has(self.files) ? self.files.map(f, has(f.inline) ? size(f.inline) : 0).sum() : 0) + (has(self.provision) ? self.provision.map(p, size(p.script)).sum() : 0) + (has(self.env) ? self.env.map(e, has(e.value) ? size(e.value) : 0).sum() : 0) <= 131072",message="prompt.inline, files[].inline, provision[].script and env[].value may hold at most 131072 characters in total, so that the Bottle and its status fit in etcd; move large content to a ConfigMap or Secret (configMapKeyRef, secretKeyRef, valueFrom)"
+// +kubebuilder:validation:XValidation:rule="(has(self.promptPath) ? size(self.promptPath) : 0) + (has(self.files) ? self.files.map(f, size(f.path)).sum() : 0) <= 8192",message="promptPath and files[].path may hold at most 8192 characters in total, so that the Bottle and its status fit in etcd"
 type BottleSpec struct {
 	// NodeName is the node whose agent runs this Bottle's machine. Immutable.
 	// +required
@@ -69,6 +72,7 @@ type BottleSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="promptPath must be an absolute path starting with '/'"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)\\\\.\\\\.(/|$)')",message="promptPath must not contain a '..' segment"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="promptPath must not contain control characters"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('//') && !self.contains('/./') && !self.endsWith('/.') && !self.endsWith('/')",message="promptPath must be canonical: no '//', no '.' segment, no trailing '/'"
 	PromptPath string `json:"promptPath,omitempty"`
 
 	// Prompt is the content written to PromptPath. Requires PromptPath.
@@ -230,6 +234,7 @@ type File struct {
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="path must be an absolute path starting with '/'"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)\\\\.\\\\.(/|$)')",message="path must not contain a '..' segment"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="path must not contain control characters"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('//') && !self.contains('/./') && !self.endsWith('/.') && !self.endsWith('/')",message="path must be canonical: no '//', no '.' segment, no trailing '/'"
 	Path string `json:"path"`
 
 	// Mode is the file's permission bits, 0 to 0777 (decimal 0 to 511).

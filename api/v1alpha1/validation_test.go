@@ -164,7 +164,71 @@ var _ = Describe("Bottle validation by the API server", func() {
 		}, "spec.provision[0].timeoutSeconds", "less than or equal to 86400"}),
 		Entry("steps over 32", invalid{func(b *v1.Bottle) { b.Spec.Provision = steps(33) }, "spec.provision", "must have at most 32 items"}),
 		Entry("runState unknown", invalid{func(b *v1.Bottle) { b.Spec.RunState = "Paused" }, "spec.runState", `supported values: "Running", "Stopped"`}),
+		Entry("recreatePolicy unknown", invalid{func(b *v1.Bottle) { b.Spec.RecreatePolicy = "Always" }, "spec.recreatePolicy", `supported values: "Never", "OnChange"`}),
+		Entry("promptPath with '//'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/home//node/p.md" }, "spec.promptPath", "must be canonical"}),
+		Entry("promptPath with '/./'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/home/./node/p.md" }, "spec.promptPath", "must be canonical"}),
+		Entry("promptPath ending in '/.'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/home/node/." }, "spec.promptPath", "must be canonical"}),
+		Entry("promptPath with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/home/node/" }, "spec.promptPath", "must be canonical"}),
+		Entry("promptPath '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/" }, "spec.promptPath", "must be canonical"}),
+		Entry("file path with '//'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "//a", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
+		Entry("file path with '/./'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/./b", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
+		Entry("file path with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/b/", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
+		Entry("two files aliasing one path", invalid{func(b *v1.Bottle) {
+			b.Spec.Files = []v1.File{{Path: "/a/b", Inline: inline("1")}, {Path: "/a//b", Inline: inline("2")}}
+		}, "spec.files[1].path", "must be canonical"}),
+		Entry("prompt written to a files[] path", invalid{func(b *v1.Bottle) {
+			b.Spec.PromptPath = "/home/node/prompt.md"
+			b.Spec.Prompt = &v1.ContentSource{Inline: inline("hi")}
+			b.Spec.Files = []v1.File{{Path: "/etc/x", Inline: inline("1")}, {Path: "/home/node/prompt.md", Inline: inline("2")}}
+		}, "spec.promptPath", "promptPath must differ from every files[].path"}),
+		Entry("prompt aliasing a files[] path", invalid{func(b *v1.Bottle) {
+			b.Spec.PromptPath = "/home/node/./prompt.md"
+			b.Spec.Prompt = &v1.ContentSource{Inline: inline("hi")}
+			b.Spec.Files = []v1.File{{Path: "/home/node/prompt.md", Inline: inline("2")}}
+		}, "spec.promptPath", "must be canonical"}),
+		Entry("content over the total budget (issue 8 item 7: 23 inline files of 64 KiB)", invalid{func(b *v1.Bottle) {
+			b.Spec.Files = files(23)
+			for i := range b.Spec.Files {
+				b.Spec.Files[i].Inline = inline(strings.Repeat("x", 65536))
+			}
+		}, "spec", "at most 131072 characters in total"}),
+		Entry("content over the total budget by one character, across every kind", invalid{func(b *v1.Bottle) {
+			b.Spec.PromptPath = "/p"
+			b.Spec.Prompt = &v1.ContentSource{Inline: inline(strings.Repeat("p", 1))}
+			b.Spec.Files = []v1.File{{Path: "/f", Inline: inline(strings.Repeat("f", 32768))}}
+			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: strings.Repeat("s", 65536)}}
+			b.Spec.Env = []v1.EnvVar{{Name: "A", Value: inline(strings.Repeat("e", 32768))}}
+		}, "spec", "at most 131072 characters in total"}),
+		Entry("paths over the total budget", invalid{func(b *v1.Bottle) {
+			b.Spec.PromptPath = "/" + strings.Repeat("p", 4000)
+			b.Spec.Files = []v1.File{{Path: "/" + strings.Repeat("f", 4095), Inline: inline("1")}, {Path: "/g" + strings.Repeat("g", 100), Inline: inline("2")}}
+		}, "spec", "at most 8192 characters in total"}),
 	)
+
+	It("accepts content at exactly the total budget, counted in characters", func() {
+		b := newBottle(func(b *v1.Bottle) {
+			b.Spec.PromptPath = "/p"
+			b.Spec.Prompt = &v1.ContentSource{Inline: inline(strings.Repeat("p", 1))}
+			b.Spec.Files = []v1.File{{Path: "/f", Inline: inline(strings.Repeat("f", 32767))}}
+			// 65,536 four-byte characters: the largest script the CRD allows.
+			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: strings.Repeat("\U0001F600", 65536)}}
+			b.Spec.Env = []v1.EnvVar{{Name: "A", Value: inline(strings.Repeat("e", 32768))}}
+		})
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+	})
+
+	It("accepts promptPath equal to a files[] path when the prompt comes from that file", func() {
+		b := newBottle(func(b *v1.Bottle) {
+			b.Spec.PromptPath = "/home/node/prompt.md"
+			b.Spec.Files = []v1.File{{Path: "/home/node/prompt.md", Inline: inline("be brief")}}
+		})
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+	})
+
+	It("accepts recreatePolicy OnChange", func() {
+		b := newBottle(func(b *v1.Bottle) { b.Spec.RecreatePolicy = v1.RecreateOnChange })
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+	})
 
 	It("accepts a minimal Bottle and applies every default", func() {
 		b := newBottle(func(b *v1.Bottle) {
@@ -178,6 +242,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Expect(got.Spec.Resources.CPUs).To(Equal(int32(2)))
 		Expect(got.Spec.Resources.MemoryMiB).To(Equal(int32(4096)))
 		Expect(got.Spec.RunState).To(Equal(v1.RunStateRunning))
+		Expect(got.Spec.RecreatePolicy).To(Equal(v1.RecreateNever))
 		Expect(got.Spec.Files[0].Mode).To(Equal(ptr.To[int32](0o644)))
 		Expect(got.Spec.Files[0].Inline).To(Equal(inline("")), "an empty inline file is content, not a missing source")
 		Expect(got.Spec.Provision[0].TimeoutSeconds).To(Equal(int32(600)))

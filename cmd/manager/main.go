@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -22,6 +24,7 @@ import (
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/agentlease"
 	"github.com/bot-bottle/bottle-controller/internal/nodecheck"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/version"
@@ -38,8 +41,11 @@ type options struct {
 	resyncPeriod            time.Duration
 	digestKeyFile           string
 	smolvmRecheckPeriod     time.Duration
+	lease                   leaseOptions
 	exec                    execOptions
 	zap                     zap.Options
+	// skipNameValidation lets tests run two agents in one process.
+	skipNameValidation bool
 }
 
 // parseFlags returns a one-line error for bad or missing flags.
@@ -57,6 +63,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.resyncPeriod, "resync-period", time.Minute, "How often a Ready Bottle's machine is checked for drift.")
 	fs.StringVar(&o.digestKeyFile, "digest-key-file", "/etc/bottle-digest/key", "Key (at least 32 bytes) of the HMACs that status.files records for Secret content, shared by every agent (a mounted Secret); when the file is missing, each agent process uses a random key of its own.")
 	fs.DurationVar(&o.smolvmRecheckPeriod, "smolvm-recheck-period", 30*time.Second, "While smolvm is missing or too old, how often to check it again (the agent restarts once it is usable).")
+	o.lease.bindFlags(fs)
 	o.exec.bindFlags(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +87,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--resync-period must be at least 1s, not %s", o.resyncPeriod)
 	case o.smolvmRecheckPeriod < time.Second:
 		return nil, fmt.Errorf("--smolvm-recheck-period must be at least 1s, not %s", o.smolvmRecheckPeriod)
+	}
+	if err := o.lease.validate(); err != nil {
+		return nil, err
 	}
 	if err := o.exec.validate(); err != nil {
 		return nil, err
@@ -110,13 +120,25 @@ func main() {
 }
 
 func run(ctx context.Context, o *options) error {
+	mgr, err := newAgent(ctx, ctrl.GetConfigOrDie(), o)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// newAgent builds the agent's manager. The Bottle reconciler (or, on a node
+// whose smolvm is unusable, the nodecheck reconciler) runs only while this
+// process holds the node's Lease; the exec API, probes and metrics run in a
+// standby too.
+func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, error) {
 	log := ctrl.Log.WithName("setup")
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
+		return nil, err
 	}
 	if err := v1.AddToScheme(scheme); err != nil {
-		return err
+		return nil, err
 	}
 
 	var env []string
@@ -124,21 +146,41 @@ func run(ctx context.Context, o *options) error {
 		env = append(env, "SMOLVM_DATA_DIR="+o.smolvmDataDir)
 	}
 	cli := smolvm.New(o.smolvmPath, env...)
-	log.Info("starting agent", "version", version.Version, "revision", version.Revision, "node", o.nodeName)
+	log.Info("starting agent", "version", version.Version, "revision", version.Revision, "node", o.nodeName,
+		"lease", o.lease.namespace+"/"+agentlease.Name(o.nodeName), "identity", o.lease.identity)
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), NewManagerOptions(scheme, o))
+	lock, err := agentlease.NewLock(cfg, o.lease.namespace, o.nodeName, o.lease.identity,
+		max(o.lease.renewDeadline/2, time.Second), ctrl.Log.WithName("lease"))
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return nil, fmt.Errorf("creating the node lease lock: %w", err)
+	}
+	mopts := NewManagerOptions(scheme, o)
+	mopts.LeaderElection = true
+	mopts.LeaderElectionID = agentlease.Name(o.nodeName)
+	mopts.LeaderElectionNamespace = o.lease.namespace
+	mopts.LeaderElectionResourceLockInterface = lock
+	mopts.LeaseDuration = &o.lease.duration
+	mopts.RenewDeadline = &o.lease.renewDeadline
+	mopts.RetryPeriod = &o.lease.retryPeriod
+	// On shutdown, stop the reconciler (cancelling its steps) and then
+	// release the Lease, so a standby takes over at once.
+	mopts.LeaderElectionReleaseOnCancel = true
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
 	}
 	mode := smolvm.ModeLogin
 	if o.execMode == "direct" {
 		mode = smolvm.ModeDirect
 	}
 	if err := addExecServer(mgr, o, cli, mode); err != nil {
-		return err
+		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("lease", agentlease.ReadyzCheck(mgr.Elected(), lock)); err != nil {
+		return nil, err
 	}
 
 	// A node whose smolvm is missing or too old keeps the agent up and
@@ -155,18 +197,18 @@ func run(ctx context.Context, o *options) error {
 			"path", o.smolvmPath, "minimumVersion", smolvm.MinVersion)
 		state := nodecheck.NewState(fmt.Errorf("smolvm at %q: %w", o.smolvmPath, err))
 		if err := mgr.AddReadyzCheck("smolvm", state.Readyz); err != nil {
-			return err
+			return nil, err
 		}
 		nc := &nodecheck.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bottle-agent"), State: state}
 		if err := nc.SetupWithManager(mgr); err != nil {
-			return err
+			return nil, err
 		}
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			return state.Watch(ctx, o.smolvmRecheckPeriod, checkSmolvm)
 		})); err != nil {
-			return err
+			return nil, err
 		}
-		return mgr.Start(ctx)
+		return mgr, nil
 	}
 
 	r := &controllers.BottleReconciler{
@@ -180,15 +222,12 @@ func run(ctx context.Context, o *options) error {
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 	}
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
-		return fmt.Errorf("--digest-key-file: %w", err)
+		return nil, fmt.Errorf("--digest-key-file: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
-		return fmt.Errorf("setting up the Bottle controller: %w", err)
+		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	return mgr.Start(ctx)
+	return mgr, nil
 }
 
 // NewManagerOptions scopes the cache to this node's Bottles, filtered by the
@@ -198,5 +237,6 @@ func NewManagerOptions(scheme *runtime.Scheme, o *options) ctrl.Options {
 	opts := controllers.ManagerOptions(scheme, o.nodeName)
 	opts.Metrics = metricsserver.Options{BindAddress: o.metricsAddr}
 	opts.HealthProbeBindAddress = o.probeAddr
+	opts.Controller = config.Controller{SkipNameValidation: &o.skipNameValidation}
 	return opts
 }

@@ -26,6 +26,11 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--node-name=n", "--exec-max-sessions=600"}, "must be below --exec-max-connections (512)"},
 		{[]string{"--node-name=n", "--exec-gateway-client-names= , "}, "at least one common name"},
 		{[]string{"--node-name=n", "--exec-max-sessions=4", "--exec-max-sessions-per-user=2", "--exec-gateway-client-names=gw-a,gw-b"}, ""},
+		{[]string{"--node-name=n", "--lease-namespace="}, "--lease-namespace must not be empty"},
+		{[]string{"--node-name=n", "--lease-duration=10s"}, "--lease-duration (10s) must be longer than --lease-renew-deadline (10s)"},
+		{[]string{"--node-name=n", "--lease-renew-deadline=2s"}, "must be more than 1.2 × --lease-retry-period"},
+		{[]string{"--node-name=n", "--lease-retry-period=0s"}, "--lease-retry-period must be positive"},
+		{[]string{"--node-name=n", "--lease-duration=3s", "--lease-renew-deadline=2s", "--lease-retry-period=250ms"}, ""},
 		{[]string{"--node-name=n"}, ""},
 		{[]string{"--node-name=n", "--exec-bind-address=0", "--exec-cert-dir="}, ""},
 	} {
@@ -45,6 +50,15 @@ func TestNodeNameFromEnvironment(t *testing.T) {
 	t.Setenv("NODE_NAME", "from-downward-api")
 	o, err := parseFlags(nil)
 	if err != nil || o.nodeName != "from-downward-api" {
+		t.Fatalf("got %+v, %v", o, err)
+	}
+}
+
+func TestLeaseNamespaceFromEnvironment(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "agents")
+	t.Setenv("POD_NAME", "agent-x1")
+	o, err := parseFlags([]string{"--node-name=n"})
+	if err != nil || o.lease.namespace != "agents" || o.lease.identity != "agent-x1" {
 		t.Fatalf("got %+v, %v", o, err)
 	}
 }
