@@ -41,6 +41,7 @@ const (
 	flagJSON      = "--json"
 	flagTimeout   = "--timeout"
 	flagStdin     = "-i"
+	flagStream    = "--stream"
 	flagTTY       = "-t"
 	flagMode      = "--mode"
 	flagUID       = "--uid"
@@ -166,39 +167,44 @@ func nameOnlyArgv(verb, sub, name string) ([]string, error) {
 	return []string{cmdMachine, sub, flagName, name}, nil
 }
 
-// execArgv builds `machine exec`. timeout > 0 adds --timeout; stdin adds -i
-// (smolvm forwards stdin only then); tty adds -t.
-func execArgv(verb string, req ExecRequest, timeout time.Duration, stdin, tty bool) ([]string, error) {
+// execArgv builds `machine exec` and the payload to write on its stdin (see
+// guestCommand). timeout > 0 adds --timeout; -i is added when there is a
+// payload or userStdin (smolvm forwards stdin only then); tty adds -t.
+func execArgv(verb string, req ExecRequest, timeout time.Duration, userStdin, tty bool) (argv []string, payload string, err error) {
 	if err := checkName(verb, req.Machine); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	envs, guest, workdir, err := guestCommand(verb, req)
+	envs, guest, workdir, payload, err := guestCommand(verb, req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	argv := []string{cmdMachine, subExec, flagName, req.Machine}
+	argv = []string{cmdMachine, subExec, flagName, req.Machine}
 	envArgs, err := envFlags(verb, envs)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	argv = append(argv, envArgs...)
 	if workdir != "" {
 		argv = append(argv, flagWorkdir, workdir)
 	}
 	if timeout < 0 {
-		return nil, newUsageError(verb, "negative timeout")
+		return nil, "", newUsageError(verb, "negative timeout")
 	}
 	if timeout > 0 {
 		argv = append(argv, flagTimeout, formatTimeout(timeout))
 	}
-	if stdin {
+	if !tty {
+		// Output as it arrives, so a killed exec still has it.
+		argv = append(argv, flagStream)
+	}
+	if userStdin || payload != "" {
 		argv = append(argv, flagStdin)
 	}
 	if tty {
 		argv = append(argv, flagTTY)
 	}
 	argv = append(argv, endOfFlags)
-	return append(argv, guest...), nil
+	return append(argv, guest...), payload, nil
 }
 
 // formatTimeout renders d as whole seconds ("600s"), rounded up so smolvm

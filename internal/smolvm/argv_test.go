@@ -44,36 +44,35 @@ func TestArgvBuilders(t *testing.T) {
 		{"status", func() ([]string, error) { return statusArgv("m1") }, []string{"machine", "status", "--name", "m1", "--json"}},
 		{"list", func() ([]string, error) { return listArgv(), nil }, []string{"machine", "ls", "--json"}},
 		{"exec root argv", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m1", Argv: []string{"ls", "-la", "a b"}}, 0, false, false)
-		}, []string{"machine", "exec", "--name", "m1", "--", "ls", "-la", "a b"}},
+			return argvOf(verbExec, ExecRequest{Machine: "m1", Argv: []string{"ls", "-la", "a b"}}, 0, false, false)
+		}, []string{"machine", "exec", "--name", "m1", "--stream", "--", "ls", "-la", "a b"}},
 		{"exec root script env workdir timeout stdin", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m1", Script: "echo $A", Env: []EnvVar{{"A", "x y"}}, Workdir: "/w"},
+			return argvOf(verbExec, ExecRequest{Machine: "m1", Script: "echo $A", Env: []EnvVar{{"A", "x y"}}, Workdir: "/w"},
 				90*time.Second, true, false)
-		}, []string{"machine", "exec", "--name", "m1", "-e", "A=x y", "-w", "/w", "--timeout", "90s", "-i", "--", "/bin/sh", "-c", "echo $A"}},
+		}, []string{"machine", "exec", "--name", "m1", "-w", "/w", "--timeout", "90s", "--stream", "-i", "--", "/bin/sh", "-c", `eval "$(head -c 22)"`}},
 		{"exec login script", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "node", Script: "id -un",
+			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "node", Script: "id -un",
 				Env: []EnvVar{{"TOKEN", "it's $secret"}, {"B", ""}}, Workdir: "/workspace"}, 600*time.Second, false, false)
-		}, []string{"machine", "exec", "--name", "m1", "--timeout", "600s", "--",
-			"runuser", "-l", "node", "-c",
-			"export TOKEN='it'\\''s $secret'\nexport B=''\ncd '/workspace' || exit 1\nid -un"}},
+		}, []string{"machine", "exec", "--name", "m1", "--timeout", "600s", "--stream", "-i", "--",
+			"runuser", "-l", "node", "-c", `eval "$(head -c 75)"`}},
 		{"exec login argv (seed's exec_claude shape)", func() ([]string, error) {
-			return execArgv(verbInteractive, ExecRequest{Machine: "m1", User: "node",
+			return argvOf(verbInteractive, ExecRequest{Machine: "m1", User: "node",
 				Argv: []string{"claude", "--append-system-prompt-file", "/p q", "-x'"}}, 0, true, true)
 		}, []string{"machine", "exec", "--name", "m1", "-i", "-t", "--",
 			"runuser", "-l", "node", "-c", "exec 'claude' '--append-system-prompt-file' '/p q' '-x'\\'''"}},
 		{"exec direct argv", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "node", Mode: ModeDirect,
+			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "node", Mode: ModeDirect,
 				Argv: []string{"id", "-un"}, Env: []EnvVar{{"K", "v"}}, Workdir: "/workspace"}, time.Second, false, false)
 		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/home/node", "-e", "USER=node", "-e", "LOGNAME=node",
-			"-e", "K=v", "-w", "/workspace", "--timeout", "1s", "--", "runuser", "-u", "node", "--", "id", "-un"}},
+			"-w", "/workspace", "--timeout", "1s", "--stream", "-i", "--", "runuser", "-u", "node", "--", "/bin/sh", "-c", `eval "$(head -c 28)"`}},
 		{"exec direct script as root with explicit home", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "root", Mode: ModeDirect, Script: "pwd"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "root", Mode: ModeDirect, Script: "pwd"}, 0, false, false)
 		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/root", "-e", "USER=root", "-e", "LOGNAME=root",
-			"--", "runuser", "-u", "root", "--", "/bin/sh", "-c", "pwd"}},
+			"--stream", "-i", "--", "runuser", "-u", "root", "--", "/bin/sh", "-c", `eval "$(head -c 3)"`}},
 		{"exec direct custom home", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m1", User: "app", Home: "/srv/app", Mode: ModeDirect, Argv: []string{"true"}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "app", Home: "/srv/app", Mode: ModeDirect, Argv: []string{"true"}}, 0, false, false)
 		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/srv/app", "-e", "USER=app", "-e", "LOGNAME=app",
-			"--", "runuser", "-u", "app", "--", "true"}},
+			"--stream", "--", "runuser", "-u", "app", "--", "true"}},
 		{"cp in with mode and owner", func() ([]string, error) {
 			return copyInArgv("m1", "/tmp/a b", "/home/node/x", 0o600, 1000, 1000)
 		}, []string{"machine", "cp", "/tmp/a b", "m1:/home/node/x", "--mode", "0600", "--uid", "1000", "--gid", "1000"}},
@@ -123,31 +122,31 @@ func TestArgvRejects(t *testing.T) {
 			return createArgv(MachineSpec{Name: "m", Image: "i", Env: []EnvVar{{"A;rm", secret}}})
 		}, ErrUsage},
 		{"script and argv", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", Script: "x", Argv: []string{"y"}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Argv: []string{"y"}}, 0, false, false)
 		}, ErrUsage},
 		{"neither script nor argv", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m"}, 0, false, false)
 		}, ErrUsage},
 		{"NUL in argv", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", Argv: []string{"echo", secret + "\x00"}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"echo", secret + "\x00"}}, 0, false, false)
 		}, ErrUsage},
 		{"NUL in env value", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", Argv: []string{"x"}, Env: []EnvVar{{"A", secret + "\x00"}}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"x"}, Env: []EnvVar{{"A", secret + "\x00"}}}, 0, false, false)
 		}, ErrUsage},
 		{"env name injection in login mode", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Env: []EnvVar{{"A=1; rm -rf /; B", secret}}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Env: []EnvVar{{"A=1; rm -rf /; B", secret}}}, 0, false, false)
 		}, ErrUsage},
 		{"user as flag", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", User: "-c", Script: "x"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", User: "-c", Script: "x"}, 0, false, false)
 		}, ErrUsage},
 		{"relative workdir", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", Script: "x", Workdir: "work"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Workdir: "work"}, 0, false, false)
 		}, ErrUsage},
 		{"negative timeout", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", Script: "x"}, -time.Second, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x"}, -time.Second, false, false)
 		}, ErrUsage},
 		{"unknown mode", func() ([]string, error) {
-			return execArgv(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Mode: 7}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Mode: 7}, 0, false, false)
 		}, ErrUsage},
 		{"host path with colon", func() ([]string, error) { return copyInArgv("m", "/tmp/a:b", "/x", 0, -1, -1) }, ErrUsage},
 		{"relative host path", func() ([]string, error) { return copyInArgv("m", "a", "/x", 0, -1, -1) }, ErrUsage},
@@ -170,6 +169,48 @@ func TestArgvRejects(t *testing.T) {
 	}
 }
 
+// The payload an exec sends on stdin, and what stays off every command line.
+func TestExecPayload(t *testing.T) {
+	const secret = "sk-ant-SECRET"
+	for _, tt := range []struct {
+		name    string
+		verb    string
+		req     ExecRequest
+		payload string
+	}{
+		{"login: exports, cd, script", verbExec, ExecRequest{Machine: "m", User: "node", Script: "id -un",
+			Env: []EnvVar{{"TOKEN", "it's " + secret}, {"B", ""}}, Workdir: "/workspace"},
+			"export TOKEN='it'\\''s " + secret + "'\nexport B=''\ncd '/workspace' || exit 1\nid -un"},
+		{"direct: exports and script, workdir by -w", verbExec, ExecRequest{Machine: "m", User: "node", Mode: ModeDirect,
+			Script: "echo $TOKEN", Env: []EnvVar{{"TOKEN", secret}}, Workdir: "/w"},
+			"export TOKEN='" + secret + "'\necho $TOKEN"},
+		{"root: argv with env becomes exec", verbExec, ExecRequest{Machine: "m", Argv: []string{"printenv", "TOKEN"},
+			Env: []EnvVar{{"TOKEN", secret}}}, "export TOKEN='" + secret + "'\nexec 'printenv' 'TOKEN'"},
+		{"script alone", verbExec, ExecRequest{Machine: "m", Script: "echo " + secret}, "echo " + secret},
+		{"bare argv has none", verbExec, ExecRequest{Machine: "m", Argv: []string{"true"}}, ""},
+		{"interactive has none", verbInteractive, ExecRequest{Machine: "m", User: "node", Argv: []string{"claude"}}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			argv, payload, err := execArgv(tt.verb, tt.req, time.Minute, false, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if payload != tt.payload {
+				t.Fatalf("payload\n got: %q\nwant: %q", payload, tt.payload)
+			}
+			if strings.Contains(strings.Join(argv, " "), secret) {
+				t.Fatalf("a secret is on the command line: %q", argv)
+			}
+			if payload != "" && !strings.Contains(argv[len(argv)-1], `eval "$(head -c `) {
+				t.Fatalf("the guest command does not read the payload: %q", argv)
+			}
+		})
+	}
+	if _, _, err := execArgv(verbInteractive, ExecRequest{Machine: "m", Argv: []string{"sh"}, Env: []EnvVar{{"A", secret}}}, 0, true, false); ClassOf(err) != ErrUsage {
+		t.Fatalf("an interactive exec with Env must be refused, got %v", err)
+	}
+}
+
 func TestFormatTimeout(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		time.Millisecond:        "1s",
@@ -182,4 +223,10 @@ func TestFormatTimeout(t *testing.T) {
 			t.Errorf("formatTimeout(%v) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// argvOf is execArgv's argv alone, for the argv tables.
+func argvOf(verb string, req ExecRequest, timeout time.Duration, stdin, tty bool) ([]string, error) {
+	argv, _, err := execArgv(verb, req, timeout, stdin, tty)
+	return argv, err
 }

@@ -3,6 +3,7 @@ package smolvm
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -72,7 +73,7 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	if timeout == 0 {
 		timeout = c.DefaultExecTimeout
 	}
-	argv, err := execArgv(verbExec, req, timeout, req.Stdin != nil, false)
+	argv, payload, err := execArgv(verbExec, req, timeout, req.Stdin != nil, false)
 	if err != nil {
 		return ExecResult{ExitCode: -1}, err
 	}
@@ -85,7 +86,7 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	}
 	stdout, stderr := newTailBuffer(limit), newTailBuffer(limit)
 	cmd := c.command(runCtx, argv)
-	cmd.Stdin = req.Stdin
+	cmd.Stdin = execStdin(payload, req.Stdin)
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	o := runCmd(runCtx, cmd, stderr)
@@ -103,6 +104,18 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 		return res, e
 	}
 	return res, nil
+}
+
+// execStdin is what smolvm reads with -i: the payload, then the caller's
+// stdin; nil (no -i) when there is neither.
+func execStdin(payload string, stdin io.Reader) io.Reader {
+	switch {
+	case payload == "":
+		return stdin
+	case stdin == nil:
+		return strings.NewReader(payload)
+	}
+	return io.MultiReader(strings.NewReader(payload), stdin)
 }
 
 // withExecTimeout gives smolvm's --timeout a head start over the driver's own

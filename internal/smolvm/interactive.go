@@ -40,7 +40,7 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 	start := time.Now()
 	defer func() { observe(verbInteractive, time.Since(start), err) }()
 
-	argv, err := execArgv(verbInteractive, req, req.Timeout, true, s.TTY)
+	argv, _, err := execArgv(verbInteractive, req, req.Timeout, true, s.TTY)
 	if err != nil {
 		return -1, err
 	}

@@ -32,6 +32,9 @@ var execSpec = &cmdSpec{
 		{long: "--timeout", meta: "<DURATION>"},
 		{long: "--interactive", short: "-i"},
 		{long: "--tty", short: "-t"},
+		// Real smolvm buffers output until the command exits unless
+		// --stream; the simulator always streams (see docs/smolvm.md).
+		{long: "--stream"},
 	},
 	command:     true,
 	commandMeta: "<COMMAND>...",
