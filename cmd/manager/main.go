@@ -42,6 +42,7 @@ type options struct {
 	digestKeyFile           string
 	smolvmRecheckPeriod     time.Duration
 	lease                   leaseOptions
+	timeouts                smolvmTimeouts
 	exec                    execOptions
 	zap                     zap.Options
 	// skipNameValidation lets tests run two agents in one process.
@@ -64,6 +65,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.digestKeyFile, "digest-key-file", "/etc/bottle-digest/key", "Key (at least 32 bytes) of the HMACs that status.files records for Secret content, shared by every agent (a mounted Secret); when the file is missing, each agent process uses a random key of its own.")
 	fs.DurationVar(&o.smolvmRecheckPeriod, "smolvm-recheck-period", 30*time.Second, "While smolvm is missing or too old, how often to check it again (the agent restarts once it is usable).")
 	o.lease.bindFlags(fs)
+	o.timeouts.bindFlags(fs)
 	o.exec.bindFlags(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +89,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--resync-period must be at least 1s, not %s", o.resyncPeriod)
 	case o.smolvmRecheckPeriod < time.Second:
 		return nil, fmt.Errorf("--smolvm-recheck-period must be at least 1s, not %s", o.smolvmRecheckPeriod)
+	}
+	if err := o.timeouts.validate(); err != nil {
+		return nil, err
 	}
 	if err := o.lease.validate(); err != nil {
 		return nil, err
@@ -146,6 +151,8 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		env = append(env, "SMOLVM_DATA_DIR="+o.smolvmDataDir)
 	}
 	cli := smolvm.New(o.smolvmPath, env...)
+	cli.Timeouts = o.timeouts.Timeouts
+	cli.DefaultExecTimeout = o.timeouts.exec
 	log.Info("starting agent", "version", version.Version, "revision", version.Revision, "node", o.nodeName,
 		"lease", o.lease.namespace+"/"+agentlease.Name(o.nodeName), "identity", o.lease.identity)
 

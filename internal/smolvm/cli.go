@@ -43,6 +43,8 @@ type CLI struct {
 	// OutputLimit is how many bytes of each stream Exec keeps (the tail).
 	// Zero means DefaultOutputLimit.
 	OutputLimit int
+	// Timeouts bound every call but Exec; zero fields take the defaults.
+	Timeouts Timeouts
 }
 
 // New returns a CLI for the binary at path ("" means "smolvm" from PATH),
@@ -51,7 +53,8 @@ func New(path string, env ...string) *CLI {
 	if path == "" {
 		path = "smolvm"
 	}
-	return &CLI{Path: path, Env: env, DefaultExecTimeout: DefaultExecTimeout, OutputLimit: DefaultOutputLimit}
+	return &CLI{Path: path, Env: env, DefaultExecTimeout: DefaultExecTimeout, OutputLimit: DefaultOutputLimit,
+		Timeouts: DefaultTimeouts()}
 }
 
 func (c *CLI) path() string {
@@ -173,17 +176,31 @@ func usageMessage(stderr string) string {
 	return "smolvm rejected the command line"
 }
 
-// run executes a non-exec verb and returns its stdout.
-func (c *CLI) run(ctx context.Context, verb string, argv []string) (out string, err error) {
+// run executes a non-exec verb within its deadline and returns its stdout.
+func (c *CLI) run(ctx context.Context, verb string, argv []string) (string, error) {
+	return c.runSized(ctx, verb, argv, 0)
+}
+
+// runSized is run for a verb whose deadline grows with bytes (a copy).
+func (c *CLI) runSized(ctx context.Context, verb string, argv []string, bytes int64) (out string, err error) {
 	start := time.Now()
 	defer func() { observe(verb, time.Since(start), err) }()
 
+	limit := c.Timeouts.deadline(verb, bytes)
+	runCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	stdout := newTailBuffer(maxJSONOutput)
 	stderr := newTailBuffer(headLen)
-	cmd := c.command(ctx, argv)
+	cmd := c.command(runCtx, argv)
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	if e := c.failure(verb, runCmd(ctx, cmd, stderr)); e != nil {
+	o := runCmd(runCtx, cmd, stderr)
+	if o.ctxErr != nil && ctx.Err() == nil {
+		// The verb's own deadline, not the caller's context.
+		return "", &Error{Verb: verb, Class: ErrTimeout, ExitCode: -1, Err: context.DeadlineExceeded,
+			Message: fmt.Sprintf("no answer within its deadline of %s; smolvm and its children were killed", limit)}
+	}
+	if e := c.failure(verb, o); e != nil {
 		return "", e
 	}
 	if stdout.Truncated() {

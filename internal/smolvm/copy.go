@@ -19,7 +19,7 @@ func (c *CLI) CopyIn(ctx context.Context, machine, hostPath, guestPath string, m
 	if err != nil {
 		return precheckFailed(verbCopyIn, err)
 	}
-	_, err = c.run(ctx, verbCopyIn, argv)
+	_, err = c.runSized(ctx, verbCopyIn, argv, fileSize(abs))
 	return err
 }
 

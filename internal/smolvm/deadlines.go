@@ -1,0 +1,78 @@
+package smolvm
+
+import (
+	"os"
+	"time"
+)
+
+// Timeouts are the deadlines of smolvm calls, one per verb, so a wedged
+// smolvm (a hung VMM, a locked database) costs a worker seconds, not for
+// ever. A call that reaches its deadline is killed with its whole process
+// group and returns an *Error of class ErrTimeout naming the verb. Zero
+// fields take DefaultTimeouts' values. Exec is bounded by its request's
+// Timeout (or CLI.DefaultExecTimeout) instead.
+type Timeouts struct {
+	Version, Status, List, Stop, Delete time.Duration
+	Create, Start                       time.Duration
+	// Copy bounds a copy of an empty file; CopyPerMiB is added per MiB of
+	// the file (a floor on the throughput smolvm must reach).
+	Copy, CopyPerMiB time.Duration
+}
+
+// DefaultTimeouts: seconds for the calls that only read or write smolvm's
+// database or signal a VM, minutes for create and start (the first start
+// pulls the image).
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		Version: 10 * time.Second,
+		Status:  15 * time.Second,
+		List:    15 * time.Second,
+		Stop:    30 * time.Second,
+		Delete:  60 * time.Second, // stops a running machine first
+		Create:  2 * time.Minute,
+		Start:   5 * time.Minute,
+		Copy:    30 * time.Second, CopyPerMiB: time.Second,
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// deadline is the time a call of verb may take; bytes sizes a copy.
+func (t Timeouts) deadline(verb string, bytes int64) time.Duration {
+	def := DefaultTimeouts()
+	switch verb {
+	case verbVersion:
+		return orDefault(t.Version, def.Version)
+	case verbStatus:
+		return orDefault(t.Status, def.Status)
+	case verbList:
+		return orDefault(t.List, def.List)
+	case verbStop:
+		return orDefault(t.Stop, def.Stop)
+	case verbDelete:
+		return orDefault(t.Delete, def.Delete)
+	case verbCreate:
+		return orDefault(t.Create, def.Create)
+	case verbStart:
+		return orDefault(t.Start, def.Start)
+	case verbCopyIn, verbCopyOut:
+		mib := (bytes + 1<<20 - 1) >> 20
+		return orDefault(t.Copy, def.Copy) + time.Duration(mib)*orDefault(t.CopyPerMiB, def.CopyPerMiB)
+	}
+	return def.Start
+}
+
+// fileSize is the size of a host file, 0 when it cannot be read (smolvm
+// then reports the problem itself).
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
