@@ -391,3 +391,36 @@ func TestExecInteractiveEndsWithOpenStdin(t *testing.T) {
 		t.Fatal("ExecInteractive still waits for stdin after the command exited")
 	}
 }
+
+// A cancelled exec (the step was deleted or edited) returns what the command
+// printed so far, classified ErrCanceled, and kills the command.
+func TestExecCancelledKeepsOutput(t *testing.T) {
+	c := newSim(t)
+	runningMachine(t, c, "cancel")
+	// A unique sleep to find the guest process by (the script is not on
+	// any command line).
+	sleep := fmt.Sprintf("sleep 1000.%09d", time.Now().Nanosecond())
+	ctx, cancel := context.WithCancel(testContext(t))
+	done := make(chan struct{})
+	var res ExecResult
+	var err error
+	go func() {
+		defer close(done)
+		res, err = c.Exec(ctx, ExecRequest{Machine: "cancel", User: "node",
+			Script: "echo one; echo two >&2; exec " + sleep})
+	}()
+	// Wait until the guest runs, then cancel.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(processesMatching(sleep)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the command never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if ClassOf(err) != ErrCanceled || res.Stdout != "one\n" || res.Stderr != "two\n" || res.ExitCode != -1 {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	waitNoProcesses(t, sleep, 2*time.Second)
+}

@@ -68,7 +68,8 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 }
 
 // Tail returns the kept bytes in order. When bytes were dropped, a partial
-// UTF-8 sequence at the cut is dropped too so the result is not garbled.
+// UTF-8 sequence at the cut is dropped too so the result is not garbled, and
+// so is a partial first line when a line break follows it.
 func (b *tailBuffer) Tail() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -84,6 +85,7 @@ func (b *tailBuffer) Tail() string {
 		for i := 0; i < utf8.UTFMax && len(out) > 0 && !utf8.RuneStart(out[0]); i++ {
 			out = out[1:]
 		}
+		return startAtLine(string(out))
 	}
 	return string(out)
 }

@@ -59,3 +59,23 @@ func newTailBufferWith(s string) *tailBuffer {
 	_, _ = b.Write([]byte(s))
 	return b
 }
+
+func TestTailStartsAtALine(t *testing.T) {
+	for _, c := range []struct {
+		limit int
+		in    string
+		want  string
+	}{
+		{12, "first line\nsecond\nthird\n", "third\n"}, // cut mid-line: starts after the first break kept
+		{6, "aaaaaaaaaaa\n", "aaaaa\n"},                // the only break is the last byte: keep the partial line
+		{100, "short\nlines\n", "short\nlines\n"},      // nothing dropped: untouched
+		{7, "xxxxxxxx\nyy", "yy"},                      // a break in range, a last line without one
+		{8, "€€€€€\nab", "ab"},                         // UTF-8 trimmed, then the line
+	} {
+		b := newTailBuffer(c.limit)
+		_, _ = b.Write([]byte(c.in))
+		if got := b.Tail(); got != c.want {
+			t.Errorf("limit %d, %q: tail %q, want %q", c.limit, c.in, got, c.want)
+		}
+	}
+}
