@@ -137,20 +137,20 @@ func TestOneAgentPerNode(t *testing.T) {
 		return ptr.Deref(l.Spec.HolderIdentity, "")
 	}
 
-	// An agent that crashed a moment ago: its Lease has 3 s to run.
+	// An agent that crashed a moment ago: its Lease has 5 s to run.
 	now := metav1.NewMicroTime(time.Now())
 	g.Expect(c.Create(ctx, &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: agentlease.Name(node)},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("crashed-agent"), LeaseDurationSeconds: ptr.To[int32](3),
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("crashed-agent"), LeaseDurationSeconds: ptr.To[int32](5),
 			AcquireTime: &now, RenewTime: &now},
 	})).To(Succeed())
 
 	a := startTestAgent(t, cfg, "agent-a", node, ns, simPath, dataDir)
-	g.Eventually(a.readyCode).Should(Equal(http.StatusInternalServerError), "a standby is not ready")
-	_, body := a.readyz()
-	g.Expect(body).To(ContainSubstring(fmt.Sprintf("standby: lease %s/%s held by crashed-agent", ns, agentlease.Name(node))))
+	g.Expect(a.readyCode()).To(Equal(http.StatusInternalServerError), "a standby is not ready")
+	g.Eventually(func() string { _, body := a.readyz(); return body }).Should(
+		ContainSubstring(fmt.Sprintf("standby: lease %s/%s held by crashed-agent", ns, agentlease.Name(node))))
 	g.Expect(logs.String()).To(ContainSubstring("standby"))
-	g.Eventually(holder, 10*time.Second).Should(Equal("agent-a"), "the expired Lease is taken over")
+	g.Eventually(holder, 15*time.Second).Should(Equal("agent-a"), "the expired Lease is taken over")
 	g.Eventually(a.readyCode).Should(Equal(http.StatusOK))
 
 	b := startTestAgent(t, cfg, "agent-b", node, ns, simPath, dataDir)
