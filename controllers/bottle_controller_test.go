@@ -21,6 +21,7 @@ import (
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 var nsSeq int
@@ -334,6 +335,23 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		raw, err := json.Marshal(get(b))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(len(raw)).To(BeNumerically("<", 64*1024))
+	})
+
+	It("keeps a timed-out step's output, within the JSON-escaped tail budget and from a line start", func() {
+		ns := newNamespace()
+		st := step("slow", `i=0; while [ $i -lt 3000 ]; do echo "<<<<<<<< line $i"; i=$((i+1)); done; echo last-line; echo err-line >&2; exec sleep 600`)
+		st.TimeoutSeconds = 3
+		b := bottle(ns, node, st)
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(func() *int32 { return result(b, "slow").ExitCode }).ShouldNot(BeNil())
+		r := result(b, "slow")
+		Expect(*r.ExitCode).To(Equal(int32(124)))
+		Expect(r.Error).To(ContainSubstring("timed out"))
+		Expect(r.Stdout).To(HaveSuffix("<<<<<<<< line 2999\nlast-line\n"))
+		Expect(r.Stdout).To(MatchRegexp(`^<<<<<<<< line \d+\n`), "the tail starts at a line")
+		Expect(smolvm.JSONLen(r.Stdout)).To(BeNumerically("<=", v1.MaxTailJSONBytes))
+		Expect(r.Stderr).To(Equal("err-line\n"))
+		Expect(r.Truncated).To(BeTrue())
 	})
 
 	It("reports a machine name owned by something else as a conflict and never touches it", func() {
