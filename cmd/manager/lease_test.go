@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -101,7 +100,7 @@ func (a *runningAgent) readyz() (int, string) {
 func TestOneAgentPerNode(t *testing.T) {
 	testutil.RequireBwrap(t)
 	env, cfg, err := testenv.Start(testenv.Options{})
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+	if testenv.Skippable(err) {
 		t.Skip(err.Error())
 	}
 	if err != nil {
@@ -118,11 +117,9 @@ func TestOneAgentPerNode(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	dir := t.TempDir()
-	simPath := filepath.Join(dir, "smolvm")
-	build := exec.Command("go", "build", "-o", simPath, "./cmd/smolvm-sim")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the simulator: %v\n%s", err, out)
+	simPath, err := testutil.Simulator(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	dataDir := filepath.Join(dir, "node")
 	g.Expect(os.MkdirAll(dataDir, 0o755)).To(Succeed())
