@@ -136,9 +136,9 @@ func TestImagePulledAtFirstStart(t *testing.T) {
 func TestDeleteConfirmation(t *testing.T) {
 	s := newSim(t)
 	s.running("d")
-	for _, in := range []string{"", "\n", "n\n", "no\n", "maybe\n"} {
+	for _, in := range []string{"", "\n", "n\n", "no\n", "maybe\n", strings.Repeat("y", 8<<20)} {
 		r := s.runIn(in, "machine", "delete", "--name", "d")
-		expect(t, fmt.Sprintf("delete with input %q", in), r, "Cancelled\n", "Delete machine 'd'? [y/N] ", 0)
+		expect(t, fmt.Sprintf("delete with input %.20q", in), r, "Cancelled\n", "Delete machine 'd'? [y/N] ", 0)
 		if st := status(t, s, "d"); st["state"] != "running" {
 			t.Fatalf("cancelled delete changed state to %v", st["state"])
 		}

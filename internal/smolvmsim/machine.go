@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -331,7 +332,8 @@ func cmdDelete(e *env, args []string) error {
 	defer unlock()
 	if !p.bools["--force"] {
 		_, _ = fmt.Fprintf(e.stderr, "Delete machine '%s'? [y/N] ", name)
-		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		// One short answer line: a caller piping megabytes costs nothing.
+		line, _ := bufio.NewReader(io.LimitReader(e.stdin, 256)).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 			_, _ = fmt.Fprintln(e.stdout, "Cancelled")
 			return nil
