@@ -152,12 +152,16 @@ k get --raw /readyz >/dev/null
 say "installing the CRD and RBAC"
 k apply --server-side -f config/crd/bases >/dev/null
 k wait --for condition=Established --timeout 60s crd/bottles.agents.bot-bottle.dev >/dev/null
+k create namespace bottle-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+# role.yaml holds the agent's ClusterRole and its namespaced Role (the node
+# Leases) in bottle-system.
 k apply --server-side -f config/rbac/role.yaml -f config/rbac/bottle_viewer_role.yaml -f config/rbac/bottle_editor_role.yaml >/dev/null
 k create clusterrolebinding dev-agent --clusterrole bottle-manager-role --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 # Sources (ConfigMaps, Secrets) only in the sample's namespace, as
 # config/source-access grants them per listed namespace.
 k apply --server-side -f config/rbac/source_reader_role.yaml >/dev/null
 k create rolebinding dev-agent-source-reader -n default --clusterrole bottle-source-reader --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k create rolebinding dev-agent --role bottle-manager-role --user dev-agent -n bottle-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 k create clusterrolebinding dev-viewer --clusterrole bottle-viewer-role --user dev-viewer --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 # The exec API (kubectl bottle exec/attach): the agent serves it on loopback,
 # reached through an ExternalName Service; the agent user may delegate
@@ -222,7 +226,7 @@ chmod 600 "${kc_agent}"
 start agent env KUBECONFIG="${kc_agent}" "${repo}/bin/manager" \
 	--node-name "${node}" --smolvm-path "${smolvm}" --smolvm-data-dir "${dev}/smolvm" \
 	--metrics-bind-address "127.0.0.1:$((api_port + 100))" --health-probe-bind-address "127.0.0.1:$((api_port + 101))" \
-	--resync-period 30s \
+	--resync-period 30s --lease-namespace bottle-system \
 	--exec-bind-address "127.0.0.1:${exec_port}" --exec-cert-dir "${exec_certs}"
 for _ in $(seq 1 60); do
 	if curl -fsS "http://127.0.0.1:$((api_port + 101))/readyz" >/dev/null 2>&1; then break; fi
