@@ -209,7 +209,7 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "prompt"}, cm)).To(Succeed())
 		cm.Data["prompt.md"] = "Review the code twice.\n"
 		Expect(k8sClient.Update(ctx, cm)).To(Succeed())
-		Eventually(func() string { return guest(node, machine, "cat /home/node/.claude/prompt.md") }).Should(Equal("Review the code twice.\n"))
+		Eventually(guestPoll(node, machine, "cat /home/node/.claude/prompt.md")).Should(Equal("Review the code twice.\n"))
 		Eventually(func() int64 { return get(b).Status.Files[0].Bytes }).Should(Equal(int64(len("Review the code twice.\n"))))
 		Expect(get(b).Status.Files[1].CopiedAt).To(Equal(notesCopied))
 

@@ -47,7 +47,7 @@ var _ = Describe("Copies a guest user cannot redirect", Ordered, func() {
 		Eventually(filesReady(b)).Should(Equal(v1.ReasonUnsafePath + ": file /home/node/.claude/settings.json: " +
 			"refusing to write /home/node/.claude/settings.json: /home/node/.claude is a symbolic link a non-root user could have made"))
 		Expect(guest(node, machine, "ls /etc/settings.json 2>&1 || true")).To(ContainSubstring("No such file"))
-		Expect(guest(node, machine, "ls /var/lib/bottle-controller/incoming | wc -l")).To(Equal("0\n"), "the staged copy is removed")
+		Eventually(guestPoll(node, machine, "ls /var/lib/bottle-controller/incoming | wc -l")).Should(Equal("0\n"), "the staged copy is removed")
 		Expect(eventReasons(b)()).To(ContainElement(v1.ReasonUnsafePath))
 
 		By("the link gone: the directory is made again for node and the file lands")
@@ -71,7 +71,7 @@ var _ = Describe("Copies a guest user cannot redirect", Ordered, func() {
 		changed := orig.DeepCopy()
 		changed.Spec.Files[0].Inline = ptr.To("two")
 		Expect(k8sClient.Patch(ctx, changed, client.MergeFrom(orig))).To(Succeed())
-		Eventually(func() string { return guest(node, machine, "cat /home/node/notes") }).Should(Equal("two"))
+		Eventually(guestPoll(node, machine, "cat /home/node/notes")).Should(Equal("two"))
 		Expect(guest(node, machine, "cat /etc/passwd")).To(Equal(passwd))
 		Expect(guest(node, machine, "stat -c '%F %U' /home/node/notes")).To(Equal("regular file node\n"))
 	})

@@ -108,6 +108,16 @@ func guest(node, machine, script string) string {
 	return out
 }
 
+// guestPoll is guest for Eventually: a failed exec (e.g. while a copy is
+// being re-staged) is retried rather than failing the spec.
+func guestPoll(node, machine, script string) func(Gomega) string {
+	return func(g Gomega) string {
+		out, errOut, code := sim(node, "machine", "exec", "--name", machine, "--", "sh", "-c", script)
+		g.Expect(code).To(Equal(0), "guest script failed: %s", errOut)
+		return out
+	}
+}
+
 type agent struct {
 	node   string
 	cancel context.CancelFunc
