@@ -212,3 +212,19 @@ func (w *Writer) Close() error {
 	})
 	return nil
 }
+
+// Has says whether the step has a log (live or on disk).
+func (s *Store) Has(uid, step string) bool {
+	if !uidRE.MatchString(uid) {
+		return false
+	}
+	s.mu.Lock()
+	_, live := s.live[key(uid, step)]
+	s.mu.Unlock()
+	if live {
+		return true
+	}
+	data, _ := s.paths(uid, step)
+	_, err := os.Stat(data)
+	return err == nil
+}
