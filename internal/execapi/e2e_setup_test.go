@@ -414,6 +414,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 		{"erin", "Role", "exec-local-only"},
 		{"alice", "ClusterRole", "bottle-exec"},
 		{"alice", "ClusterRole", "bottle-attach"},
+		{"alice", "ClusterRole", "bottle-log"},
 		{"bob", "ClusterRole", "bottle-exec"},
 		{"carol", "Role", "front-door-only"},
 	}
@@ -505,8 +506,8 @@ func shippedClusterRoles() ([]*rbacv1.ClusterRole, error) {
 			roles = append(roles, r)
 		}
 	}
-	if len(roles) != 2 {
-		return nil, fmt.Errorf("expected 2 ClusterRoles in user_roles.yaml, found %d", len(roles))
+	if len(roles) != 3 {
+		return nil, fmt.Errorf("expected 3 ClusterRoles in user_roles.yaml, found %d", len(roles))
 	}
 	return roles, nil
 }
