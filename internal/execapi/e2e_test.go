@@ -128,7 +128,7 @@ func TestBottleErrors(t *testing.T) {
 		{"provisioning", `bottle "provisioning" has no machine yet (phase Provisioning)`},
 		{"stopped", `Error from server (Conflict): bottle "stopped" has no running machine: runState is Stopped: set it to Running`},
 		{"missing", `Error from server (NotFound): bottles.agents.bot-bottle.dev "missing" not found`},
-		{"lost", `the agent of node "node-lost"`},
+		{"lost", `error: the agent on node "node-lost" is unreachable (127.0.0.1:`},
 	}
 	for _, c := range cases {
 		t.Run(c.bottle, func(t *testing.T) {
