@@ -3,6 +3,7 @@ package smolvm
 import (
 	"context"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -47,6 +48,10 @@ type ExecRequest struct {
 	// OutputLimit is how many bytes of each stream Exec keeps (the tail);
 	// zero means CLI.OutputLimit.
 	OutputLimit int
+	// Output, when set, receives stdout and stderr interleaved in the order
+	// they arrive, while the command runs (Exec asks smolvm to --stream).
+	// Its errors are ignored: whoever keeps the log must not fail the step.
+	Output io.Writer
 }
 
 // ExecResult is what a guest command did. Stdout/Stderr are the last
@@ -88,6 +93,11 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	cmd.Stdin = req.Stdin
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
+	if req.Output != nil {
+		out := &lockedWriter{w: req.Output}
+		cmd.Stdout = io.MultiWriter(stdout, out)
+		cmd.Stderr = io.MultiWriter(stderr, out)
+	}
 	o := runCmd(runCtx, cmd, stderr)
 
 	res = ExecResult{
@@ -143,4 +153,18 @@ func (c *CLI) execFailure(verb string, parent context.Context, o outcome, timeou
 		}
 	}
 	return nil
+}
+
+// lockedWriter serialises the stdout and stderr copies into one writer and
+// never reports its errors (which would stop os/exec's copying).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(p)
+	return len(p), nil
 }
