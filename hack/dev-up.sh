@@ -223,7 +223,8 @@ start agent env KUBECONFIG="${kc_agent}" "${repo}/bin/manager" \
 	--node-name "${node}" --smolvm-path "${smolvm}" --smolvm-data-dir "${dev}/smolvm" \
 	--metrics-bind-address "127.0.0.1:$((api_port + 100))" --health-probe-bind-address "127.0.0.1:$((api_port + 101))" \
 	--resync-period 30s \
-	--exec-bind-address "127.0.0.1:${exec_port}" --exec-cert-dir "${exec_certs}"
+	--exec-bind-address "127.0.0.1:${exec_port}" --exec-cert-dir "${exec_certs}" \
+	--step-log-dir "${dev}/step-logs"
 for _ in $(seq 1 60); do
 	if curl -fsS "http://127.0.0.1:$((api_port + 101))/readyz" >/dev/null 2>&1; then break; fi
 	if ! kill -0 "$(cat "${pids}/agent.pid")" 2>/dev/null; then

@@ -35,6 +35,7 @@ type options struct {
 	resyncPeriod            time.Duration
 	digestKeyFile           string
 	exec                    execOptions
+	stepLogs                stepLogOptions
 	zap                     zap.Options
 }
 
@@ -53,6 +54,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.resyncPeriod, "resync-period", time.Minute, "How often a Ready Bottle's machine is checked for drift.")
 	fs.StringVar(&o.digestKeyFile, "digest-key-file", "/etc/bottle-digest/key", "Key (at least 32 bytes) of the HMACs that status.files records for Secret content, shared by every agent (a mounted Secret); when the file is missing, each agent process uses a random key of its own.")
 	o.exec.bindFlags(fs)
+	o.stepLogs.bindFlags(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -75,6 +77,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--resync-period must be at least 1s, not %s", o.resyncPeriod)
 	}
 	if err := o.exec.validate(); err != nil {
+		return nil, err
+	}
+	if err := o.stepLogs.validate(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -125,6 +130,10 @@ func run(ctx context.Context, o *options) error {
 	if o.execMode == "direct" {
 		mode = smolvm.ModeDirect
 	}
+	logs, err := o.stepLogs.open()
+	if err != nil {
+		return err
+	}
 	r := &controllers.BottleReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -138,10 +147,13 @@ func run(ctx context.Context, o *options) error {
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
 		return fmt.Errorf("--digest-key-file: %w", err)
 	}
+	if logs != nil {
+		r.StepLogs = logs
+	}
 	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
 		return fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
-	if err := addExecServer(mgr, o, cli, mode); err != nil {
+	if err := addExecServer(mgr, o, cli, mode, logs); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

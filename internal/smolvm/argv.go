@@ -42,6 +42,10 @@ const (
 	flagTimeout   = "--timeout"
 	flagStdin     = "-i"
 	flagTTY       = "-t"
+	// flagSecretEnv GUEST=HOST injects HOST's value from smolvm's own
+	// environment (secret_env.go); flagStream prints output as it arrives.
+	flagSecretEnv = "--secret-env"
+	flagStream    = "--stream"
 	flagMode      = "--mode"
 	flagUID       = "--uid"
 	flagGID       = "--gid"

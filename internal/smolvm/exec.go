@@ -52,6 +52,11 @@ type ExecRequest struct {
 	// they arrive, while the command runs (Exec asks smolvm to --stream).
 	// Its errors are ignored: whoever keeps the log must not fail the step.
 	Output io.Writer
+
+	// Set by withSecretEnv for a login shell: carriers runuser keeps, and
+	// the script lines exporting the real names from them.
+	loginWhitelist []string
+	loginPrelude   string
 }
 
 // ExecResult is what a guest command did. Stdout/Stderr are the last
@@ -80,6 +85,10 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	argv, err := execArgv(verbExec, req, timeout, req.Stdin != nil, false)
 	if err != nil {
 		return ExecResult{ExitCode: -1}, err
+	}
+	if req.Output != nil {
+		// Without --stream smolvm prints nothing until the command exits.
+		argv = withFlags(argv, []string{flagStream})
 	}
 	runCtx, cancel := withExecTimeout(ctx, timeout)
 	defer cancel()

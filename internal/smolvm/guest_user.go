@@ -12,6 +12,7 @@ const (
 	runuserLogin      = "-l"
 	runuserCommand    = "-c"
 	runuserUser       = "-u"
+	runuserWhitelist  = "-w" // --whitelist-environment, util-linux >= 2.33
 	guestShell        = "/bin/sh"
 	guestShellCommand = "-c"
 )
@@ -66,6 +67,7 @@ func guestCommand(verb string, req ExecRequest) (env []EnvVar, argv []string, wo
 		for _, e := range req.Env {
 			b.WriteString("export " + e.Name + "=" + Quote(e.Value) + "\n")
 		}
+		b.WriteString(req.loginPrelude)
 		if req.Workdir != "" {
 			b.WriteString("cd " + Quote(req.Workdir) + " || exit 1\n")
 		}
@@ -74,7 +76,11 @@ func guestCommand(verb string, req ExecRequest) (env []EnvVar, argv []string, wo
 		} else {
 			b.WriteString("exec " + quoteArgv(req.Argv))
 		}
-		return nil, []string{guestRunuser, runuserLogin, req.User, runuserCommand, b.String()}, "", nil
+		argv := []string{guestRunuser, runuserLogin, req.User}
+		if len(req.loginWhitelist) > 0 {
+			argv = append(argv, runuserWhitelist, strings.Join(req.loginWhitelist, ","))
+		}
+		return nil, append(argv, runuserCommand, b.String()), "", nil
 	case ModeDirect:
 		home := req.Home
 		if home == "" {
