@@ -465,6 +465,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 				{Name: "LIT", Value: &lit},
 				{Name: "PATH", Value: ptrTo("/opt/bin:/usr/bin:/bin")},
 			}
+			b.Spec.Provision = []agentsv1alpha1.ProvisionStep{{Name: "install", Script: "true"}, {Name: "slow", Script: "true"}}
 		}
 		if err := s.admin.Create(ctx, b); err != nil {
 			return err
