@@ -125,7 +125,11 @@ start kube-apiserver "${assets}/kube-apiserver" \
 	--allow-privileged
 
 ln -sf "${kubectl}" "${dev}/bin/kubectl"
-if [[ -x bin/kubectl-bottle ]]; then ln -sf "${repo}/bin/kubectl-bottle" "${dev}/bin/kubectl-bottle"; fi
+if [[ -x bin/kubectl-bottle ]]; then
+	ln -sf "${repo}/bin/kubectl-bottle" "${dev}/bin/kubectl-bottle"
+	# `kubectl bottle <TAB>`: kubectl runs kubectl_complete-bottle from PATH.
+	ln -sf "${repo}/cmd/kubectl-bottle/kubectl_complete-bottle" "${dev}/bin/kubectl_complete-bottle"
+fi
 
 # --- kubeconfig: a context per user, admin current.
 kc="${dev}/kubeconfig"
