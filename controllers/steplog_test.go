@@ -62,7 +62,9 @@ var _ = Describe("Step logs", Ordered, func() {
 		Expect(hex.EncodeToString(sum[:])).To(Equal(guestSum))
 
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
-		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{})) }).Should(BeTrue())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{}))
+		}).Should(BeTrue())
 		Expect(store.Has(uid, "big")).To(BeFalse())
 	})
 })
