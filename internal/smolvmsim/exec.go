@@ -1,7 +1,6 @@
 package smolvmsim
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"os/exec"
@@ -124,13 +123,40 @@ func cmdExec(e *env, args []string) error {
 		return run.wait(timeout, nil)
 	}
 	// smolvm buffers a plain exec's output until the command exits; only
-	// --stream (or an interactive exec) prints it as it arrives.
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// --stream (or an interactive exec) prints it as it arrives. Unlinked
+	// files, not pipes: os/exec would wait for a pipe's last writer, which
+	// can be a guest process the killed sandbox leaves for a moment.
+	out, err := bufferFile()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = out.Close() }()
+	errOut, err := bufferFile()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = errOut.Close() }()
+	cmd.Stdout, cmd.Stderr = out, errOut
 	err = run.wait(timeout, nil)
-	_, _ = e.stdout.Write(out.Bytes())
-	_, _ = e.stderr.Write(errOut.Bytes())
+	for _, f := range []struct {
+		buf *os.File
+		w   io.Writer
+	}{{out, e.stdout}, {errOut, e.stderr}} {
+		if _, serr := f.buf.Seek(0, io.SeekStart); serr == nil {
+			_, _ = io.Copy(f.w, f.buf)
+		}
+	}
 	return err
+}
+
+// bufferFile is an anonymous temporary file.
+func bufferFile() (*os.File, error) {
+	f, err := os.CreateTemp("", "smolvm-sim-output-")
+	if err != nil {
+		return nil, fail("agent operation failed: exec: %v", err)
+	}
+	_ = os.Remove(f.Name())
+	return f, nil
 }
 
 // secretEnv resolves --secret-env GUEST=HOST from this process's
