@@ -8,7 +8,7 @@ import (
 // secretEnvCarrier names the variables that carry values: in smolvm's
 // environment, and in login mode also in the guest (whitelisted through
 // `runuser -l`, which otherwise clears the environment).
-const secretEnvCarrier = "BOTTLE_ENV_"
+const secretEnvCarrier = "_BOTTLE_SESSION_ENV_"
 
 // secretEnv is how ExecInteractive hands ExecRequest.Env to the guest. Its
 // stdin belongs to the session, so the values cannot go there as they do for
@@ -42,7 +42,11 @@ func withSecretEnv(verb string, req ExecRequest) (ExecRequest, secretEnv, error)
 		if login {
 			guest = carrier
 			req.loginWhitelist = append(req.loginWhitelist, carrier)
-			prelude.WriteString("export " + e.Name + "=\"$" + carrier + "\"; unset " + carrier + "\n")
+			prelude.WriteString("export " + e.Name + "=\"$" + carrier + "\"")
+			if e.Name != carrier {
+				prelude.WriteString("; unset " + carrier)
+			}
+			prelude.WriteString("\n")
 		}
 		se.flags = append(se.flags, flagSecretEnv, guest+"="+carrier)
 	}

@@ -67,7 +67,7 @@ func TestExecInteractiveEnvNeverOnArgv(t *testing.T) {
 	for _, mode := range []ExecMode{ModeLogin, ModeDirect} {
 		var out, errOut bytes.Buffer
 		code, err := c.ExecInteractive(testContext(t), ExecRequest{Machine: "senv", User: "node", Mode: mode, Env: env,
-			Argv: []string{"sh", "-c", `printf '%s|%s|' "$SECRET" "$PATH"; env | grep -c '^BOTTLE_ENV_' ; id -un`}},
+			Argv: []string{"sh", "-c", `printf '%s|%s|' "$SECRET" "$PATH"; env | grep -c '^_BOTTLE_SESSION_ENV_' ; id -un`}},
 			Streams{Stdout: &out, Stderr: &errOut})
 		if err != nil || code != 0 {
 			t.Fatalf("mode %d: code %d err %v stderr %q", mode, code, err, errOut.String())
@@ -88,7 +88,7 @@ func TestExecInteractiveEnvNeverOnArgv(t *testing.T) {
 		if joined := strings.Join(argv, " "); strings.Contains(joined, "sk-it") || !slices.Contains(argv, flagSecretEnv) {
 			t.Fatalf("mode %d argv carries the value or no --secret-env: %q", mode, argv)
 		}
-		if !slices.Contains(se.procEnv, "BOTTLE_ENV_0="+secret) {
+		if !slices.Contains(se.procEnv, "_BOTTLE_SESSION_ENV_0="+secret) {
 			t.Fatalf("mode %d: smolvm's environment lacks the value: %q", mode, se.procEnv)
 		}
 	}
