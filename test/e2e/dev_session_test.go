@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // standInClaude is installed the way the sample's install-claude step
@@ -36,7 +36,7 @@ command -v claude
 func (d *devEnv) kubectlIn(ctx context.Context, stdin string, args ...string) (string, string, error) {
 	bin := filepath.Join(d.dir, "bin")
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "kubectl"), args...)
-	cmd.Dir = testenv.RepoRoot()
+	cmd.Dir = testutil.RepoRoot()
 	cmd.Env = append(append([]string{}, d.env...), "KUBECONFIG="+filepath.Join(d.dir, "kubeconfig"), "PATH="+bin+":"+os.Getenv("PATH"))
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
