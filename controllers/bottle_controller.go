@@ -55,6 +55,8 @@ type BottleReconciler struct {
 	// CallTimeouts bound each smolvm call but exec steps (which have their
 	// own timeoutSeconds); zero fields take DefaultCallTimeouts.
 	CallTimeouts CallTimeouts
+	// StepLogs keeps each step's full output on this node; nil keeps none.
+	StepLogs StepLogs
 
 	metrics *phaseTracker
 	records *records

@@ -51,6 +51,7 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineDeleted, "Delete", "deleted machine %s", s.machineName)
 	}
 
+	r.removeStepLogs(s)
 	if err := r.removeFinalizer(ctx, s.bottle); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

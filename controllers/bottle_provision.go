@@ -112,6 +112,7 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 	if err := r.Get(ctx, client.ObjectKeyFromObject(s.bottle), latest); err == nil {
 		r.steps.observe(s.bottle.UID, latest)
 	}
+	out, endLog := r.stepLog(s, step.Name)
 	res, execErr := r.Machines.Exec(stepCtx, smolvm.ExecRequest{
 		Machine:     s.machineName,
 		User:        user,
@@ -120,9 +121,11 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		Timeout:     time.Duration(step.TimeoutSeconds) * time.Second,
 		Mode:        r.ExecMode,
 		OutputLimit: OutputTail,
+		Output:      out,
 	})
 	why := cancelReason(stepCtx)
 	release()
+	endLog()
 	if ctx.Err() != nil {
 		// The agent is stopping: status keeps the step as started and not
 		// finished, so the next agent runs it again (at-least-once).

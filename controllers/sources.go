@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/bottleenv"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
@@ -110,26 +111,5 @@ func (s *sources) file(ctx context.Context, inline *string, cm, sec *v1.KeyRef) 
 
 // env resolves spec.env into the driver's form. Values are never logged.
 func (s *sources) env(ctx context.Context, vars []v1.EnvVar) ([]smolvm.EnvVar, error) {
-	out := make([]smolvm.EnvVar, 0, len(vars))
-	for _, e := range vars {
-		var val []byte
-		switch {
-		case e.Value != nil:
-			val = []byte(*e.Value)
-		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
-			v, err := s.key(ctx, e.ValueFrom.SecretKeyRef, true)
-			if err != nil {
-				return nil, fmt.Errorf("env %s: %w", e.Name, err)
-			}
-			val = v
-		case e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil:
-			v, err := s.key(ctx, e.ValueFrom.ConfigMapKeyRef, false)
-			if err != nil {
-				return nil, fmt.Errorf("env %s: %w", e.Name, err)
-			}
-			val = v
-		}
-		out = append(out, smolvm.EnvVar{Name: e.Name, Value: string(val)})
-	}
-	return out, nil
+	return bottleenv.Resolve(ctx, vars, s.key)
 }

@@ -133,6 +133,8 @@ type agentOptions struct {
 	workers int
 	// callTimeouts bound smolvm calls (defaults: DefaultCallTimeouts).
 	callTimeouts controllers.CallTimeouts
+	// stepLogs, when set, keeps the steps' full output.
+	stepLogs controllers.StepLogs
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -156,6 +158,7 @@ func startAgent(node string, o agentOptions) *agent {
 		TempDir:                 GinkgoT().TempDir(),
 		MaxConcurrentReconciles: o.workers,
 		CallTimeouts:            o.callTimeouts,
+		StepLogs:                o.stepLogs,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	actx, acancel := context.WithCancel(ctx)

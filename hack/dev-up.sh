@@ -125,7 +125,11 @@ start kube-apiserver "${assets}/kube-apiserver" \
 	--allow-privileged
 
 ln -sf "${kubectl}" "${dev}/bin/kubectl"
-if [[ -x bin/kubectl-bottle ]]; then ln -sf "${repo}/bin/kubectl-bottle" "${dev}/bin/kubectl-bottle"; fi
+if [[ -x bin/kubectl-bottle ]]; then
+	ln -sf "${repo}/bin/kubectl-bottle" "${dev}/bin/kubectl-bottle"
+	# `kubectl bottle <TAB>`: kubectl runs kubectl_complete-bottle from PATH.
+	ln -sf "${repo}/cmd/kubectl-bottle/kubectl_complete-bottle" "${dev}/bin/kubectl_complete-bottle"
+fi
 
 # --- kubeconfig: a context per user, admin current.
 kc="${dev}/kubeconfig"
@@ -227,7 +231,8 @@ start agent env KUBECONFIG="${kc_agent}" "${repo}/bin/manager" \
 	--node-name "${node}" --smolvm-path "${smolvm}" --smolvm-data-dir "${dev}/smolvm" \
 	--metrics-bind-address "127.0.0.1:$((api_port + 100))" --health-probe-bind-address "127.0.0.1:$((api_port + 101))" \
 	--resync-period 30s --lease-namespace bottle-system \
-	--exec-bind-address "127.0.0.1:${exec_port}" --exec-cert-dir "${exec_certs}"
+	--exec-bind-address "127.0.0.1:${exec_port}" --exec-cert-dir "${exec_certs}" \
+	--step-log-dir "${dev}/step-logs"
 for _ in $(seq 1 60); do
 	if curl -fsS "http://127.0.0.1:$((api_port + 101))/readyz" >/dev/null 2>&1; then break; fi
 	if ! kill -0 "$(cat "${pids}/agent.pid")" 2>/dev/null; then

@@ -13,10 +13,11 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/execapi"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+	"github.com/bot-bottle/bottle-controller/internal/steplog"
 )
 
-// execOptions configure the exec API: the aggregated bottles/exec and
-// bottles/attach subresources, and the endpoint other nodes' gateways reach
+// execOptions configure the exec API: the aggregated bottles/exec,
+// bottles/attach and bottles/log subresources, and the endpoint other nodes' gateways reach
 // this agent on.
 type execOptions struct {
 	bindAddress string
@@ -33,7 +34,7 @@ type execOptions struct {
 }
 
 func (e *execOptions) bindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&e.bindAddress, "exec-bind-address", execapi.DefaultBindAddress, "Address of the exec API (aggregated bottles/exec and bottles/attach, and the agent endpoint); 0 disables it.")
+	fs.StringVar(&e.bindAddress, "exec-bind-address", execapi.DefaultBindAddress, "Address of the exec API (aggregated bottles/exec, bottles/attach and bottles/log, and the agent endpoint); 0 disables it.")
 	fs.StringVar(&e.certDir, "exec-cert-dir", "/etc/bottle-exec/certs", "Directory with serving.crt/.key, exec-ca.crt and agent-client.crt/.key (see docs/exec.md); re-read when they change.")
 	fs.DurationVar(&e.keepAlive, "exec-keepalive", execapi.DefaultKeepAlive, "WebSocket ping period of exec and attach sessions.")
 	fs.IntVar(&e.agentPort, "exec-agent-port", 0, "Port of other nodes' agents; 0 means this agent's own exec port.")
@@ -71,7 +72,7 @@ func (e *execOptions) validate() error {
 // addExecServer runs the exec API in the manager. It reads Bottles and Nodes
 // through the uncached reader: the cache holds only this node's Bottles,
 // and a gateway serves Bottles of every node.
-func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smolvm.ExecMode) error {
+func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smolvm.ExecMode, logs *steplog.Store) error {
 	if o.exec.bindAddress == "0" {
 		return nil
 	}
@@ -94,6 +95,7 @@ func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smol
 		GatewayClientNames:  o.exec.gatewayClientNames(),
 		Machines:            machines,
 		ExecMode:            mode,
+		StepLogs:            logs,
 		Logger:              ctrl.Log.WithName("exec-api"),
 	})
 	if err != nil {

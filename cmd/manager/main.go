@@ -44,6 +44,7 @@ type options struct {
 	lease                   leaseOptions
 	timeouts                smolvmTimeouts
 	exec                    execOptions
+	stepLogs                stepLogOptions
 	zap                     zap.Options
 	// skipNameValidation lets tests run two agents in one process.
 	skipNameValidation bool
@@ -67,6 +68,7 @@ func parseFlags(args []string) (*options, error) {
 	o.lease.bindFlags(fs)
 	o.timeouts.bindFlags(fs)
 	o.exec.bindFlags(fs)
+	o.stepLogs.bindFlags(fs)
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -97,6 +99,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, err
 	}
 	if err := o.exec.validate(); err != nil {
+		return nil, err
+	}
+	if err := o.stepLogs.validate(); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -180,7 +185,11 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if o.execMode == "direct" {
 		mode = smolvm.ModeDirect
 	}
-	if err := addExecServer(mgr, o, cli, mode); err != nil {
+	logs, err := o.stepLogs.open()
+	if err != nil {
+		return nil, err
+	}
+	if err := addExecServer(mgr, o, cli, mode, logs); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -230,6 +239,9 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	}
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
 		return nil, fmt.Errorf("--digest-key-file: %w", err)
+	}
+	if logs != nil {
+		r.StepLogs = logs
 	}
 	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
 		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)

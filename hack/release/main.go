@@ -2,7 +2,7 @@
 // (`make release`, or `make release-dry-run` into a temporary one), offline:
 //
 //   - kubectl-bottle_<os>_<arch>.tar.gz for linux and darwin on amd64 and
-//     arm64 (kubectl-bottle and LICENSE at the root, as krew wants);
+//     arm64 (kubectl-bottle, its completion shim and LICENSE at the root, as krew wants);
 //   - manager_linux_<arch>: the static agent binaries;
 //   - bottle.yaml: the krew manifest rendered from hack/krew/bottle.yaml.tmpl
 //     with the archives' real sha256;
@@ -119,6 +119,10 @@ func release(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	complete, err := os.ReadFile(filepath.Join(o.root, "cmd", "kubectl-bottle", "kubectl_complete-bottle"))
+	if err != nil {
+		return "", err
+	}
 
 	var krew []krewPlatform
 	for _, p := range o.plugin {
@@ -128,8 +132,9 @@ func release(o options) (string, error) {
 		}
 		name := fmt.Sprintf("kubectl-bottle_%s_%s.tar.gz", p.OS, p.Arch)
 		archive, err := tarGz(o.epoch, map[string]file{
-			"kubectl-bottle": {mode: 0o755, data: bin},
-			"LICENSE":        {mode: 0o644, data: license},
+			"kubectl-bottle":          {mode: 0o755, data: bin},
+			"kubectl_complete-bottle": {mode: 0o755, data: complete},
+			"LICENSE":                 {mode: 0o644, data: license},
 		})
 		if err != nil {
 			return "", err
@@ -320,7 +325,7 @@ func verify(dir string, platforms int) error {
 		if got := sha(archive); got != p.SHA256 || strings.Trim(p.SHA256, "0") == "" {
 			errs = append(errs, fmt.Errorf("krew manifest: %s has sha256 %q, the archive %s", p.URI, p.SHA256, got))
 		}
-		if _, err := readTarGz(archive, "kubectl-bottle", "LICENSE"); err != nil {
+		if _, err := readTarGz(archive, "kubectl-bottle", "kubectl_complete-bottle", "LICENSE"); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(p.URI), err))
 		}
 	}

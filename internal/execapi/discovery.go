@@ -9,7 +9,7 @@ import (
 )
 
 // The aggregated group is agentsv1alpha1.SubresourceGroupVersion. Its only
-// resources are the two subresources; the aggregator creates the parent
+// resources are the subresources; the aggregator creates the parent
 // "bottles" entry in aggregated discovery.
 var apiGroup = metav1.APIGroup{
 	TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
@@ -26,6 +26,7 @@ var apiResources = metav1.APIResourceList{
 	APIResources: []metav1.APIResource{
 		{Name: "bottles/" + agentsv1alpha1.SubresourceExec, Namespaced: true, Kind: "BottleExecOptions", Verbs: metav1.Verbs{"get", "create"}},
 		{Name: "bottles/" + agentsv1alpha1.SubresourceAttach, Namespaced: true, Kind: "BottleAttachOptions", Verbs: metav1.Verbs{"get", "create"}},
+		{Name: "bottles/" + agentsv1alpha1.SubresourceLog, Namespaced: true, Kind: "BottleLogOptions", Verbs: metav1.Verbs{"get"}},
 	},
 }
 

@@ -31,6 +31,7 @@ import (
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+	"github.com/bot-bottle/bottle-controller/internal/steplog"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
@@ -50,7 +51,10 @@ const (
 	// run one session at a time, except the one that fills the cap.
 	testSessionsPerUser = 3
 	promptPath          = "/etc/bottle/prompt.md"
+	testAPIKey          = "sk-test-not-on-any-command-line"
 )
+
+func ptrTo[T any](v T) *T { return &v }
 
 // fakeClaude prints what the attach test checks: its arguments, its user
 // and whether stdin is a terminal.
@@ -71,6 +75,7 @@ type e2eSuite struct {
 	addrA      string
 	addrB      string
 	pongsA     atomic.Int64
+	logsA      *steplog.Store
 }
 
 var (
@@ -209,6 +214,9 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.logsA, err = steplog.New(filepath.Join(dir, "logs-a"), 8<<20); err != nil {
+		return nil, err
+	}
 	srvCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	*cleanups = append(*cleanups, func() { stop(); wg.Wait() })
@@ -232,6 +240,9 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 			ExecMode:            smolvm.ModeLogin,
 			Logger:              suiteLogger(n.node),
 		})
+		if n.node == nodeA {
+			srv.opts.StepLogs = s.logsA
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -403,6 +414,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 		{"erin", "Role", "exec-local-only"},
 		{"alice", "ClusterRole", "bottle-exec"},
 		{"alice", "ClusterRole", "bottle-attach"},
+		{"alice", "ClusterRole", "bottle-log"},
 		{"bob", "ClusterRole", "bottle-exec"},
 		{"carol", "Role", "front-door-only"},
 	}
@@ -425,6 +437,16 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 		{"remote", nodeB, "remote-1", agentsv1alpha1.PhaseReady},
 		{"lost", nodeLost, "lost-1", agentsv1alpha1.PhaseReady},
 		{"provisioning", nodeA, "prov-1", agentsv1alpha1.PhaseProvisioning},
+		{"stopped", nodeA, "stopped-1", agentsv1alpha1.PhaseStopped},
+		{"failed", nodeA, "local-1", agentsv1alpha1.PhaseFailed},
+		{"withenv", nodeA, "local-1", agentsv1alpha1.PhaseReady},
+	}
+	key := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent-key", Namespace: testNamespace},
+		StringData: map[string]string{"key": testAPIKey},
+	}
+	if err := s.admin.Create(ctx, key); err != nil {
+		return err
 	}
 	for _, bt := range bottles {
 		b := &agentsv1alpha1.Bottle{
@@ -432,6 +454,18 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 			Spec: agentsv1alpha1.BottleSpec{
 				NodeName: bt.node, Image: "node:22-bookworm", ExecUser: "node", PromptPath: promptPath,
 			},
+		}
+		if bt.phase == agentsv1alpha1.PhaseStopped {
+			b.Spec.RunState = agentsv1alpha1.RunStateStopped
+		}
+		if bt.name == "withenv" {
+			lit := "a 'literal' $value"
+			b.Spec.Env = []agentsv1alpha1.EnvVar{
+				{Name: "ANTHROPIC_API_KEY", ValueFrom: &agentsv1alpha1.EnvVarSource{SecretKeyRef: &agentsv1alpha1.KeyRef{Name: "agent-key", Key: "key"}}},
+				{Name: "LIT", Value: &lit},
+				{Name: "PATH", Value: ptrTo("/opt/bin:/usr/bin:/bin")},
+			}
+			b.Spec.Provision = []agentsv1alpha1.ProvisionStep{{Name: "install", Script: "true"}, {Name: "slow", Script: "true"}}
 		}
 		if err := s.admin.Create(ctx, b); err != nil {
 			return err
@@ -473,8 +507,8 @@ func shippedClusterRoles() ([]*rbacv1.ClusterRole, error) {
 			roles = append(roles, r)
 		}
 	}
-	if len(roles) != 2 {
-		return nil, fmt.Errorf("expected 2 ClusterRoles in user_roles.yaml, found %d", len(roles))
+	if len(roles) != 3 {
+		return nil, fmt.Errorf("expected 3 ClusterRoles in user_roles.yaml, found %d", len(roles))
 	}
 	return roles, nil
 }

@@ -124,9 +124,11 @@ func TestAuthorization(t *testing.T) {
 
 func TestBottleErrors(t *testing.T) {
 	cases := []struct{ bottle, want string }{
-		{"provisioning", `Error from server (Conflict): bottle "provisioning" is not Ready (phase Provisioning)`},
+		// Allowed while provisioning, but this one's machine does not exist.
+		{"provisioning", `bottle "provisioning" has no machine yet (phase Provisioning)`},
+		{"stopped", `Error from server (Conflict): bottle "stopped" has no running machine: runState is Stopped: set it to Running`},
 		{"missing", `Error from server (NotFound): bottles.agents.bot-bottle.dev "missing" not found`},
-		{"lost", `the agent of node "node-lost"`},
+		{"lost", `error: the agent on node "node-lost" is unreachable (127.0.0.1:`},
 	}
 	for _, c := range cases {
 		t.Run(c.bottle, func(t *testing.T) {

@@ -26,9 +26,13 @@ const agentPathPrefix = "/agent/" + agentsv1alpha1.SubresourceVersion
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	u := userFrom(r)
 	sub := r.PathValue("subresource")
+	if sub == agentsv1alpha1.SubresourceLog {
+		s.serveLogGateway(w, r)
+		return
+	}
 	if sub != agentsv1alpha1.SubresourceExec && sub != agentsv1alpha1.SubresourceAttach {
 		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
-			"the server could not find the requested resource: bottles/%s (try exec or attach)", sub))
+			"the server could not find the requested resource: bottles/%s (try exec, attach or log)", sub))
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -47,7 +51,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
-	b, err := s.readyBottle(r.Context(), ns, name)
+	b, err := s.sessionBottle(r.Context(), ns, name)
 	if err != nil {
 		writeStatus(w, err)
 		return
@@ -68,6 +72,10 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 
 // serveAgent runs a session the gateway of another node authorized.
 func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("subresource") == agentsv1alpha1.SubresourceLog {
+		s.serveLogAgent(w, r)
+		return
+	}
 	sr, err := parseSessionRequest(r)
 	if err != nil {
 		writeStatus(w, err)
@@ -77,14 +85,13 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "unknown subresource %q", sr.subresource))
 		return
 	}
-	b, err := s.readyBottle(r.Context(), sr.namespace, sr.name)
+	b, err := s.sessionBottle(r.Context(), sr.namespace, sr.name)
 	if err != nil {
 		writeStatus(w, err)
 		return
 	}
-	if node := b.NodeName(); node != s.opts.NodeName {
-		writeStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
-			"bottle %q runs on node %q, not on %q", b.Name, node, s.opts.NodeName))
+	if err := s.onThisNode(b); err != nil {
+		writeStatus(w, err)
 		return
 	}
 	requester := r.Header.Get(requesterHeader)
@@ -97,9 +104,9 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 	s.serveSession(w, r, b, sr, requester)
 }
 
-// readyBottle reads the Bottle from the API server (not a cache: the
-// manager's cache holds only this node's Bottles) and requires it Ready.
-func (s *Server) readyBottle(ctx context.Context, ns, name string) (*agentsv1alpha1.Bottle, error) {
+// readBottle reads the Bottle from the API server (not a cache: the
+// manager's cache holds only this node's Bottles).
+func (s *Server) readBottle(ctx context.Context, ns, name string) (*agentsv1alpha1.Bottle, error) {
 	b := &agentsv1alpha1.Bottle{}
 	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, b); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -109,25 +116,28 @@ func (s *Server) readyBottle(ctx context.Context, ns, name string) (*agentsv1alp
 		return nil, statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError,
 			"cannot read bottle %q: %v", name, err)
 	}
-	if b.DeletionTimestamp != nil {
-		return nil, notReady(b, "it is being deleted")
+	return b, nil
+}
+
+// sessionBottle reads the Bottle and requires that a machine may run.
+func (s *Server) sessionBottle(ctx context.Context, ns, name string) (*agentsv1alpha1.Bottle, error) {
+	b, err := s.readBottle(ctx, ns, name)
+	if err != nil {
+		return nil, err
 	}
-	if b.Status.Phase != agentsv1alpha1.PhaseReady {
-		phase := string(b.Status.Phase)
-		if phase == "" {
-			phase = "unknown"
-		}
-		return nil, statusError(http.StatusConflict, metav1.StatusReasonConflict,
-			"bottle %q is not Ready (phase %s)", b.Name, phase)
-	}
-	if b.NodeName() == "" {
-		return nil, notReady(b, "it has no node")
+	if err := sessionRefusal(b); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
 
-func notReady(b *agentsv1alpha1.Bottle, why string) error {
-	return statusError(http.StatusConflict, metav1.StatusReasonConflict, "bottle %q is not Ready: %s", b.Name, why)
+// onThisNode refuses, on the agent endpoint, a Bottle of another node.
+func (s *Server) onThisNode(b *agentsv1alpha1.Bottle) error {
+	if node := b.NodeName(); node != s.opts.NodeName {
+		return statusError(http.StatusConflict, metav1.StatusReasonConflict,
+			"bottle %q runs on node %q, not on %q", b.Name, node, s.opts.NodeName)
+	}
+	return nil
 }
 
 func serveNotFound(w http.ResponseWriter, r *http.Request) {

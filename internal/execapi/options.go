@@ -12,6 +12,7 @@ import (
 
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+	"github.com/bot-bottle/bottle-controller/internal/steplog"
 )
 
 // Defaults for Options.
@@ -93,6 +94,9 @@ type Options struct {
 	// Machines runs the sessions; ExecMode is how they switch user.
 	Machines Machines
 	ExecMode smolvm.ExecMode
+
+	// StepLogs serves bottles/log; nil answers 503.
+	StepLogs *steplog.Store
 
 	// Logger; the zero value discards.
 	Logger logr.Logger

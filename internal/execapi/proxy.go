@@ -33,7 +33,7 @@ func (s *Server) proxyToAgent(w http.ResponseWriter, r *http.Request, node strin
 	tlsConfig, err := s.agentTLSConfig()
 	if err != nil {
 		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
-			"cannot reach the agent of node %q: %v", node, err))
+			"the agent on node %q is unreachable: %v", node, err))
 		return
 	}
 	target := &url.URL{
@@ -62,7 +62,7 @@ func (s *Server) proxyToAgent(w http.ResponseWriter, r *http.Request, node strin
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			s.log.Info("node agent unreachable", "node", node, "address", addr, "reason", err.Error())
 			writeStatus(w, statusError(http.StatusBadGateway, metav1.StatusReasonServiceUnavailable,
-				"the agent of node %q (%s) is unreachable: %v", node, addr, err))
+				"the agent on node %q is unreachable (%s): %v", node, addr, err))
 		},
 		ErrorLog: s.stdLogger("proxy"),
 	}

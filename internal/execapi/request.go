@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 // sessionRequest is what a client asked for, from the path and the query
@@ -19,6 +20,8 @@ type sessionRequest struct {
 	tty                   bool
 	// user overrides the Bottle's execUser (exec only).
 	user string
+	// env adds to or overrides spec.env for this session.
+	env []smolvm.EnvVar
 }
 
 // guestUserRE is spec.execUser's rule.
@@ -52,6 +55,9 @@ func parseSessionRequest(r *http.Request) (*sessionRequest, error) {
 		sr.stderr = false
 	}
 	sr.user = q.Get("user")
+	if sr.env, err = parseEnvParams(q["env"]); err != nil {
+		return nil, err
+	}
 	switch sr.subresource {
 	case agentsv1alpha1.SubresourceExec:
 		if len(sr.command) == 0 || sr.command[0] == "" {
@@ -89,3 +95,6 @@ func boolParam(q url.Values, key string, def bool) (bool, error) {
 	}
 	return b, nil
 }
+
+// envNameRE is a shell identifier: the guest exports these names.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

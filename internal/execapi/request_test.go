@@ -65,24 +65,25 @@ func TestGuestCommand(t *testing.T) {
 		Spec:   agentsv1alpha1.BottleSpec{ExecUser: "agent", PromptPath: "/p/prompt.md", MachineName: "spec-m"},
 		Status: agentsv1alpha1.BottleStatus{MachineName: "m-1"},
 	}
-	attach := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin)
-	want := smolvm.ExecRequest{Machine: "m-1", User: "agent", Mode: smolvm.ModeLogin,
+	env := []smolvm.EnvVar{{Name: "ANTHROPIC_API_KEY", Value: "k"}}
+	attach := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin, env)
+	want := smolvm.ExecRequest{Machine: "m-1", User: "agent", Mode: smolvm.ModeLogin, Env: env,
 		Argv: []string{"claude", "--append-system-prompt-file", "/p/prompt.md", "--resume", "x y"}}
 	if !reflect.DeepEqual(attach, want) {
 		t.Fatalf("attach = %+v, want %+v", attach, want)
 	}
 
 	b.Spec.PromptPath = ""
-	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach}, smolvm.ModeDirect); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
+	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach}, smolvm.ModeDirect, nil); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
 		t.Fatalf("attach without prompt = %+v", got)
 	}
 
-	exec := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin)
+	exec := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin, nil)
 	if exec.User != "root" || !reflect.DeepEqual(exec.Argv, []string{"id"}) {
 		t.Fatalf("exec --user root = %+v", exec)
 	}
 	b.Spec.ExecUser = ""
-	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin); got.User != agentsv1alpha1.DefaultExecUser {
+	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin, nil); got.User != agentsv1alpha1.DefaultExecUser {
 		t.Fatalf("empty execUser runs as %q, want %q", got.User, agentsv1alpha1.DefaultExecUser)
 	}
 }

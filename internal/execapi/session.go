@@ -2,6 +2,7 @@ package execapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // guestCommand is what a session runs in the Bottle's machine. attach is the
 // seed's exec_claude: `claude [--append-system-prompt-file P] ARGS...` as
 // the exec user; argv is quoted by the smolvm driver, never by us.
-func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.ExecMode) smolvm.ExecRequest {
+func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.ExecMode, env []smolvm.EnvVar) smolvm.ExecRequest {
 	user := b.ExecUser()
 	var argv []string
 	switch sr.subresource {
@@ -33,6 +34,7 @@ func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.Exec
 		Machine: b.MachineName(),
 		User:    user,
 		Argv:    argv,
+		Env:     env,
 		Mode:    mode,
 	}
 }
@@ -44,16 +46,11 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 		writeStatus(w, err)
 		return
 	}
-	// Not b.MachineName(): that derives a name for a Bottle with none yet.
-	if b.Status.MachineName == "" && b.Spec.MachineName == "" {
-		writeStatus(w, notReady(b, "it has no machine yet"))
-		return
-	}
-	req := guestCommand(b, sr, s.opts.ExecMode)
 	// Sessions end with the server, not with the HTTP request: a hijacked
 	// request's context is never cancelled by the peer going away.
 	ctx, cancel := context.WithCancel(s.baseContext())
 	defer cancel()
+	env := s.resolveSessionEnv(ctx, b, sr.env)
 	sess, err := acceptV5(w, r, sr, s.opts.KeepAlive)
 	if err != nil {
 		s.log.V(1).Info("WebSocket upgrade failed", "bottle", b.Namespace+"/"+b.Name, "reason", err.Error())
@@ -76,9 +73,16 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 		streams.Resize = sess.resize
 		streams.InitialSize = sess.firstSize(ctx)
 	}
+	vars, err := env.wait(ctx)
+	if err != nil {
+		s.log.Info("session refused", "bottle", b.Namespace+"/"+b.Name, "reason", err.Error())
+		sess.finish(exitStatus(-1, err))
+		return
+	}
+	req := guestCommand(b, sr, s.opts.ExecMode, vars)
 	// Never log argv or the environment: commands carry secrets.
 	logger := s.log.WithValues("bottle", b.Namespace+"/"+b.Name, "subresource", sr.subresource,
-		"requester", requester, "guestUser", req.User, "tty", sr.tty, "args", len(req.Argv))
+		"requester", requester, "guestUser", req.User, "tty", sr.tty, "args", len(req.Argv), "envVars", len(req.Env))
 	logger.Info("session started")
 	start := time.Now()
 	code, err := s.opts.Machines.ExecInteractive(ctx, req, streams)
@@ -92,7 +96,19 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 	} else {
 		logger.Info("session ended", "exitCode", code, "duration", time.Since(start).Round(time.Millisecond))
 	}
-	sess.finish(exitStatus(code, err))
+	sess.finish(exitStatus(code, explainNoMachine(b, err)))
+}
+
+// explainNoMachine turns smolvm's "not running" and "not found" into what
+// the user can do about it.
+func explainNoMachine(b *agentsv1alpha1.Bottle, err error) error {
+	switch {
+	case smolvm.IsNotRunning(err):
+		return fmt.Errorf("bottle %q has no running machine (phase %s%s): %w", b.Name, phaseName(b.Status.Phase), conditionMessage(b), err)
+	case smolvm.IsNotFound(err):
+		return fmt.Errorf("bottle %q has no machine yet (phase %s%s): %w", b.Name, phaseName(b.Status.Phase), conditionMessage(b), err)
+	}
+	return err
 }
 
 func sessionGone(s *v5Session) bool {

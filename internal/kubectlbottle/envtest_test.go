@@ -177,7 +177,7 @@ func TestResultsThroughMain(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := run("results", "r1")
-	if code != 0 || !strings.Contains(out, "setup   node   0           0s         ok") {
+	if code != 0 || !strings.Contains(out, "setup   Succeeded   node   0           0s         ok") {
 		t.Fatalf("results: exit %d\n%s\nstderr %q", code, out, errOut)
 	}
 	if code, out, _ := run("results", "r1", "-o", "json"); code != 0 || !strings.Contains(out, `"name": "setup"`) {

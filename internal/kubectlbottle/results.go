@@ -25,7 +25,7 @@ func newResultsCommand(o *options) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "results NAME [-o json|yaml]",
-		Short: "Show the results of a Bottle's provisioning steps",
+		Short: "Show every provisioning step of a Bottle: its result, or that it is running or pending",
 		Example: `  kubectl bottle results my-bottle
   kubectl bottle results my-bottle -o yaml`,
 		Args:              cobra.ExactArgs(1),
@@ -42,49 +42,95 @@ func newResultsCommand(o *options) *cobra.Command {
 			if err := c.Get(cmd.Context(), types.NamespacedName{Namespace: ns, Name: args[0]}, b); err != nil {
 				return err
 			}
-			return RenderResults(o.streams.Out, b.Status.ExecResults, output, time.Now())
+			return RenderResults(o.streams.Out, b, output, time.Now())
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Output format: json or yaml (default: a table).")
 	return cmd
 }
 
-// RenderResults prints results as a table (format "") or as a JSON or YAML
-// list. now dates the steps still running.
-func RenderResults(w io.Writer, results []agentsv1alpha1.ExecResult, format string, now time.Time) error {
+// RenderResults prints every step of the Bottle as a table (format ""):
+// the recorded result, or running, or pending for the steps that have not
+// run yet. json and yaml print status.execResults as recorded. now dates
+// the steps still running.
+func RenderResults(w io.Writer, b *agentsv1alpha1.Bottle, format string, now time.Time) error {
+	results := b.Status.ExecResults
 	if results == nil {
 		results = []agentsv1alpha1.ExecResult{}
 	}
 	switch format {
 	case "json":
-		b, err := json.MarshalIndent(results, "", "    ")
+		out, err := json.MarshalIndent(results, "", "    ")
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
+		_, err = fmt.Fprintf(w, "%s\n", out)
 		return err
 	case "yaml":
-		b, err := yaml.Marshal(results)
+		out, err := yaml.Marshal(results)
 		if err != nil {
 			return err
 		}
-		_, err = w.Write(b)
+		_, err = w.Write(out)
 		return err
 	}
-	if len(results) == 0 {
-		_, err := fmt.Fprintln(w, "No provisioning steps have run.")
+	rows := stepRows(b)
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "This Bottle has no provisioning steps.")
 		return err
 	}
 	tw := printers.GetNewTabWriter(w)
-	if _, err := fmt.Fprintln(tw, "STEP\tUSER\tEXIT CODE\tDURATION\tOUTPUT"); err != nil {
+	if _, err := fmt.Fprintln(tw, "STEP\tSTATUS\tUSER\tEXIT CODE\tDURATION\tOUTPUT"); err != nil {
 		return err
 	}
-	for _, r := range results {
-		if _, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.User), exitCodeColumn(r), durationColumn(r, now), lastLine(r)); err != nil {
+	for _, r := range rows {
+		if _, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.status, orDash(r.User), exitCodeColumn(r.ExecResult),
+			durationColumn(r.ExecResult, now), lastLine(r.ExecResult)); err != nil {
 			return err
 		}
 	}
 	return tw.Flush()
+}
+
+// stepRow is one line of the table.
+type stepRow struct {
+	agentsv1alpha1.ExecResult
+	status string
+}
+
+// stepRows pairs each step of the spec with its result (results are
+// recorded in step order), marking the steps without one as pending. A
+// result the spec no longer names is listed after, as recorded.
+func stepRows(b *agentsv1alpha1.Bottle) []stepRow {
+	results := b.Status.ExecResults
+	var rows []stepRow
+	for i, step := range b.Spec.Provision {
+		if i < len(results) && results[i].Name == step.Name {
+			rows = append(rows, stepRow{results[i], resultStatus(results[i])})
+			continue
+		}
+		user := step.User
+		if user == "" {
+			user = b.Spec.ExecUser
+		}
+		rows = append(rows, stepRow{agentsv1alpha1.ExecResult{Name: step.Name, User: user}, "Pending"})
+	}
+	for i := len(b.Spec.Provision); i < len(results); i++ {
+		rows = append(rows, stepRow{results[i], resultStatus(results[i])})
+	}
+	return rows
+}
+
+func resultStatus(r agentsv1alpha1.ExecResult) string {
+	switch {
+	case r.StartedAt == nil:
+		return "Pending"
+	case r.FinishedAt == nil:
+		return "Running"
+	case r.Error != "" || r.ExitCode == nil || *r.ExitCode != 0:
+		return "Failed"
+	}
+	return "Succeeded"
 }
 
 func orDash(s string) string {

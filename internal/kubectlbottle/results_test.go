@@ -14,14 +14,21 @@ import (
 
 func i32(v int32) *int32 { return &v }
 
-func sampleResults(start time.Time) []agentsv1alpha1.ExecResult {
+func sampleResults(start time.Time) *agentsv1alpha1.Bottle {
 	at := func(d time.Duration) *metav1.MicroTime { t := metav1.NewMicroTime(start.Add(d)); return &t }
-	return []agentsv1alpha1.ExecResult{
+	b := &agentsv1alpha1.Bottle{}
+	b.Spec.ExecUser = "node"
+	for _, name := range []string{"install", "configure", "long", "pending", "later"} {
+		b.Spec.Provision = append(b.Spec.Provision, agentsv1alpha1.ProvisionStep{Name: name})
+	}
+	b.Spec.Provision[0].User = "root"
+	b.Status.ExecResults = []agentsv1alpha1.ExecResult{
 		{Name: "install", User: "root", ExitCode: i32(0), Stdout: "step 1\nadded 12 packages\n\n", StartedAt: at(0), FinishedAt: at(1500 * time.Millisecond)},
 		{Name: "configure", User: "node", ExitCode: i32(3), Stderr: "warning\nfatal:\tno\x1b[31m config", StartedAt: at(2 * time.Second), FinishedAt: at(2*time.Second + 40*time.Millisecond)},
 		{Name: "long", User: "node", Stdout: strings.Repeat("x", 100), StartedAt: at(3 * time.Second)},
 		{Name: "pending"},
 	}
+	return b
 }
 
 func TestRenderResultsTable(t *testing.T) {
@@ -30,11 +37,12 @@ func TestRenderResultsTable(t *testing.T) {
 	if err := RenderResults(&out, sampleResults(start), "", start.Add(73*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	want := "STEP        USER   EXIT CODE   DURATION        OUTPUT\n" +
-		"install     root   0           1.5s            added 12 packages\n" +
-		"configure   node   3           40ms            fatal: no [31m config\n" +
-		"long        node   -           running 1m10s   " + strings.Repeat("x", maxOutputColumn-1) + "…\n" +
-		"pending     -      -           -               -\n"
+	want := "STEP        STATUS      USER   EXIT CODE   DURATION        OUTPUT\n" +
+		"install     Succeeded   root   0           1.5s            added 12 packages\n" +
+		"configure   Failed      node   3           40ms            fatal: no [31m config\n" +
+		"long        Running     node   -           running 1m10s   " + strings.Repeat("x", maxOutputColumn-1) + "…\n" +
+		"pending     Pending     -      -           -               -\n" +
+		"later       Pending     node   -           -               -\n"
 	if out.String() != want {
 		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
 	}
@@ -58,11 +66,11 @@ func TestRenderResultsFormats(t *testing.T) {
 		t.Fatalf("yaml:\n%s", out.String())
 	}
 	out.Reset()
-	if err := RenderResults(&out, nil, "", start); err != nil || out.String() != "No provisioning steps have run.\n" {
+	if err := RenderResults(&out, &agentsv1alpha1.Bottle{}, "", start); err != nil || out.String() != "This Bottle has no provisioning steps.\n" {
 		t.Fatalf("empty: %q %v", out.String(), err)
 	}
 	out.Reset()
-	if err := RenderResults(&out, nil, "json", start); err != nil || out.String() != "[]\n" {
+	if err := RenderResults(&out, &agentsv1alpha1.Bottle{}, "json", start); err != nil || out.String() != "[]\n" {
 		t.Fatalf("empty json: %q %v", out.String(), err)
 	}
 }

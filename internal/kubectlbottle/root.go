@@ -96,7 +96,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &options{flags: genericclioptions.NewConfigFlags(true), streams: streams}
 	cmd := &cobra.Command{
 		Use:   "kubectl-bottle",
-		Short: "Work with Bottles: attach to claude, exec commands, read provisioning results, wait for Ready",
+		Short: "Work with Bottles: attach to claude, exec commands, copy files, read step logs and results, wait for a phase",
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl bottle",
 		},
@@ -107,7 +107,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	o.flags.AddFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newAttachCommand(o), newExecCommand(o), newResultsCommand(o), newWaitCommand(o), newRetryCommand(o))
+	cmd.AddCommand(newAttachCommand(o), newExecCommand(o), newLogsCommand(o), newCpCommand(o), newResultsCommand(o), newWaitCommand(o), newRetryCommand(o))
 	return cmd
 }
 

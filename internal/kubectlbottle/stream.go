@@ -24,6 +24,9 @@ type Session struct {
 	Command []string
 	// User runs exec as this guest user instead of the Bottle's execUser.
 	User string
+	// Env adds NAME=VALUE entries to the session's environment (after
+	// spec.env, so they override it).
+	Env []string
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -34,13 +37,7 @@ type Session struct {
 // URL is the session's URL on the API server, with the same query
 // parameters as kubectl exec.
 func (s *Session) URL(cfg *rest.Config) (*url.URL, error) {
-	c := rest.CopyConfig(cfg)
-	// The aggregated API serving the sessions (internal/execapi).
-	gv := agentsv1alpha1.SubresourceGroupVersion
-	c.GroupVersion = &gv
-	c.APIPath = "/apis"
-	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	rc, err := rest.RESTClientFor(c)
+	rc, err := subresourceClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -51,11 +48,25 @@ func (s *Session) URL(cfg *rest.Config) (*url.URL, error) {
 	if s.User != "" {
 		req = req.Param("user", s.User)
 	}
+	for _, kv := range s.Env {
+		req = req.Param("env", kv)
+	}
 	req = req.Param("stdin", strconv.FormatBool(s.Stdin != nil)).
 		Param("stdout", strconv.FormatBool(s.Stdout != nil)).
 		Param("stderr", strconv.FormatBool(s.Stderr != nil && !s.TTY)).
 		Param("tty", strconv.FormatBool(s.TTY))
 	return req.URL(), nil
+}
+
+// subresourceClient is a REST client for the aggregated API.
+func subresourceClient(cfg *rest.Config) (*rest.RESTClient, error) {
+	c := rest.CopyConfig(cfg)
+	// The aggregated API serving the sessions and logs (internal/execapi).
+	gv := agentsv1alpha1.SubresourceGroupVersion
+	c.GroupVersion = &gv
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	return rest.RESTClientFor(c)
 }
 
 // Stream runs the session over WebSocket (v5.channel.k8s.io) with client-go's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,30 +39,46 @@ func newWaitCommand(o *options) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: o.completeBottleNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !knownPhase(agentsv1alpha1.Phase(forPhase)) {
-				return fmt.Errorf("--for must be a Bottle phase (Ready, Stopped, Failed, ...), not %q", forPhase)
+			phase, ok := parsePhase(forPhase)
+			if !ok {
+				return fmt.Errorf("--for must be a Bottle phase (%s), not %q", strings.Join(phaseNames(), ", "), forPhase)
 			}
 			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
 			return WaitForPhase(cmd.Context(), c, o.streams.Out, types.NamespacedName{Namespace: ns, Name: args[0]},
-				agentsv1alpha1.Phase(forPhase), timeout)
+				phase, timeout)
 		},
 	}
-	cmd.Flags().StringVar(&forPhase, "for", string(agentsv1alpha1.PhaseReady), "The phase to wait for.")
+	cmd.Flags().StringVar(&forPhase, "for", string(agentsv1alpha1.PhaseReady), "The phase to wait for (any case: ready, Ready, READY).")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "How long to wait; 0 waits forever.")
 	return cmd
 }
 
-func knownPhase(p agentsv1alpha1.Phase) bool {
-	switch p {
-	case agentsv1alpha1.PhasePending, agentsv1alpha1.PhaseCreating, agentsv1alpha1.PhaseStarting,
-		agentsv1alpha1.PhaseCopyingFiles, agentsv1alpha1.PhaseProvisioning, agentsv1alpha1.PhaseReady,
-		agentsv1alpha1.PhaseStopped, agentsv1alpha1.PhaseFailed, agentsv1alpha1.PhaseDeleting:
-		return true
+var phases = []agentsv1alpha1.Phase{
+	agentsv1alpha1.PhasePending, agentsv1alpha1.PhaseCreating, agentsv1alpha1.PhaseStarting,
+	agentsv1alpha1.PhaseCopyingFiles, agentsv1alpha1.PhaseProvisioning, agentsv1alpha1.PhaseReady,
+	agentsv1alpha1.PhaseStopped, agentsv1alpha1.PhaseFailed, agentsv1alpha1.PhaseDeleting,
+}
+
+// parsePhase matches a phase whatever its case, as kubectl wait matches
+// condition names.
+func parsePhase(s string) (agentsv1alpha1.Phase, bool) {
+	for _, p := range phases {
+		if strings.EqualFold(s, string(p)) {
+			return p, true
+		}
 	}
-	return false
+	return "", false
+}
+
+func phaseNames() []string {
+	out := make([]string, len(phases))
+	for i, p := range phases {
+		out[i] = string(p)
+	}
+	return out
 }
 
 // WaitForPhase prints the Bottle's phase each time it changes, like

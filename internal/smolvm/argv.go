@@ -43,6 +43,9 @@ const (
 	flagStdin     = "-i"
 	flagStream    = "--stream"
 	flagTTY       = "-t"
+	// flagSecretEnv GUEST=HOST injects HOST's value from smolvm's own
+	// environment (secret_env.go).
+	flagSecretEnv = "--secret-env"
 	flagMode      = "--mode"
 	flagUID       = "--uid"
 	flagGID       = "--gid"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -48,6 +49,15 @@ type ExecRequest struct {
 	// OutputLimit is how many bytes of each stream Exec keeps (the tail);
 	// zero means CLI.OutputLimit.
 	OutputLimit int
+	// Output, when set, receives stdout and stderr interleaved in the order
+	// they arrive, while the command runs (Exec asks smolvm to --stream).
+	// Its errors are ignored: whoever keeps the log must not fail the step.
+	Output io.Writer
+
+	// Set by withSecretEnv for a login shell: carriers runuser keeps, and
+	// the script lines exporting the real names from them.
+	loginWhitelist []string
+	loginPrelude   string
 }
 
 // ExecResult is what a guest command did. Stdout/Stderr are the last
@@ -89,6 +99,11 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	cmd.Stdin = execStdin(payload, req.Stdin)
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
+	if req.Output != nil {
+		out := &lockedWriter{w: req.Output}
+		cmd.Stdout = io.MultiWriter(stdout, out)
+		cmd.Stderr = io.MultiWriter(stderr, out)
+	}
 	o := runCmd(runCtx, cmd, stderr)
 
 	res = ExecResult{
@@ -156,4 +171,18 @@ func (c *CLI) execFailure(verb string, parent context.Context, o outcome, timeou
 		}
 	}
 	return nil
+}
+
+// lockedWriter serialises the stdout and stderr copies into one writer and
+// never reports its errors (which would stop os/exec's copying).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(p)
+	return len(p), nil
 }

@@ -13,6 +13,7 @@ const (
 	runuserLogin      = "-l"
 	runuserCommand    = "-c"
 	runuserUser       = "-u"
+	runuserWhitelist  = "-w" // --whitelist-environment, util-linux >= 2.33
 	guestShell        = "/bin/sh"
 	guestShellCommand = "-c"
 )
@@ -40,7 +41,9 @@ const (
 //
 // Without Script and Env (a bare Argv), and always for ExecInteractive, whose
 // stdin belongs to the session, the command is on argv: `runuser -l USER -c
-// SCRIPT` or `runuser -u USER -- ARGV`. ExecInteractive refuses Env.
+// SCRIPT` or `runuser -u USER -- ARGV`. ExecInteractive's Env goes through
+// --secret-env carriers (withSecretEnv), never argv; guestCommand itself
+// refuses Env on any verb but Exec.
 func guestCommand(verb string, req ExecRequest) (env []EnvVar, argv []string, workdir, payload string, err error) {
 	hasScript, hasArgv := req.Script != "", len(req.Argv) > 0
 	if hasScript == hasArgv {
@@ -98,10 +101,20 @@ func guestCommand(verb string, req ExecRequest) (env []EnvVar, argv []string, wo
 		}
 		return nil, req.Argv, req.Workdir, "", nil
 	case login:
-		if !viaStdin && req.Workdir != "" {
-			// Only an interactive exec gets here with a workdir.
-			return nil, []string{guestRunuser, runuserLogin, req.User, runuserCommand,
-				"cd " + Quote(req.Workdir) + " || exit 1\n" + shellCommand()}, "", "", nil
+		if !viaStdin {
+			// An interactive exec: its stdin is the session's, so the session
+			// environment arrives in carrier variables (--secret-env, see
+			// withSecretEnv) that the login shell is told to keep (-w) and the
+			// prelude exports under their real names after the profile ran.
+			script := req.loginPrelude
+			if req.Workdir != "" {
+				script += "cd " + Quote(req.Workdir) + " || exit 1\n"
+			}
+			argv := []string{guestRunuser, runuserLogin, req.User}
+			if len(req.loginWhitelist) > 0 {
+				argv = append(argv, runuserWhitelist, strings.Join(req.loginWhitelist, ","))
+			}
+			return nil, append(argv, runuserCommand, script+shellCommand()), "", "", nil
 		}
 		return nil, []string{guestRunuser, runuserLogin, req.User, runuserCommand, shellCommand()}, "", payload, nil
 	}

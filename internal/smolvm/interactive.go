@@ -33,17 +33,24 @@ type TermSize struct{ Width, Height uint16 }
 const ptyDrainTimeout = time.Second
 
 // ExecInteractive runs a command with the caller's streams attached
-// (smolvm -i, plus -t when s.TTY) and returns the guest's exit code. err is
+// (smolvm -i, plus -t when s.TTY) and returns the guest's exit code.
+// req.Env reaches the guest through smolvm's own environment
+// (--secret-env), never its argv: stdin is the caller's. err is
 // set only for smolvm's own failures, invalid requests and timeouts, as in
 // Exec. No default timeout applies: sessions last as long as ctx.
 func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (exitCode int, err error) {
 	start := time.Now()
 	defer func() { observe(verbInteractive, time.Since(start), err) }()
 
+	req, secrets, err := withSecretEnv(verbInteractive, req)
+	if err != nil {
+		return -1, err
+	}
 	argv, _, err := execArgv(verbInteractive, req, req.Timeout, true, s.TTY)
 	if err != nil {
 		return -1, err
 	}
+	argv = withFlags(argv, secrets.flags)
 	runCtx, cancel := withExecTimeout(ctx, req.Timeout)
 	defer cancel()
 
@@ -53,6 +60,7 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 		errOut = io.MultiWriter(stderr, s.Stderr)
 	}
 	cmd := c.command(runCtx, argv)
+	cmd.Env = append(cmd.Env, secrets.procEnv...)
 	cmd.Stderr = errOut
 
 	var o outcome

@@ -32,8 +32,7 @@ var execSpec = &cmdSpec{
 		{long: "--timeout", meta: "<DURATION>"},
 		{long: "--interactive", short: "-i"},
 		{long: "--tty", short: "-t"},
-		// Real smolvm buffers output until the command exits unless
-		// --stream; the simulator always streams (see docs/smolvm.md).
+		{long: "--secret-env", meta: "<GUEST_VAR=HOST_VAR>", multi: true},
 		{long: "--stream"},
 	},
 	command:     true,
@@ -66,6 +65,10 @@ func cmdExec(e *env, args []string) error {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return execSpec.usageErr("invalid value '%s' for '--env <KEY=VALUE>': expected KEY=VALUE", kv)
 		}
+	}
+	secrets, err := secretEnv(p.values["--secret-env"])
+	if err != nil {
+		return err
 	}
 	if err := applyFaults("exec", name); err != nil {
 		return err
@@ -100,7 +103,7 @@ func cmdExec(e *env, args []string) error {
 		}
 	}
 	cmd := exec.Command(bwrap, argv...)
-	cmd.Env = guestEnv(r, p.values["--env"], termName)
+	cmd.Env = guestEnv(r, append(p.values["--env"], secrets...), termName)
 
 	// Pdeathsig is tied to the thread that forks; keep this goroutine on
 	// one thread so the sandbox dies exactly when this process does.
@@ -116,7 +119,62 @@ func cmdExec(e *env, args []string) error {
 	// Same process group as this process, so a caller killing our group
 	// kills the sandbox too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return run.wait(timeout, nil)
+	if p.bools["--interactive"] || p.bools["--stream"] {
+		return run.wait(timeout, nil)
+	}
+	// smolvm buffers a plain exec's output until the command exits; only
+	// --stream (or an interactive exec) prints it as it arrives. Unlinked
+	// files, not pipes: os/exec would wait for a pipe's last writer, which
+	// can be a guest process the killed sandbox leaves for a moment.
+	out, err := bufferFile()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = out.Close() }()
+	errOut, err := bufferFile()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = errOut.Close() }()
+	cmd.Stdout, cmd.Stderr = out, errOut
+	err = run.wait(timeout, nil)
+	for _, f := range []struct {
+		buf *os.File
+		w   io.Writer
+	}{{out, e.stdout}, {errOut, e.stderr}} {
+		if _, serr := f.buf.Seek(0, io.SeekStart); serr == nil {
+			_, _ = io.Copy(f.w, f.buf)
+		}
+	}
+	return err
+}
+
+// bufferFile is an anonymous temporary file.
+func bufferFile() (*os.File, error) {
+	f, err := os.CreateTemp("", "smolvm-sim-output-")
+	if err != nil {
+		return nil, fail("agent operation failed: exec: %v", err)
+	}
+	_ = os.Remove(f.Name())
+	return f, nil
+}
+
+// secretEnv resolves --secret-env GUEST=HOST from this process's
+// environment into GUEST=value entries for the guest.
+func secretEnv(pairs []string) ([]string, error) {
+	var out []string
+	for _, kv := range pairs {
+		guest, host, ok := strings.Cut(kv, "=")
+		if !ok || guest == "" || host == "" {
+			return nil, execSpec.usageErr("invalid value '%s' for '--secret-env <GUEST_VAR=HOST_VAR>': expected GUEST_VAR=HOST_VAR", kv)
+		}
+		v, ok := os.LookupEnv(host)
+		if !ok {
+			return nil, fail("secret env %s: host environment variable %s is not set", guest, host)
+		}
+		out = append(out, guest+"="+v)
+	}
+	return out, nil
 }
 
 // runningMachine finds a machine that must be running (exec, cp) and

@@ -116,7 +116,7 @@ func TestStopEndsRunningExecs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	marker := "stop-marker-3b9d"
-	cmd := s.command(ctx, "machine", "exec", "--name", "st", "--", "bash", "-c", "echo up; exec -a "+marker+" sleep 1000")
+	cmd := s.command(ctx, "machine", "exec", "--name", "st", "--stream", "--", "bash", "-c", "echo up; exec -a "+marker+" sleep 1000")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -115,6 +115,7 @@ func TestDevUpDown(t *testing.T) {
 		t.Errorf("dev-viewer could delete a bottle (err %v): %s", err, errOut)
 	}
 	devExecChecks(ctx, t, d)
+	devSessionChecks(ctx, t, d)
 
 	down()
 	for _, pid := range pids {

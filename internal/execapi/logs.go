@@ -1,0 +1,162 @@
+package execapi
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/steplog"
+)
+
+// bottles/log serves the provisioning steps' full output, like pods/log:
+// GET .../bottles/NAME/log?step=S&follow=true&tailLines=N&timestamps=true.
+// The kube-apiserver authorizes `get` on bottles/log in the aggregated group
+// before proxying; the gateway checks nothing more (a plain GET, unlike the
+// WebSocket sessions whose GET must be re-checked as create).
+
+// logRequest is a log request's parameters.
+type logRequest struct {
+	step       string
+	follow     bool
+	tailLines  int64
+	timestamps bool
+}
+
+func parseLogRequest(r *http.Request) (*logRequest, error) {
+	q := r.URL.Query()
+	lr := &logRequest{step: q.Get("step"), tailLines: -1}
+	var err error
+	if lr.follow, err = boolParam(q, "follow", false); err != nil {
+		return nil, err
+	}
+	if lr.timestamps, err = boolParam(q, "timestamps", false); err != nil {
+		return nil, err
+	}
+	if v := q.Get("tailLines"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, badRequest("tailLines must be a number >= 0, not %q", v)
+		}
+		lr.tailLines = n
+	}
+	return lr, nil
+}
+
+// serveLogGateway: the Bottle's steps ran on its node, whose agent keeps
+// their logs; serve them here or proxy there.
+func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
+			"%s is not supported on bottles/log", r.Method))
+		return
+	}
+	if _, err := parseLogRequest(r); err != nil {
+		writeStatus(w, err)
+		return
+	}
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	b, err := s.readBottle(r.Context(), ns, name)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	node := b.NodeName()
+	if node == "" || node == s.opts.NodeName {
+		s.serveLog(w, r, b)
+		return
+	}
+	s.proxyToAgent(w, r, node, &sessionRequest{namespace: ns, name: name, subresource: agentsv1alpha1.SubresourceLog}, userFrom(r).GetName())
+}
+
+// serveLogAgent serves a log request a gateway forwarded.
+func (s *Server) serveLogAgent(w http.ResponseWriter, r *http.Request) {
+	b, err := s.readBottle(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	if err := s.onThisNode(b); err != nil {
+		writeStatus(w, err)
+		return
+	}
+	s.serveLog(w, r, b)
+}
+
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *agentsv1alpha1.Bottle) {
+	lr, err := parseLogRequest(r)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	if s.opts.StepLogs == nil {
+		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+			"the agent of node %q keeps no step logs (--step-log-dir is off)", s.opts.NodeName))
+		return
+	}
+	step, err := s.pickStep(b, lr.step)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	uid := string(b.UID)
+	if !s.opts.StepLogs.Has(uid, step) {
+		writeStatus(w, logError(b, step, steplog.ErrNotFound))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush() // a follower sees the response before the first line
+	err = s.opts.StepLogs.Copy(r.Context(), w, uid, step, steplog.ReadOptions{
+		Follow: lr.follow, TailLines: lr.tailLines, Timestamps: lr.timestamps,
+		Flush: func() { _ = rc.Flush() },
+	})
+	if err != nil && r.Context().Err() == nil {
+		s.log.V(1).Info("log stream ended early", "bottle", b.Namespace+"/"+b.Name, "step", step, "reason", err.Error())
+	}
+}
+
+// pickStep is the step asked for, else the one this agent began last, else
+// the last with a recorded result.
+func (s *Server) pickStep(b *agentsv1alpha1.Bottle, asked string) (string, error) {
+	names := make([]string, 0, len(b.Spec.Provision))
+	for _, st := range b.Spec.Provision {
+		names = append(names, st.Name)
+	}
+	if asked != "" {
+		if !slices.Contains(names, asked) && !slices.ContainsFunc(b.Status.ExecResults, func(r agentsv1alpha1.ExecResult) bool { return r.Name == asked }) {
+			return "", statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+				"bottle %q has no step %q (its steps: %s)", b.Name, asked, orNone(names))
+		}
+		return asked, nil
+	}
+	if step, ok := s.opts.StepLogs.Latest(string(b.UID)); ok {
+		return step, nil
+	}
+	if n := len(b.Status.ExecResults); n > 0 {
+		return b.Status.ExecResults[n-1].Name, nil
+	}
+	return "", statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+		"bottle %q has not run a provisioning step yet (its steps: %s)", b.Name, orNone(names))
+}
+
+func logError(b *agentsv1alpha1.Bottle, step string, err error) error {
+	if errors.Is(err, steplog.ErrNotFound) {
+		return statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+			"step %q of bottle %q has no log on node %q: it has not run there yet (phase %s)", step, b.Name, b.NodeName(), phaseName(b.Status.Phase))
+	}
+	return statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError, "reading the log of step %q: %v", step, err)
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
