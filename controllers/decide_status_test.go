@@ -10,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -155,6 +156,8 @@ func TestTailForStatus(t *testing.T) {
 		{"one long line is cut mid-line", strings.Repeat("x", 50), 10, strings.Repeat("x", 10)},
 		{"escaped characters count 6", strings.Repeat("<", 10), 12, "<<"},
 		{"invalid UTF-8 is replaced", "ok\xff", 100, "ok\uFFFD"},
+		{"DEL, C1 controls and non-characters are replaced", "a\x7fb\u0085c\u009fd\uffffe\ufffe", 100, "a\uFFFDb\uFFFDc\uFFFDd\uFFFDe\uFFFD"},
+		{"C0 controls stay (JSON escapes them)", "a\x01b\tc", 100, "a\x01b\tc"},
 	}
 	for _, tc := range cases {
 		got := tailForStatus(tc.in, tc.budget)
@@ -164,6 +167,17 @@ func TestTailForStatus(t *testing.T) {
 		if escaped(got) > tc.budget || !utf8.ValidString(got) {
 			t.Errorf("%s: %q is %d bytes escaped (budget %d)", tc.name, got, escaped(got), tc.budget)
 		}
+	}
+	// Server-side apply bodies are read as YAML: every possible byte of
+	// output must survive JSON encoding and a YAML read.
+	var all strings.Builder
+	for b := 0; b < 256; b++ {
+		all.WriteByte(byte(b))
+	}
+	all.WriteString("\u0080\u0085\u009f\ufffe\uffff\u2028")
+	raw, _ := json.Marshal(map[string]string{"stdout": tailForStatus(all.String(), OutputTail)})
+	if _, err := yaml.YAMLToJSON(raw); err != nil {
+		t.Errorf("a tail of every byte is refused as YAML: %v", err)
 	}
 	// A worst case: 4 KiB of '<' escapes to 24 KiB; the tail keeps 4 KiB escaped.
 	big := tailForStatus(strings.Repeat("<", OutputTail), OutputTail)
