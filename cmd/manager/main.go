@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,6 +29,7 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/nodecheck"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/version"
+	"github.com/bot-bottle/bottle-controller/internal/vmlauncher"
 )
 
 type options struct {
@@ -43,6 +45,8 @@ type options struct {
 	smolvmRecheckPeriod     time.Duration
 	lease                   leaseOptions
 	timeouts                smolvmTimeouts
+	vmLauncher              string
+	systemBusSocket         string
 	exec                    execOptions
 	stepLogs                stepLogOptions
 	zap                     zap.Options
@@ -67,6 +71,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.smolvmRecheckPeriod, "smolvm-recheck-period", 30*time.Second, "While smolvm is missing or too old, how often to check it again (the agent restarts once it is usable).")
 	o.lease.bindFlags(fs)
 	o.timeouts.bindFlags(fs)
+	fs.StringVar(&o.vmLauncher, "vm-launcher", "direct", "Where `machine start` leaves the VM process: direct (a child of the agent, in its container: an agent restart stops the VMs; for make dev and tests) or systemd (a transient unit bottle-vm-<machine>.service on the host, started over D-Bus, with the VM's CPUs and memory as limits: the VM outlives the agent).")
+	fs.StringVar(&o.systemBusSocket, "system-bus-socket", vmlauncher.DefaultSystemBusSocket, "The host's D-Bus system bus socket, for --vm-launcher=systemd.")
 	o.exec.bindFlags(fs)
 	o.stepLogs.bindFlags(fs)
 	o.zap.BindFlags(fs)
@@ -85,6 +91,10 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("--node-name is required (or set NODE_NAME, e.g. from the downward API)")
 	case o.execMode != "login" && o.execMode != "direct":
 		return nil, fmt.Errorf("--exec-mode must be login or direct, not %q", o.execMode)
+	case o.vmLauncher != "direct" && o.vmLauncher != "systemd":
+		return nil, fmt.Errorf("--vm-launcher must be direct or systemd, not %q", o.vmLauncher)
+	case o.vmLauncher == "systemd" && !filepath.IsAbs(o.smolvmPath):
+		return nil, fmt.Errorf("--vm-launcher=systemd needs an absolute --smolvm-path (systemd runs it on the host), not %q", o.smolvmPath)
 	case o.maxConcurrentReconciles < 1:
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, not %d", o.maxConcurrentReconciles)
 	case o.resyncPeriod < time.Second:
@@ -158,8 +168,11 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	cli := smolvm.New(o.smolvmPath, env...)
 	cli.Timeouts = o.timeouts.Timeouts
 	cli.DefaultExecTimeout = o.timeouts.exec
+	if o.vmLauncher == "systemd" {
+		cli.Launcher = &vmlauncher.Systemd{Socket: o.systemBusSocket, OverheadMiB: vmlauncher.DefaultOverheadMiB}
+	}
 	log.Info("starting agent", "version", version.Version, "revision", version.Revision, "node", o.nodeName,
-		"lease", o.lease.namespace+"/"+agentlease.Name(o.nodeName), "identity", o.lease.identity)
+		"lease", o.lease.namespace+"/"+agentlease.Name(o.nodeName), "identity", o.lease.identity, "vmLauncher", o.vmLauncher)
 
 	lock, err := agentlease.NewLock(cfg, o.lease.namespace, o.nodeName, o.lease.identity,
 		max(o.lease.renewDeadline/2, time.Second), ctrl.Log.WithName("lease"))

@@ -34,6 +34,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--node-name=n", "--lease-renew-deadline=2s"}, "must be more than 1.2 × --lease-retry-period"},
 		{[]string{"--node-name=n", "--lease-retry-period=0s"}, "--lease-retry-period must be positive"},
 		{[]string{"--node-name=n", "--lease-duration=3s", "--lease-renew-deadline=2s", "--lease-retry-period=250ms"}, ""},
+		{[]string{"--node-name=n", "--vm-launcher=docker"}, "--vm-launcher must be direct or systemd"},
+		{[]string{"--node-name=n", "--vm-launcher=systemd"}, "needs an absolute --smolvm-path"},
+		{[]string{"--node-name=n", "--vm-launcher=systemd", "--smolvm-path=/opt/smolvm/bin/smolvm"}, ""},
 		{[]string{"--node-name=n"}, ""},
 		{[]string{"--node-name=n", "--exec-bind-address=0", "--exec-cert-dir="}, ""},
 	} {

@@ -45,6 +45,8 @@ type CLI struct {
 	OutputLimit int
 	// Timeouts bound every call but Exec; zero fields take the defaults.
 	Timeouts Timeouts
+	// Launcher runs `machine start`; nil runs it as the agent's child.
+	Launcher Launcher
 }
 
 // New returns a CLI for the binary at path ("" means "smolvm" from PATH),

@@ -19,6 +19,9 @@ func (c *CLI) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return precheckFailed(verbStart, err)
 	}
+	if c.Launcher != nil {
+		return c.startWithLauncher(ctx, name, argv)
+	}
 	_, err = c.run(ctx, verbStart, argv)
 	return err
 }

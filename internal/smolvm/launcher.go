@@ -1,0 +1,60 @@
+package smolvm
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Launcher runs `machine start`, the one verb that leaves a process (the
+// VMM) running after smolvm exits. A nil CLI.Launcher runs it as the agent's
+// own child ("direct"): the VMM then lives in the agent's PID namespace and
+// cgroup and dies with the agent's container. A Launcher puts it elsewhere
+// (internal/vmlauncher: a transient systemd unit per machine).
+type Launcher interface {
+	Launch(ctx context.Context, req LaunchRequest) error
+}
+
+// LaunchRequest is one `machine start`: the complete argv (smolvm's path
+// first), the extra environment of every smolvm call, and the size smolvm
+// recorded for the machine, which a launcher turns into limits.
+type LaunchRequest struct {
+	Machine   string
+	Argv      []string
+	Env       []string
+	CPUs      int
+	MemoryMiB int
+}
+
+// startWithLauncher asks smolvm for the machine first: starting a running
+// machine succeeds without launching anything (a second unit for a running
+// machine would fail or, worse, replace it), and the recorded size gives the
+// limits.
+func (c *CLI) startWithLauncher(ctx context.Context, name string, argv []string) (err error) {
+	m, err := c.Status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if m.State == StateRunning {
+		return nil
+	}
+	start := time.Now()
+	defer func() { observe(verbStart, time.Since(start), err) }()
+	req := LaunchRequest{Machine: name, Argv: append([]string{c.path()}, argv...),
+		Env: append([]string(nil), c.Env...), CPUs: m.CPUs, MemoryMiB: m.MemoryMiB}
+	if lerr := c.Launcher.Launch(ctx, req); lerr != nil {
+		var e *Error
+		if errors.As(lerr, &e) {
+			return lerr
+		}
+		class := ErrOther
+		switch {
+		case errors.Is(lerr, context.DeadlineExceeded):
+			class = ErrTimeout
+		case errors.Is(lerr, context.Canceled):
+			class = ErrCanceled
+		}
+		return &Error{Verb: verbStart, Class: class, ExitCode: -1, Message: lerr.Error(), Err: lerr}
+	}
+	return nil
+}

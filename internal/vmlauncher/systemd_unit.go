@@ -1,0 +1,125 @@
+package vmlauncher
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	sdbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+)
+
+const (
+	// UnitPrefix and UnitSuffix frame a machine's unit name.
+	UnitPrefix = "bottle-vm-"
+	UnitSuffix = ".service"
+
+	// DefaultOverheadMiB is added to the VM's memory for MemoryMax: the VMM
+	// process itself (libkrun, virtio queues, page tables) is outside the
+	// guest's RAM.
+	DefaultOverheadMiB = 256
+
+	// smolvm's own defaults when a machine records no size (contract).
+	smolvmDefaultCPUs      = 4
+	smolvmDefaultMemoryMiB = 8192
+)
+
+// UnitName is the transient unit of one machine. The name is validated with
+// smolvm's rules ([A-Za-z0-9_-], no leading '-'), all of which are legal in
+// a unit name, so no escaping is needed and no other unit can be named.
+func UnitName(machine string) (string, error) {
+	if err := smolvm.ValidateMachineName(machine); err != nil {
+		return "", err
+	}
+	return UnitPrefix + machine + UnitSuffix, nil
+}
+
+// Unit is what the agent asks systemd to start for one `machine start`.
+type Unit struct {
+	Name        string
+	Description string
+	// Type is "forking": smolvm exits once the VM runs and leaves the VMM,
+	// which systemd then tracks; the unit ends when the VMM does (machine
+	// stop/delete, or a crash), and CollectMode unloads it so the next start
+	// can reuse the name.
+	Type        string
+	ExecStart   []string
+	Environment []string
+	MemoryMax   uint64 // bytes
+	// CPUQuotaPerSecUSec is CPUQuota= in systemd's D-Bus units: CPU time per
+	// second of wall time, 1s per vCPU.
+	CPUQuotaPerSecUSec uint64
+	// KillMode "mixed": stopping the unit sends SIGTERM to the VMM and
+	// SIGKILL to what is left. The unit is not the agent's child and is not
+	// bound to it, so stopping the agent never stops it.
+	KillMode    string
+	CollectMode string
+}
+
+// UnitFor turns a launch request into the unit, with no side effect: this is
+// the part of the systemd launcher that can be tested without systemd.
+func UnitFor(req smolvm.LaunchRequest, overheadMiB int) (Unit, error) {
+	name, err := UnitName(req.Machine)
+	if err != nil {
+		return Unit{}, err
+	}
+	if len(req.Argv) == 0 || !filepath.IsAbs(req.Argv[0]) {
+		return Unit{}, fmt.Errorf("systemd launcher: smolvm path must be absolute (systemd runs it on the host), got %q", first(req.Argv))
+	}
+	for _, a := range req.Argv {
+		if strings.ContainsRune(a, 0) {
+			return Unit{}, fmt.Errorf("systemd launcher: NUL in argv")
+		}
+	}
+	for _, e := range req.Env {
+		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
+			return Unit{}, fmt.Errorf("systemd launcher: environment entry is not NAME=value")
+		}
+	}
+	if overheadMiB < 0 {
+		overheadMiB = 0
+	}
+	cpus, mem := req.CPUs, req.MemoryMiB
+	if cpus <= 0 {
+		cpus = smolvmDefaultCPUs
+	}
+	if mem <= 0 {
+		mem = smolvmDefaultMemoryMiB
+	}
+	return Unit{
+		Name:               name,
+		Description:        "bottle-controller VM " + req.Machine,
+		Type:               "forking",
+		ExecStart:          append([]string(nil), req.Argv...),
+		Environment:        append([]string{}, req.Env...),
+		MemoryMax:          uint64(mem+overheadMiB) << 20,
+		CPUQuotaPerSecUSec: uint64(cpus) * 1_000_000,
+		KillMode:           "mixed",
+		CollectMode:        "inactive-or-failed",
+	}, nil
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// Properties is the unit as StartTransientUnit's a(sv) argument.
+func (u Unit) Properties() []sdbus.Property {
+	return []sdbus.Property{
+		sdbus.PropDescription(u.Description),
+		sdbus.PropType(u.Type),
+		// uncleanIsFailure=false: the exit status of smolvm is judged by
+		// the job result; a VMM killed by `machine stop` is not a failure.
+		sdbus.PropExecStart(u.ExecStart, false),
+		{Name: "Environment", Value: dbus.MakeVariant(u.Environment)},
+		{Name: "MemoryMax", Value: dbus.MakeVariant(u.MemoryMax)},
+		{Name: "CPUQuotaPerSecUSec", Value: dbus.MakeVariant(u.CPUQuotaPerSecUSec)},
+		{Name: "KillMode", Value: dbus.MakeVariant(u.KillMode)},
+		{Name: "CollectMode", Value: dbus.MakeVariant(u.CollectMode)},
+	}
+}
