@@ -121,7 +121,7 @@ func (s *scope) summaryInput(reconcileErr error) summaryInput {
 		Provisioned: isTrue(v1.ConditionProvisioned),
 		FilesWaitForSteps: meta.IsStatusConditionFalse(st.Conditions, v1.ConditionFilesReady) &&
 			meta.FindStatusCondition(st.Conditions, v1.ConditionFilesReady).Reason == v1.ReasonWaitingForOwner,
-		Stalled: s.stalled, Waiting: s.waiting, NotApplied: s.notApplied,
+		Stalled: s.stalled, Waiting: s.waiting, NotApplied: s.notApplied, Pending: s.pending,
 	}
 	if reconcileErr != nil {
 		in.Err = reconcileErr.Error()

@@ -63,6 +63,12 @@ var _ = Describe("VMs outlive the agent", func() {
 		By("starting a new agent for the same node")
 		a = startAgent(node, agentOptions{})
 		defer a.stop()
+		DeferCleanup(func() {
+			if CurrentSpecReport().Failed() {
+				dumpBottles()
+				GinkgoWriter.Printf("second agent's log:\n%s\n", a.logs.String())
+			}
+		})
 		Eventually(func(g Gomega) {
 			s := get(b).Status
 			g.Expect(s.ObservedGeneration).To(Equal(generation))
