@@ -66,11 +66,11 @@ func dial(ctx context.Context, socket string) (*dbus.Conn, error) {
 		return nil, err
 	}
 	if err := c.Auth(nil); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, err
 	}
 	if err := c.Hello(); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, err
 	}
 	return c, nil
