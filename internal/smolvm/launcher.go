@@ -19,7 +19,9 @@ type Launcher interface {
 // first), the extra environment of every smolvm call, and the size smolvm
 // recorded for the machine, which a launcher turns into limits.
 type LaunchRequest struct {
-	Machine   string
+	Machine string
+	// State is the machine's state before the start (never running).
+	State     string
 	Argv      []string
 	Env       []string
 	CPUs      int
@@ -40,7 +42,7 @@ func (c *CLI) startWithLauncher(ctx context.Context, name string, argv []string)
 	}
 	start := time.Now()
 	defer func() { observe(verbStart, time.Since(start), err) }()
-	req := LaunchRequest{Machine: name, Argv: append([]string{c.path()}, argv...),
+	req := LaunchRequest{Machine: name, State: m.State, Argv: append([]string{c.path()}, argv...),
 		Env: append([]string(nil), c.Env...), CPUs: m.CPUs, MemoryMiB: m.MemoryMiB}
 	if lerr := c.Launcher.Launch(ctx, req); lerr != nil {
 		var e *Error

@@ -38,7 +38,7 @@ func TestStartThroughALauncher(t *testing.T) {
 	if err := c.Start(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	want := LaunchRequest{Machine: name, Argv: []string{c.Path, "machine", "start", "--name", name},
+	want := LaunchRequest{Machine: name, State: StateCreated, Argv: []string{c.Path, "machine", "start", "--name", name},
 		Env: c.Env, CPUs: 2, MemoryMiB: 2048}
 	if len(h.reqs) != 1 || !reflect.DeepEqual(h.reqs[0], want) {
 		t.Fatalf("launch requests %+v, want one %+v", h.reqs, want)

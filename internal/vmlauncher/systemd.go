@@ -47,10 +47,12 @@ func (s *Systemd) Launch(ctx context.Context, req smolvm.LaunchRequest) error {
 	defer conn.Close()
 
 	err = startAndWait(ctx, conn, unit)
-	if isUnitExists(err) {
+	if isUnitExists(err) && req.State != smolvm.StateUnreachable {
 		// A unit left from an earlier start whose VMM is gone (the caller
 		// checked the machine is not running) but that systemd has not
 		// collected yet: stop it, forget a failed state, start again once.
+		// An unreachable machine still has its VMM: its unit is never
+		// stopped here, the start fails with systemd's UnitExists.
 		if serr := stopAndWait(ctx, conn, unit.Name); serr != nil {
 			return serr
 		}
