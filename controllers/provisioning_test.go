@@ -62,7 +62,7 @@ func watchKstatus(b *v1.Bottle, created time.Time, stop <-chan struct{}) <-chan 
 	return out
 }
 
-func guestRuns(node string, b *v1.Bottle, file string) func() string {
+func guestRuns(node string, b *v1.Bottle, file string) func() string { //nolint:unparam // any agent's node, like the other guest helpers
 	return func() string {
 		out, _, _ := sim(node, "machine", "exec", "--name", get(b).Status.MachineName, "--", "sh", "-c", "cat "+file+" 2>/dev/null")
 		return out

@@ -137,14 +137,14 @@ var _ = Describe("Bottle size budget", func() {
 	It("stores the largest valid Bottle with its largest status in etcd", func() {
 		b := worstCaseBottle("worst-case")
 		By("applying the spec server-side, as a GitOps tool does")
-		Expect(k8sClient.Patch(ctx, applied(b), client.Apply, client.FieldOwner("gitops"), client.ForceOwnership)).To(Succeed())
+		Expect(k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied(b)), client.FieldOwner("gitops"), client.ForceOwnership)).To(Succeed())
 
 		By("applying the largest status the agent can write, under its own field manager")
 		withStatus := b.DeepCopy()
 		withStatus.Status = worstCaseStatus(b)
 		u := applied(withStatus)
 		delete(u.Object, "spec")
-		Expect(k8sClient.Status().Patch(ctx, u, client.Apply, client.FieldOwner("bottle-agent"), client.ForceOwnership)).To(Succeed())
+		Expect(k8sClient.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("bottle-agent"), client.ForceOwnership)).To(Succeed())
 
 		got := &v1.Bottle{}
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), got)).To(Succeed())

@@ -48,7 +48,7 @@ func TestImageTarball(t *testing.T) {
 	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH {
 		t.Errorf("platform = %s/%s", cf.OS, cf.Architecture)
 	}
-	if !cf.Created.Time.Equal(time.Unix(1700000000, 0)) {
+	if !cf.Created.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("created = %s, want the -created time", cf.Created.Time)
 	}
 	for k, want := range map[string]string{

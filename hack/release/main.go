@@ -259,7 +259,7 @@ func tarGz(mtime time.Time, files map[string]file) ([]byte, error) {
 
 type krewPlatform struct{ OS, Arch, URI, SHA256 string }
 
-func renderKrew(tmplPath, version string, platforms []krewPlatform) ([]byte, error) {
+func renderKrew(tmplPath, ver string, platforms []krewPlatform) ([]byte, error) {
 	t, err := template.New(filepath.Base(tmplPath)).Option("missingkey=error").ParseFiles(tmplPath)
 	if err != nil {
 		return nil, err
@@ -268,7 +268,7 @@ func renderKrew(tmplPath, version string, platforms []krewPlatform) ([]byte, err
 	if err := t.Execute(&buf, struct {
 		Version   string
 		Platforms []krewPlatform
-	}{version, platforms}); err != nil {
+	}{ver, platforms}); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -74,7 +74,7 @@ func TestLogs(t *testing.T) {
 	_ = w.Close()
 	code, out, errOut := kubectlBottle(t, "alice", "", "logs", "withenv", "--step", "install")
 	g.Expect(code).To(Equal(0), errOut)
-	g.Expect(out == string(big)).To(BeTrue(), "got %d bytes, want the 5 MiB written", len(out))
+	g.Expect(out).To(Equal(string(big)), "got %d bytes, want the 5 MiB written", len(out))
 
 	// -f shows a line of a running step, and ends when the step ends.
 	w, err = s.logsA.Begin(uid, "slow")

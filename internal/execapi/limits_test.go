@@ -119,7 +119,7 @@ func standaloneServer(t *testing.T, mutate func(*Options)) (*Server, *certs.Bund
 	return srv, bundle
 }
 
-func dialTLS(addr string, bundle *certs.Bundle, clientCerts ...tls.Certificate) (*tls.Conn, error) {
+func dialTLS(addr string, bundle *certs.Bundle, clientCerts ...tls.Certificate) (*tls.Conn, error) { //nolint:unparam // a client certificate is optional by design
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	return tls.DialWithDialer(d, "tcp", addr, &tls.Config{
 		RootCAs: bundle.ExecCA.Pool(), ServerName: certs.AgentServerName,

@@ -93,7 +93,7 @@ func processesMatching(s string) []string {
 
 // waitNoProcesses polls until no process matches (killed processes need a
 // moment to be reaped by their pid namespace), failing after a deadline.
-func waitNoProcesses(t testing.TB, marker string, within time.Duration) {
+func waitNoProcesses(t testing.TB, marker string, within time.Duration) { //nolint:unparam // callers may need a longer wait
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

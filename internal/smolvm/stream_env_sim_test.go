@@ -33,7 +33,9 @@ func TestExecOutputStreamsEveryByte(t *testing.T) {
 	default:
 	}
 	cancel()
-	<-done
+	if err := <-done; ClassOf(err) != ErrCanceled {
+		t.Fatalf("a cancelled exec returned %v, want the canceled class", err)
+	}
 
 	var all bytes.Buffer
 	res := mustExec(t, c, ExecRequest{Machine: "stream", User: "node", Timeout: time.Minute, Output: &all,

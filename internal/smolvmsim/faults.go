@@ -104,9 +104,9 @@ func takeFailure(verb string, budget int) bool {
 		return false
 	}
 	defer unlock()
-	path := filepath.Join(dir, "faults.json")
+	counterFile := filepath.Join(dir, "faults.json")
 	counters := map[string]faultCounter{}
-	if data, err := os.ReadFile(path); err == nil {
+	if data, err := os.ReadFile(counterFile); err == nil {
 		_ = json.Unmarshal(data, &counters)
 	}
 	c := counters[verb]
@@ -118,5 +118,5 @@ func takeFailure(verb string, budget int) bool {
 	}
 	c.Used++
 	counters[verb] = c
-	return writeJSONAtomic(path, counters) == nil
+	return writeJSONAtomic(counterFile, counters) == nil
 }

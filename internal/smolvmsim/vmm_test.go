@@ -11,7 +11,7 @@ import (
 	"github.com/onsi/gomega"
 )
 
-func (s *sim) status(name string) statusJSON {
+func (s *sim) status(name string) statusJSON { //nolint:unparam // any machine of the simulator
 	s.t.Helper()
 	var st statusJSON
 	if err := json.Unmarshal([]byte(s.ok("machine", "status", "--name", name, "--json")), &st); err != nil {
