@@ -194,6 +194,11 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 	}
 
+	if c, left := holdStall(st, bottle.Generation, s.retry, time.Now(), kvmRetryPeriod); c != nil {
+		s.stall(c.Reason, c.Message)
+		return ctrl.Result{RequeueAfter: left}, nil
+	}
+
 	phases := []phase{r.reconcileMachine, r.reconcilePower, r.reconcileFiles, r.reconcileProvision}
 	for _, p := range phases {
 		done, res, err := p(ctx, s)

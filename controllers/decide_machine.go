@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -157,4 +161,31 @@ func decideFailure(class smolvm.ErrorClass) failurePolicy {
 	default:
 		return failurePolicy{Reason: v1.ReasonSmolvmError}
 	}
+}
+
+// holdStall decides whether a Bottle stalled by a failure only a human can
+// clear (a host without KVM, a name smolvm refuses) stays stalled without
+// asking smolvm again: yes while the spec is the one that stalled, no retry
+// is asked for, and the retry period since the stall has not passed. Asking
+// again on every event would flap the status between progress and Failed,
+// and each write is an event that starts the next pass. It returns how long
+// the hold lasts.
+func holdStall(st *v1.BottleStatus, generation int64, retry retryRequest, now time.Time, period time.Duration) (*metav1.Condition, time.Duration) {
+	c := meta.FindStatusCondition(st.Conditions, v1.ConditionStalled)
+	if c == nil || c.Status != metav1.ConditionTrue || st.ObservedGeneration != generation || retry.Token != "" {
+		return nil, 0
+	}
+	if !decideFailureStalls(c.Reason) {
+		return nil, 0
+	}
+	left := c.LastTransitionTime.Add(period).Sub(now)
+	if left <= 0 {
+		return nil, 0
+	}
+	return c, left
+}
+
+// decideFailureStalls reports whether reason is one decideFailure stalls on.
+func decideFailureStalls(reason string) bool {
+	return reason == v1.ReasonKVMUnavailable || reason == v1.ReasonInvalidName
 }

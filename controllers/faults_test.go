@@ -1,6 +1,8 @@
 package controllers_test
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,6 +40,9 @@ var _ = Describe("smolvm failures", func() {
 		b := bottle(ns, node, step("never", "echo never"))
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseFailed))
+		// Only a human can fix the host: the agent does not ask smolvm again
+		// on every event, which would flap the status through Starting.
+		Consistently(phaseOf(b), 2*time.Second, 50*time.Millisecond).Should(Equal(v1.PhaseFailed))
 		c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionStalled)
 		Expect(c).NotTo(BeNil())
 		Expect(c.Reason).To(Equal(v1.ReasonKVMUnavailable))
