@@ -153,9 +153,9 @@ type failurePolicy struct {
 func decideFailure(class smolvm.ErrorClass) failurePolicy {
 	switch class {
 	case smolvm.ErrKVMUnavailable:
-		return failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: true}
+		return failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: stallReasons[v1.ReasonKVMUnavailable]}
 	case smolvm.ErrInvalidName:
-		return failurePolicy{Reason: v1.ReasonInvalidName, Stall: true}
+		return failurePolicy{Reason: v1.ReasonInvalidName, Stall: stallReasons[v1.ReasonInvalidName]}
 	case smolvm.ErrTimeout:
 		return failurePolicy{Reason: v1.ReasonSmolvmTimeout}
 	default:
@@ -175,7 +175,7 @@ func holdStall(st *v1.BottleStatus, generation int64, retry retryRequest, now ti
 	if c == nil || c.Status != metav1.ConditionTrue || st.ObservedGeneration != generation || retry.Token != "" {
 		return nil, 0
 	}
-	if !decideFailureStalls(c.Reason) {
+	if !stallReasons[c.Reason] {
 		return nil, 0
 	}
 	left := c.LastTransitionTime.Add(period).Sub(now)
@@ -185,7 +185,6 @@ func holdStall(st *v1.BottleStatus, generation int64, retry retryRequest, now ti
 	return c, left
 }
 
-// decideFailureStalls reports whether reason is one decideFailure stalls on.
-func decideFailureStalls(reason string) bool {
-	return reason == v1.ReasonKVMUnavailable || reason == v1.ReasonInvalidName
-}
+// stallReasons are the smolvm failures only a human can clear: decideFailure
+// stalls on them and holdStall keeps them, from this one list.
+var stallReasons = map[string]bool{v1.ReasonKVMUnavailable: true, v1.ReasonInvalidName: true}
