@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the control plane the tests run against -- kube-apiserver and kubectl
-# v1.37.1, etcd v3.7.0 -- from the Go module proxy, once per tools-module
+# Builds the control plane the tests run against -- kube-apiserver,
+# kube-scheduler and kubectl v1.37.1, etcd v3.7.0 -- from the Go module proxy, once per tools-module
 # hash, into a cache outside the work tree. The last line of output is the
 # directory to export as KUBEBUILDER_ASSETS (setup-envtest's `use -i` layout:
-# <root>/k8s/<version>-<os>-<arch>/{etcd,kube-apiserver,kubectl}).
+# <root>/k8s/<version>-<os>-<arch>/{etcd,kube-apiserver,kube-scheduler,kubectl}).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +21,7 @@ root="${cache_root}/${key}"
 assets="${root}/k8s/${k8s_version}-${goos}-${goarch}"
 
 complete() {
-	[[ -x "${assets}/kube-apiserver" && -x "${assets}/etcd" && -x "${assets}/kubectl" ]]
+	[[ -x "${assets}/kube-apiserver" && -x "${assets}/etcd" && -x "${assets}/kubectl" && -x "${assets}/kube-scheduler" ]]
 }
 
 if complete; then
@@ -46,7 +46,7 @@ if complete; then
 	exit 0
 fi
 
-echo "envtest-bins: building kube-apiserver, etcd and kubectl from source (cold: ~9 minutes on 2 cores; cached afterwards in ${root})" >&2
+echo "envtest-bins: building kube-apiserver, kube-scheduler, etcd and kubectl from source (cold: ~9 minutes on 2 cores; cached afterwards in ${root})" >&2
 staging="$(mktemp -d "${cache_root}/.build.XXXXXX")"
 trap 'rm -rf "${staging}"' EXIT
 
@@ -62,9 +62,10 @@ build() {
 	(cd "${tools}" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "${ldflags}" -o "${staging}/${name}" "${pkg}")
 	echo "envtest-bins: [$3] ${name} done in $(( $(date +%s) - start ))s" >&2
 }
-build etcd go.etcd.io/etcd/server/v3 1/3
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver 2/3
-build kubectl k8s.io/kubernetes/cmd/kubectl 3/3
+build etcd go.etcd.io/etcd/server/v3 1/4
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver 2/4
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler 3/4
+build kubectl k8s.io/kubernetes/cmd/kubectl 4/4
 
 # Publish atomically: a half-built directory is never visible under its key.
 mkdir -p "${root}/k8s"
