@@ -37,7 +37,8 @@ help: ## Display this help.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from markers, and config/source-access from its namespaces.txt.
-	$(CONTROLLER_GEN) rbac:roleName=bottle-manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=bottle-manager-role crd paths="./api/...;./controllers;./internal/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=bottle-cluster-role paths="./controllers/placement" output:rbac:artifacts:config=config/rbac/cluster
 	go run ./hack/source-access config/source-access
 
 .PHONY: generate

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -57,6 +59,10 @@ type BottleReconciler struct {
 	CallTimeouts CallTimeouts
 	// StepLogs keeps each step's full output on this node; nil keeps none.
 	StepLogs StepLogs
+	// RequireReservation holds a Bottle without a machine until its
+	// reservation Pod is bound to this node (the cluster controller's
+	// Scheduled=True). Off when the install runs without reservations.
+	RequireReservation bool
 
 	metrics *phaseTracker
 	records *records
@@ -181,6 +187,11 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return r.reconcileDelete(ctx, s)
 	}
 
+	if r.awaitReservation(s) {
+		// The cluster controller's status write wakes this Bottle up.
+		return ctrl.Result{}, nil
+	}
+
 	// Progress from the first second: a new Bottle, or a new generation,
 	// says so before the first smolvm call.
 	if st.ObservedGeneration != bottle.Generation || st.Phase == "" {
@@ -211,7 +222,8 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 }
 
 // load overlays what this agent knows of the Bottle's status on the cached
-// object. written is the status as this agent last applied it.
+// object. written is the status as this agent last applied it; nil makes
+// the pass write its status whatever it finds.
 func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bottle, *v1.BottleStatus, error) {
 	b := cached.DeepCopy()
 	known, written, ok := r.records.get(b.UID)
@@ -223,10 +235,42 @@ func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bot
 		}
 		written = b.Status.DeepCopy()
 		r.records.remember(b.UID, &b.Status, true)
-		return b, written, nil
+	} else {
+		// What this agent computed is the truth for its own fields; the
+		// conditions other writers own (Scheduled) come from the object.
+		b.Status = *known
+		b.Status.Conditions = mergeForeign(known.Conditions, cached.Status.Conditions)
 	}
-	b.Status = *known
+	if clusterSpeaks(cached) || clusterSpeaks(b) {
+		// The cluster controller spoke for the Bottle while no agent did
+		// (before placement, or while this node's agent was down): say
+		// what this agent knows now, even if it wrote the same before.
+		written = nil
+	}
 	return b, written, nil
+}
+
+// clusterSpeaks reports whether the object's Ready is the cluster
+// controller's word rather than an agent's.
+func clusterSpeaks(b *v1.Bottle) bool {
+	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionReady)
+	return c != nil && v1.ClusterReason(c.Reason)
+}
+
+// mergeForeign is mine plus the conditions of theirs that other writers own.
+func mergeForeign(mine, theirs []metav1.Condition) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(mine)+1)
+	for _, c := range mine {
+		if ownedConditions[c.Type] {
+			out = append(out, c)
+		}
+	}
+	for _, c := range theirs {
+		if !ownedConditions[c.Type] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // progress writes status now, saying what the pass is about to do: a new

@@ -49,6 +49,8 @@ type scope struct {
 	notApplied verdict
 	// pending is set while a progress write is computed.
 	pending bool
+	// unreserved is set while the machine waits for the reservation Pod.
+	unreserved bool
 }
 
 func (s *scope) wait(reason, message string)  { s.waiting = verdict{reason, message} }

@@ -36,6 +36,9 @@ type summaryInput struct {
 	// Pending: the pass is about to act (a progress write), so whatever
 	// the conditions still say from before, the Bottle is not Ready yet.
 	Pending bool
+	// Unreserved: no machine yet, and none is made until the Bottle's
+	// reservation Pod is bound to this node.
+	Unreserved bool
 }
 
 // summary is the phase and the three kstatus conditions.
@@ -73,7 +76,7 @@ func summarize(in summaryInput) summary {
 	case stopped:
 		out.Phase = v1.PhaseStopped
 	case in.MachineState == "":
-		if in.MachineName == "" {
+		if in.MachineName == "" || in.Unreserved {
 			out.Phase = v1.PhasePending
 		} else {
 			out.Phase = v1.PhaseCreating
@@ -122,6 +125,7 @@ func (s *scope) summaryInput(reconcileErr error) summaryInput {
 		FilesWaitForSteps: meta.IsStatusConditionFalse(st.Conditions, v1.ConditionFilesReady) &&
 			meta.FindStatusCondition(st.Conditions, v1.ConditionFilesReady).Reason == v1.ReasonWaitingForOwner,
 		Stalled: s.stalled, Waiting: s.waiting, NotApplied: s.notApplied, Pending: s.pending,
+		Unreserved: s.unreserved,
 	}
 	if reconcileErr != nil {
 		in.Err = reconcileErr.Error()

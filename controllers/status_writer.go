@@ -86,7 +86,7 @@ func (r *BottleReconciler) writeStatus(ctx context.Context, s *scope, reconcileE
 	st := s.status()
 	st.ObservedGeneration = s.bottle.Generation
 	r.records.remember(s.bottle.UID, st, false)
-	if s.written != nil && equality.Semantic.DeepEqual(*s.written, *st) {
+	if s.written != nil && equality.Semantic.DeepEqual(*ownedOnly(s.written), *ownedOnly(st)) {
 		return nil
 	}
 	err := r.applyStatus(ctx, s.bottle, st)
@@ -116,14 +116,7 @@ func (r *BottleReconciler) writeStatus(ctx context.Context, s *scope, reconcileE
 // applyStatus server-side applies the agent's fields of status: everything
 // but the conditions other writers own.
 func (r *BottleReconciler) applyStatus(ctx context.Context, b *v1.Bottle, st *v1.BottleStatus) error {
-	mine := st.DeepCopy()
-	mine.Conditions = nil
-	for _, c := range st.Conditions {
-		if ownedConditions[c.Type] {
-			mine.Conditions = append(mine.Conditions, c)
-		}
-	}
-	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mine)
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ownedOnly(st))
 	if err != nil {
 		return err
 	}
@@ -133,6 +126,18 @@ func (r *BottleReconciler) applyStatus(ctx context.Context, b *v1.Bottle, st *v1
 	u.SetName(b.Name)
 	u.SetNamespace(b.Namespace)
 	return r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1.FieldManagerAgent), client.ForceOwnership)
+}
+
+// ownedOnly is st without the conditions other writers own.
+func ownedOnly(st *v1.BottleStatus) *v1.BottleStatus {
+	mine := st.DeepCopy()
+	mine.Conditions = nil
+	for _, c := range st.Conditions {
+		if ownedConditions[c.Type] {
+			mine.Conditions = append(mine.Conditions, c)
+		}
+	}
+	return mine
 }
 
 // isTooLarge recognises both refusals: the API server's request limit (413)

@@ -25,8 +25,8 @@ stop() {
 	rm -f "${f}"
 }
 
-# Agent first, so it does not fight a vanishing API server.
-for name in agent kube-apiserver etcd; do
+# Controllers first, so they do not fight a vanishing API server.
+for name in agent cluster kube-scheduler kube-apiserver etcd; do
 	stop "${name}"
 done
 

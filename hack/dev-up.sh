@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# `make dev`: a local control plane (etcd + kube-apiserver on loopback), the
+# `make dev`: a local control plane (etcd, kube-apiserver and kube-scheduler
+# on loopback), the cluster controller (reservation Pods, placement), the
 # Bottle agent for one node (real smolvm when /dev/kvm works, else the
-# simulator), and the sample Bottle provisioned to Ready.
+# simulator), and the sample Bottle, placed by kube-scheduler and provisioned
+# to Ready.
 #
 #   hack/dev-up.sh               stay in the foreground tailing the agent's log; Ctrl-C stops everything
 #   hack/dev-up.sh --background  return once everything is up (for scripts); stop with hack/dev-down.sh
 #
 # Environment: DEV_DIR (default .dev), DEV_APISERVER_PORT (16443),
-# DEV_ETCD_PORT (12379), DEV_NODE (dev-node), DEV_SAMPLE=0 to skip the sample.
+# DEV_ETCD_PORT (12379), DEV_NODE (dev-node), DEV_NODE_CPUS (8) and
+# DEV_NODE_MEMORY (16Gi): what the node offers the scheduler, DEV_SAMPLE=0 to
+# skip the sample.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,7 +20,7 @@ background=false
 for arg in "$@"; do
 	case "${arg}" in
 	--background) background=true ;;
-	-h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "dev-up: unknown argument ${arg}" >&2; exit 2 ;;
 	esac
 done
@@ -86,6 +90,7 @@ if [[ ! -f "${tokens}" ]]; then
 		echo "$(tok),dev-admin,dev-admin,system:masters"
 		echo "$(tok),dev-viewer,dev-viewer"
 		echo "$(tok),dev-agent,dev-agent"
+		echo "$(tok),dev-cluster,dev-cluster"
 	} >"${tokens}"
 	chmod 600 "${tokens}"
 fi
@@ -136,7 +141,7 @@ kc="${dev}/kubeconfig"
 kcfg() { KUBECONFIG="${kc}" "${kubectl}" config "$@" >/dev/null; }
 rm -f "${kc}"
 kcfg set-cluster dev --server "https://127.0.0.1:${api_port}" --certificate-authority "${pki}/ca.crt" --embed-certs
-for u in dev-admin dev-viewer dev-agent; do
+for u in dev-admin dev-viewer dev-agent dev-cluster; do
 	kcfg set-credentials "${u}" --token "$(token_of "${u}")"
 	kcfg set-context "${u}" --cluster dev --user "${u}" --namespace default
 done
@@ -166,6 +171,11 @@ k create clusterrolebinding dev-agent --clusterrole bottle-manager-role --user d
 k apply --server-side -f config/rbac/source_reader_role.yaml >/dev/null
 k create rolebinding dev-agent-source-reader -n default --clusterrole bottle-source-reader --user dev-agent --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 k create rolebinding dev-agent --role bottle-manager-role --user dev-agent -n bottle-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+# The cluster controller's generated role: Bottles, reservation Pods, Node
+# labels, and the agents' Leases in bottle-system.
+k apply --server-side -f config/rbac/cluster/role.yaml >/dev/null
+k create clusterrolebinding dev-cluster --clusterrole bottle-cluster-role --user dev-cluster --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+k create rolebinding dev-cluster --role bottle-cluster-role --user dev-cluster -n bottle-system --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 k create clusterrolebinding dev-viewer --clusterrole bottle-viewer-role --user dev-viewer --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
 # The exec API (kubectl bottle exec/attach): the agent serves it on loopback,
 # reached through an ExternalName Service; the agent user may delegate
@@ -214,6 +224,36 @@ metadata:
   labels:
     bot-bottle.dev/kvm: "true"
 YAML
+# No kubelet: the Node's capacity is stated here, and the not-ready taint
+# the API server puts on a new Node (lifted by the node lifecycle
+# controller in a cluster) is removed by hand.
+node_cpus="${DEV_NODE_CPUS:-8}"
+node_memory="${DEV_NODE_MEMORY:-16Gi}"
+k taint node "${node}" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
+k patch node "${node}" --subresource status --type merge -p "{\"status\":{\"capacity\":{\"cpu\":\"${node_cpus}\",\"memory\":\"${node_memory}\",\"pods\":\"110\"},\"allocatable\":{\"cpu\":\"${node_cpus}\",\"memory\":\"${node_memory}\",\"pods\":\"110\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"DevNode\",\"message\":\"stated by hack/dev-up.sh\"}]}}" >/dev/null
+
+# --- kube-scheduler places the reservation Pods (the cluster controller's).
+sched_port="$((api_port + 104))"
+cat >"${dev}/kube-scheduler.yaml" <<YAML
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: ${kc}
+leaderElection:
+  leaderElect: false
+YAML
+say "starting kube-scheduler"
+start kube-scheduler "${assets}/kube-scheduler" --config "${dev}/kube-scheduler.yaml" \
+	--bind-address 127.0.0.1 --secure-port "${sched_port}" --cert-dir "${dev}/scheduler-certs"
+
+# --- The cluster controller (manager --mode=cluster), as user dev-cluster.
+kc_cluster="${dev}/kubeconfig-cluster"
+KUBECONFIG="${kc}" "${kubectl}" config view --minify --flatten --context dev-cluster >"${kc_cluster}"
+chmod 600 "${kc_cluster}"
+say "starting the cluster controller"
+start cluster env KUBECONFIG="${kc_cluster}" "${repo}/bin/manager" --mode=cluster --leader-elect=false \
+	--lease-namespace bottle-system --pause-image registry.k8s.io/pause:3.10 \
+	--metrics-bind-address "127.0.0.1:$((api_port + 105))" --health-probe-bind-address "127.0.0.1:$((api_port + 106))"
 
 # --- The agent: real smolvm when it can boot VMs here, else the simulator.
 if command -v smolvm >/dev/null 2>&1 && [[ -r /dev/kvm && -w /dev/kvm ]]; then
@@ -244,8 +284,8 @@ done
 k wait --for condition=Available --timeout 60s apiservice/v1alpha1.subresources.agents.bot-bottle.dev >/dev/null
 
 if [[ "${DEV_SAMPLE:-1}" != 0 ]]; then
-	say "applying config/samples (Bottle reviewer on ${node})"
-	sed "s/nodeName: dev-node/nodeName: ${node}/" config/samples/agents_v1alpha1_bottle.yaml | k apply --server-side -f - >/dev/null
+	say "applying config/samples (Bottle reviewer; kube-scheduler picks its node)"
+	k apply --server-side -f config/samples/agents_v1alpha1_bottle.yaml >/dev/null
 	last=""
 	deadline=$((SECONDS + 300))
 	while :; do

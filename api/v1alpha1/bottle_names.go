@@ -36,6 +36,21 @@ func (b *Bottle) NodeName() string {
 	return b.Spec.NodeName
 }
 
+// ReservationPodName is the name of the Pod that holds the Bottle's place
+// and resources on its node: "bottle-" + the Bottle's name, or a readable
+// prefix plus a hash of the name when that would exceed 253 characters.
+func (b *Bottle) ReservationPodName() string {
+	const prefix, maxName = "bottle-", 253
+	if len(prefix)+len(b.Name) <= maxName {
+		return prefix + b.Name
+	}
+	sum := sha256.Sum256([]byte(b.Name))
+	h := hex.EncodeToString(sum[:])[:16]
+	// Cut where a DNS label may end: never before a '.' or after a '-'.
+	cut := strings.TrimRight(b.Name[:maxName-len(prefix)-len(h)-1], ".-")
+	return prefix + cut + "-" + h
+}
+
 // ExecUser is the guest user sessions run as: spec.execUser, or its API
 // default for objects stored before the default existed.
 func (b *Bottle) ExecUser() string {

@@ -6,7 +6,7 @@ import (
 
 // Phase is a one-word summary of where a Bottle is in its lifecycle. The
 // conditions carry the detail; the phase exists for `kubectl get`.
-// +kubebuilder:validation:Enum=Pending;Creating;Starting;CopyingFiles;Provisioning;Ready;Stopped;Failed;Deleting
+// +kubebuilder:validation:Enum=Pending;Creating;Starting;CopyingFiles;Provisioning;Ready;Stopped;Failed;Deleting;Unknown
 type Phase string
 
 const (
@@ -19,6 +19,9 @@ const (
 	PhaseStopped      Phase = "Stopped"
 	PhaseFailed       Phase = "Failed"
 	PhaseDeleting     Phase = "Deleting"
+	// PhaseUnknown: the Bottle's node has no live agent, so nothing reports
+	// on its machine (the cluster controller's word, as a Pod's Unknown).
+	PhaseUnknown Phase = "Unknown"
 )
 
 // BottleStatus is the observed state of a Bottle.

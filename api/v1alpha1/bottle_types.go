@@ -1,5 +1,7 @@
 package v1alpha1
 
+import corev1 "k8s.io/api/core/v1"
+
 // RunState is the desired power state of a Bottle's machine. A string enum
 // rather than a bool so it can grow (e.g. Suspended) without a new field.
 // +kubebuilder:validation:Enum=Running;Stopped
@@ -27,18 +29,28 @@ const (
 // BottleSpec is the desired state of a Bottle: one smolvm microVM that
 // sandboxes a coding agent.
 // +kubebuilder:validation:XValidation:rule="!has(self.prompt) || has(self.promptPath)",message="prompt requires promptPath: set spec.promptPath to the absolute guest path the prompt is written to",fieldPath=".prompt"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.nodeName) || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)",message="nodeName is set once: it may be set while empty, but never changed or removed afterwards",fieldPath=".nodeName"
 // +kubebuilder:validation:XValidation:rule="has(self.machineName) == has(oldSelf.machineName) && (!has(self.machineName) || self.machineName == oldSelf.machineName)",message="machineName is immutable: it cannot be added, changed or removed after creation",fieldPath=".machineName"
 // +kubebuilder:validation:XValidation:rule="!has(self.prompt) || !has(self.promptPath) || !has(self.files) || self.files.all(f, f.path != self.promptPath)",message="promptPath must differ from every files[].path when prompt is set: both would write the same file (drop prompt to use that file as the prompt)",fieldPath=".promptPath"
 // +kubebuilder:validation:XValidation:rule="(has(self.prompt) && has(self.prompt.inline) ? size(self.prompt.inline) : 0) + (has(self.files) ? self.files.map(f, has(f.inline) ? size(f.inline) : 0).sum() : 0) + (has(self.provision) ? self.provision.map(p, size(p.script)).sum() : 0) + (has(self.env) ? self.env.map(e, has(e.value) ? size(e.value) : 0).sum() : 0) <= 131072",message="prompt.inline, files[].inline, provision[].script and env[].value may hold at most 131072 characters in total, so that the Bottle and its status fit in etcd; move large content to a ConfigMap or Secret (configMapKeyRef, secretKeyRef, valueFrom)"
 // +kubebuilder:validation:XValidation:rule="(has(self.promptPath) ? size(self.promptPath) : 0) + (has(self.files) ? self.files.map(f, size(f.path)).sum() : 0) <= 8192",message="promptPath and files[].path may hold at most 8192 characters in total, so that the Bottle and its status fit in etcd"
 type BottleSpec struct {
-	// NodeName is the node whose agent runs this Bottle's machine. Immutable.
-	// +required
+	// NodeName is the node whose agent runs this Bottle's machine. Leave it
+	// empty to let kube-scheduler choose (through the Bottle's reservation
+	// Pod, within spec.placement); the cluster controller then records the
+	// chosen node here. Set once: it may be set while empty, and never
+	// changed or removed afterwards.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="nodeName is immutable"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="nodeName must be a DNS subdomain: lowercase letters, digits, '-' and '.'"
-	NodeName string `json:"nodeName"`
+	NodeName string `json:"nodeName,omitempty"`
+
+	// Placement constrains where kube-scheduler may place a Bottle that
+	// names no node, in the Pod API's own terms. It is read until the
+	// Bottle is bound to a node; changing it afterwards has no effect.
+	// +optional
+	Placement *Placement `json:"placement,omitempty"`
 
 	// MachineName is the smolvm machine name: at most 128 characters of
 	// [A-Za-z0-9_-], starting with a letter or digit, without a trailing '-'
@@ -122,6 +134,25 @@ type BottleSpec struct {
 	// +optional
 	// +kubebuilder:default=Never
 	RecreatePolicy RecreatePolicy `json:"recreatePolicy,omitempty"`
+}
+
+// Placement is where kube-scheduler may put a Bottle's reservation Pod, on
+// top of the nodes that carry LabelKVMNode and have a live agent.
+type Placement struct {
+	// NodeSelector must match a node's labels for the Bottle to go there.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Affinity is the reservation Pod's node, pod and anti-affinity.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// Tolerations let the Bottle go to nodes with matching taints.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 }
 
 // Resources sizes a machine.

@@ -13,6 +13,11 @@ const (
 	// ConditionMachineUpToDate is False while spec fields that only a new
 	// machine can take (image, CPUs, memory) differ from the machine's.
 	ConditionMachineUpToDate = "MachineUpToDate"
+
+	// ConditionScheduled is the cluster controller's: True once the
+	// Bottle's reservation Pod is bound to spec.nodeName and that node's
+	// agent is live.
+	ConditionScheduled = "Scheduled"
 )
 
 // Condition reasons, also used as event reasons. They are part of the API:
@@ -56,4 +61,35 @@ const (
 	ReasonProvisioning  = "Provisioning"
 	ReasonStepFailed    = "StepFailed"
 	ReasonStepSucceeded = "StepSucceeded"
+
+	// Scheduled, and Ready/Reconciling/Stalled while no agent speaks for
+	// the Bottle (see ClusterReason).
+	ReasonScheduled           = "Scheduled"
+	ReasonWaitingForScheduler = "WaitingForScheduler"
+	ReasonUnschedulable       = "Unschedulable"
+	ReasonReservationFailed   = "ReservationFailed"
+	ReasonReservationConflict = "ReservationConflict"
+	// ReasonInvalidPlacement: the API server refused the reservation Pod
+	// built from spec.placement (the CRD cannot check every Pod API rule).
+	ReasonInvalidPlacement     = "InvalidPlacement"
+	ReasonNodeNameRequired     = "NodeNameRequired"
+	ReasonNodeAgentUnavailable = "NodeAgentUnavailable"
+	ReasonWaitingForNodeAgent  = "WaitingForNodeAgent"
+
+	// ReasonWaitingForReservation: the agent will not create the machine
+	// until the reservation Pod is bound to its node (Scheduled=True).
+	ReasonWaitingForReservation = "WaitingForReservation"
 )
+
+// ClusterReason reports whether reason is one the cluster controller writes
+// into Ready while no agent speaks for the Bottle (not placed yet, or its
+// node's agent is not live). An agent that finds such a Ready writes its
+// own status at once, whatever it wrote before.
+func ClusterReason(reason string) bool {
+	switch reason {
+	case ReasonWaitingForScheduler, ReasonUnschedulable, ReasonReservationFailed, ReasonReservationConflict, ReasonInvalidPlacement,
+		ReasonNodeNameRequired, ReasonNodeAgentUnavailable, ReasonWaitingForNodeAgent:
+		return true
+	}
+	return false
+}

@@ -21,6 +21,12 @@ const LabelNetwork = "agents.bot-bottle.dev/network"
 // clobbers the agent's, nor the agent its.
 const FieldManagerAgent = "bottle-agent"
 
+// FieldManagerCluster is the cluster controller's field manager: it applies
+// the Scheduled condition (and, while no agent speaks for the Bottle, Ready,
+// Reconciling, Stalled, phase and observedGeneration), and sets
+// spec.nodeName from the reservation Pod's binding.
+const FieldManagerCluster = "bottle-cluster"
+
 // Reasons added for provisioning a GitOps pipeline can trust.
 const (
 	// ReasonSmolvmTimeout: a smolvm call hung past its deadline; the

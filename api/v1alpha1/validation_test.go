@@ -82,7 +82,9 @@ var _ = Describe("Bottle validation by the API server", func() {
 			Expect(err.Error()).To(ContainSubstring(c.field))
 			Expect(err.Error()).To(ContainSubstring(c.says))
 		},
-		Entry("nodeName missing", invalid{func(b *v1.Bottle) { b.Spec.NodeName = "" }, "spec.nodeName", "at least 1 chars long"}),
+		Entry("placement with 33 tolerations", invalid{func(b *v1.Bottle) {
+			b.Spec.Placement = &v1.Placement{Tolerations: make([]corev1.Toleration, 33)}
+		}, "spec.placement.tolerations", "must have at most 32 items"}),
 		Entry("nodeName not a DNS subdomain", invalid{func(b *v1.Bottle) { b.Spec.NodeName = "Node_A" }, "spec.nodeName", "DNS subdomain"}),
 		Entry("machineName with a dot", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "my.vm" }, "spec.machineName", "only letters, digits"}),
 		Entry("machineName starting with '-'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "-vm" }, "spec.machineName", "start with a letter or digit"}),
@@ -276,7 +278,19 @@ var _ = Describe("Bottle validation by the API server", func() {
 			err := k8sClient.Update(ctx, b)
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 			Expect(err.Error()).To(ContainSubstring("spec.nodeName"))
-			Expect(err.Error()).To(ContainSubstring("nodeName is immutable"))
+			Expect(err.Error()).To(ContainSubstring("nodeName is set once"))
+		})
+		It("rejects removing nodeName", func() {
+			b.Spec.NodeName = ""
+			Expect(k8sClient.Update(ctx, b)).To(MatchError(ContainSubstring("nodeName is set once")))
+		})
+		It("accepts a Bottle without nodeName, and sets it once", func() {
+			unplaced := newBottle(func(b *v1.Bottle) { b.Spec.NodeName = "" })
+			Expect(k8sClient.Create(ctx, unplaced)).To(Succeed())
+			unplaced.Spec.NodeName = "node-c"
+			Expect(k8sClient.Update(ctx, unplaced)).To(Succeed())
+			unplaced.Spec.NodeName = "node-d"
+			Expect(k8sClient.Update(ctx, unplaced)).To(MatchError(ContainSubstring("nodeName is set once")))
 		})
 		It("rejects a machineName change", func() {
 			b.Spec.MachineName = "other-name"

@@ -21,3 +21,15 @@ const DefaultExecUser = "node"
 // name that can never be read as an option. The CRD's CEL rules spell the
 // same pattern.
 const UserNamePattern = `^[a-z_][a-z0-9_-]{0,31}$`
+
+// Placement labels. LabelKVMNode marks the nodes an agent runs on (the
+// DaemonSet's node selector); the cluster controller sets LabelSchedulable
+// on each of them to "true" while the node's agent Lease is live and
+// "false" otherwise; reservation Pods require both, so kube-scheduler only
+// places Bottles on nodes whose agent can run them. LabelReservation marks
+// reservation Pods.
+const (
+	LabelKVMNode     = "bot-bottle.dev/kvm"
+	LabelSchedulable = "agents.bot-bottle.dev/schedulable"
+	LabelReservation = "agents.bot-bottle.dev/reservation"
+)

@@ -59,3 +59,47 @@ func TestDaemonSetArgsAreManagerFlags(t *testing.T) {
 		}
 	}
 }
+
+// The cluster controller's Deployment passes only flags this manager
+// accepts, in cluster mode, with the same --reservations as the agents.
+func TestClusterDeploymentArgsAreManagerFlags(t *testing.T) {
+	y, err := installer.Build(filepath.Join(testutil.RepoRoot(), "config", "default"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deploy *appsv1.Deployment
+	var agentArgs []string
+	for _, doc := range strings.Split(string(y), "\n---\n") {
+		switch {
+		case strings.Contains(doc, "kind: Deployment") && strings.Contains(doc, "name: bottle-cluster-controller"):
+			deploy = &appsv1.Deployment{}
+			if err := yaml.UnmarshalStrict([]byte(doc), deploy); err != nil {
+				t.Fatal(err)
+			}
+		case strings.Contains(doc, "kind: DaemonSet"):
+			ds := &appsv1.DaemonSet{}
+			if err := yaml.UnmarshalStrict([]byte(doc), ds); err != nil {
+				t.Fatal(err)
+			}
+			agentArgs = ds.Spec.Template.Spec.Containers[0].Args
+		}
+	}
+	if deploy == nil {
+		t.Fatal("config/default: no bottle-cluster-controller Deployment")
+	}
+	o, err := parseFlags(deploy.Spec.Template.Spec.Containers[0].Args)
+	if err != nil {
+		t.Fatalf("the manager rejects the cluster Deployment's args: %v", err)
+	}
+	if o.mode != "cluster" {
+		t.Errorf("the cluster Deployment runs mode %q", o.mode)
+	}
+	t.Setenv("NODE_NAME", "node-a")
+	a, err := parseFlags(agentArgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.reservations != o.reservations {
+		t.Errorf("--reservations differs: agent %v, cluster controller %v", a.reservations, o.reservations)
+	}
+}

@@ -51,7 +51,7 @@ func freeAddr(t *testing.T) string {
 func startTestAgent(t *testing.T, cfg *rest.Config, identity, node, ns, simPath, dataDir string) *runningAgent {
 	t.Helper()
 	o, err := parseFlags([]string{
-		"--node-name=" + node, "--smolvm-path=" + simPath, "--smolvm-data-dir=" + dataDir,
+		"--node-name=" + node, "--reservations=false", "--smolvm-path=" + simPath, "--smolvm-data-dir=" + dataDir,
 		"--metrics-bind-address=0", "--health-probe-bind-address=" + freeAddr(t), "--exec-bind-address=0",
 		"--lease-namespace=" + ns, "--lease-duration=3s", "--lease-renew-deadline=2s", "--lease-retry-period=250ms",
 	})

@@ -33,6 +33,11 @@ import (
 )
 
 type options struct {
+	// mode is agent (one per node, the DaemonSet) or cluster (one per
+	// cluster, the placement controller).
+	mode                    string
+	reservations            bool
+	cluster                 clusterOptions
 	nodeName                string
 	smolvmPath              string
 	smolvmDataDir           string
@@ -59,6 +64,9 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.mode, "mode", "agent", "agent: run the Bottles of one node (the DaemonSet); cluster: place Bottles with reservation Pods and watch the agents' heartbeats (one Deployment, leader-elected).")
+	fs.BoolVar(&o.reservations, "reservations", true, "Give every Bottle a reservation Pod so kube-scheduler and the kubelet account for its VM and place Bottles without a nodeName; agents then create a machine only once its reservation is bound to their node. Set the same value in both modes; false: Bottles must name their node.")
+	o.cluster.bindFlags(fs)
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "The node whose Bottles this agent runs (default $NODE_NAME).")
 	fs.StringVar(&o.smolvmPath, "smolvm-path", "smolvm", "Path of the smolvm binary (or the simulator).")
 	fs.StringVar(&o.smolvmDataDir, "smolvm-data-dir", os.Getenv("SMOLVM_DATA_DIR"), "SMOLVM_DATA_DIR for smolvm; empty keeps smolvm's default.")
@@ -87,6 +95,16 @@ func parseFlags(args []string) (*options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case o.mode != "agent" && o.mode != "cluster":
+		return nil, fmt.Errorf("--mode must be agent or cluster, not %q", o.mode)
+	case o.mode == "cluster":
+		if err := o.lease.validate(); err != nil {
+			return nil, err
+		}
+		if err := o.cluster.validate(o.reservations, o.lease.namespace); err != nil {
+			return nil, err
+		}
+		return o, nil
 	case o.nodeName == "":
 		return nil, errors.New("--node-name is required (or set NODE_NAME, e.g. from the downward API)")
 	case o.execMode != "login" && o.execMode != "direct":
@@ -140,7 +158,11 @@ func main() {
 }
 
 func run(ctx context.Context, o *options) error {
-	mgr, err := newAgent(ctx, ctrl.GetConfigOrDie(), o)
+	build := newAgent
+	if o.mode == "cluster" {
+		build = newCluster
+	}
+	mgr, err := build(ctx, ctrl.GetConfigOrDie(), o)
 	if err != nil {
 		return err
 	}
@@ -249,6 +271,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		ExecMode:                mode,
 		ResyncPeriod:            o.resyncPeriod,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
+		RequireReservation:      o.reservations,
 	}
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
 		return nil, fmt.Errorf("--digest-key-file: %w", err)

@@ -39,6 +39,13 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--node-name=n", "--vm-launcher=systemd", "--smolvm-path=/opt/smolvm/bin/smolvm"}, ""},
 		{[]string{"--node-name=n"}, ""},
 		{[]string{"--node-name=n", "--exec-bind-address=0", "--exec-cert-dir="}, ""},
+		{[]string{"--mode=placement"}, "--mode must be agent or cluster"},
+		{[]string{"--mode=cluster"}, ""},
+		{[]string{"--mode=cluster", "--reservations=false", "--leader-elect=false"}, ""},
+		{[]string{"--mode=cluster", "--reservation-overhead-cpu=lots"}, "--reservation-overhead-cpu"},
+		{[]string{"--mode=cluster", "--reservation-overhead-memory=-1Gi"}, "must not be negative"},
+		{[]string{"--mode=cluster", "--agent-timeout=10ms"}, "the agent timeout must be at least 1s"},
+		{[]string{"--mode=cluster", "--pause-image="}, "the pause image must not be empty"},
 	} {
 		_, err := parseFlags(c.args)
 		switch {

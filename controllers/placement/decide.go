@@ -1,0 +1,126 @@
+package placement
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+// podState is what the decisions need of a Bottle's reservation Pod.
+type podState struct {
+	Name string
+	// Node is where the Pod is bound ("" while it waits).
+	Node string
+	// Conflict: a Pod of the reservation's name that is not this Bottle's.
+	Conflict string
+	// Invalid: the API server refused the Pod (a bad spec.placement).
+	Invalid string
+	// Failed: the kubelet refused or ended the Pod (phase Failed).
+	Failed string
+	// Unschedulable: kube-scheduler's PodScheduled=False message.
+	Unschedulable string
+}
+
+// verdict is one condition's status, reason and message.
+type verdict struct {
+	Status          metav1.ConditionStatus
+	Reason, Message string
+}
+
+// decideScheduled is the Scheduled condition: True once the reservation is
+// bound to the Bottle's node and that node's agent is live.
+func decideScheduled(reservations bool, nodeName string, pod podState, agent Liveness) verdict {
+	no := func(reason, format string, args ...any) verdict {
+		return verdict{metav1.ConditionFalse, reason, fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case !reservations && nodeName == "":
+		return no(v1.ReasonNodeNameRequired, "this install runs without reservation Pods (--reservations=false), so nothing places Bottles: set spec.nodeName")
+	case pod.Invalid != "":
+		return no(v1.ReasonInvalidPlacement, "the API server refused reservation Pod %s, fix spec.placement: %s", pod.Name, pod.Invalid)
+	case pod.Conflict != "":
+		return no(v1.ReasonReservationConflict, "%s", pod.Conflict)
+	case pod.Failed != "":
+		return no(v1.ReasonReservationFailed, "reservation Pod %s failed: %s", pod.Name, pod.Failed)
+	case nodeName == "" && pod.Unschedulable != "":
+		return no(v1.ReasonUnschedulable, "%s", pod.Unschedulable)
+	case nodeName == "":
+		return no(v1.ReasonWaitingForScheduler, "reservation Pod %s waits for kube-scheduler", pod.Name)
+	case !agent.Live:
+		return no(v1.ReasonNodeAgentUnavailable, "%s", agent.Detail)
+	case !reservations:
+		return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("on node %s (spec.nodeName; no reservation Pod in this install), served by %s", nodeName, agent.Detail)}
+	case pod.Node != nodeName:
+		return no(v1.ReasonWaitingForScheduler, "reservation Pod %s is being made on node %s", pod.Name, nodeName)
+	}
+	return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("reservation Pod %s bound to node %s, served by %s", pod.Name, nodeName, agent.Detail)}
+}
+
+// stallsAtOnce are Scheduled reasons only a human can clear.
+var stallsAtOnce = map[string]bool{v1.ReasonNodeNameRequired: true, v1.ReasonReservationConflict: true, v1.ReasonInvalidPlacement: true}
+
+// overlay is what the cluster controller says in the agent's fields while
+// no agent speaks for the Bottle.
+type overlay struct {
+	Ready verdict
+	// Stalled (kstatus Failed) rather than Reconciling (InProgress).
+	Stalled bool
+	// Phase to show.
+	Phase v1.Phase
+	// RequeueAfter is when the verdict turns by itself (the grace ends).
+	RequeueAfter time.Duration
+}
+
+// decideOverlay returns the overlay, nil when an agent speaks for the
+// Bottle: it is placed, its node's agent is live, and that agent has
+// written Ready since the cluster controller last did. since is when the
+// Scheduled verdict's reason began.
+func decideOverlay(b *v1.Bottle, sched verdict, agentLive bool, since, now time.Time, grace time.Duration) *overlay {
+	if !b.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	ready := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionReady)
+	asserted := ready != nil && !v1.ClusterReason(ready.Reason)
+	if b.Spec.NodeName != "" && agentLive && asserted {
+		return nil
+	}
+	ov := &overlay{Ready: verdict{metav1.ConditionFalse, sched.Reason, sched.Message}}
+	if sched.Status == metav1.ConditionTrue {
+		ov.Ready = verdict{metav1.ConditionFalse, v1.ReasonWaitingForNodeAgent,
+			fmt.Sprintf("on node %s; waiting for its agent to take the Bottle up", b.Spec.NodeName)}
+	}
+	switch {
+	case stallsAtOnce[sched.Reason]:
+		ov.Stalled = true
+	case sched.Reason == v1.ReasonNodeAgentUnavailable:
+		if left := since.Add(grace).Sub(now); left > 0 {
+			ov.RequeueAfter = left
+		} else {
+			ov.Stalled = true
+			ov.Ready.Message += fmt.Sprintf(" (for more than %s)", grace)
+		}
+	}
+	switch {
+	case ov.Stalled:
+		ov.Phase = v1.PhaseFailed
+	case ov.Ready.Reason == v1.ReasonNodeAgentUnavailable:
+		ov.Phase = v1.PhaseUnknown
+	default:
+		ov.Phase = v1.PhasePending
+	}
+	return ov
+}
+
+// since is when the Scheduled verdict v began: the current condition's
+// transition time when it already says the same, else now.
+func since(conds []metav1.Condition, v verdict, now time.Time) time.Time {
+	c := meta.FindStatusCondition(conds, v1.ConditionScheduled)
+	if c != nil && c.Status == v.Status && c.Reason == v.Reason {
+		return c.LastTransitionTime.Time
+	}
+	return now
+}

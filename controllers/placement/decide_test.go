@@ -1,0 +1,147 @@
+package placement
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+func TestDecideScheduled(t *testing.T) {
+	live := Liveness{Live: true, Detail: "agent a1"}
+	dead := Liveness{Detail: "no agent serves node n1"}
+	for _, c := range []struct {
+		name         string
+		reservations bool
+		node         string
+		pod          podState
+		agent        Liveness
+		want         string // Status/Reason
+		msg          string
+	}{
+		{"off, no node", false, "", podState{}, dead, "False/NodeNameRequired", "set spec.nodeName"},
+		{"off, node with agent", false, "n1", podState{}, live, "True/Scheduled", "no reservation Pod"},
+		{"off, node without agent", false, "n1", podState{}, dead, "False/NodeAgentUnavailable", "no agent serves"},
+		{"waiting for the scheduler", true, "", podState{Name: "bottle-b"}, Liveness{}, "False/WaitingForScheduler", "waits for kube-scheduler"},
+		{"unschedulable", true, "", podState{Name: "bottle-b", Unschedulable: "0/3 nodes are available: 3 Insufficient memory."}, Liveness{}, "False/Unschedulable", "3 Insufficient memory"},
+		{"conflict wins", true, "n1", podState{Name: "bottle-b", Conflict: "Pod bottle-b exists"}, live, "False/ReservationConflict", "exists"},
+		{"failed pod", true, "n1", podState{Name: "bottle-b", Node: "n1", Failed: "OutOfmemory: no room"}, live, "False/ReservationFailed", "OutOfmemory"},
+		{"bound, agent live", true, "n1", podState{Name: "bottle-b", Node: "n1"}, live, "True/Scheduled", "bound to node n1, served by agent a1"},
+		{"bound, agent gone", true, "n1", podState{Name: "bottle-b", Node: "n1"}, dead, "False/NodeAgentUnavailable", "no agent serves"},
+		{"named node, pod being made", true, "n1", podState{Name: "bottle-b"}, live, "False/WaitingForScheduler", "being made on node n1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := decideScheduled(c.reservations, c.node, c.pod, c.agent)
+			if got := string(v.Status) + "/" + v.Reason; got != c.want || !strings.Contains(v.Message, c.msg) {
+				t.Errorf("got %s %q, want %s containing %q", got, v.Message, c.want, c.msg)
+			}
+		})
+	}
+}
+
+func TestDecideOverlay(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	grace := time.Minute
+	bottle := func(node, readyReason string, deleting bool) *v1.Bottle {
+		b := &v1.Bottle{Spec: v1.BottleSpec{NodeName: node}}
+		if readyReason != "" {
+			b.Status.Conditions = []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: readyReason}}
+		}
+		if deleting {
+			b.DeletionTimestamp = &metav1.Time{Time: now}
+		}
+		return b
+	}
+	yes := verdict{metav1.ConditionTrue, v1.ReasonScheduled, "bound"}
+	unavailable := verdict{metav1.ConditionFalse, v1.ReasonNodeAgentUnavailable, "gone"}
+	for _, c := range []struct {
+		name       string
+		b          *v1.Bottle
+		sched      verdict
+		live       bool
+		since      time.Time
+		want       string // "" = no overlay, else Ready reason + phase (+ " stalled")
+		requeueFor time.Duration
+	}{
+		{"agent speaks", bottle("n1", v1.ReasonReady, false), yes, true, now, "", 0},
+		{"deleting", bottle("n1", v1.ReasonNodeAgentUnavailable, true), unavailable, false, now, "", 0},
+		{"not placed", bottle("", "", false), verdict{metav1.ConditionFalse, v1.ReasonUnschedulable, "0/3"}, false, now, "Unschedulable Pending", 0},
+		{"placed, agent has not spoken", bottle("n1", "", false), yes, true, now, "WaitingForNodeAgent Pending", 0},
+		{"placed, still the cluster's word", bottle("n1", v1.ReasonNodeAgentUnavailable, false), yes, true, now, "WaitingForNodeAgent Pending", 0},
+		{"agent gone, in grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-20 * time.Second), "NodeAgentUnavailable Unknown", 40 * time.Second},
+		{"agent gone, past grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-2 * time.Minute), "NodeAgentUnavailable Failed stalled", 0},
+		{"no node name and no reservations", bottle("", "", false), verdict{metav1.ConditionFalse, v1.ReasonNodeNameRequired, "set it"}, false, now, "NodeNameRequired Failed stalled", 0},
+		{"conflict", bottle("", "", false), verdict{metav1.ConditionFalse, v1.ReasonReservationConflict, "taken"}, false, now, "ReservationConflict Failed stalled", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ov := decideOverlay(c.b, c.sched, c.live, c.since, now, grace)
+			got := ""
+			if ov != nil {
+				got = ov.Ready.Reason + " " + string(ov.Phase)
+				if ov.Stalled {
+					got += " stalled"
+				}
+				if ov.Ready.Status != metav1.ConditionFalse {
+					t.Errorf("overlay Ready is %s, want False", ov.Ready.Status)
+				}
+				if ov.RequeueAfter != c.requeueFor {
+					t.Errorf("requeue after %s, want %s", ov.RequeueAfter, c.requeueFor)
+				}
+			}
+			if got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestReservationPod(t *testing.T) {
+	o := DefaultOptions()
+	b := &v1.Bottle{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "b", UID: "u1"},
+		Spec: v1.BottleSpec{Resources: v1.Resources{CPUs: 2, MemoryMiB: 4096},
+			Placement: &v1.Placement{NodeSelector: map[string]string{"zone": "a", v1.LabelKVMNode: "false"},
+				Tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}}}}
+	p := ReservationPod(b, o)
+	req := p.Spec.Containers[0].Resources.Requests
+	if !req.Cpu().Equal(resource.MustParse("2100m")) || !req.Memory().Equal(resource.MustParse("4352Mi")) {
+		t.Errorf("requests %v, want 2100m CPU and 4352Mi", req)
+	}
+	if !p.Spec.Containers[0].Resources.Limits.Memory().Equal(*req.Memory()) {
+		t.Error("limits differ from requests: the Pod would not be Guaranteed")
+	}
+	// The Bottle's own selector cannot lift the KVM and live-agent rules.
+	want := map[string]string{"zone": "a", v1.LabelKVMNode: "true", v1.LabelSchedulable: "true"}
+	for k, v := range want {
+		if p.Spec.NodeSelector[k] != v {
+			t.Errorf("nodeSelector %v, want %v", p.Spec.NodeSelector, want)
+		}
+	}
+	if len(p.Spec.Tolerations) != 1 || p.Spec.NodeName != "" || *p.Spec.AutomountServiceAccountToken {
+		t.Errorf("unexpected spec %+v", p.Spec)
+	}
+	if ref := metav1.GetControllerOf(p); ref == nil || ref.UID != "u1" || !*ref.BlockOwnerDeletion {
+		t.Errorf("owner reference %+v", ref)
+	}
+
+	b.Spec.NodeName = "n1"
+	pinned := ReservationPod(b, o)
+	if pinned.Spec.NodeName != "n1" || pinned.Spec.NodeSelector != nil || pinned.Spec.Tolerations != nil {
+		t.Errorf("a Bottle naming its node gets a pinned Pod, got %+v", pinned.Spec)
+	}
+	if why := stale(p, pinned); why == "" {
+		t.Error("an unbound Pod is stale once the Bottle names a node")
+	}
+	p.Spec.NodeName = "n1"
+	if why := stale(p, pinned); why != "" {
+		t.Errorf("a Pod bound to the named node is not stale, got %q", why)
+	}
+	b.Spec.Resources.MemoryMiB = 8192
+	if why := stale(p, ReservationPod(b, o)); !strings.Contains(why, "resources") {
+		t.Errorf("a resize makes the Pod stale, got %q", why)
+	}
+}
