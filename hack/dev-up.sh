@@ -232,6 +232,10 @@ node_memory="${DEV_NODE_MEMORY:-16Gi}"
 k taint node "${node}" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 k patch node "${node}" --subresource status --type merge -p "{\"status\":{\"capacity\":{\"cpu\":\"${node_cpus}\",\"memory\":\"${node_memory}\",\"pods\":\"110\"},\"allocatable\":{\"cpu\":\"${node_cpus}\",\"memory\":\"${node_memory}\",\"pods\":\"110\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"DevNode\",\"message\":\"stated by hack/dev-up.sh\"}]}}" >/dev/null
 
+# No kube-controller-manager makes the namespace's default ServiceAccount,
+# which every Pod (the reservation Pods too) is admitted with.
+k create serviceaccount default -n default --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+
 # --- kube-scheduler places the reservation Pods (the cluster controller's).
 sched_port="$((api_port + 104))"
 cat >"${dev}/kube-scheduler.yaml" <<YAML

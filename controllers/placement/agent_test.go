@@ -48,7 +48,7 @@ func owner(b *v1.Bottle, typ string) []string {
 	key := `"k:{\"type\":\"` + typ + `\"}":{`
 	var out []string
 	for _, mf := range b.ManagedFields {
-		raw := string(mf.FieldsV1.Raw)
+		raw := mf.FieldsV1.GetRawString()
 		if i := strings.Index(raw, key); i >= 0 && strings.Contains(raw[i:], `"f:status"`) {
 			out = append(out, mf.Manager)
 		}

@@ -119,7 +119,7 @@ func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Ti
 	err := r.Get(ctx, client.ObjectKeyFromObject(want), pod)
 	switch {
 	case apierrors.IsNotFound(err):
-		return r.createPod(ctx, b, want)
+		return r.createPod(ctx, want)
 	case err != nil:
 		return st, 0, err
 	case !ownedBy(pod, b):
@@ -159,7 +159,7 @@ func podScheduled(pod *corev1.Pod) *corev1.PodCondition {
 	return nil
 }
 
-func (r *Reconciler) createPod(ctx context.Context, b *v1.Bottle, want *corev1.Pod) (podState, time.Duration, error) {
+func (r *Reconciler) createPod(ctx context.Context, want *corev1.Pod) (podState, time.Duration, error) {
 	st := podState{Name: want.Name, Node: want.Spec.NodeName}
 	err := r.Create(ctx, want, client.FieldOwner(v1.FieldManagerCluster))
 	if apierrors.IsAlreadyExists(err) {

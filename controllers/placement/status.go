@@ -69,7 +69,7 @@ func ownsCondition(b *v1.Bottle, typ string) bool {
 	key := `"k:{\"type\":\"` + typ + `\"}"`
 	for _, mf := range b.ManagedFields {
 		if mf.Manager == v1.FieldManagerCluster && mf.Subresource == "status" && mf.FieldsV1 != nil &&
-			strings.Contains(string(mf.FieldsV1.Raw), key) {
+			strings.Contains(mf.FieldsV1.GetRawString(), key) {
 			return true
 		}
 	}

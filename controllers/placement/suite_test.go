@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -59,7 +60,7 @@ var _ = BeforeSuite(func() {
 	env, cfg = e, c
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: agentNamespace}})).To(Succeed())
+	Expect(k8sClient.Create(ctx, nsObj(agentNamespace))).To(Succeed())
 
 	scheduler, err = testenv.StartScheduler(env, GinkgoT().TempDir())
 	Expect(err).NotTo(HaveOccurred())
@@ -78,12 +79,27 @@ var _ = AfterSuite(func() {
 	}
 })
 
+func nsObj(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
 // startClusterController runs the cluster controller in-process, as
 // `manager --mode=cluster` wires it (without leader election).
 func startClusterController() {
 	logs = &testutil.SyncBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true))
 	ctrl.SetLogger(logger)
+	startClusterControllerWith(logger)
+}
+
+// startClusterControllerQuiet is startClusterController with errors
+// logged only (benchmarks).
+func startClusterControllerQuiet() {
+	logs = &testutil.SyncBuffer{}
+	startClusterControllerWith(zap.New(zap.WriteTo(logs), zap.Level(zapcore.ErrorLevel)))
+}
+
+func startClusterControllerWith(logger logr.Logger) {
 	opts := testutil.ManagerOptions(ctrl.Options{Scheme: testenv.Scheme(), Cache: placement.CacheOptions(agentNamespace)}, logger)
 	mgr, err := ctrl.NewManager(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())

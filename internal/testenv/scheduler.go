@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -110,12 +111,21 @@ podMaxBackoffSeconds: 1
 func (s *Scheduler) Stop() error {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case err := <-s.done:
+		return ignoreSignalled(err)
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-s.done
+		return ignoreSignalled(<-s.done)
 	}
-	return nil
+}
+
+// ignoreSignalled drops the exit error of a process this package stopped.
+func ignoreSignalled(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && !ee.Exited() {
+		return nil
+	}
+	return err
 }
 
 func freePort() (int, error) {

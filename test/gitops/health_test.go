@@ -39,6 +39,9 @@ var want = map[string]struct {
 	"failed":                 {"Degraded", status.FailedStatus, "Failed: step configure exited 3"},
 	"deleting":               {"Progressing", status.TerminatingStatus, "Deleting"},
 	"ready-stale-generation": {"Progressing", status.InProgressStatus, "observe generation 2"},
+	"unschedulable":          {"Progressing", status.InProgressStatus, "Pending: 0/3 nodes are available: 3 Insufficient memory."},
+	"unknown":                {"Progressing", status.InProgressStatus, "Unknown: the agent of node node-a"},
+	"agent-gone":             {"Degraded", status.FailedStatus, "(for more than 5m0s)"},
 }
 
 // kstatusOf maps Argo CD's health onto kstatus' vocabulary.
@@ -63,7 +66,7 @@ func TestHealthOfEveryPhase(t *testing.T) {
 		}
 	}
 	for _, p := range []v1.Phase{v1.PhasePending, v1.PhaseCreating, v1.PhaseStarting, v1.PhaseCopyingFiles,
-		v1.PhaseProvisioning, v1.PhaseReady, v1.PhaseStopped, v1.PhaseFailed, v1.PhaseDeleting} {
+		v1.PhaseProvisioning, v1.PhaseReady, v1.PhaseStopped, v1.PhaseFailed, v1.PhaseDeleting, v1.PhaseUnknown} {
 		if !seen[p] {
 			t.Errorf("no fixture for phase %s", p)
 		}
