@@ -23,6 +23,8 @@ type podState struct {
 	Failed string
 	// Unschedulable: kube-scheduler's PodScheduled=False message.
 	Unschedulable string
+	// created: this pass made the Pod.
+	created bool
 }
 
 // verdict is one condition's status, reason and message.

@@ -23,6 +23,10 @@ import (
 // no event.
 const conflictRetry = 10 * time.Second
 
+// firstStatusDelay is how long a new Bottle whose reservation Pod was just
+// created waits for its binding before its first status is written anyway.
+const firstStatusDelay = 3 * time.Second
+
 // failedRetry is how long a failed reservation Pod (refused by the kubelet)
 // is left in place, for `kubectl describe`, before it is made again.
 const failedRetry = 30 * time.Second
@@ -72,10 +76,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var (
 		pod     podState
 		requeue time.Duration
+		created bool
 		err     error
 	)
 	if r.Reservations {
-		pod, requeue, err = r.reconcilePod(ctx, b, now)
+		pod, requeue, created, err = r.reconcilePod(ctx, b, now)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -95,6 +100,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if ov != nil && ov.RequeueAfter > 0 && (requeue == 0 || ov.RequeueAfter < requeue) {
 		requeue = ov.RequeueAfter
 	}
+	if created && pod.Node == "" && b.Status.ObservedGeneration == 0 && len(b.Status.Conditions) == 0 {
+		// A new Bottle whose Pod was just made: kube-scheduler usually
+		// binds it within a second, and that event brings the first
+		// status. Look again soon in case it does not.
+		return ctrl.Result{RequeueAfter: firstStatusDelay}, nil
+	}
 	want := desiredStatus(b, sched, ov)
 	if upToDate(b, want, ov) {
 		return ctrl.Result{RequeueAfter: requeue}, nil
@@ -112,7 +123,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // reconcilePod creates the reservation Pod, or deletes one that no longer
 // reserves what the Bottle needs, and reports what the Pod says.
-func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Time) (podState, time.Duration, error) {
+func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Time) (st podState, requeue time.Duration, created bool, err error) {
+	st, requeue, err = r.ensurePod(ctx, b, now)
+	return st, requeue, err == nil && st.created, err
+}
+
+func (r *Reconciler) ensurePod(ctx context.Context, b *v1.Bottle, now time.Time) (podState, time.Duration, error) {
 	want := ReservationPod(b, r.Options)
 	st := podState{Name: want.Name}
 	pod := &corev1.Pod{}
@@ -181,6 +197,7 @@ func (r *Reconciler) createPod(ctx context.Context, want *corev1.Pod) (podState,
 		return st, 0, fmt.Errorf("creating reservation Pod %s: %w", want.Name, err)
 	}
 	log.FromContext(ctx).V(1).Info("created reservation Pod", "pod", want.Name, "node", want.Spec.NodeName)
+	st.created = true
 	return st, 0, nil
 }
 

@@ -2,6 +2,7 @@ package placement_test
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -94,9 +95,9 @@ func startClusterController() {
 
 // startClusterControllerQuiet is startClusterController with errors
 // logged only (benchmarks).
-func startClusterControllerQuiet() {
+func startClusterControllerQuiet(w io.Writer) {
 	logs = &testutil.SyncBuffer{}
-	startClusterControllerWith(zap.New(zap.WriteTo(logs), zap.Level(zapcore.ErrorLevel)))
+	startClusterControllerWith(zap.New(zap.WriteTo(w), zap.Level(zapcore.ErrorLevel)))
 }
 
 func startClusterControllerWith(logger logr.Logger) {
