@@ -87,13 +87,13 @@ var _ = Describe("Placement through kube-scheduler", Ordered, func() {
 	It("places 20 Bottles without nodeName on 3 Nodes of different sizes, never past a node's allocatable", func() {
 		sizes := map[string]int64{"fit-small": 6, "fit-medium": 10, "fit-large": 16} // CPUs; 2 GiB of memory per CPU
 		for node, cpus := range sizes {
-			labels := map[string]string{v1.LabelKVMNode: "true", "size": node}
+			labels := map[string]string{v1.LabelKVMNode: "true", "size": node, "fit": "yes"}
 			_, err := testenv.CreateNode(ctx, k8sClient, node, cpus, fmt.Sprintf("%dGi", 2*cpus), labels)
 			Expect(err).NotTo(HaveOccurred())
 			beats = append(beats, beat(node))
 		}
 		// A KVM node whose agent never runs: nothing may land there.
-		_, err := testenv.CreateNode(ctx, k8sClient, "fit-noagent", 64, "128Gi", kvm)
+		_, err := testenv.CreateNode(ctx, k8sClient, "fit-noagent", 64, "128Gi", map[string]string{v1.LabelKVMNode: "true", "fit": "yes"})
 		Expect(err).NotTo(HaveOccurred())
 
 		ns := namespace("fit")
@@ -107,8 +107,10 @@ var _ = Describe("Placement through kube-scheduler", Ordered, func() {
 				size = 2
 			}
 			b := newBottle(ns, fmt.Sprintf("b%02d", i), size, 1024*size, "")
+			// Other specs' nodes (in any order) stay out of this one.
+			b.Spec.Placement = &v1.Placement{NodeSelector: map[string]string{"fit": "yes"}}
 			if i == 0 {
-				b.Spec.Placement = &v1.Placement{NodeSelector: map[string]string{"size": "fit-small"}}
+				b.Spec.Placement.NodeSelector["size"] = "fit-small"
 			}
 			Expect(k8sClient.Create(ctx, b)).To(Succeed())
 			bottles = append(bottles, b)
@@ -231,11 +233,14 @@ var _ = Describe("Placement through kube-scheduler", Ordered, func() {
 	})
 
 	It("reports a placement the Pod API refuses on the Bottle, and recovers when it is fixed", func() {
+		_, err := testenv.CreateNode(ctx, k8sClient, "roomy", 8, "16Gi", map[string]string{v1.LabelKVMNode: "true", "size": "roomy"})
+		Expect(err).NotTo(HaveOccurred())
+		beats = append(beats, beat("roomy"))
 		ns := namespace("invalid")
 		b := newBottle(ns, "bad-affinity", 1, 1024, "")
 		b.Spec.Placement = &v1.Placement{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
-				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "size", Operator: "Near", Values: []string{"fit-large"}}}}}}}}}
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "size", Operator: "Near", Values: []string{"roomy"}}}}}}}}}
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(get(b)).Should(And(
 			WithTransform(cond(v1.ConditionScheduled), Equal("False/"+v1.ReasonInvalidPlacement)),
@@ -247,7 +252,7 @@ var _ = Describe("Placement through kube-scheduler", Ordered, func() {
 
 		got.Spec.Placement.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0].Operator = corev1.NodeSelectorOpIn
 		Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		Eventually(get(b)).Should(WithTransform(func(b *v1.Bottle) string { return b.Spec.NodeName }, Equal("fit-large")), func() string {
+		Eventually(get(b)).Should(WithTransform(func(b *v1.Bottle) string { return b.Spec.NodeName }, Equal("roomy")), func() string {
 			return fmt.Sprintf("%+v", get(b)(Default).Status.Conditions)
 		})
 		Eventually(get(b)).Should(WithTransform(cond(v1.ConditionStalled), BeEmpty()))

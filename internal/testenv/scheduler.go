@@ -119,10 +119,11 @@ func (s *Scheduler) Stop() error {
 	}
 }
 
-// ignoreSignalled drops the exit error of a process this package stopped.
+// ignoreSignalled drops the exit status of a process this package
+// stopped: kube-scheduler exits 1 on SIGTERM.
 func ignoreSignalled(err error) error {
 	var ee *exec.ExitError
-	if errors.As(err, &ee) && !ee.Exited() {
+	if errors.As(err, &ee) {
 		return nil
 	}
 	return err
