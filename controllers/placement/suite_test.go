@@ -2,14 +2,12 @@ package placement_test
 
 import (
 	"context"
-	"io"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -91,13 +89,6 @@ func startClusterController() {
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true))
 	ctrl.SetLogger(logger)
 	startClusterControllerWith(logger)
-}
-
-// startClusterControllerQuiet is startClusterController with errors
-// logged only (benchmarks).
-func startClusterControllerQuiet(w io.Writer) {
-	logs = &testutil.SyncBuffer{}
-	startClusterControllerWith(zap.New(zap.WriteTo(w), zap.Level(zapcore.ErrorLevel)))
 }
 
 func startClusterControllerWith(logger logr.Logger) {
