@@ -16,7 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
+
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // standInPath is where the stand-in smolvm lives inside a test root. It must
@@ -427,7 +428,7 @@ func TestChrootWithoutCapability(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := dropEffectiveCap(capSysChroot); err != nil {
+		if err := testutil.DropEffectiveCap(testutil.CapSysChroot); err != nil {
 			errc <- fmt.Errorf("setup: %w", err)
 			return
 		}
@@ -440,22 +441,4 @@ func TestChrootWithoutCapability(t *testing.T) {
 		!errors.Is(err, syscall.EPERM) {
 		t.Fatalf("CheckVersion without CAP_SYS_CHROOT: %v", err)
 	}
-}
-
-// dropEffectiveCap clears bit from the calling thread's effective set
-// (capset(2) with pid 0 changes only the calling thread).
-func dropEffectiveCap(bit uint) error {
-	hdr := struct {
-		version uint32
-		pid     int32
-	}{version: 0x20080522} // _LINUX_CAPABILITY_VERSION_3
-	var data [2]struct{ effective, permitted, inheritable uint32 }
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
-		return errno
-	}
-	data[bit/32].effective &^= 1 << (bit % 32)
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
-		return errno
-	}
-	return nil
 }
