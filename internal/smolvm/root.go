@@ -105,8 +105,9 @@ func (c *CLI) startFailure(verb string, err error) *Error {
 		Message: fmt.Sprintf("cannot run smolvm at %q in the root %s: %v", c.path(), c.Root, err), Err: err}
 }
 
-// hasEffectiveCap reads the calling thread's effective capabilities (the
-// ones the fork that failed had); true when it cannot tell.
+// hasEffectiveCap reads the calling thread's effective capabilities; true
+// when it cannot tell. Capabilities are per thread, but the agent's threads
+// all share one set (only a test drops one, on a thread it holds).
 func hasEffectiveCap(bit uint) bool {
 	b, err := os.ReadFile("/proc/thread-self/status")
 	if err != nil {
