@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/bot-bottle/bottle-controller/internal/installer"
@@ -43,20 +44,50 @@ func TestDaemonSetArgsAreManagerFlags(t *testing.T) {
 			t.Errorf("config/%s: the manager rejects the DaemonSet's args %q: %v", dir, c.Args, err)
 			continue
 		}
-		// The paths the args name are where the pod mounts things.
-		mounts := map[string]bool{}
-		for _, m := range c.VolumeMounts {
-			mounts[m.MountPath] = true
+		checkDaemonSetPaths(t, dir, o, ds.Spec.Template.Spec)
+	}
+}
+
+// checkDaemonSetPaths: the paths the args name are where the pod mounts
+// things. smolvm runs in the node's root, mounted read-only at
+// --smolvm-root from the host's /; what smolvm writes (its data dir, the
+// copy sources) is a read-write hostPath of that same host path, mounted at
+// the same place inside the root.
+func checkDaemonSetPaths(t *testing.T, dir string, o *options, pod corev1.PodSpec) {
+	t.Helper()
+	hostPaths := map[string]string{}
+	for _, v := range pod.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
 		}
-		for flag, path := range map[string]string{
-			"--smolvm-path":     filepath.Dir(filepath.Dir(o.smolvmPath)),
-			"--smolvm-data-dir": o.smolvmDataDir,
-			"--exec-cert-dir":   o.exec.certDir,
-		} {
-			if !mounts[path] {
-				t.Errorf("config/%s: %s names %s, which the pod does not mount (mounts %v)", dir, flag, path, mounts)
-			}
+	}
+	type mount struct {
+		hostPath string
+		readOnly bool
+	}
+	mounts := map[string]mount{}
+	for _, m := range pod.Containers[0].VolumeMounts {
+		mounts[m.MountPath] = mount{hostPaths[m.Name], m.ReadOnly}
+		if m.MountPath == o.smolvmRoot.root && (m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationHostToContainer) {
+			t.Errorf("config/%s: the root at %s does not see later host mounts (mountPropagation %v)", dir, m.MountPath, m.MountPropagation)
 		}
+	}
+	if o.smolvmRoot.root == "" {
+		t.Fatalf("config/%s: the agent runs smolvm without --smolvm-root: a dynamically linked smolvm cannot run from its image", dir)
+	}
+	if m := mounts[o.smolvmRoot.root]; m.hostPath != "/" || !m.readOnly {
+		t.Errorf("config/%s: --smolvm-root %s is %+v, want the host's / mounted read-only", dir, o.smolvmRoot.root, m)
+	}
+	for flag, p := range map[string]string{
+		"--smolvm-data-dir": o.smolvmDataDir,
+		"--copy-source-dir": o.smolvmRoot.copyDir,
+	} {
+		if m := mounts[filepath.Join(o.smolvmRoot.root, p)]; m.hostPath != p || m.readOnly {
+			t.Errorf("config/%s: %s %s is %+v under the root, want the host's %s mounted read-write", dir, flag, p, m, p)
+		}
+	}
+	if _, ok := mounts[o.exec.certDir]; !ok {
+		t.Errorf("config/%s: --exec-cert-dir names %s, which the pod does not mount", dir, o.exec.certDir)
 	}
 }
 

@@ -41,6 +41,7 @@ type options struct {
 	nodeName                string
 	smolvmPath              string
 	smolvmDataDir           string
+	smolvmRoot              smolvmRootOptions
 	execMode                string
 	metricsAddr             string
 	probeAddr               string
@@ -70,6 +71,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "The node whose Bottles this agent runs (default $NODE_NAME).")
 	fs.StringVar(&o.smolvmPath, "smolvm-path", "smolvm", "Path of the smolvm binary (or the simulator).")
 	fs.StringVar(&o.smolvmDataDir, "smolvm-data-dir", os.Getenv("SMOLVM_DATA_DIR"), "SMOLVM_DATA_DIR for smolvm; empty keeps smolvm's default.")
+	o.smolvmRoot.bindFlags(fs)
 	fs.StringVar(&o.execMode, "exec-mode", "login", "How steps switch user in the guest: login (runuser -l USER -c) or direct (runuser -u USER --, for guests whose PAM login setup hangs).")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -119,6 +121,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--resync-period must be at least 1s, not %s", o.resyncPeriod)
 	case o.smolvmRecheckPeriod < time.Second:
 		return nil, fmt.Errorf("--smolvm-recheck-period must be at least 1s, not %s", o.smolvmRecheckPeriod)
+	}
+	if err := o.smolvmRoot.validate(o.smolvmPath, o.smolvmDataDir); err != nil {
+		return nil, err
 	}
 	if err := o.timeouts.validate(); err != nil {
 		return nil, err
@@ -183,18 +188,23 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		return nil, err
 	}
 
+	copyDir, err := o.smolvmRoot.prepare()
+	if err != nil {
+		return nil, err
+	}
 	var env []string
 	if o.smolvmDataDir != "" {
 		env = append(env, "SMOLVM_DATA_DIR="+o.smolvmDataDir)
 	}
 	cli := smolvm.New(o.smolvmPath, env...)
+	cli.Root = o.smolvmRoot.root
 	cli.Timeouts = o.timeouts.Timeouts
 	cli.DefaultExecTimeout = o.timeouts.exec
 	if o.vmLauncher == "systemd" {
 		cli.Launcher = &vmlauncher.Systemd{Socket: o.systemBusSocket, OverheadMiB: vmlauncher.DefaultOverheadMiB}
 	}
 	log.Info("starting agent", "version", version.Version, "revision", version.Revision, "node", o.nodeName,
-		"lease", o.lease.namespace+"/"+agentlease.Name(o.nodeName), "identity", o.lease.identity, "vmLauncher", o.vmLauncher)
+		"lease", o.lease.namespace+"/"+agentlease.Name(o.nodeName), "identity", o.lease.identity, "vmLauncher", o.vmLauncher, "smolvmRoot", o.smolvmRoot.root)
 
 	lock, err := agentlease.NewLock(cfg, o.lease.namespace, o.nodeName, o.lease.identity,
 		max(o.lease.renewDeadline/2, time.Second), ctrl.Log.WithName("lease"))
@@ -239,14 +249,14 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	checkSmolvm := func(ctx context.Context) error {
 		v, err := cli.CheckVersion(ctx)
 		if err == nil {
-			log.Info("using smolvm", "path", o.smolvmPath, "version", v)
+			log.Info("using smolvm", "path", o.smolvmPath, "root", o.smolvmRoot.root, "version", v)
 		}
 		return err
 	}
 	if err := checkSmolvm(ctx); err != nil {
 		log.Error(err, "this node cannot run machines; marking its Bottles and failing /readyz until smolvm is usable",
-			"path", o.smolvmPath, "minimumVersion", smolvm.MinVersion)
-		state := nodecheck.NewState(fmt.Errorf("smolvm at %q: %w", o.smolvmPath, err))
+			"path", o.smolvmPath, "root", o.smolvmRoot.root, "minimumVersion", smolvm.MinVersion)
+		state := nodecheck.NewState(fmt.Errorf("smolvm at %s: %w", o.smolvmRoot.where(o.smolvmPath), err))
 		if err := mgr.AddReadyzCheck("smolvm", state.Readyz); err != nil {
 			return nil, err
 		}
@@ -272,6 +282,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		ResyncPeriod:            o.resyncPeriod,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		RequireReservation:      o.reservations,
+		TempDir:                 copyDir,
 	}
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
 		return nil, fmt.Errorf("--digest-key-file: %w", err)

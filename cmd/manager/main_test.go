@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -37,6 +40,13 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--node-name=n", "--vm-launcher=docker"}, "--vm-launcher must be direct or systemd"},
 		{[]string{"--node-name=n", "--vm-launcher=systemd"}, "needs an absolute --smolvm-path"},
 		{[]string{"--node-name=n", "--vm-launcher=systemd", "--smolvm-path=/opt/smolvm/bin/smolvm"}, ""},
+		{[]string{"--node-name=n", "--smolvm-root=host"}, "--smolvm-root must be an absolute path"},
+		{[]string{"--node-name=n", "--smolvm-root=/host"}, "--smolvm-root needs an absolute --smolvm-path"},
+		{[]string{"--node-name=n", "--smolvm-root=/host", "--smolvm-path=/opt/smolvm/bin/smolvm", "--smolvm-data-dir=smolvm"}, "needs an absolute --smolvm-data-dir"},
+		{[]string{"--node-name=n", "--smolvm-root=/host", "--smolvm-path=/opt/smolvm/bin/smolvm"}, "--smolvm-root needs --copy-source-dir"},
+		{[]string{"--node-name=n", "--smolvm-root=/host", "--smolvm-path=/opt/smolvm/bin/smolvm", "--copy-source-dir=run/x"}, "--copy-source-dir must be an absolute path"},
+		{[]string{"--node-name=n", "--copy-source-dir=x"}, "--copy-source-dir must be an absolute path"},
+		{[]string{"--node-name=n", "--smolvm-root=/host", "--smolvm-path=/opt/smolvm/bin/smolvm", "--copy-source-dir=/run/x", "--smolvm-data-dir=/var/lib/smolvm"}, ""},
 		{[]string{"--node-name=n"}, ""},
 		{[]string{"--node-name=n", "--exec-bind-address=0", "--exec-cert-dir="}, ""},
 		{[]string{"--mode=placement"}, "--mode must be agent or cluster"},
@@ -79,5 +89,41 @@ func TestLeaseNamespaceFromEnvironment(t *testing.T) {
 func TestHelpIsNotAnError(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The root is checked on the machine before anything starts, and the copy
+// source directory is made under it, where the agent writes and smolvm
+// reads.
+func TestSmolvmRootPrepare(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		opts smolvmRootOptions
+		dir  string
+		err  string
+	}{
+		{smolvmRootOptions{}, "", ""},
+		{smolvmRootOptions{root: filepath.Join(root, "missing"), copyDir: "/run/x"}, "", "--smolvm-root: smolvm root: stat"},
+		{smolvmRootOptions{root: file, copyDir: "/run/x"}, "", "--smolvm-root: smolvm root " + strconv.Quote(file) + " is not a directory"},
+		{smolvmRootOptions{root: root, copyDir: "/file/x"}, "", "--copy-source-dir: mkdir"},
+		{smolvmRootOptions{root: root, copyDir: "/run/bottle-controller/files"}, filepath.Join(root, "run/bottle-controller/files"), ""},
+	} {
+		dir, err := c.opts.prepare()
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%+v: %v", c.opts, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%+v: error %v, want %q", c.opts, err, c.err)
+		case dir != c.dir:
+			t.Errorf("%+v: copy dir %q, want %q", c.opts, dir, c.dir)
+		case dir != "":
+			if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+				t.Errorf("%+v: %s is %v (%v), want a 0700 directory", c.opts, dir, fi.Mode(), err)
+			}
+		}
 	}
 }

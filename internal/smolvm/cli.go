@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -47,6 +47,10 @@ type CLI struct {
 	Timeouts Timeouts
 	// Launcher runs `machine start`; nil runs it as the agent's child.
 	Launcher Launcher
+	// Root, when set, is the directory every smolvm process is chrooted
+	// into (root.go): Path, the paths in Env and copy paths then name files
+	// inside it. Empty runs smolvm in the agent's own filesystem.
+	Root string
 }
 
 // New returns a CLI for the binary at path ("" means "smolvm" from PATH),
@@ -73,16 +77,41 @@ func (c *CLI) outputLimit() int {
 	return c.OutputLimit
 }
 
-// command prepares smolvm with argv. The process gets its own process group,
-// and when ctx ends the whole group is SIGKILLed: smolvm, and anything it
-// started that did not leave the group, die together.
+// command prepares smolvm with argv; every smolvm process the driver starts
+// is prepared here, so this is the one place that applies Root. The process
+// gets its own process group, and when ctx ends the whole group is
+// SIGKILLed: smolvm, and anything it started that did not leave the group,
+// die together.
 func (c *CLI) command(ctx context.Context, argv []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.path(), argv...)
 	cmd.Env = append(os.Environ(), c.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if c.Root != "" {
+		// execve resolves the path inside the root after the chroot, not
+		// os/exec's LookPath in the agent's PATH before it.
+		cmd.Path, cmd.Err = c.path(), nil
+		if !filepath.IsAbs(c.path()) {
+			cmd.Err = errRelativeInRoot
+		}
+		cmd.SysProcAttr.Chroot = c.Root
+		// chroot(2) leaves the working directory outside the root, where a
+		// relative path would still reach the agent's files.
+		cmd.Dir = "/"
+	}
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	cmd.WaitDelay = waitDelay
 	return cmd
+}
+
+// asSessionLeader makes cmd the leader of a new session whose controlling
+// terminal is its stdin (a pty), keeping everything command set, the root
+// included. setsid also makes it a group leader, which the context kill
+// targets.
+func asSessionLeader(cmd *exec.Cmd) {
+	attr := *cmd.SysProcAttr
+	attr.Setpgid = false
+	attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0
+	cmd.SysProcAttr = &attr
 }
 
 // killGroup kills the process group led by pid (setpgid and setsid both make
@@ -133,13 +162,7 @@ func waitCmd(ctx context.Context, cmd *exec.Cmd, stderr *tailBuffer) outcome {
 func (c *CLI) failure(verb string, o outcome) *Error {
 	switch {
 	case o.startErr != nil:
-		if errors.Is(o.startErr, exec.ErrNotFound) || errors.Is(o.startErr, fs.ErrNotExist) ||
-			errors.Is(o.startErr, fs.ErrPermission) {
-			return &Error{Verb: verb, Class: ErrNotInstalled, ExitCode: -1,
-				Message: fmt.Sprintf("smolvm not found at %q: %v", c.path(), o.startErr), Err: o.startErr}
-		}
-		return &Error{Verb: verb, Class: ErrOther, ExitCode: -1,
-			Message: fmt.Sprintf("cannot run smolvm at %q: %v", c.path(), o.startErr), Err: o.startErr}
+		return c.startFailure(verb, o.startErr)
 	case o.ctxErr != nil:
 		class, what := ErrTimeout, "deadline exceeded; smolvm and its children were killed"
 		if errors.Is(o.ctxErr, context.Canceled) {
@@ -156,6 +179,9 @@ func (c *CLI) failure(verb string, o outcome) *Error {
 	}
 	if o.exitCode == 2 {
 		return &Error{Verb: verb, Class: ErrUsage, ExitCode: 2, Message: "smolvm rejected the command line"}
+	}
+	if msg, ok := loaderErrorMessage(o.stderrHead); ok {
+		return &Error{Verb: verb, Class: ErrNotInstalled, ExitCode: o.exitCode, Message: msg}
 	}
 	return &Error{Verb: verb, Class: ErrOther, ExitCode: o.exitCode,
 		Message: fmt.Sprintf("smolvm exited with status %d without an error message", o.exitCode)}

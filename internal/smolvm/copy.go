@@ -9,13 +9,19 @@ import (
 // CopyIn copies one host file into a running machine (`machine cp`); smolvm
 // lands it atomically. mode 0 keeps smolvm's default; uid/gid < 0 are
 // omitted. hostPath is made absolute and must not contain ':' (smolvm reads
-// such a source as a guest path).
+// such a source as a guest path). hostPath names the file in the agent's
+// filesystem; with a Root it must be inside it and smolvm is given the
+// path it has there.
 func (c *CLI) CopyIn(ctx context.Context, machine, hostPath, guestPath string, mode os.FileMode, uid, gid int) error {
 	abs, err := filepath.Abs(hostPath)
 	if err != nil {
 		return precheckFailed(verbCopyIn, newUsageError(verbCopyIn, "cannot make host path absolute"))
 	}
-	argv, err := copyInArgv(machine, abs, guestPath, mode, uid, gid)
+	seen, err := c.copyPath(verbCopyIn, abs)
+	if err != nil {
+		return precheckFailed(verbCopyIn, err)
+	}
+	argv, err := copyInArgv(machine, seen, guestPath, mode, uid, gid)
 	if err != nil {
 		return precheckFailed(verbCopyIn, err)
 	}
@@ -23,13 +29,18 @@ func (c *CLI) CopyIn(ctx context.Context, machine, hostPath, guestPath string, m
 	return err
 }
 
-// CopyOut copies one file out of a running machine to hostPath.
+// CopyOut copies one file out of a running machine to hostPath (in the
+// agent's filesystem, inside Root when one is set, as for CopyIn).
 func (c *CLI) CopyOut(ctx context.Context, machine, guestPath, hostPath string) error {
 	abs, err := filepath.Abs(hostPath)
 	if err != nil {
 		return precheckFailed(verbCopyOut, newUsageError(verbCopyOut, "cannot make host path absolute"))
 	}
-	argv, err := copyOutArgv(machine, guestPath, abs)
+	seen, err := c.copyPath(verbCopyOut, abs)
+	if err != nil {
+		return precheckFailed(verbCopyOut, err)
+	}
+	argv, err := copyOutArgv(machine, guestPath, seen)
 	if err != nil {
 		return precheckFailed(verbCopyOut, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/creack/pty"
@@ -103,9 +102,8 @@ func runOnPty(ctx context.Context, cmd *exec.Cmd, s Streams, stderr *tailBuffer)
 		return outcome{}, err
 	}
 	cmd.Stdin, cmd.Stdout = tty, tty
-	// A new session makes smolvm the pty's session leader (so it gets
-	// SIGWINCH) and its own process group, which the context kill targets.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	// smolvm leads the pty's session, so it gets SIGWINCH.
+	asSessionLeader(cmd)
 	if err := cmd.Start(); err != nil {
 		_ = tty.Close()
 		return outcome{exitCode: -1, startErr: err}, nil

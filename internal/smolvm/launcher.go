@@ -17,7 +17,9 @@ type Launcher interface {
 
 // LaunchRequest is one `machine start`: the complete argv (smolvm's path
 // first), the extra environment of every smolvm call, and the size smolvm
-// recorded for the machine, which a launcher turns into limits.
+// recorded for the machine, which a launcher turns into limits. Paths in
+// Argv and Env are as smolvm sees them: with CLI.Root set to the host's root
+// they are host paths, ready for a launcher that runs smolvm on the host.
 type LaunchRequest struct {
 	Machine string
 	// State is the machine's state before the start (never running).
