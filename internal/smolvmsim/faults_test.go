@@ -3,6 +3,8 @@ package smolvmsim
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +84,23 @@ func TestParseVerbList(t *testing.T) {
 		if got[k] != v {
 			t.Fatalf("got %v, want %v", got, want)
 		}
+	}
+}
+
+func TestLogKnobCountsInvocations(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "calls")
+	s := newSim(t, "SMOLVM_SIM_LOG="+log)
+	s.running("counted")
+	s.ok("machine", "exec", "--name", "counted", "-e", "K=secret-ish", "--", "true")
+	s.ok("machine", "cp", "/etc/hostname", "counted:/tmp/h", "--mode", "0600")
+	s.ok("machine", "list", "--json")
+	s.run("machine", "status", "--name", "missing")
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "create counted\nstart counted\nexec counted\ncp counted\nls -\nstatus missing\n"
+	if string(data) != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", data, want)
 	}
 }

@@ -50,6 +50,7 @@ type env struct {
 }
 
 func smolvmMain(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	logInvocation(args)
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	err := dispatch(e, args)
 	var (
