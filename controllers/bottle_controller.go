@@ -40,7 +40,8 @@ type BottleReconciler struct {
 	NodeName string
 	// ExecMode is how steps switch user in the guest.
 	ExecMode smolvm.ExecMode
-	// ResyncPeriod is how often a Ready Bottle's machine is checked for drift.
+	// ResyncPeriod is how often every Bottle's machine is checked for
+	// drift, with one `machine ls` for the node (see resync).
 	ResyncPeriod time.Duration
 	// SourceRetryPeriod is how soon a Bottle waiting for a missing ConfigMap
 	// or Secret looks again.
@@ -67,6 +68,8 @@ type BottleReconciler struct {
 	metrics *phaseTracker
 	records *records
 	steps   *inflight
+	view    *machineView
+	owners  *missingOwners
 }
 
 // Only the verbs the agent uses (it writes with patches). ConfigMaps and
@@ -94,9 +97,12 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	}
 	r.records = newRecords()
 	r.steps = newInflight()
+	r.view = newMachineView(r.listMachines, min(maxViewAge, r.ResyncPeriod))
+	r.owners = newMissingOwners(r.ResyncPeriod)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		Watches(&v1.Bottle{}, r.bottleEvents()).
+		WatchesRawSource(r.resync()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
@@ -118,6 +124,7 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
 			r.steps.observe(e.Object.GetUID(), nil)
 			r.records.forget(e.Object.GetUID())
+			r.owners.forget(e.Object.GetUID())
 			enqueue.Delete(ctx, e, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
@@ -168,7 +175,6 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		log: log.FromContext(ctx), bottle: bottle, before: bottle.Status.DeepCopy(), written: written,
 		machineName: bottle.MachineName(),
 		sources:     r.newSources(bottle.Namespace),
-		owners:      rootOwners(),
 		retry:       pendingRetry(bottle.Annotations, bottle.Status.LastHandledRetry),
 	}
 	st := s.status()
@@ -217,8 +223,8 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			return res, err
 		}
 	}
-	// Everything is in place: look again later for drift.
-	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
+	// Everything is in place; the resync looks again for drift.
+	return ctrl.Result{}, nil
 }
 
 // load overlays what this agent knows of the Bottle's status on the cached

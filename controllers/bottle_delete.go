@@ -28,8 +28,8 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 		return ctrl.Result{}, err
 	}
 
-	m, err := r.status(ctx, s.machineName)
-	if err != nil && !smolvm.IsNotFound(err) {
+	m, err := r.view.lookup(ctx, s.machineName)
+	if err != nil {
 		return r.blockDeletion(s, "status", err)
 	}
 	switch ownerOf(m, string(s.bottle.UID)) {
@@ -48,6 +48,7 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 		if err != nil && !smolvm.IsNotFound(err) {
 			return r.blockDeletion(s, "delete", err)
 		}
+		r.view.saw(s.machineName, nil)
 		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineDeleted, "Delete", "deleted machine %s", s.machineName)
 	}
 
@@ -57,11 +58,13 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 	}
 	s.finalized = true
 	r.records.forget(s.bottle.UID)
+	r.owners.forget(s.bottle.UID)
 	r.metrics.forget(client.ObjectKeyFromObject(s.bottle))
 	return ctrl.Result{}, nil
 }
 
 func (r *BottleReconciler) blockDeletion(s *scope, action string, err error) (ctrl.Result, error) {
+	r.view.unsettled(s.machineName)
 	msg := fmt.Sprintf("cannot %s machine %s: %v; the finalizer stays until the machine is gone", action, s.machineName, err)
 	s.setCondition(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonDeletionBlocked, msg)
 	s.wait(v1.ReasonDeletionBlocked, msg)

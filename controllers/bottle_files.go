@@ -18,7 +18,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 // desiredFile is one file the guest must hold.
@@ -109,24 +108,14 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		return true, ctrl.Result{}, nil
 	}
 
-	// Owners first: a file whose owner is missing is not copied (nor its
-	// directories made) until the owner exists.
+	// A file whose owner the guest lacked a moment ago waits without a
+	// copy; the others are copied, and the placement says which owners
+	// are missing.
 	var ready []desiredFile
 	for _, f := range todo {
-		if _, ok := s.owners[f.owner]; !ok {
-			ids, err := r.lookupOwner(ctx, s, f.owner)
-			var driverErr *smolvm.Error
-			switch {
-			case errors.As(err, &driverErr):
-				return r.smolvmFailure(s, v1.ConditionFilesReady, "resolve owner", err)
-			case err != nil:
-				if s.ownerWaits == nil {
-					s.ownerWaits = map[string][]string{}
-				}
-				s.ownerWaits[f.owner] = append(s.ownerWaits[f.owner], f.path)
-				continue
-			}
-			s.owners[f.owner] = ids
+		if r.owners.missing(s.bottle.UID, f.owner) {
+			s.waitForOwner(f)
+			continue
 		}
 		ready = append(ready, f)
 	}
@@ -145,7 +134,9 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		if ok, res, err := r.copyFiles(ctx, s, ready, copied); !ok {
 			return false, res, err
 		}
-		r.event(s, corev1.EventTypeNormal, v1.ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(ready), s.machineName)
+		if len(copied) > 0 {
+			r.event(s, corev1.EventTypeNormal, v1.ReasonFilesCopied, "Copy", "copied %d file(s) into machine %s", len(copied), s.machineName)
+		}
 	}
 
 	if len(s.ownerWaits) > 0 {
@@ -164,35 +155,48 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	return true, ctrl.Result{}, nil
 }
 
-// rootOwners is the owner cache a pass starts with: root (and no owner,
-// which means root) need no lookup.
-func rootOwners() map[string][2]int { return map[string][2]int{"": {0, 0}, "root": {0, 0}} }
-
-// copyFiles materialises and copies files whose owners are resolved.
+// copyFiles materialises files in a private host directory and lands them
+// in the guest (copyInSafely), recording each one placed in copied.
 func (r *BottleReconciler) copyFiles(ctx context.Context, s *scope, files []desiredFile, copied map[string]v1.FileStatus) (bool, ctrl.Result, error) {
 	dir, err := os.MkdirTemp(r.TempDir, tempPattern)
 	if err != nil {
 		return false, ctrl.Result{}, fmt.Errorf("creating private temp dir: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	copies := make([]hostCopy, len(files))
 	for i, f := range files {
-		ids := s.owners[f.owner]
 		host := filepath.Join(dir, strconv.Itoa(i))
 		if err := os.WriteFile(host, f.content.data, 0o600); err != nil {
 			return false, ctrl.Result{}, fmt.Errorf("materialising %s: %w", f.path, err)
 		}
-		cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.copyTimeout(len(f.content.data)))
-		err := r.copyInSafely(cctx, s, host, i, f, ids[0], ids[1])
-		cancel()
-		if err != nil {
-			if refused, ok := errors.AsType[*guestRefusal](err); ok {
-				return r.unsafePath(s, f, refused)
+		copies[i] = hostCopy{host: host, f: f}
+	}
+	results, err := r.copyInSafely(ctx, s, copies)
+	var refusal *placeResult
+	var refusedFile desiredFile
+	for i, res := range results {
+		f := files[i]
+		switch res.outcome {
+		case placed:
+			now := metav1.Now()
+			copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
+		case ownerMissing:
+			r.owners.add(s.bottle.UID, f.owner)
+			s.waitForOwner(f)
+		case refused:
+			if refusal == nil {
+				refusal, refusedFile = &results[i], f
 			}
-			return r.smolvmFailure(s, v1.ConditionFilesReady, "copy "+f.path, err)
 		}
-		_ = os.Remove(host)
-		now := metav1.Now()
-		copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
+	}
+	if len(results) > 0 {
+		r.view.alive(s.machineName)
+	}
+	if failed, ok := errors.AsType[*guestCallError](err); ok {
+		return r.smolvmFailure(s, v1.ConditionFilesReady, failed.action, failed.err)
+	}
+	if refusal != nil {
+		return r.unsafePath(s, refusedFile, refusal.msg)
 	}
 	return true, ctrl.Result{}, nil
 }
@@ -229,27 +233,4 @@ func mergeFileStatus(want []desiredFile, have, copied map[string]v1.FileStatus) 
 		}
 	}
 	return out
-}
-
-// lookupOwner asks the guest for a user's uid and gid: `machine cp` takes
-// numbers, Bottles take names. One exec answers both.
-func (r *BottleReconciler) lookupOwner(ctx context.Context, s *scope, user string) ([2]int, error) {
-	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
-		Machine: s.machineName,
-		Argv:    []string{"sh", "-c", `id -u -- "$1" && id -g -- "$1"`, "sh", user},
-		Timeout: r.CallTimeouts.Lookup,
-	})
-	if err != nil {
-		return [2]int{}, err
-	}
-	fields := strings.Fields(res.Stdout)
-	if res.ExitCode != 0 || len(fields) != 2 {
-		return [2]int{}, fmt.Errorf("user %q does not exist in the guest", user)
-	}
-	u, err1 := strconv.Atoi(fields[0])
-	g, err2 := strconv.Atoi(fields[1])
-	if err1 != nil || err2 != nil {
-		return [2]int{}, fmt.Errorf("unexpected id output for user %q", user)
-	}
-	return [2]int{u, g}, nil
 }

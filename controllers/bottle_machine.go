@@ -22,6 +22,9 @@ const kvmRetryPeriod = 2 * time.Minute
 // the verb, and stalls (needs a human) or retries with backoff as
 // decideFailure says.
 func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err error) (bool, ctrl.Result, error) {
+	// Whatever failed, the machine may not be as last seen: the next pass
+	// asks smolvm.
+	r.view.unsettled(s.machineName)
 	policy := decideFailure(smolvm.ClassOf(err))
 	msg := fmt.Sprintf("%s: %v", action, err)
 	if policy.Reason == v1.ReasonSmolvmTimeout {
@@ -45,8 +48,8 @@ func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err erro
 // machine of that name that belongs to something else.
 func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	m, err := r.status(ctx, s.machineName)
-	if err != nil && !smolvm.IsNotFound(err) {
+	m, err := r.machineOf(ctx, s)
+	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
 	}
 	switch ownerOf(m, string(s.bottle.UID)) {
@@ -68,6 +71,21 @@ func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool
 	return r.createMachine(ctx, s, false)
 }
 
+// machineOf is smolvm's view of the Bottle's machine (nil: there is none),
+// read from the node's machineView. A Bottle that never had a machine asks
+// nothing: create says so when the name is taken.
+func (r *BottleReconciler) machineOf(ctx context.Context, s *scope) (*smolvm.Machine, error) {
+	if m, ok := r.view.known(s.machineName); ok {
+		return m, nil
+	}
+	st := s.status()
+	neverCreated := st.MachineState == "" && meta.FindStatusCondition(st.Conditions, v1.ConditionMachineReady) == nil
+	if neverCreated && !r.view.touched(s.machineName) {
+		return nil, nil
+	}
+	return r.view.lookup(ctx, s.machineName)
+}
+
 // createMachine creates the missing machine. If we had one, it went behind
 // our back (or was deleted on purpose: deliberate): its disk went with it,
 // so every file and step is done again. Losing a create race to someone else is a
@@ -82,8 +100,10 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 	err := r.Machines.Create(cctx, r.machineSpec(s))
 	cancel()
 	if smolvm.IsAlreadyExists(err) {
-		// Someone created the name between our status and create: look
-		// again (adopt it if it is ours, report a conflict if not).
+		// The name is taken (by our own machine an agent created before
+		// it could say so, or by someone else's): look, adopting it if it
+		// is ours and reporting a conflict if not.
+		r.view.unsettled(s.machineName)
 		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	if err != nil {
@@ -91,6 +111,7 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 	}
 	st.Files = nil
 	st.ExecResults = nil
+	r.owners.forget(s.bottle.UID)
 	reason := v1.ReasonMachineCreated
 	if recreated {
 		reason = v1.ReasonMachineRecreated
@@ -103,6 +124,7 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 	spec := r.machineSpec(s)
 	s.machine = &smolvm.Machine{Name: s.machineName, State: smolvm.StateCreated, Image: spec.Image,
 		CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB, Labels: spec.Labels}
+	r.view.saw(s.machineName, s.machine)
 	st.MachineState = smolvm.StateCreated
 	s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, reason, "machine created, not started yet")
 	meta.RemoveStatusCondition(&st.Conditions, v1.ConditionMachineUpToDate)
@@ -153,6 +175,7 @@ func (r *BottleReconciler) removeMachine(ctx context.Context, s *scope, m *smolv
 	if err := r.Machines.Delete(dctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "delete", err)
 	}
+	r.view.saw(s.machineName, nil)
 	return true, ctrl.Result{}, nil
 }
 
@@ -196,6 +219,8 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
 		}
 		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineStopped, "Stop", "stopped machine %s (disk kept)", s.machineName)
+		s.machine.State = smolvm.StateStopped
+		r.view.saw(s.machineName, s.machine)
 		st.MachineState = smolvm.StateStopped
 		return false, ctrl.Result{}, nil
 	}
@@ -226,19 +251,10 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 	// smolvm's start exits 0 only once the machine runs: no need to ask
 	// its status again (the next pass's status would see otherwise).
 	s.machine.State = smolvm.StateRunning
+	r.view.saw(s.machineName, s.machine)
 	st.MachineState = smolvm.StateRunning
 	s.setCondition(v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
 	return true, ctrl.Result{}, nil
-}
-
-func (r *BottleReconciler) status(ctx context.Context, name string) (*smolvm.Machine, error) {
-	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
-	defer cancel()
-	m, err := r.Machines.Status(cctx, name)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 func (r *BottleReconciler) stop(ctx context.Context, name string) error {

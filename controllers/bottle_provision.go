@@ -49,12 +49,14 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 			return false, ctrl.Result{}, nil
 		}
 
-		if ok, res, err := r.runStep(ctx, s, plan); !ok {
+		ok, res, err := r.runStep(ctx, s, plan)
+		// Whatever its outcome, the step may have added users.
+		r.owners.forget(s.bottle.UID)
+		if !ok {
 			return false, res, err
 		}
 		if len(s.ownerWaits) > 0 {
-			// The step may have created a user some files wait for.
-			s.owners = rootOwners()
+			// Files wait for an owner the step may have created.
 			if ok, res, err := r.reconcileFiles(ctx, s); !ok {
 				return false, res, err
 			}
@@ -140,6 +142,9 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		// step's fault, so record no result and retry with backoff.
 		st.ExecResults = st.ExecResults[:i]
 		return r.smolvmFailure(s, v1.ConditionProvisioned, "exec step "+step.Name, execErr)
+	}
+	if outcome != outcomeCancelled {
+		r.view.alive(s.machineName)
 	}
 
 	result.FinishedAt = &finished

@@ -27,9 +27,6 @@ type scope struct {
 	// sources reads the ConfigMaps and Secrets the files and env name, each
 	// at most once per pass.
 	sources *sources
-	// owners caches guest uid/gid by user name for this pass; cleared after
-	// a step runs (a step may add users).
-	owners map[string][2]int
 	// ownerWaits lists, by missing owner, the files not copied yet because
 	// their owner does not exist (a later step may create it).
 	ownerWaits map[string][]string
@@ -53,7 +50,15 @@ type scope struct {
 	unreserved bool
 }
 
-func (s *scope) wait(reason, message string)  { s.waiting = verdict{reason, message} }
+func (s *scope) wait(reason, message string) { s.waiting = verdict{reason, message} }
+
+// waitForOwner notes a file left uncopied because its owner is missing.
+func (s *scope) waitForOwner(f desiredFile) {
+	if s.ownerWaits == nil {
+		s.ownerWaits = map[string][]string{}
+	}
+	s.ownerWaits[f.owner] = append(s.ownerWaits[f.owner], f.path)
+}
 func (s *scope) stall(reason, message string) { s.stalled = verdict{reason, message} }
 
 func (s *scope) spec() *v1.BottleSpec     { return &s.bottle.Spec }

@@ -14,7 +14,7 @@ type Machines interface {
 	Start(ctx context.Context, name string) error
 	Stop(ctx context.Context, name string) error
 	Delete(ctx context.Context, name string) error
-	Status(ctx context.Context, name string) (*smolvm.Machine, error)
+	List(ctx context.Context) ([]smolvm.Machine, error)
 	Exec(ctx context.Context, req smolvm.ExecRequest) (smolvm.ExecResult, error)
 	CopyIn(ctx context.Context, machine, hostPath, guestPath string, mode os.FileMode, uid, gid int) error
 }

@@ -3,8 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,110 +20,221 @@ import (
 // symbolic link the exec user planted (~/.claude -> /etc puts
 // ~/.claude/settings.json at /etc/settings.json, owned by the user). So:
 //
-//  1. the content is copied with `machine cp` into stagingDir, a directory
-//     only root can write, with its final mode and owner;
-//  2. a root script walks the target's directories from / without
-//     following links a non-root user could have made, creates the missing
-//     ones (given to the file's owner, as before), and renames the staged
-//     file into the directory it ended in.
+//  1. each file is copied with `machine cp` into stagingDir, a directory
+//     only root can write, as root's with mode 0600: no guest user can
+//     plant, replace or read anything at a staged name;
+//  2. one root script then, for every file: checks stagingDir and the
+//     staged copy are still root's alone; resolves the owner's uid and gid
+//     (a missing owner is reported, not guessed); gives the copy its owner
+//     and mode; walks the target's directories from / without following
+//     links a non-root user could have made, creating the missing ones
+//     (given to the file's owner); and renames the copy into the directory
+//     it ended in.
 //
 // The walk checks each component before entering it and the physical path
 // after, so swapping a directory for a link mid-walk is caught; rename(2)
-// replaces a link at the last component instead of following it.
+// replaces a link at the last component instead of following it. So a
+// Bottle's files cost one `machine cp` each plus one guest call in all.
 
-// stagingDir holds copied files until they are renamed into place.
-const stagingDir = "/var/lib/bottle-controller/incoming"
+// stagingDir is where copies wait to be placed: every Linux image has it,
+// and only root may write it (placeFiles checks / and /var too).
+const stagingDir = "/var/lib"
 
-// prepareStaging makes stagingDir a root-only directory. /var/lib belongs
-// to root, so nothing but root can have put anything at that path.
-const prepareStaging = `set -eu
-umask 077
-mkdir -p -- "$1"
-chown 0:0 -- "$1"
-chmod 0700 -- "$1"`
+// stagedMode is a staged copy's mode: root's alone until placed.
+const stagedMode = 0o600
 
-// placeFile moves $1 (staged) to $2 (absolute target), creating missing
-// directories given to $3 (empty: root). Exit 3 says a link or a race was
-// refused; stderr names the path.
-const placeFile = `set -eu
-staged=$1 target=$2 owner=$3
-trap 'rm -f -- "$staged"' EXIT
-refuse() { echo "refusing to write $target: $*" >&2; exit 3; }
-dir=${target%/*} name=${target##*/}
-cd -P /
-here=
-set -f
-IFS=/
-for c in ${dir#/}; do
-  [ -n "$c" ] || continue
-  next=$here/$c
-  if [ -L "$c" ]; then
-    # Only root can make or change a link owned by root in a directory no
-    # one else may write (e.g. Debian's /var/run -> /run).
-    du=$(stat -c %u -- .) dm=$(stat -c %a -- .)
-    [ "$(stat -c %u -- "$c")" = 0 ] && [ "$du" = 0 ] && [ $(( 0$dm & 022 )) = 0 ] ||
-      refuse "$next is a symbolic link a non-root user could have made"
+// Exit codes of place() in placeFiles; any other is a refusal.
+const (
+	placeOK      = 0
+	placeNoOwner = 4
+)
+
+// placeFiles places the staged files given as groups of four arguments
+// (staged copy, absolute target, owner or empty for root, octal mode). For
+// each it prints one line, "INDEX CODE MESSAGE": CODE 0 placed, 4 the owner
+// does not exist (nothing written), anything else refused or failed,
+// MESSAGE saying why. A staged copy never outlives its line.
+const placeFiles = `set -u
+# Directories made for an owner are 0755 whatever umask exec starts with.
+umask 022
+place() {
+  staged=$1 target=$2 owner=$3 mode=$4
+  trap 'rm -f -- "$staged"' EXIT
+  refuse() { echo "refusing to write $target: $*"; exit 3; }
+  for d in / /var /var/lib; do
+    dm=$(stat -c %a -- "$d")
+    [ ! -L "$d" ] && [ "$(stat -c %u -- "$d")" = 0 ] && [ $(( 0$dm & 022 )) = 0 ] ||
+      refuse "$d, where copies are staged, is a link or writable by a non-root user"
+  done
+  [ -f "$staged" ] && [ ! -L "$staged" ] && [ "$(stat -c %u:%h -- "$staged")" = 0:1 ] ||
+    refuse "the staged copy $staged is not root's own file"
+  uid=0 gid=0
+  if [ -n "$owner" ]; then
+    uid=$(id -u -- "$owner" 2>/dev/null) && gid=$(id -g -- "$owner" 2>/dev/null) || exit 4
+  fi
+  chown -- "$uid:$gid" "$staged"
+  chmod -- "$mode" "$staged"
+  dir=${target%/*} name=${target##*/}
+  cd -P /
+  here=
+  set -f
+  IFS=/
+  for c in ${dir#/}; do
+    [ -n "$c" ] || continue
+    next=$here/$c
+    if [ -L "$c" ]; then
+      # Only root can make or change a link owned by root in a directory no
+      # one else may write (e.g. Debian's /var/run -> /run).
+      du=$(stat -c %u -- .) dm=$(stat -c %a -- .)
+      [ "$(stat -c %u -- "$c")" = 0 ] && [ "$du" = 0 ] && [ $(( 0$dm & 022 )) = 0 ] ||
+        refuse "$next is a symbolic link a non-root user could have made"
+      cd -P -- "$c"
+      here=$(pwd -P)
+      continue
+    fi
+    if [ ! -e "$c" ]; then
+      mkdir -- "$c"
+      if [ -n "$owner" ]; then chown -h -- "$uid:$gid" "$c"; fi
+    fi
+    [ -d "$c" ] || refuse "$next is not a directory"
     cd -P -- "$c"
-    here=$(pwd -P)
-    continue
-  fi
-  if [ ! -e "$c" ]; then
-    mkdir -- "$c"
-    if [ -n "$owner" ]; then chown -h -- "$owner:" "$c"; fi
-  fi
-  [ -d "$c" ] || refuse "$next is not a directory"
-  cd -P -- "$c"
-  [ "$(pwd -P)" = "$next" ] || refuse "$next changed while it was checked"
-  here=$next
-done
-if [ -d "$name" ] && [ ! -L "$name" ]; then refuse "it is a directory"; fi
-mv -fT -- "$staged" "$name"`
+    [ "$(pwd -P)" = "$next" ] || refuse "$next changed while it was checked"
+    here=$next
+  done
+  if [ -d "$name" ] && [ ! -L "$name" ]; then refuse "it is a directory"; fi
+  mv -fT -- "$staged" "$name"
+}
+i=0
+while [ $# -ge 4 ]; do
+  out=$(set -e; place "$1" "$2" "$3" "$4" 2>&1)
+  code=$?
+  printf '%s %s %s\n' "$i" "$code" "$(printf '%s' "$out" | tr '\n' ' ')"
+  i=$((i + 1))
+  shift 4
+done`
 
-// copyInSafely lands the host file at f.path in the guest with f's mode and
-// owner (uid, gid), never through a link a guest user made.
-func (r *BottleReconciler) copyInSafely(ctx context.Context, s *scope, host string, seq int, f desiredFile, uid, gid int) error {
-	if err := r.guestScript(ctx, s, prepareStaging, stagingDir); err != nil {
-		return fmt.Errorf("preparing %s: %w", stagingDir, err)
-	}
-	staged := path.Join(stagingDir, fmt.Sprintf("%s-%d", s.machineName, seq))
-	if err := r.Machines.CopyIn(ctx, s.machineName, host, staged, os.FileMode(f.mode), uid, gid); err != nil {
-		return err
-	}
-	return r.guestScript(ctx, s, placeFile, staged, f.path, f.owner)
+// hostCopy is one file to land in the guest: its content on the host, and
+// where, as whose and with which mode it goes.
+type hostCopy struct {
+	host string
+	f    desiredFile
 }
 
-// guestScript runs a fixed script as root with args as its positional
-// parameters (never interpolated into the script).
-func (r *BottleReconciler) guestScript(ctx context.Context, s *scope, script string, args ...string) error {
+type placeOutcome int
+
+const (
+	placed placeOutcome = iota
+	ownerMissing
+	refused
+)
+
+// placeResult is one file's outcome; msg says why it was refused (it names
+// paths, never content).
+type placeResult struct {
+	outcome placeOutcome
+	msg     string
+}
+
+// guestCallError is a smolvm failure while landing files, with the action
+// that failed ("copy /path", "place files").
+type guestCallError struct {
+	action string
+	err    error
+}
+
+func (e *guestCallError) Error() string { return e.action + ": " + e.err.Error() }
+func (e *guestCallError) Unwrap() error { return e.err }
+
+// copyInSafely lands every file at its path with its mode and owner, never
+// through a link a guest user made: one `machine cp` each into stagingDir,
+// then one guest call places them all. It returns the outcome of each file
+// copied, in order; on a smolvm failure (a *guestCallError) the files
+// before the failed copy are still placed and returned.
+func (r *BottleReconciler) copyInSafely(ctx context.Context, s *scope, files []hostCopy) ([]placeResult, error) {
+	args := make([]string, 0, 4*len(files))
+	var failed error
+	for i, c := range files {
+		staged := path.Join(stagingDir, fmt.Sprintf(".bottle-staged-%d", i))
+		cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.copyTimeout(len(c.f.content.data)))
+		err := r.Machines.CopyIn(cctx, s.machineName, c.host, staged, stagedMode, 0, 0)
+		cancel()
+		if err != nil {
+			failed = &guestCallError{action: "copy " + c.f.path, err: err}
+			break
+		}
+		args = append(args, staged, c.f.path, c.f.owner, strconv.FormatInt(int64(c.f.mode), 8))
+	}
+	if len(args) == 0 {
+		return nil, failed
+	}
+	results, err := r.placeStaged(ctx, s, args)
+	if err != nil {
+		return nil, &guestCallError{action: "place files", err: err}
+	}
+	return results, failed
+}
+
+// placeStaged runs placeFiles and reads one result per file.
+func (r *BottleReconciler) placeStaged(ctx context.Context, s *scope, args []string) ([]placeResult, error) {
+	n := len(args) / 4
 	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
-		Machine:     s.machineName,
-		Argv:        append([]string{"sh", "-c", script, "sh"}, args...),
-		Timeout:     r.CallTimeouts.Lookup,
-		OutputLimit: OutputTail,
+		Machine: s.machineName,
+		Argv:    append([]string{"sh", "-c", placeFiles, "sh"}, args...),
+		Timeout: r.CallTimeouts.Lookup,
+		// Room for every line: messages name paths, which the API bounds
+		// to 8 KiB in all.
+		OutputLimit: 64 << 10,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if res.ExitCode != 0 {
-		msg := strings.TrimSpace(toValidUTF8(res.Stderr))
-		if msg == "" {
-			msg = fmt.Sprintf("exit code %d", res.ExitCode)
+	results := make([]placeResult, n)
+	seen := make([]bool, n)
+	for line := range strings.Lines(res.Stdout) {
+		fields := strings.SplitN(strings.TrimRight(line, "\n"), " ", 3)
+		if len(fields) < 2 {
+			continue
 		}
-		return &guestRefusal{msg: msg}
+		i, err1 := strconv.Atoi(fields[0])
+		code, err2 := strconv.Atoi(fields[1])
+		if err1 != nil || err2 != nil || i < 0 || i >= n {
+			continue
+		}
+		msg := ""
+		if len(fields) == 3 {
+			msg = strings.TrimSpace(toValidUTF8(fields[2]))
+		}
+		seen[i] = true
+		switch code {
+		case placeOK:
+			results[i] = placeResult{outcome: placed}
+		case placeNoOwner:
+			results[i] = placeResult{outcome: ownerMissing}
+		default:
+			if msg == "" {
+				msg = fmt.Sprintf("placing the file failed with exit code %d", code)
+			}
+			results[i] = placeResult{outcome: refused, msg: msg}
+		}
 	}
-	return nil
+	// A file the script did not report on (it died): refused, with what
+	// the guest said.
+	for i := range results {
+		if !seen[i] {
+			msg := strings.TrimSpace(toValidUTF8(res.Stderr))
+			if msg == "" {
+				msg = fmt.Sprintf("placing the file failed (exit code %d)", res.ExitCode)
+			}
+			results[i] = placeResult{outcome: refused, msg: msg}
+		}
+	}
+	return results, nil
 }
-
-// guestRefusal is a guest-side check that failed; its message is the
-// script's own (it names the path, never content).
-type guestRefusal struct{ msg string }
-
-func (e *guestRefusal) Error() string { return e.msg }
 
 // unsafePath reports a refused file. Someone in the guest has to remove the
 // link, so the agent looks again later rather than retrying at once.
-func (r *BottleReconciler) unsafePath(s *scope, f desiredFile, refused *guestRefusal) (bool, ctrl.Result, error) {
-	msg := fmt.Sprintf("file %s: %s", f.path, refused.msg)
+func (r *BottleReconciler) unsafePath(s *scope, f desiredFile, why string) (bool, ctrl.Result, error) {
+	msg := fmt.Sprintf("file %s: %s", f.path, why)
 	s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonUnsafePath, msg)
 	s.wait(v1.ReasonUnsafePath, msg)
 	r.event(s, corev1.EventTypeWarning, v1.ReasonUnsafePath, "Copy", "%s", msg)

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,27 +56,44 @@ func placeOnSimulator(t *testing.T) (*BottleReconciler, *scope, func(script stri
 		}
 		return res.Stdout
 	}
-	return &BottleReconciler{Machines: cli}, &scope{machineName: "links"}, guest
+	r := &BottleReconciler{Machines: cli, CallTimeouts: DefaultCallTimeouts}
+	return r, &scope{machineName: "links"}, guest
 }
+
+// land runs copyInSafely for files given as (path, owner, mode) with the
+// same content, failing the test on a smolvm error.
+func land(t *testing.T, r *BottleReconciler, s *scope, files ...desiredFile) []placeResult {
+	t.Helper()
+	dir := t.TempDir()
+	copies := make([]hostCopy, len(files))
+	for i, f := range files {
+		host := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(host, []byte(`{"a":1}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.content = content{data: []byte(`{"a":1}`)}
+		copies[i] = hostCopy{host: host, f: f}
+	}
+	res, err := r.copyInSafely(context.Background(), s, copies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(files) {
+		t.Fatalf("%d results for %d files", len(res), len(files))
+	}
+	return res
+}
+
+// noStagedCopies is the guest command that counts staged copies left over.
+const noStagedCopies = "ls -A " + stagingDir + " | grep -c '^.bottle-staged' || true"
 
 func TestCopyInSafelyNeverFollowsAGuestUsersLink(t *testing.T) {
 	r, s, guest := placeOnSimulator(t)
-	ctx := context.Background()
-	host := filepath.Join(t.TempDir(), "content")
-	if err := os.WriteFile(host, []byte(`{"a":1}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ids := strings.Fields(guest("id -u node; id -g node"))
-	uid, err1 := strconv.Atoi(ids[0])
-	gid, err2 := strconv.Atoi(ids[1])
-	if err1 != nil || err2 != nil {
-		t.Fatalf("id output %q", ids)
-	}
 	settings := desiredFile{path: "/home/node/.claude/settings.json", mode: 0o600, owner: "node"}
 
 	// A fresh path: the missing directory is made for node, the file lands.
-	if err := r.copyInSafely(ctx, s, host, 0, settings, uid, gid); err != nil {
-		t.Fatal(err)
+	if res := land(t, r, s, settings); res[0].outcome != placed {
+		t.Fatalf("first copy: %+v", res[0])
 	}
 	if got := guest("stat -c '%U %a' /home/node/.claude /home/node/.claude/settings.json; cat /home/node/.claude/settings.json"); got != "node 755\nnode 600\n{\"a\":1}" {
 		t.Fatalf("after the first copy: %q", got)
@@ -85,20 +101,19 @@ func TestCopyInSafelyNeverFollowsAGuestUsersLink(t *testing.T) {
 
 	// The exec user swaps ~/.claude for a link to /etc.
 	guest(`runuser -u node -- sh -c 'rm -rf /home/node/.claude && ln -s /etc /home/node/.claude'`)
-	err := r.copyInSafely(ctx, s, host, 1, settings, uid, gid)
-	var refused *guestRefusal
-	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "/home/node/.claude is a symbolic link a non-root user could have made") {
-		t.Fatalf("copy through ~/.claude -> /etc = %v, want a refusal naming the link", err)
+	res := land(t, r, s, settings)
+	if res[0].outcome != refused || !strings.Contains(res[0].msg, "/home/node/.claude is a symbolic link a non-root user could have made") {
+		t.Fatalf("copy through ~/.claude -> /etc = %+v, want a refusal naming the link", res[0])
 	}
-	if got := guest("ls /etc/settings.json 2>&1 || true; ls -A " + stagingDir + " | wc -l"); !strings.Contains(got, "No such file") || !strings.HasSuffix(got, "0\n") {
+	if got := guest("ls /etc/settings.json 2>&1 || true; " + noStagedCopies); !strings.Contains(got, "No such file") || !strings.HasSuffix(got, "0\n") {
 		t.Fatalf("the refused copy left something behind: %q", got)
 	}
 
 	// A link at the file's own name is replaced, not written through.
 	guest(`rm /home/node/.claude && runuser -u node -- sh -c 'ln -s /etc/passwd /home/node/notes'`)
 	passwd := guest("cat /etc/passwd")
-	if err := r.copyInSafely(ctx, s, host, 2, desiredFile{path: "/home/node/notes", mode: 0o644, owner: "node"}, uid, gid); err != nil {
-		t.Fatal(err)
+	if res := land(t, r, s, desiredFile{path: "/home/node/notes", mode: 0o644, owner: "node"}); res[0].outcome != placed {
+		t.Fatalf("copy over a link: %+v", res[0])
 	}
 	if got := guest("cat /etc/passwd"); got != passwd {
 		t.Fatal("/etc/passwd changed")
@@ -110,10 +125,47 @@ func TestCopyInSafelyNeverFollowsAGuestUsersLink(t *testing.T) {
 	// A link only root could have made (root's, in a root-only directory)
 	// is followed.
 	guest("mkdir -p /opt/real && ln -s /opt/real /opt/alias")
-	if err := r.copyInSafely(ctx, s, host, 3, desiredFile{path: "/opt/alias/tool.json", mode: 0o644}, 0, 0); err != nil {
-		t.Fatal(err)
+	if res := land(t, r, s, desiredFile{path: "/opt/alias/tool.json", mode: 0o644}); res[0].outcome != placed {
+		t.Fatalf("copy through root's link: %+v", res[0])
 	}
 	if got := guest("stat -c '%U %a' /opt/real/tool.json"); got != "root 644\n" {
 		t.Fatalf("/opt/real/tool.json: %q", got)
+	}
+}
+
+func TestCopyInSafelyPlacesABatchInOneGuestCall(t *testing.T) {
+	r, s, guest := placeOnSimulator(t)
+	guest(`runuser -u node -- sh -c 'ln -s /etc /home/node/evil'`)
+	res := land(t, r, s,
+		desiredFile{path: "/home/node/a/b/one", mode: 0o640, owner: "node"},
+		desiredFile{path: "/home/node/evil/two", mode: 0o644, owner: "node"},
+		desiredFile{path: "/home/ghost/three", mode: 0o644, owner: "ghost"},
+		desiredFile{path: "/etc/four", mode: 0o600},
+	)
+	want := []placeOutcome{placed, refused, ownerMissing, placed}
+	for i, w := range want {
+		if res[i].outcome != w {
+			t.Errorf("file %d: %+v, want outcome %d", i, res[i], w)
+		}
+	}
+	if !strings.Contains(res[1].msg, "/home/node/evil is a symbolic link") {
+		t.Errorf("refusal: %q", res[1].msg)
+	}
+	got := guest("stat -c '%U:%G %a' /home/node/a /home/node/a/b /home/node/a/b/one /etc/four; ls /etc/two /home/ghost 2>&1 | wc -l; " + noStagedCopies)
+	if got != "node:node 755\nnode:node 755\nnode:node 640\nroot:root 600\n2\n0\n" {
+		t.Fatalf("guest after the batch: %q", got)
+	}
+}
+
+func TestCopyInSafelyRefusesAStagingDirOthersCanWrite(t *testing.T) {
+	r, s, guest := placeOnSimulator(t)
+	guest("chmod 0777 " + stagingDir)
+	res := land(t, r, s, desiredFile{path: "/home/node/f", mode: 0o644, owner: "node"})
+	guest("chmod 0755 " + stagingDir)
+	if res[0].outcome != refused || !strings.Contains(res[0].msg, stagingDir+", where copies are staged, is a link or writable by a non-root user") {
+		t.Fatalf("placing from a world-writable staging dir: %+v", res[0])
+	}
+	if got := guest("ls /home/node/f 2>&1 | grep -c 'No such'; " + noStagedCopies); got != "1\n0\n" {
+		t.Fatalf("guest after the refusal: %q", got)
 	}
 }

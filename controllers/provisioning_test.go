@@ -317,8 +317,8 @@ var _ = Describe("hung smolvm calls", func() {
 		const node = "node-hang"
 		a := startAgent(node, agentOptions{
 			workers:      4,
-			simEnv:       []string{"SMOLVM_SIM_HANG=status=hang-*"},
-			callTimeouts: controllers.CallTimeouts{Status: 2 * time.Second},
+			simEnv:       []string{"SMOLVM_SIM_HANG=start=hang-*,delete=hang-*"},
+			callTimeouts: controllers.CallTimeouts{Start: 2 * time.Second, Delete: 2 * time.Second},
 		})
 		defer a.stop()
 		ns := newNamespace()
@@ -343,13 +343,13 @@ var _ = Describe("hung smolvm calls", func() {
 					return ""
 				}
 				return c.Reason + ": " + c.Message
-			}).Should(And(HavePrefix(v1.ReasonSmolvmTimeout+": status:"), ContainSubstring("did not answer in time")))
+			}).Should(And(HavePrefix(v1.ReasonSmolvmTimeout+": start:"), ContainSubstring("did not answer in time")))
 			Expect(kstatusOf(b)).To(Equal(status.InProgressStatus))
 		}
 		for _, b := range append(hung, healthy) {
 			Expect(k8sClient.Delete(ctx, b)).To(Succeed())
 		}
-		// The hung Bottles keep their finalizer: their machines' state is unknown.
+		// The hung Bottles keep their finalizer: their machines cannot be deleted.
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(healthy), &v1.Bottle{}))
 		}).Should(BeTrue())

@@ -1,0 +1,57 @@
+package controllers_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+// invocations reads a simulator invocation log (SMOLVM_SIM_LOG): one
+// "VERB MACHINE" line per smolvm process.
+func invocations(path string) func() []string {
+	return func() []string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(data)), " ", "/"))
+	}
+}
+
+var _ = Describe("smolvm processes per Bottle", Ordered, func() {
+	const node = "node-parity"
+	var (
+		a   *agent
+		log string
+	)
+	BeforeAll(func() {
+		log = filepath.Join(GinkgoT().TempDir(), "smolvm-calls")
+		a = startAgent(node, agentOptions{simEnv: []string{"SMOLVM_SIM_LOG=" + log}})
+	})
+	AfterAll(func() { a.stop() })
+
+	It("reaches Ready with at most one smolvm process more than by hand (create, start, one cp per file, one exec per step)", func() {
+		ns := newNamespace()
+		b := bottle(ns, node, step("one", "id -un"), step("two", "cat /home/node/.config/f"))
+		b.Spec.Files = []v1.File{{Path: "/home/node/.config/f", Owner: "node", Mode: ptr.To[int32](0o600), Inline: ptr.To("x")}}
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		Expect(result(b, "two").Stdout).To(Equal("x"))
+
+		byHand := 2 + len(b.Spec.Files) + len(b.Spec.Provision) // create, start, cp per file, exec per step
+		calls := invocations(log)
+		Expect(calls()).To(ContainElements("create/"+get(b).Status.MachineName, "start/"+get(b).Status.MachineName))
+		// Passes that follow their own status writes must not ask smolvm
+		// again: the count holds after Ready, not only at Ready.
+		count := func() int { return len(calls()) }
+		Consistently(count, 2*time.Second, 200*time.Millisecond).Should(BeNumerically("<=", byHand+1), "smolvm calls: %v", calls())
+		AddReportEntry("smolvm calls", calls())
+	})
+})

@@ -1,0 +1,72 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+)
+
+// maxViewAge bounds how old an answer about a machine a pass may act on
+// without asking smolvm again. It covers a resync's burst of passes (they
+// all read the listing the resync made) and the pass that follows a pass's
+// own status write (it reads what that pass did).
+const maxViewAge = 10 * time.Second
+
+// resync checks every Bottle of the node once per ResyncPeriod for drift
+// at the cost of one `machine ls`: it lists the node's machines, then
+// enqueues every Bottle, whose passes all read that one listing (see
+// machineView). Bottles do not requeue themselves for drift: per-Bottle
+// timers would spread the passes over the period, each asking smolvm.
+func (r *BottleReconciler) resync() source.Source {
+	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		go func() {
+			t := time.NewTicker(r.ResyncPeriod)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				r.resyncOnce(ctx, q)
+			}
+		}()
+		return nil
+	})
+}
+
+func (r *BottleReconciler) resyncOnce(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	logger := log.FromContext(ctx)
+	// A failed listing is not fatal: each pass asks again (one listing,
+	// shared) and reports the failure on its Bottle.
+	if err := r.view.refresh(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		logger.Info("listing smolvm machines for the resync failed", "error", err.Error())
+	}
+	var list v1.BottleList
+	if err := r.List(ctx, &list); err != nil {
+		if ctx.Err() == nil {
+			logger.Error(err, "listing Bottles from the cache for the resync")
+		}
+		return
+	}
+	for i := range list.Items {
+		if list.Items[i].Spec.NodeName == r.NodeName {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+}
+
+// listMachines is the view's one question to smolvm.
+func (r *BottleReconciler) listMachines(ctx context.Context) ([]smolvm.Machine, error) {
+	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
+	defer cancel()
+	return r.Machines.List(cctx)
+}
