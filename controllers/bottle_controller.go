@@ -70,6 +70,9 @@ type BottleReconciler struct {
 	steps   *inflight
 	view    *machineView
 	owners  *missingOwners
+	// sourceDigests is what the node's Bottles last read of their
+	// ConfigMaps and Secrets (versions and digests, never values).
+	sourceDigests *sourceDigests
 }
 
 // Only the verbs the agent uses (it writes with patches). ConfigMaps and
@@ -99,6 +102,7 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	r.steps = newInflight()
 	r.view = newMachineView(r.listMachines, min(maxViewAge, r.ResyncPeriod))
 	r.owners = newMissingOwners(r.ResyncPeriod)
+	r.sourceDigests = newSourceDigests()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		Watches(&v1.Bottle{}, r.bottleEvents()).

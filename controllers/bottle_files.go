@@ -22,12 +22,14 @@ import (
 
 // desiredFile is one file the guest must hold.
 type desiredFile struct {
-	path    string
-	mode    int32
-	owner   string
-	content content
+	path  string
+	mode  int32
+	owner string
+	ref   contentRef
 	// sha256 is what status records for the content (see digest).
 	sha256 string
+	// content is read only for a file to copy (loadContent).
+	content content
 }
 
 // digest is the content's hex SHA-256; for Secret content an HMAC-SHA256
@@ -47,19 +49,22 @@ func (f desiredFile) inPlace(h v1.FileStatus) bool {
 	return h.SHA256 == f.sha256 && h.Mode == f.mode && h.Owner == f.owner
 }
 
-// desiredFiles lists the prompt (when it has a source) and spec.files.
-func desiredFiles(ctx context.Context, spec *v1.BottleSpec, execUser string, src *sources, key []byte) ([]desiredFile, error) {
+// desiredFiles lists the prompt (when it has a source) and spec.files, with
+// the digests of their contents (read only when their source changed).
+func desiredFiles(ctx context.Context, spec *v1.BottleSpec, execUser string, src *sources) ([]desiredFile, error) {
 	var out []desiredFile
 	if spec.Prompt != nil && spec.PromptPath != "" {
-		c, err := src.file(ctx, spec.Prompt.Inline, spec.Prompt.ConfigMapKeyRef, spec.Prompt.SecretKeyRef)
+		ref := contentRef{inline: spec.Prompt.Inline, cm: spec.Prompt.ConfigMapKeyRef, sec: spec.Prompt.SecretKeyRef}
+		sum, err := src.digest(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("prompt: %w", err)
 		}
 		// The exec user must be able to read the prompt claude is given.
-		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: execUser, content: c, sha256: digest(c, key)})
+		out = append(out, desiredFile{path: spec.PromptPath, mode: 0o644, owner: execUser, ref: ref, sha256: sum})
 	}
 	for _, f := range spec.Files {
-		c, err := src.file(ctx, f.Inline, f.ConfigMapKeyRef, f.SecretKeyRef)
+		ref := contentRef{inline: f.Inline, cm: f.ConfigMapKeyRef, sec: f.SecretKeyRef}
+		sum, err := src.digest(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("file %s: %w", f.Path, err)
 		}
@@ -67,9 +72,20 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, execUser string, src
 		if f.Mode != nil {
 			mode = *f.Mode
 		}
-		out = append(out, desiredFile{path: f.Path, mode: mode, owner: f.Owner, content: c, sha256: digest(c, key)})
+		out = append(out, desiredFile{path: f.Path, mode: mode, owner: f.Owner, ref: ref, sha256: sum})
 	}
 	return out, nil
+}
+
+// loadContent reads the content of a file to copy. Its digest is taken
+// again from what was read: that is what lands in the guest.
+func loadContent(ctx context.Context, src *sources, f *desiredFile) error {
+	c, err := src.file(ctx, f.ref)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", f.path, err)
+	}
+	f.content, f.sha256 = c, digest(c, src.digestKey)
+	return nil
 }
 
 // reconcileFiles copies in every file whose content, mode or owner differs
@@ -80,15 +96,9 @@ func desiredFiles(ctx context.Context, spec *v1.BottleSpec, execUser string, src
 // calls this phase again after each step while files wait).
 func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	want, err := desiredFiles(ctx, s.spec(), s.execUser(), s.sources, r.DigestKey)
+	want, err := desiredFiles(ctx, s.spec(), s.execUser(), s.sources)
 	if err != nil {
-		if isSourceMissing(err) {
-			msg := err.Error()
-			s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
-			s.wait(v1.ReasonSourceNotFound, msg)
-			return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
-		}
-		return false, ctrl.Result{}, err
+		return r.sourceMissing(s, v1.ConditionFilesReady, err)
 	}
 
 	have := map[string]v1.FileStatus{}
@@ -116,6 +126,9 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 		if r.owners.missing(s.bottle.UID, f.owner) {
 			s.waitForOwner(f)
 			continue
+		}
+		if err := loadContent(ctx, s.sources, &f); err != nil {
+			return r.sourceMissing(s, v1.ConditionFilesReady, err)
 		}
 		ready = append(ready, f)
 	}

@@ -79,13 +79,7 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 
 	env, err := s.sources.env(ctx, spec.Env)
 	if err != nil {
-		if isSourceMissing(err) {
-			msg := err.Error()
-			s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonSourceNotFound, msg)
-			s.wait(v1.ReasonSourceNotFound, msg)
-			return false, ctrl.Result{RequeueAfter: r.SourceRetryPeriod}, nil
-		}
-		return false, ctrl.Result{}, err
+		return r.sourceMissing(s, v1.ConditionProvisioned, err)
 	}
 
 	started := metav1.NowMicro()

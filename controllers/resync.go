@@ -45,6 +45,7 @@ func (r *BottleReconciler) resync() source.Source {
 
 func (r *BottleReconciler) resyncOnce(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	logger := log.FromContext(ctx)
+	r.sourceDigests.expire()
 	// A failed listing is not fatal: each pass asks again (one listing,
 	// shared) and reports the failure on its Bottle.
 	if err := r.view.refresh(ctx, time.Now()); err != nil && ctx.Err() == nil {

@@ -135,6 +135,8 @@ type agentOptions struct {
 	callTimeouts controllers.CallTimeouts
 	// stepLogs, when set, keeps the steps' full output.
 	stepLogs controllers.StepLogs
+	// apiReads, when set, counts the agent's uncached reads.
+	apiReads *readCounts
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -147,9 +149,13 @@ func startAgent(node string, o agentOptions) *agent {
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
 	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
 	Expect(err).NotTo(HaveOccurred())
+	var apiReader client.Reader = mgr.GetAPIReader()
+	if o.apiReads != nil {
+		apiReader = countingAPIReader{Reader: apiReader, counts: o.apiReads}
+	}
 	r := &controllers.BottleReconciler{
 		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
+		APIReader:               apiReader,
 		Recorder:                mgr.GetEventRecorder("bottle-agent"),
 		Machines:                smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...),
 		NodeName:                node,
