@@ -48,7 +48,8 @@ type BottleReconciler struct {
 	SourceRetryPeriod time.Duration
 	// TempDir is where file contents are materialised before `machine cp`.
 	TempDir string
-	// MaxConcurrentReconciles bounds parallel passes (and so parallel steps).
+	// MaxConcurrentReconciles bounds parallel passes (and so parallel steps
+	// and smolvm processes); 0 means DefaultMaxConcurrentReconciles.
 	MaxConcurrentReconciles int
 	// DigestKey keys the digests of Secret content in status.files
 	// (HMAC-SHA256). Share one key across the install (LoadDigestKey) so
@@ -75,6 +76,15 @@ type BottleReconciler struct {
 	sourceDigests *sourceDigests
 }
 
+// DefaultMaxConcurrentReconciles: a pass spends nearly all its time waiting
+// for its VM (a boot, a step, a copy), not on the agent's CPU, so workers
+// are cheap goroutines that each hold at most one smolvm process. 32 lets a
+// node bring up a few dozen Bottles at once (50 with a 2 s boot finish in
+// about two boot times, not fifty), and keeps workers free for other
+// Bottles while many long steps run; it still bounds how many smolvm
+// processes (and VM boots) run on the node at once.
+const DefaultMaxConcurrentReconciles = 32
+
 // Only the verbs the agent uses (it writes with patches). ConfigMaps and
 // Secrets are not here: config/source-access grants them per namespace.
 // +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles,verbs=get;list;watch;patch
@@ -91,7 +101,7 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 		r.SourceRetryPeriod = 30 * time.Second
 	}
 	if r.MaxConcurrentReconciles == 0 {
-		r.MaxConcurrentReconciles = 4
+		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
 	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.metrics = newPhaseTracker()

@@ -31,15 +31,16 @@ func newSourceDigests() *sourceDigests {
 	return &sourceDigests{now: time.Now, m: map[string]digestEntry{}}
 }
 
-// current returns the digests of id if confirmed since the last resync.
-func (d *sourceDigests) current(id string) (map[string]string, bool) {
+// current returns the digests of id and whether they were confirmed since
+// the last resync; known is false when nothing is remembered of id.
+func (d *sourceDigests) current(id string) (digests map[string]string, current, known bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e, ok := d.m[id]
-	if !ok || e.at.Before(d.epoch) {
-		return nil, false
+	if !ok {
+		return nil, false, false
 	}
-	return e.digests, true
+	return e.digests, !e.at.Before(d.epoch), true
 }
 
 // confirm marks id's digests current when rv is still the version they

@@ -198,19 +198,18 @@ func (s *sources) digest(ctx context.Context, ref contentRef) (string, error) {
 	}
 	id := s.id(kref, secret)
 	if _, read := s.seen[id]; !read {
-		digests, current := s.digests.current(id)
-		if !current {
+		digests, current, known := s.digests.current(id)
+		// Nothing known: the read below is needed anyway.
+		if known && !current {
 			rv, err := s.version(ctx, types.NamespacedName{Namespace: s.namespace, Name: kref.Name}, secret)
 			if err != nil {
 				return "", s.readErr(kref, secret, err)
 			}
 			digests, current = s.digests.confirm(id, rv)
 		}
-		if current {
-			d, ok := digests[kref.Key]
-			if !ok {
-				return "", s.missing(kref, secret, true)
-			}
+		// A key the digests lack may have been added since: only a read
+		// can say it is missing.
+		if d, ok := digests[kref.Key]; current && ok {
 			return d, nil
 		}
 	}

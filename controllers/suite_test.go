@@ -129,7 +129,7 @@ type agentOptions struct {
 	resync time.Duration
 	// simEnv is extra environment for the simulator (fault injection).
 	simEnv []string
-	// workers is MaxConcurrentReconciles (default 4).
+	// workers is MaxConcurrentReconciles (0: the default).
 	workers int
 	// callTimeouts bound smolvm calls (defaults: DefaultCallTimeouts).
 	callTimeouts controllers.CallTimeouts
