@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,5 +54,55 @@ var _ = Describe("smolvm processes per Bottle", Ordered, func() {
 		count := func() int { return len(calls()) }
 		Consistently(count, 2*time.Second, 200*time.Millisecond).Should(BeNumerically("<=", byHand+1), "smolvm calls: %v", calls())
 		AddReportEntry("smolvm calls", calls())
+	})
+})
+
+var _ = Describe("smolvm processes of idle Bottles", Ordered, func() {
+	const node = "node-idle"
+	var (
+		a   *agent
+		log string
+	)
+	BeforeAll(func() {
+		log = filepath.Join(GinkgoT().TempDir(), "smolvm-calls")
+		a = startAgent(node, agentOptions{resync: time.Second, simEnv: []string{"SMOLVM_SIM_LOG=" + log}})
+	})
+	AfterAll(func() { a.stop() })
+
+	It("asks smolvm once per node per resync while every Bottle is idle, and still finds a machine gone", func() {
+		ns := newNamespace()
+		var bottles []*v1.Bottle
+		for i := range 3 {
+			b := bottle(ns, node, step("one", "true"))
+			b.Name = fmt.Sprintf("idle-%d", i)
+			Expect(k8sClient.Create(ctx, b)).To(Succeed())
+			bottles = append(bottles, b)
+		}
+		for _, b := range bottles {
+			Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		}
+		calls := invocations(log)
+		count := func(lists bool) func() int {
+			return func() int {
+				n := 0
+				for _, c := range calls() {
+					if strings.HasPrefix(c, "ls/") == lists {
+						n++
+					}
+				}
+				return n
+			}
+		}
+		lists, others := count(true), count(false)
+		l0, o0 := lists(), others()
+		Consistently(others, 3500*time.Millisecond, 100*time.Millisecond).Should(Equal(o0), "idle Bottles made smolvm calls of their own: %v", calls())
+		Expect(lists()-l0).To(BeNumerically("~", 3, 1), "one machine ls per resync for the node")
+
+		By("a machine deleted behind the agent's back is seen at the next resync and created again")
+		machine := get(bottles[0]).Status.MachineName
+		_, errOut, code := sim(node, "machine", "delete", "--name", machine, "-f")
+		Expect(code).To(Equal(0), errOut)
+		Eventually(eventReasons(bottles[0])).Should(ContainElement(v1.ReasonMachineRecreated))
+		Eventually(phaseOf(bottles[0])).Should(Equal(v1.PhaseReady))
 	})
 })

@@ -100,14 +100,20 @@ func ParseMachine(data []byte) (*Machine, error) {
 	return &m, nil
 }
 
-// ParseMachineList parses the output of `machine ls --json`.
+// ParseMachineList parses the output of `machine ls --json`. An entry
+// without a name or a state fails the whole list, as it fails status: a
+// caller reading every machine's state from one listing must never take a
+// machine it cannot read for one that does not exist.
 func ParseMachineList(data []byte) ([]Machine, error) {
 	var ws []machineJSON
 	if err := json.Unmarshal(data, &ws); err != nil {
 		return nil, fmt.Errorf("parse machine list JSON: %w", err)
 	}
 	out := make([]Machine, 0, len(ws))
-	for _, w := range ws {
+	for i, w := range ws {
+		if w.Name == "" || w.State == "" {
+			return nil, fmt.Errorf("parse machine list JSON: entry %d: missing name or state", i)
+		}
 		out = append(out, w.machine())
 	}
 	return out, nil

@@ -63,4 +63,9 @@ func TestParseMachineList(t *testing.T) {
 	if _, err := ParseMachineList([]byte(`{"name":"a"}`)); err == nil {
 		t.Fatal("object accepted as list")
 	}
+	for _, in := range []string{`[{"name":"a","state":"running"},{"name":"b"}]`, `[{"state":"running"}]`} {
+		if _, err := ParseMachineList([]byte(in)); err == nil {
+			t.Errorf("ParseMachineList(%s) succeeded: a machine without a name or state read as absent", in)
+		}
+	}
 }
