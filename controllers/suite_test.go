@@ -149,7 +149,7 @@ func startAgent(node string, o agentOptions) *agent {
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
 	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
 	Expect(err).NotTo(HaveOccurred())
-	var apiReader client.Reader = mgr.GetAPIReader()
+	apiReader := mgr.GetAPIReader()
 	if o.apiReads != nil {
 		apiReader = countingAPIReader{Reader: apiReader, counts: o.apiReads}
 	}
