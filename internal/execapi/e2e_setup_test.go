@@ -75,6 +75,7 @@ type e2eSuite struct {
 	addrA      string
 	addrB      string
 	pongsA     atomic.Int64
+	simA       *smolvm.CLI // node-a's simulator, for the direct baseline
 	logsA      *steplog.Store
 }
 
@@ -187,6 +188,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	// Bottle can only succeed on node-b's agent.
 	simA := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "smolvm-a"))
 	simB := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "smolvm-b"))
+	s.simA = simA
 	for _, m := range []struct {
 		cli  *smolvm.CLI
 		name string
