@@ -76,6 +76,7 @@ type e2eSuite struct {
 	addrB      string
 	pongsA     atomic.Int64
 	simA       *smolvm.CLI // node-a's simulator, for the direct baseline
+	dir        string      // lives as long as the suite
 	logsA      *steplog.Store
 }
 
@@ -140,7 +141,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	}
 	*cleanups = append(*cleanups, func() { _ = os.RemoveAll(dir) })
 
-	s := &e2eSuite{}
+	s := &e2eSuite{dir: dir}
 	if s.bundle, err = certs.Generate(certs.Options{FrontProxy: true}); err != nil {
 		return nil, err
 	}

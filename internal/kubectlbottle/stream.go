@@ -69,8 +69,8 @@ func subresourceClient(cfg *rest.Config) (*rest.RESTClient, error) {
 	return rest.RESTClientFor(c)
 }
 
-// Stream runs the session over WebSocket (v5.channel.k8s.io) with client-go's
-// executor, kubectl exec's own client. A non-zero exit code comes back as
+// Stream runs the session over WebSocket (v5.channel.k8s.io, the protocol
+// of kubectl exec; see v5client.go). A non-zero exit code comes back as
 // k8s.io/client-go/util/exec.CodeExitError; a refusal by the server as an
 // *apierrors.StatusError.
 func (s *Session) Stream(ctx context.Context, cfg *rest.Config) error {
@@ -78,20 +78,7 @@ func (s *Session) Stream(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	ex, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
-	if err != nil {
-		return err
-	}
-	opts := remotecommand.StreamOptions{
-		Stdin:             s.Stdin,
-		Stdout:            s.Stdout,
-		Tty:               s.TTY,
-		TerminalSizeQueue: s.SizeQueue,
-	}
-	if !s.TTY {
-		opts.Stderr = s.Stderr
-	}
-	return unwrapUpgrade(ex.StreamWithContext(ctx, opts))
+	return streamV5(ctx, cfg, u.String(), s)
 }
 
 // unwrapUpgrade surfaces the server's Status from a refused handshake, so
