@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/streaming/pkg/httpstream"
@@ -60,13 +59,9 @@ func (s *Session) URL(cfg *rest.Config) (*url.URL, error) {
 
 // subresourceClient is a REST client for the aggregated API.
 func subresourceClient(cfg *rest.Config) (*rest.RESTClient, error) {
-	c := rest.CopyConfig(cfg)
 	// The aggregated API serving the sessions and logs (internal/execapi).
 	gv := agentsv1alpha1.SubresourceGroupVersion
-	c.GroupVersion = &gv
-	c.APIPath = "/apis"
-	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	return rest.RESTClientFor(c)
+	return restClientFor(cfg, &gv)
 }
 
 // Stream runs the session over WebSocket (v5.channel.k8s.io, the protocol
