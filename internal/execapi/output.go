@@ -3,6 +3,8 @@ package execapi
 import (
 	"io"
 	"sync"
+
+	"github.com/bot-bottle/bottle-controller/internal/pipesize"
 )
 
 // Output (guest stdout and stderr to the client). The driver hands a
@@ -34,7 +36,7 @@ var batchBuffers = sync.Pool{New: func() any {
 // failed send (the client is gone: the copy stops and the guest gets
 // EPIPE, as it would writing to a closed terminal).
 func (w channelWriter) ReadFrom(r io.Reader) (int64, error) {
-	growPipe(r, outputBatch)
+	pipesize.Grow(r, outputBatch)
 	// buf[0] is the channel byte: the message is sent from the read buffer.
 	small := make([]byte, 1+outputChunk)
 	var big *[]byte
