@@ -98,7 +98,9 @@ func benchmark(ctx context.Context, o *options) error {
 		return err
 	}
 	f.LoadEnd = loadAverage()
-	f.print(os.Stdout)
+	if err := f.print(os.Stdout); err != nil {
+		return err
+	}
 	if o.jsonOut != "" {
 		data, err := json.MarshalIndent(f, "", "  ")
 		if err != nil {

@@ -63,8 +63,6 @@ type cpuUse struct {
 	agent, smolvm, controlPlane float64
 }
 
-func (u cpuUse) total() float64 { return u.agent + u.smolvm + u.controlPlane }
-
 // beyond subtracts what the environment spends on its own, at rate (CPU
 // seconds per second), over d: what is left is the Bottles' doing.
 func (u cpuUse) beyond(rate cpuUse, d time.Duration) cpuUse {

@@ -108,25 +108,29 @@ func ms(s float64) string { return fmt.Sprintf("%.1f ms", s*1e3) }
 // baseline from the same run, how they compare, and issue 14's goal.
 type figure struct{ name, controller, baseline, comparison, goal, who string }
 
-func (f *figures) print(w io.Writer) {
-	fmt.Fprintf(w, "\nbench-e2e: %d CPUs; load average %s at the start, %s between the phases, %s at the end\n",
+// print writes the report to w in one write.
+func (f *figures) print(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nbench-e2e: %d CPUs; load average %s at the start, %s between the phases, %s at the end\n",
 		f.CPUs, f.LoadStart, f.LoadMiddle, f.LoadEnd)
-	fmt.Fprintf(w, "single Bottles and exec: SMOLVM_SIM_LATENCY=%s; batch and idle: %s\n", f.QuietLatency, f.BatchLatency)
+	fmt.Fprintf(&b, "single Bottles and exec: SMOLVM_SIM_LATENCY=%s; batch and idle: %s\n", f.QuietLatency, f.BatchLatency)
 	for _, fig := range f.rows() {
-		fmt.Fprintf(w, "\n%s\n", fig.name)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(&b, "\n%s\n", fig.name)
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		who := fig.who
 		if who == "" {
 			who = "controller"
 		}
 		for _, kv := range [][2]string{{who, fig.controller}, {"baseline", fig.baseline}, {"comparison", fig.comparison}, {"goal", fig.goal}} {
 			if kv[1] != "" {
-				fmt.Fprintf(tw, "  %s\t%s\n", kv[0], kv[1])
+				_, _ = fmt.Fprintf(tw, "  %s\t%s\n", kv[0], kv[1])
 			}
 		}
 		_ = tw.Flush()
 	}
-	fmt.Fprintln(w)
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func (f *figures) rows() []figure {

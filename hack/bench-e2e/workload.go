@@ -168,43 +168,6 @@ func notReady(ctx context.Context, c client.Client, names []string, ready map[st
 	return nil
 }
 
-// deleteBottles deletes the Bottles and waits until they are gone (their
-// machines deleted by the agent).
-func deleteBottles(ctx context.Context, c client.Client, names []string) error {
-	for _, n := range names {
-		b := &v1.Bottle{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: n}}
-		if err := client.IgnoreNotFound(c.Delete(ctx, b)); err != nil {
-			return err
-		}
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		list := &v1.BottleList{}
-		if err := c.List(ctx, list, client.InNamespace(benchNamespace)); err != nil {
-			return err
-		}
-		left := 0
-		for _, b := range list.Items {
-			for _, n := range names {
-				if b.Name == n {
-					left++
-				}
-			}
-		}
-		if left == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d Bottles still there 5m after their deletion", left)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // byHand does one Bottle's work the way a person would with the smolvm
 // CLI: the controller's own calls (same argv), one after the other, with
 // nothing around them. cli's log is separate from the agent's.
