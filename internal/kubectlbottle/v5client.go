@@ -39,13 +39,15 @@ const (
 	stdinChunk = 256 << 10
 	// maxErrorMessage bounds the status read from the error channel.
 	maxErrorMessage = 64 << 10
-	// pingPeriod and pongWait are client-go's: a server or proxy that
-	// vanishes without closing the connection ends the session after
+	// pingPeriod and pongWait (below) are client-go's: a server or proxy
+	// that vanishes without closing the connection ends the session after
 	// pongWait without any message.
 	pingPeriod = 5 * time.Second
-	pongWait   = 12*pingPeriod + time.Second
 	writeWait  = 60 * time.Second
 )
+
+// pongWait is a variable for the tests' sake.
+var pongWait = 12*pingPeriod + time.Second
 
 // streamV5 runs the session s on the WebSocket at url.
 func streamV5(ctx context.Context, cfg *rest.Config, url string, s *Session) error {
@@ -99,7 +101,10 @@ func (c *v5Conn) run(s *Session) error {
 	if s.TTY && s.SizeQueue != nil {
 		go c.sendResizes(s.SizeQueue)
 	}
-	stdout, stderr := writerOrDiscard(s.Stdout), writerOrDiscard(s.Stderr)
+	// Time spent blocked on a slow reader of our stdout (a pager the user
+	// paused) is not the server's silence.
+	stdout := deadlineWriter{w: writerOrDiscard(s.Stdout), conn: c.conn}
+	stderr := deadlineWriter{w: writerOrDiscard(s.Stderr), conn: c.conn}
 	buf := make([]byte, outputBuffer)
 	var status []byte
 	var channel [1]byte
@@ -154,6 +159,19 @@ func copyMessage(w io.Writer, r io.Reader, buf []byte) error {
 			return fmt.Errorf("the exec session broke off: %w", err)
 		}
 	}
+}
+
+// deadlineWriter pushes the connection's read deadline forward after each
+// write.
+type deadlineWriter struct {
+	w    io.Writer
+	conn *websocket.Conn
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	_ = d.conn.SetReadDeadline(time.Now().Add(pongWait))
+	return n, err
 }
 
 func writerOrDiscard(w io.Writer) io.Writer {

@@ -1,10 +1,17 @@
 package kubectlbottle
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
+	"k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/exec"
 )
 
@@ -42,5 +49,50 @@ func TestDecodeStatus(t *testing.T) {
 				t.Fatalf("got %v, want an error with %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// blockingWriter is a stdout whose reader stalls (a paused pager) once.
+type blockingWriter struct {
+	stall   time.Duration
+	stalled chan struct{}
+	got     strings.Builder
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	b.got.Write(p)
+	if b.stalled != nil {
+		time.Sleep(b.stall)
+		close(b.stalled)
+		b.stalled = nil
+	}
+	return len(p), nil
+}
+
+// A session whose stdout stalls for longer than the read deadline goes on
+// when the stall ends: the time spent writing is not the server's silence.
+func TestStalledStdoutIsNotSilence(t *testing.T) {
+	defer func(d time.Duration) { pongWait = d }(pongWait)
+	pongWait = 300 * time.Millisecond
+	out := &blockingWriter{stall: 3 * pongWait, stalled: make(chan struct{})}
+	stalled := out.stalled
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{Subprotocols: []string{remotecommand.StreamProtocolV5Name}}
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer func() { _ = conn.Close() }()
+		_ = conn.WriteMessage(websocket.BinaryMessage, []byte("\x01hello"))
+		<-stalled
+		_ = conn.WriteMessage(websocket.BinaryMessage, []byte("\x01 again"))
+		_ = conn.WriteMessage(websocket.BinaryMessage, []byte("\x03"+`{"status":"Success"}`))
+		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+		_, _, _ = conn.ReadMessage() // the client's close
+	}))
+	defer srv.Close()
+	err := streamV5(context.Background(), &rest.Config{Host: srv.URL}, srv.URL+"/exec", &Session{Stdout: out})
+	if err != nil || out.got.String() != "hello again" {
+		t.Fatalf("err %v, stdout %q", err, out.got.String())
 	}
 }
