@@ -79,9 +79,17 @@ test-unit: ## Run the fast tests only: no kube-apiserver, no bwrap sandbox (go t
 	go test -short ./... $(GOTEST_FLAGS)
 
 .PHONY: bench
-bench: deps smolvm-sim ## Run the benchmarks.
+bench: deps smolvm-sim ## Run the micro-benchmarks (go test -bench; the exec ones run bin/kubectl-bottle too).
+	go build -o $(LOCALBIN)/kubectl-bottle ./cmd/kubectl-bottle
 	assets="$$(hack/envtest-bins.sh | tail -n1)"; \
-	KUBEBUILDER_ASSETS="$$assets" SMOLVM_SIM_BIN="$(LOCALBIN)/smolvm-sim" go test -run '^$$' -bench . -benchmem ./...
+	KUBEBUILDER_ASSETS="$$assets" SMOLVM_SIM_BIN="$(LOCALBIN)/smolvm-sim" KUBECTL_BOTTLE_BIN="$(LOCALBIN)/kubectl-bottle" go test -run '^$$' -bench . -benchmem ./...
+
+# Flags for hack/bench-e2e, e.g. BENCH_E2E_FLAGS='-batch 20 -hand-batch 5'.
+BENCH_E2E_FLAGS ?=
+
+.PHONY: bench-e2e
+bench-e2e: deps ## Benchmark the whole system on dev environments (hack/dev-up.sh) against the same work by hand; prints issue 14's figures (docs/benchmarks.md, ~10 min).
+	go run ./hack/bench-e2e $(BENCH_E2E_FLAGS)
 
 .PHONY: smolvm-sim
 smolvm-sim: ## Build the smolvm simulator into ./bin once for every test package (SMOLVM_SIM_BIN).

@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,17 +11,22 @@ import (
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvmsim"
 )
 
-// invocations reads a simulator invocation log (SMOLVM_SIM_LOG): one
-// "VERB MACHINE" line per smolvm process.
+// invocations reads a simulator invocation log (SMOLVM_SIM_LOG) as one
+// "VERB/MACHINE" per smolvm process.
 func invocations(path string) func() []string {
 	return func() []string {
-		data, err := os.ReadFile(path)
+		invs, err := smolvmsim.ReadLog(path)
 		if err != nil {
 			return nil
 		}
-		return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(data)), " ", "/"))
+		out := make([]string, 0, len(invs))
+		for _, inv := range invs {
+			out = append(out, strings.ReplaceAll(inv.Key(), " ", "/"))
+		}
+		return out
 	}
 }
 

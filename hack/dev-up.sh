@@ -11,7 +11,9 @@
 # Environment: DEV_DIR (default .dev), DEV_APISERVER_PORT (16443),
 # DEV_ETCD_PORT (12379), DEV_NODE (dev-node), DEV_NODE_CPUS (8) and
 # DEV_NODE_MEMORY (16Gi): what the node offers the scheduler, DEV_SAMPLE=0 to
-# skip the sample.
+# skip the sample, DEV_RESYNC_PERIOD (30s): the agent's --resync-period. The
+# agent inherits this environment, so SMOLVM_SIM_* knobs (docs/smolvm.md)
+# reach the simulator.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +22,7 @@ background=false
 for arg in "$@"; do
 	case "${arg}" in
 	--background) background=true ;;
-	-h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "dev-up: unknown argument ${arg}" >&2; exit 2 ;;
 	esac
 done
@@ -274,7 +276,7 @@ chmod 600 "${kc_agent}"
 start agent env KUBECONFIG="${kc_agent}" "${repo}/bin/manager" \
 	--node-name "${node}" --smolvm-path "${smolvm}" --smolvm-data-dir "${dev}/smolvm" \
 	--metrics-bind-address "127.0.0.1:$((api_port + 100))" --health-probe-bind-address "127.0.0.1:$((api_port + 101))" \
-	--resync-period 30s --lease-namespace bottle-system \
+	--resync-period "${DEV_RESYNC_PERIOD:-30s}" --lease-namespace bottle-system \
 	--exec-bind-address "127.0.0.1:${exec_port}" --exec-cert-dir "${exec_certs}" \
 	--step-log-dir "${dev}/step-logs"
 for _ in $(seq 1 60); do

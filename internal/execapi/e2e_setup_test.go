@@ -75,6 +75,8 @@ type e2eSuite struct {
 	addrA      string
 	addrB      string
 	pongsA     atomic.Int64
+	simA       *smolvm.CLI // node-a's simulator, for the direct baseline
+	dir        string      // lives as long as the suite
 	logsA      *steplog.Store
 }
 
@@ -139,7 +141,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	}
 	*cleanups = append(*cleanups, func() { _ = os.RemoveAll(dir) })
 
-	s := &e2eSuite{}
+	s := &e2eSuite{dir: dir}
 	if s.bundle, err = certs.Generate(certs.Options{FrontProxy: true}); err != nil {
 		return nil, err
 	}
@@ -187,6 +189,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	// Bottle can only succeed on node-b's agent.
 	simA := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "smolvm-a"))
 	simB := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "smolvm-b"))
+	s.simA = simA
 	for _, m := range []struct {
 		cli  *smolvm.CLI
 		name string

@@ -90,6 +90,9 @@ func TestAuthorization(t *testing.T) {
 	}{
 		{"one Bottle only: allowed", "erin", "local", 0, ""},
 		{"one Bottle only: another Bottle", "erin", "remote", 1, `User "erin" cannot get resource "bottles/exec"`},
+		// The gateway reads the Bottle while it asks: a denied user still
+		// learns nothing of whether it exists.
+		{"front door only: a missing Bottle", "carol", "missing", 1, `User "carol" cannot create resource "bottles/exec" in API group "agents.bot-bottle.dev"`},
 	}
 	for _, c := range perBottle {
 		t.Run(c.name, func(t *testing.T) {

@@ -41,7 +41,17 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
-	if err := s.authorize(r.Context(), u, ns, name, sub); err != nil {
+	// The Bottle is read while the user's permission is checked: two
+	// round trips to the API server at once, not one after the other. What
+	// the read found is told only to an allowed user.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	bottle := make(chan bottleRead, 1)
+	go func() {
+		b, err := s.sessionBottle(ctx, ns, name)
+		bottle <- bottleRead{b, err}
+	}()
+	if err := s.authorize(ctx, u, ns, name, sub); err != nil {
 		s.log.V(1).Info("denied", "bottle", ns+"/"+name, "subresource", sub, "user", u.GetName())
 		writeStatus(w, err)
 		return
@@ -51,7 +61,8 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
-	b, err := s.sessionBottle(r.Context(), ns, name)
+	read := <-bottle
+	b, err := read.b, read.err
 	if err != nil {
 		writeStatus(w, err)
 		return
@@ -68,6 +79,11 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.proxyToAgent(w, r, node, sr, u.GetName())
+}
+
+type bottleRead struct {
+	b   *agentsv1alpha1.Bottle
+	err error
 }
 
 // serveAgent runs a session the gateway of another node authorized.

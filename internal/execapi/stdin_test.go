@@ -122,25 +122,10 @@ type flood struct {
 func startFlood(tb testing.TB, frames int) *flood {
 	tb.Helper()
 	f := &flood{sent: make(chan error, 1), queueFull: make(chan struct{}, 1)}
-	sessions := make(chan *v5Session, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := acceptV5(w, r, &sessionRequest{stdin: true, stdout: true}, time.Minute)
-		if err != nil {
-			return
-		}
+	var conn *websocket.Conn
+	f.sess, conn, f.close = sessionPair(tb, &sessionRequest{stdin: true, stdout: true}, func(sess *v5Session) {
 		sess.stdin.full = func() { signal(f.queueFull) }
-		sess.run(ctx, cancel)
-		sessions <- sess
-	}))
-	d := websocket.Dialer{Subprotocols: []string{remotecommand.StreamProtocolV5Name}}
-	conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f.close = func() { cancel(); _ = conn.Close(); srv.Close() }
-	tb.Cleanup(f.close)
-	f.sess = <-sessions
+	})
 	f.payload = make([]byte, floodFrameSize)
 	_, _ = rand.Read(f.payload)
 	frame := append([]byte{chanStdin}, f.payload...)
@@ -178,4 +163,34 @@ func heapInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// sessionPair accepts one v5 session over a real WebSocket (prepare runs
+// before its read loop starts) and returns it with the client's end. close
+// ends both; it also runs at cleanup.
+func sessionPair(tb testing.TB, sr *sessionRequest, prepare func(*v5Session)) (*v5Session, *websocket.Conn, func()) {
+	tb.Helper()
+	sessions := make(chan *v5Session, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := acceptV5(w, r, sr, time.Minute)
+		if err != nil {
+			return
+		}
+		if prepare != nil {
+			prepare(sess)
+		}
+		sess.run(ctx, cancel)
+		sessions <- sess
+	}))
+	d := websocket.Dialer{Subprotocols: []string{remotecommand.StreamProtocolV5Name}}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		cancel()
+		srv.Close()
+		tb.Fatal(err)
+	}
+	closeAll := func() { cancel(); _ = conn.Close(); srv.Close() }
+	tb.Cleanup(closeAll)
+	return <-sessions, conn, closeAll
 }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/remotecommand"
 
+	"github.com/bot-bottle/bottle-controller/internal/channelws"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
@@ -255,22 +256,18 @@ func (w channelWriter) Write(p []byte) (int, error) {
 	return len(p), w.s.send(w.channel, p)
 }
 
+// sendMessage sends msg (channel byte first) as one message, copying only
+// its first WriteBufferSize bytes.
+func (s *v5Session) sendMessage(msg []byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.conn.WriteMessage(websocket.BinaryMessage, msg)
+}
+
 func (s *v5Session) send(channel byte, p []byte) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	wr, err := s.conn.NextWriter(websocket.BinaryMessage)
-	if err != nil {
-		return err
-	}
-	if _, err := wr.Write([]byte{channel}); err != nil {
-		_ = wr.Close()
-		return err
-	}
-	if _, err := wr.Write(p); err != nil {
-		_ = wr.Close()
-		return err
-	}
-	return wr.Close()
+	return channelws.Write(s.conn, channel, p)
 }
 
 // finish reports the outcome on the error channel, closes the WebSocket

@@ -29,6 +29,7 @@ const testNamespace = "plugin-test"
 
 var (
 	envClient  client.WithWatch
+	bottles    *bottleClient // the plugin's own client
 	kubeconfig string
 	envSkip    string
 )
@@ -61,6 +62,10 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	if envClient, err = client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if bottles, err = newBottleClient(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -118,7 +123,7 @@ func startWait(b *agentsv1alpha1.Bottle, target agentsv1alpha1.Phase, timeout ti
 	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- WaitForPhase(context.Background(), envClient, out, types.NamespacedName{Namespace: b.Namespace, Name: b.Name}, target, timeout)
+		done <- waitForPhase(context.Background(), bottles, out, types.NamespacedName{Namespace: b.Namespace, Name: b.Name}, target, timeout)
 	}()
 	return out, done
 }

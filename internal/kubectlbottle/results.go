@@ -6,12 +6,12 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 	"unicode"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/cli-runtime/pkg/printers"
 	"sigs.k8s.io/yaml"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
@@ -38,8 +38,8 @@ func newResultsCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b := &agentsv1alpha1.Bottle{}
-			if err := c.Get(cmd.Context(), types.NamespacedName{Namespace: ns, Name: args[0]}, b); err != nil {
+			b, err := c.Get(cmd.Context(), types.NamespacedName{Namespace: ns, Name: args[0]})
+			if err != nil {
 				return err
 			}
 			return RenderResults(o.streams.Out, b, output, time.Now())
@@ -79,7 +79,8 @@ func RenderResults(w io.Writer, b *agentsv1alpha1.Bottle, format string, now tim
 		_, err := fmt.Fprintln(w, "This Bottle has no provisioning steps.")
 		return err
 	}
-	tw := printers.GetNewTabWriter(w)
+	// kubectl's table layout (cli-runtime's printers.GetNewTabWriter).
+	tw := tabwriter.NewWriter(w, 6, 4, 3, ' ', 0)
 	if _, err := fmt.Fprintln(tw, "STEP\tSTATUS\tUSER\tEXIT CODE\tDURATION\tOUTPUT"); err != nil {
 		return err
 	}

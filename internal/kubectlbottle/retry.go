@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
@@ -30,8 +29,9 @@ From git, set the same annotation to any new value.`,
 			if err != nil {
 				return err
 			}
-			b := &agentsv1alpha1.Bottle{}
-			if err := c.Get(cmd.Context(), types.NamespacedName{Namespace: ns, Name: args[0]}, b); err != nil {
+			key := types.NamespacedName{Namespace: ns, Name: args[0]}
+			b, err := c.Get(cmd.Context(), key)
+			if err != nil {
 				return err
 			}
 			if step != "" && !hasStep(b, step) {
@@ -41,7 +41,7 @@ From git, set the same annotation to any new value.`,
 			if err != nil {
 				return err
 			}
-			if err := c.Patch(cmd.Context(), b, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			if _, err := c.Patch(cmd.Context(), key, types.MergePatchType, patch); err != nil {
 				return err
 			}
 			from := "its failed step"

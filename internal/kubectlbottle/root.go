@@ -14,16 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // exec, OIDC... credential plugins
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/exec"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // ExitError ends the plugin with Code after printing Err (when set).
@@ -87,13 +82,13 @@ func formatError(err error) string {
 
 // options are shared by every subcommand.
 type options struct {
-	flags   *genericclioptions.ConfigFlags
+	flags   kubeconfigFlags
 	streams genericiooptions.IOStreams
 }
 
 // NewCommand is `kubectl bottle` with its subcommands.
 func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &options{flags: genericclioptions.NewConfigFlags(true), streams: streams}
+	o := &options{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "kubectl-bottle",
 		Short: "Work with Bottles: attach to claude, exec commands, copy files, read step logs and results, wait for a phase",
@@ -106,36 +101,26 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.SetIn(streams.In)
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
-	o.flags.AddFlags(cmd.PersistentFlags())
+	o.flags.addFlags(cmd.PersistentFlags())
 	cmd.AddCommand(newAttachCommand(o), newExecCommand(o), newLogsCommand(o), newCpCommand(o), newResultsCommand(o), newWaitCommand(o), newRetryCommand(o))
 	return cmd
 }
 
-func (o *options) restConfig() (*rest.Config, error) { return o.flags.ToRESTConfig() }
+func (o *options) restConfig() (*rest.Config, error) { return o.flags.restConfig() }
 
-func (o *options) namespace() (string, error) {
-	ns, _, err := o.flags.ToRawKubeConfigLoader().Namespace()
-	return ns, err
-}
+func (o *options) namespace() (string, error) { return o.flags.namespace() }
 
-func bottleScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = agentsv1alpha1.AddToScheme(s)
-	return s
-}
-
-func (o *options) bottleClient() (client.WithWatch, error) {
+func (o *options) bottleClient() (*bottleClient, error) {
 	cfg, err := o.restConfig()
 	if err != nil {
 		return nil, err
 	}
-	return client.NewWithWatch(cfg, client.Options{Scheme: bottleScheme()})
+	return newBottleClient(cfg)
 }
 
 // clientInNamespace is a Bottle client and the namespace the kubeconfig
 // flags select.
-func (o *options) clientInNamespace() (client.WithWatch, string, error) {
+func (o *options) clientInNamespace() (*bottleClient, string, error) {
 	c, err := o.bottleClient()
 	if err != nil {
 		return nil, "", err
@@ -154,8 +139,8 @@ func (o *options) completeBottleNames(cmd *cobra.Command, args []string, toCompl
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var list agentsv1alpha1.BottleList
-	if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
+	list, err := c.List(cmd.Context(), ns, metav1.ListOptions{})
+	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	var names []string

@@ -11,6 +11,7 @@ import (
 	"k8s.io/kubectl/pkg/util/term"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/pipesize"
 )
 
 func newExecCommand(o *options) *cobra.Command {
@@ -168,6 +169,12 @@ func (o *options) runSession(cmd *cobra.Command, s *Session, stdin bool, mode tt
 		}
 	}
 	s.Stdout, s.Stderr, s.TTY = o.streams.Out, o.streams.ErrOut, tty
+	// Piped output (or input) crosses the pipe in pieces of its size:
+	// larger pieces, fewer context switches for us and the other end.
+	pipesize.Grow(o.streams.Out, outputBuffer)
+	if stdin {
+		pipesize.Grow(o.streams.In, stdinChunk)
+	}
 	if tty && terminal {
 		s.SizeQueue = sizeQueue{t.MonitorSize(t.GetSize())}
 	}

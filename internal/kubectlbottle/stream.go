@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/streaming/pkg/httpstream"
@@ -60,17 +59,13 @@ func (s *Session) URL(cfg *rest.Config) (*url.URL, error) {
 
 // subresourceClient is a REST client for the aggregated API.
 func subresourceClient(cfg *rest.Config) (*rest.RESTClient, error) {
-	c := rest.CopyConfig(cfg)
 	// The aggregated API serving the sessions and logs (internal/execapi).
 	gv := agentsv1alpha1.SubresourceGroupVersion
-	c.GroupVersion = &gv
-	c.APIPath = "/apis"
-	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	return rest.RESTClientFor(c)
+	return restClientFor(cfg, &gv)
 }
 
-// Stream runs the session over WebSocket (v5.channel.k8s.io) with client-go's
-// executor, kubectl exec's own client. A non-zero exit code comes back as
+// Stream runs the session over WebSocket (v5.channel.k8s.io, the protocol
+// of kubectl exec; see v5client.go). A non-zero exit code comes back as
 // k8s.io/client-go/util/exec.CodeExitError; a refusal by the server as an
 // *apierrors.StatusError.
 func (s *Session) Stream(ctx context.Context, cfg *rest.Config) error {
@@ -78,20 +73,7 @@ func (s *Session) Stream(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	ex, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
-	if err != nil {
-		return err
-	}
-	opts := remotecommand.StreamOptions{
-		Stdin:             s.Stdin,
-		Stdout:            s.Stdout,
-		Tty:               s.TTY,
-		TerminalSizeQueue: s.SizeQueue,
-	}
-	if !s.TTY {
-		opts.Stderr = s.Stderr
-	}
-	return unwrapUpgrade(ex.StreamWithContext(ctx, opts))
+	return streamV5(ctx, cfg, u.String(), s)
 }
 
 // unwrapUpgrade surfaces the server's Status from a refused handshake, so

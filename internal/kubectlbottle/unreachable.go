@@ -9,8 +9,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // explainUnreachable turns "the exec API could not be reached" -- the
@@ -28,8 +26,7 @@ func (o *options) explainUnreachable(ctx context.Context, ns, name string, err e
 	}
 	node := "?"
 	if c, cerr := o.bottleClient(); cerr == nil {
-		b := &agentsv1alpha1.Bottle{}
-		if c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, b) == nil {
+		if b, err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}); err == nil {
 			node = b.Spec.NodeName
 			if b.Status.NodeName != "" {
 				node = b.Status.NodeName

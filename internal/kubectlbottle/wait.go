@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
@@ -47,7 +46,7 @@ func newWaitCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return WaitForPhase(cmd.Context(), c, o.streams.Out, types.NamespacedName{Namespace: ns, Name: args[0]},
+			return waitForPhase(cmd.Context(), c, o.streams.Out, types.NamespacedName{Namespace: ns, Name: args[0]},
 				phase, timeout)
 		},
 	}
@@ -81,29 +80,29 @@ func phaseNames() []string {
 	return out
 }
 
-// WaitForPhase prints the Bottle's phase each time it changes, like
+// waitForPhase prints the Bottle's phase each time it changes, like
 // `kubectl rollout status`, until it is target for the current generation.
 // It returns an *ExitError with WaitExitFailed when the Bottle fails or
 // disappears, WaitExitTimeout when timeout elapses.
-func WaitForPhase(ctx context.Context, c client.WithWatch, out io.Writer, key types.NamespacedName, target agentsv1alpha1.Phase, timeout time.Duration) error {
+func waitForPhase(ctx context.Context, c *bottleClient, out io.Writer, key types.NamespacedName, target agentsv1alpha1.Phase, timeout time.Duration) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	// A missing Bottle is an error now, not a timeout later.
-	if err := c.Get(ctx, key, &agentsv1alpha1.Bottle{}); err != nil {
+	if _, err := c.Get(ctx, key); err != nil {
 		return &ExitError{Code: WaitExitFailed, Err: err}
 	}
-	byName := fields.OneTermEqualSelector("metadata.name", key.Name)
+	byName := fields.OneTermEqualSelector("metadata.name", key.Name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			list := &agentsv1alpha1.BottleList{}
-			err := c.List(ctx, list, &client.ListOptions{Namespace: key.Namespace, FieldSelector: byName, Raw: &opts})
-			return list, err
+			opts.FieldSelector = byName
+			return c.List(ctx, key.Namespace, opts)
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(ctx, &agentsv1alpha1.BottleList{}, &client.ListOptions{Namespace: key.Namespace, FieldSelector: byName, Raw: &opts})
+			opts.FieldSelector = byName
+			return c.Watch(ctx, key.Namespace, opts)
 		},
 	}
 	var last string

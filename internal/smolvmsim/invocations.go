@@ -1,37 +1,114 @@
 package smolvmsim
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 )
 
-// SMOLVM_SIM_LOG=/path appends one line per smolvm invocation, "VERB
-// MACHINE" (MACHINE is "-" for verbs that name none), so tests and
-// benchmarks can count the processes a caller spends. Only the verb and the
-// machine name are written: never the rest of argv (exec commands, -e
-// values).
-const logEnv = "SMOLVM_SIM_LOG"
+// InvocationLogEnv names a file that gets one JSON line (an Invocation) per
+// smolvm invocation, appended when it ends. Benchmarks count and time the
+// smolvm processes a Bottle costs with it (make bench-e2e), and replay the
+// controller's argv by hand. argv is logged as given: the driver keeps
+// secrets and scripts off smolvm's command line (stdin, --secret-env).
+const InvocationLogEnv = "SMOLVM_SIM_LOG"
 
-// logInvocation records one invocation; failures to log are ignored (the
-// log is a measuring aid, never a reason to fail a call).
-func logInvocation(args []string) {
-	p := os.Getenv(logEnv)
-	if p == "" {
-		return
-	}
-	verb, machine := invocationOf(args)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return
-	}
-	// One write of a short line with O_APPEND: concurrent invocations never
-	// interleave within a line.
-	_, _ = f.WriteString(verb + " " + machine + "\n")
-	_ = f.Close()
+// Invocation is one line of the invocation log.
+type Invocation struct {
+	// Argv is the arguments after the program name.
+	Argv []string `json:"argv"`
+	// Start is when the process began; Seconds its wall time.
+	Start   time.Time `json:"start"`
+	Seconds float64   `json:"seconds"`
+	// CPUSeconds is user+system time of the process and the children it
+	// waited for (bwrap and the guest command), not of a started VMM.
+	CPUSeconds float64 `json:"cpuSeconds"`
+	Exit       int     `json:"exit"`
 }
 
-// invocationOf names the verb (aliases folded, as the fault knobs spell
-// them) and the machine of an argv.
+// Verb is the machine subcommand ("create", "exec"...), or argv[0] for the
+// rest ("--version", "data-dir").
+func (inv Invocation) Verb() string {
+	if len(inv.Argv) >= 2 && inv.Argv[0] == "machine" {
+		return inv.Argv[1]
+	}
+	if len(inv.Argv) > 0 {
+		return inv.Argv[0]
+	}
+	return ""
+}
+
+// logInvocation runs one smolvm invocation and, when InvocationLogEnv is
+// set, appends its line. The log never changes the outcome.
+func logInvocation(args []string, run func() int) int {
+	path := os.Getenv(InvocationLogEnv)
+	if path == "" {
+		return run()
+	}
+	start := time.Now()
+	code := run()
+	inv := Invocation{Argv: args, Start: start, Seconds: time.Since(start).Seconds(), CPUSeconds: cpuSeconds(), Exit: code}
+	line, err := json.Marshal(inv)
+	if err != nil {
+		return code
+	}
+	// One write of O_APPEND: concurrent invocations never interleave lines.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return code
+	}
+	_, _ = f.Write(append(line, '\n'))
+	_ = f.Close()
+	return code
+}
+
+func cpuSeconds() float64 {
+	var total float64
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
+		}
+	}
+	return total
+}
+
+func tvSeconds(tv syscall.Timeval) float64 {
+	return float64(tv.Sec) + float64(tv.Usec)/1e6
+}
+
+// Key is "VERB MACHINE" with the verb's aliases folded as the fault knobs
+// spell them ("rm" is "delete") and "-" for a machine the argv names none
+// of: what tests count smolvm processes by.
+func (inv Invocation) Key() string {
+	verb, machine := invocationOf(inv.Argv)
+	return verb + " " + machine
+}
+
+// ReadLog reads an invocation log.
+func ReadLog(path string) ([]Invocation, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Invocation
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == "" {
+			continue
+		}
+		var inv Invocation
+		if err := json.Unmarshal([]byte(line), &inv); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, inv)
+	}
+	return out, nil
+}
+
+// invocationOf names the verb and the machine of an argv.
 func invocationOf(args []string) (verb, machine string) {
 	verb, machine = "-", "-"
 	switch {

@@ -28,7 +28,7 @@ func Main() int {
 	case VMMName:
 		return vmmMain(os.Args[1:])
 	}
-	return smolvmMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	return logInvocation(os.Args[1:], func() int { return smolvmMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) })
 }
 
 // failure is smolvm's own error: "Error: <msg>" on stderr, exit 1.
@@ -50,7 +50,6 @@ type env struct {
 }
 
 func smolvmMain(args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	logInvocation(args)
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	err := dispatch(e, args)
 	var (

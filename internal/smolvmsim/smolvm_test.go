@@ -20,13 +20,10 @@ import (
 var simBin string
 
 func TestMain(m *testing.M) {
+	// The test binary is the simulator too, under the names Main knows.
 	switch filepath.Base(os.Args[0]) {
-	case "runuser":
-		os.Exit(runuserMain(os.Args[1:]))
-	case VMMName:
-		os.Exit(vmmMain(os.Args[1:]))
-	case "smolvm":
-		os.Exit(smolvmMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	case "runuser", VMMName, "smolvm":
+		os.Exit(Main())
 	}
 	dir, err := os.MkdirTemp("", "smolvm-sim-test-")
 	if err != nil {

@@ -14,40 +14,57 @@ import (
 // run shares one build.
 const SimulatorEnv = "SMOLVM_SIM_BIN"
 
+// PluginEnv names a prebuilt kubectl-bottle, as SimulatorEnv does the
+// simulator (make bench builds bin/kubectl-bottle).
+const PluginEnv = "KUBECTL_BOTTLE_BIN"
+
 var (
-	simOnce sync.Once
-	simPath string
-	simErr  error
+	simulator = binary{env: SimulatorEnv, pkg: "./cmd/smolvm-sim", name: "smolvm"}
+	plugin    = binary{env: PluginEnv, pkg: "./cmd/kubectl-bottle", name: "kubectl-bottle"}
 )
 
 // Simulator returns the path of the smolvm simulator: $SMOLVM_SIM_BIN when
 // set, else a build of ./cmd/smolvm-sim into dir, made once per test binary
 // (the first caller's dir is used; it must outlive the tests).
-func Simulator(dir string) (string, error) {
-	simOnce.Do(func() {
-		if p := os.Getenv(SimulatorEnv); p != "" {
+func Simulator(dir string) (string, error) { return simulator.build(dir) }
+
+// Plugin returns the path of kubectl-bottle, as Simulator does.
+func Plugin(dir string) (string, error) { return plugin.build(dir) }
+
+// binary is a command of this repository that tests run as a process.
+type binary struct {
+	env, pkg, name string
+
+	once sync.Once
+	bin  string
+	err  error
+}
+
+func (b *binary) build(dir string) (string, error) {
+	b.once.Do(func() {
+		if p := os.Getenv(b.env); p != "" {
 			abs, err := filepath.Abs(p)
 			if err == nil {
 				_, err = os.Stat(abs)
 			}
 			if err != nil {
-				simErr = fmt.Errorf("%s=%s: %w", SimulatorEnv, p, err)
+				b.err = fmt.Errorf("%s=%s: %w", b.env, p, err)
 				return
 			}
-			simPath = abs
+			b.bin = abs
 			return
 		}
-		out := filepath.Join(dir, "smolvm")
+		out := filepath.Join(dir, b.name)
 		// go test puts its own toolchain first in PATH.
-		cmd := exec.Command("go", "build", "-o", out, "./cmd/smolvm-sim")
+		cmd := exec.Command("go", "build", "-o", out, b.pkg)
 		cmd.Dir = RepoRoot()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			simErr = fmt.Errorf("building the simulator: %v\n%s", err, b)
+		if log, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("building %s: %v\n%s", b.pkg, err, log)
 			return
 		}
-		simPath = out
+		b.bin = out
 	})
-	return simPath, simErr
+	return b.bin, b.err
 }
 
 // RepoRoot is the repository's top directory, found from this file's path so
