@@ -211,10 +211,11 @@ func TestSystemdLaunchJobResults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bus := privateBus(t)
-			sd := serveSystemd(t, bus)
-			if tc.setup != nil {
-				tc.setup(sd)
-			}
+			sd := serveSystemd(t, bus, func(s *standIn) {
+				if tc.setup != nil {
+					tc.setup(s)
+				}
+			})
 			err := (&Systemd{Socket: bus}).Launch(busContext(t), request("m", smolvm.StateCreated, tc.argv...))
 			if got := fmt.Sprint(err); tc.wantErr == "" && err != nil || tc.wantErr != "" && got != tc.wantErr {
 				t.Fatalf("launch: %v, want %q", err, tc.wantErr)
@@ -240,9 +241,8 @@ func TestSystemdLaunchJobResults(t *testing.T) {
 	} {
 		t.Run("context canceled "+name, func(t *testing.T) {
 			bus := privateBus(t)
-			sd := serveSystemd(t, bus)
 			ctx, cancel := context.WithCancel(busContext(t))
-			hook(sd, cancel)
+			serveSystemd(t, bus, func(s *standIn) { hook(s, cancel) })
 			err := (&Systemd{Socket: bus}).Launch(ctx, request("m", smolvm.StateCreated, sleepBin, "60"))
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("launch: %v, want context.Canceled", err)
@@ -256,9 +256,8 @@ func TestSystemdLaunchJobResults(t *testing.T) {
 func launchWithLoadedUnit(t *testing.T, machineState, unitState, collect string, stopResult string) (*standIn, error) {
 	t.Helper()
 	bus := privateBus(t)
-	sd := serveSystemd(t, bus)
+	sd := serveSystemd(t, bus, func(s *standIn) { s.StopResult = stopResult })
 	sd.LeaveUnit("bottle-vm-m.service", unitState, collect)
-	sd.StopResult = stopResult
 	return sd, (&Systemd{Socket: bus}).Launch(busContext(t), request("m", machineState, startArgv(lookPath(t, "true"), "m")...))
 }
 

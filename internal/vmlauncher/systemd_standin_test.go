@@ -133,8 +133,9 @@ type standIn struct {
 }
 
 // serveSystemd connects a stand-in to the bus at socket, owning systemd's
-// name as PID 1 does.
-func serveSystemd(t *testing.T, socket string) *standIn {
+// name as PID 1 does. configure sets its knobs before it serves: they are
+// not locked.
+func serveSystemd(t *testing.T, socket string, configure ...func(*standIn)) *standIn {
 	t.Helper()
 	conn, err := dial(t.Context(), socket)
 	if err != nil {
@@ -143,6 +144,9 @@ func serveSystemd(t *testing.T, socket string) *standIn {
 	s := &standIn{conn: conn, dir: t.TempDir(), StartTimeout: 90 * time.Second, units: map[string]*sdUnit{},
 		done: make(chan struct{})}
 	t.Cleanup(s.close)
+	for _, c := range configure {
+		c(s)
+	}
 	if err := conn.Export(sdManager{s}, sdPath, sdInterface); err != nil {
 		t.Fatal(err)
 	}
