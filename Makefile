@@ -62,7 +62,7 @@ tidy-check: ## Fail when go.mod or go.sum is not tidy.
 	@if ! go mod tidy -diff; then echo "go.mod/go.sum are not tidy; run 'go mod tidy' and commit"; exit 1; fi
 
 .PHONY: deps
-deps: ## Install the system packages the tests need (bubblewrap).
+deps: ## Install the system packages the tests need (bubblewrap, dbus-daemon).
 	hack/ensure-deps.sh
 
 .PHONY: envtest

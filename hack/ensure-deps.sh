@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and `make dev` need on a fresh
-# Debian machine: bubblewrap (the smolvm simulator's sandbox). Idempotent.
+# Debian machine: bubblewrap (the smolvm simulator's sandbox) and dbus-daemon
+# (the private bus of the systemd launcher's tests). Idempotent.
 set -euo pipefail
 
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 [[ -x /usr/sbin/runuser || -x /usr/bin/runuser || -x /sbin/runuser ]] || missing+=(util-linux)
+command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus-daemon)
 
 if ((${#missing[@]} == 0)); then
 	exit 0
@@ -18,4 +20,9 @@ fi
 echo "ensure-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Debian 12 and later package dbus-daemon on its own; older releases ship it
+# in dbus.
+if [[ " ${missing[*]} " == *" dbus-daemon "* ]] && ! apt-cache show dbus-daemon >/dev/null 2>&1; then
+	missing=("${missing[@]/#dbus-daemon/dbus}")
+fi
 apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"testing"
 )
 
 // SimulatorEnv names a prebuilt smolvm simulator. `make test` builds
@@ -72,4 +73,19 @@ func (b *binary) build(dir string) (string, error) {
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// MainWithSimDir is a TestMain for a package whose tests use Simulator: it
+// sets *dir to a temporary directory that outlives every test, runs them,
+// removes it and exits.
+func MainWithSimDir(m *testing.M, pattern string, dir *string) {
+	d, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*dir = d
+	code := m.Run()
+	_ = os.RemoveAll(d)
+	os.Exit(code)
 }

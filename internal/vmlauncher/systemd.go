@@ -36,6 +36,17 @@ func (s *Systemd) socket() string {
 // Launch starts the unit and waits for its start job: for a forking unit the
 // job ends when smolvm exits, so "done" means smolvm started the VM.
 func (s *Systemd) Launch(ctx context.Context, req smolvm.LaunchRequest) error {
+	err := s.launch(ctx, req)
+	// The connection is closed when ctx ends, so a call in flight fails
+	// with a network error: report the context's, which the driver classes
+	// as a timeout or a cancellation.
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("systemd launcher: %w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+func (s *Systemd) launch(ctx context.Context, req smolvm.LaunchRequest) error {
 	unit, err := UnitFor(req, s.OverheadMiB)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -74,8 +75,8 @@ func UnitFor(req smolvm.LaunchRequest, overheadMiB int) (Unit, error) {
 		}
 	}
 	for _, e := range req.Env {
-		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
-			return Unit{}, fmt.Errorf("systemd launcher: environment entry is not NAME=value")
+		if err := checkEnvEntry(e); err != nil {
+			return Unit{}, err
 		}
 	}
 	if overheadMiB < 0 {
@@ -101,6 +102,30 @@ func UnitFor(req smolvm.LaunchRequest, overheadMiB int) (Unit, error) {
 	}, nil
 }
 
+// checkEnvEntry applies systemd's rule for Environment= (a name of
+// [A-Za-z0-9_] not starting with a digit, a value without control
+// characters but tab and newline), so a bad entry fails here with its name
+// rather than as systemd's "Invalid environment block." The value is not
+// quoted: it is the operator's and may be private.
+func checkEnvEntry(e string) error {
+	name, value, ok := strings.Cut(e, "=")
+	valid := ok && name != "" && (name[0] < '0' || name[0] > '9')
+	for _, r := range name {
+		valid = valid && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+	}
+	if !valid {
+		return fmt.Errorf("systemd launcher: environment entry %q is not NAME=value with a NAME of letters, digits and _ (not starting with a digit), as systemd requires", name)
+	}
+	bad := !utf8.ValidString(value)
+	for _, r := range value {
+		bad = bad || r < ' ' && r != '\t' && r != '\n' || r == 0x7f
+	}
+	if bad {
+		return fmt.Errorf("systemd launcher: the value of environment entry %s has a control character or invalid UTF-8, which systemd refuses", name)
+	}
+	return nil
+}
+
 func first(s []string) string {
 	if len(s) == 0 {
 		return ""
@@ -113,8 +138,10 @@ func (u Unit) Properties() []sdbus.Property {
 	return []sdbus.Property{
 		sdbus.PropDescription(u.Description),
 		sdbus.PropType(u.Type),
-		// uncleanIsFailure=false: the exit status of smolvm is judged by
-		// the job result; a VMM killed by `machine stop` is not a failure.
+		// The bool of ExecStart's (sasb) is systemd's ignore-failure flag
+		// ("ExecStart=-…"; dbus-execute.c), whatever go-systemd and the
+		// man page call it. false: smolvm exiting non-zero fails the start
+		// job, and the launcher reports it.
 		sdbus.PropExecStart(u.ExecStart, false),
 		{Name: "Environment", Value: dbus.MakeVariant(u.Environment)},
 		{Name: "MemoryMax", Value: dbus.MakeVariant(u.MemoryMax)},

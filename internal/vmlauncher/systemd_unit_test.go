@@ -73,6 +73,11 @@ func TestUnitForDefaultsAndRejects(t *testing.T) {
 		"no argv":          {Machine: "m"},
 		"NUL in argv":      {Machine: "m", Argv: []string{"/smolvm", "a\x00b"}},
 		"env without name": {Machine: "m", Argv: argv, Env: []string{"=x"}},
+		"env without =":    {Machine: "m", Argv: argv, Env: []string{"X"}},
+		"env name digit":   {Machine: "m", Argv: argv, Env: []string{"1X=y"}},
+		"env name dash":    {Machine: "m", Argv: argv, Env: []string{"A-B=y"}},
+		"env value escape": {Machine: "m", Argv: argv, Env: []string{"A=\x1b[0m"}},
+		"env value UTF-8":  {Machine: "m", Argv: argv, Env: []string{"A=\xff"}},
 	} {
 		if _, err := UnitFor(req, 256); err == nil {
 			t.Errorf("%s: accepted", name)
