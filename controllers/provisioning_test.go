@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/testenv"
 )
 
 // sample is one observation of a Bottle by a GitOps health check.
@@ -28,6 +29,28 @@ type sample struct {
 
 // watchKstatus polls the Bottle every 100 ms, as Flux's health check would,
 // until it is Ready or stop is closed.
+// firstStatusWrite watches b (before it is created) and sends the first
+// status the agent writes: a watch sees every version, a poll may not.
+func firstStatusWrite(b *v1.Bottle) <-chan v1.BottleStatus {
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+	w, err := wc.Watch(ctx, &v1.BottleList{}, client.InNamespace(b.Namespace),
+		client.MatchingFields{"metadata.name": b.Name})
+	Expect(err).NotTo(HaveOccurred())
+	out := make(chan v1.BottleStatus, 1)
+	go func() {
+		defer GinkgoRecover()
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if got, ok := ev.Object.(*v1.Bottle); ok && got.Status.Phase != "" {
+				out <- got.Status
+				return
+			}
+		}
+	}()
+	return out
+}
+
 func watchKstatus(b *v1.Bottle, created time.Time, stop <-chan struct{}) <-chan []sample {
 	out := make(chan []sample, 1)
 	go func() {
@@ -101,6 +124,7 @@ var _ = Describe("provisioning a GitOps pipeline can trust", Ordered, ContinueOn
 		stop := make(chan struct{})
 		defer close(stop)
 		created := time.Now()
+		firstWrite := firstStatusWrite(b)
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		samples := watchKstatus(b, created, stop)
 		var seen []sample
@@ -125,7 +149,15 @@ var _ = Describe("provisioning a GitOps pipeline can trust", Ordered, ContinueOn
 			}
 		}
 		Expect(first).NotTo(BeNil())
-		Expect(first.at).To(BeNumerically("<=", time.Second), "first status at %s", first.at)
+		// Ordering, not wall time (load moves that): the agent's first
+		// status write, seen through a watch that gets every version,
+		// comes before any smolvm result.
+		Expect(<-firstWrite).To(And(
+			WithTransform(func(st v1.BottleStatus) string { return st.MachineState }, BeEmpty()),
+			WithTransform(func(st v1.BottleStatus) bool {
+				return meta.IsStatusConditionTrue(st.Conditions, v1.ConditionReconciling)
+			}, BeTrue()),
+		), "the first status the agent wrote already held a smolvm result")
 		Expect(meta.IsStatusConditionTrue(first.b.Status.Conditions, v1.ConditionReconciling)).To(BeTrue())
 		Expect(first.b.Status.ObservedGeneration).To(Equal(first.b.Generation))
 		Expect(sawRunning).To(BeTrue(), "status never showed the running step (startedAt, no finishedAt)")
