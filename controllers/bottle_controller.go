@@ -116,7 +116,7 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		Watches(&v1.Bottle{}, r.bottleEvents()).
-		WatchesRawSource(r.resync()).
+		WatchesRawSource(r.resync(mgr.GetLogger().WithValues("controller", name))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }

@@ -36,8 +36,10 @@ import (
 // replaces a link at the last component instead of following it. So a
 // Bottle's files cost one `machine cp` each plus one guest call in all.
 
-// stagingDir is where copies wait to be placed: every Linux image has it,
-// and only root may write it (placeFiles checks / and /var too).
+// stagingDir is where copies wait to be placed: the FHS's /var/lib, which
+// Debian, Alpine and the like have and only root may write (placeFiles
+// checks it and its parents). In an image without it the copy fails, and
+// the Bottle says so.
 const stagingDir = "/var/lib"
 
 // stagedMode is a staged copy's mode: root's alone until placed.
@@ -61,7 +63,11 @@ place() {
   staged=$1 target=$2 owner=$3 mode=$4
   trap 'rm -f -- "$staged"' EXIT
   refuse() { echo "refusing to write $target: $*"; exit 3; }
-  for d in / /var /var/lib; do
+  set -f
+  IFS=/
+  sdir=${staged%/*} d=
+  for c in "" ${sdir#/}; do
+    d=${d%/}/$c
     dm=$(stat -c %a -- "$d")
     [ ! -L "$d" ] && [ "$(stat -c %u -- "$d")" = 0 ] && [ $(( 0$dm & 022 )) = 0 ] ||
       refuse "$d, where copies are staged, is a link or writable by a non-root user"
@@ -77,8 +83,6 @@ place() {
   dir=${target%/*} name=${target##*/}
   cd -P /
   here=
-  set -f
-  IFS=/
   for c in ${dir#/}; do
     [ -n "$c" ] || continue
     next=$here/$c

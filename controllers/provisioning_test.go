@@ -366,7 +366,11 @@ var _ = Describe("hung smolvm calls", func() {
 		healthy.Name = "healthy"
 		Expect(k8sClient.Create(ctx, healthy)).To(Succeed())
 
-		Eventually(phaseOf(healthy)).Should(Equal(v1.PhaseReady))
+		Eventually(phaseOf(healthy)).Should(Equal(v1.PhaseReady), func() string {
+			dumpBottles()
+			l := a.logs.String()
+			return "agent log (tail):\n" + l[max(0, len(l)-6000):]
+		})
 		Expect(result(healthy, "ok").Stdout).To(Equal("ok\n"))
 		for _, b := range hung {
 			Eventually(func() string {

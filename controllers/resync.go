@@ -4,9 +4,12 @@ import (
 	"context"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -25,7 +28,7 @@ const maxViewAge = 10 * time.Second
 // enqueues every Bottle, whose passes all read that one listing (see
 // machineView). Bottles do not requeue themselves for drift: per-Bottle
 // timers would spread the passes over the period, each asking smolvm.
-func (r *BottleReconciler) resync() source.Source {
+func (r *BottleReconciler) resync(logger logr.Logger) source.Source {
 	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		go func() {
 			t := time.NewTicker(r.ResyncPeriod)
@@ -36,15 +39,14 @@ func (r *BottleReconciler) resync() source.Source {
 					return
 				case <-t.C:
 				}
-				r.resyncOnce(ctx, q)
+				r.resyncOnce(ctx, logger, q)
 			}
 		}()
 		return nil
 	})
 }
 
-func (r *BottleReconciler) resyncOnce(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	logger := log.FromContext(ctx)
+func (r *BottleReconciler) resyncOnce(ctx context.Context, logger logr.Logger, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	r.sourceDigests.expire()
 	// A failed listing is not fatal: each pass asks again (one listing,
 	// shared) and reports the failure on its Bottle.
@@ -58,9 +60,17 @@ func (r *BottleReconciler) resyncOnce(ctx context.Context, q workqueue.TypedRate
 		}
 		return
 	}
+	// Behind the passes events ask for: a new Bottle does not wait for the
+	// whole node's drift check.
+	add := q.Add
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		add = func(req reconcile.Request) {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, req)
+		}
+	}
 	for i := range list.Items {
 		if list.Items[i].Spec.NodeName == r.NodeName {
-			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}
 }
