@@ -302,6 +302,19 @@ func (r *BottleReconciler) progress(ctx context.Context, s *scope, reason, messa
 	return r.writeStatus(ctx, s, nil)
 }
 
+// retryProgress is progress before a smolvm call, except when the call
+// failed last time and this pass retries it: the status keeps saying so
+// (its message ends "retrying") until the call succeeds. Announcing the
+// call again would flap the status on every retry, and each write wakes the
+// Bottle at once, past the workqueue's backoff.
+func (r *BottleReconciler) retryProgress(ctx context.Context, s *scope, cond, reason, message string) error {
+	c := meta.FindStatusCondition(s.before.Conditions, cond)
+	if c != nil && c.Status == metav1.ConditionFalse && (c.Reason == v1.ReasonSmolvmError || c.Reason == v1.ReasonSmolvmTimeout) {
+		return nil
+	}
+	return r.progress(ctx, s, reason, message)
+}
+
 func (r *BottleReconciler) event(s *scope, eventType, reason, action, note string, args ...any) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(s.bottle, nil, eventType, reason, action, note, args...)

@@ -141,7 +141,7 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	}()
 	if len(ready) > 0 {
 		s.setCondition(v1.ConditionFilesReady, metav1.ConditionFalse, v1.ReasonCopyingFiles, fmt.Sprintf("copying %d file(s)", len(ready)))
-		if err := r.progress(ctx, s, v1.ReasonCopyingFiles, fmt.Sprintf("copying %d file(s) into machine %s", len(ready), s.machineName)); err != nil {
+		if err := r.retryProgress(ctx, s, v1.ConditionFilesReady, v1.ReasonCopyingFiles, fmt.Sprintf("copying %d file(s) into machine %s", len(ready), s.machineName)); err != nil {
 			return false, ctrl.Result{}, err
 		}
 		if ok, res, err := r.copyFiles(ctx, s, ready, copied); !ok {

@@ -93,7 +93,7 @@ func (r *BottleReconciler) machineOf(ctx context.Context, s *scope) (*smolvm.Mac
 func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, deliberate bool) (bool, ctrl.Result, error) {
 	st := s.status()
 	recreated := st.MachineState != "" && !deliberate
-	if err := r.progress(ctx, s, v1.ReasonProgressing, creatingMessage(s)); err != nil {
+	if err := r.retryProgress(ctx, s, v1.ConditionMachineReady, v1.ReasonProgressing, creatingMessage(s)); err != nil {
 		return false, ctrl.Result{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
@@ -212,7 +212,7 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 		return true, ctrl.Result{}, nil
 	case powerStop:
 		s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")
-		if err := r.progress(ctx, s, v1.ReasonMachineStopped, "stopping machine "+s.machineName); err != nil {
+		if err := r.retryProgress(ctx, s, v1.ConditionMachineReady, v1.ReasonMachineStopped, "stopping machine "+s.machineName); err != nil {
 			return false, ctrl.Result{}, err
 		}
 		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
@@ -228,7 +228,7 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 	// A machine we saw running that is now stopped or failed went down on
 	// its own; say so, then start it (failures back off via the workqueue).
 	s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStarting, "starting machine")
-	if err := r.progress(ctx, s, v1.ReasonMachineStarting, "starting machine "+s.machineName); err != nil {
+	if err := r.retryProgress(ctx, s, v1.ConditionMachineReady, v1.ReasonMachineStarting, "starting machine "+s.machineName); err != nil {
 		return false, ctrl.Result{}, err
 	}
 	if action == powerRestart {

@@ -373,14 +373,18 @@ var _ = Describe("hung smolvm calls", func() {
 		})
 		Expect(result(healthy, "ok").Stdout).To(Equal("ok\n"))
 		for _, b := range hung {
-			Eventually(func() string {
+			machineReady := func() string {
 				c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionMachineReady)
 				if c == nil {
 					return ""
 				}
 				return c.Reason + ": " + c.Message
-			}).Should(And(HavePrefix(v1.ReasonSmolvmTimeout+": start:"), ContainSubstring("did not answer in time")))
+			}
+			Eventually(machineReady).Should(And(HavePrefix(v1.ReasonSmolvmTimeout+": start:"), ContainSubstring("did not answer in time")))
 			Expect(kstatusOf(b)).To(Equal(status.InProgressStatus))
+			// Retries keep saying so rather than flapping through "starting"
+			// (each write would wake the Bottle again, past the backoff).
+			Consistently(machineReady, 3*time.Second, 50*time.Millisecond).Should(HavePrefix(v1.ReasonSmolvmTimeout + ": start:"))
 		}
 		for _, b := range append(hung, healthy) {
 			Expect(k8sClient.Delete(ctx, b)).To(Succeed())
