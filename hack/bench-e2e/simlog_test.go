@@ -9,7 +9,7 @@ import (
 
 // Invocations are attributed to their machine by the argv shapes the
 // driver builds (internal/smolvm); node-wide ones to none.
-func TestMachineOf(t *testing.T) {
+func TestInvocationMachine(t *testing.T) {
 	for _, tc := range []struct {
 		argv []string
 		want string
@@ -20,11 +20,12 @@ func TestMachineOf(t *testing.T) {
 		{[]string{"machine", "exec", "--name", "m1", "--stream", "-i", "--", "runuser", "-l", "node", "-c", "exec 'echo' '--name' 'x'"}, "m1"},
 		{[]string{"machine", "cp", "/tmp/staged/f", "m1:/home/node/f", "--mode", "0644", "--uid", "1000"}, "m1"},
 		{[]string{"machine", "cp", "m1:/etc/hosts", "/tmp/out"}, "m1"},
+		{[]string{"machine", "cp", "/tmp/a:b", "m1:/x"}, "m1"},
 		{[]string{"machine", "ls", "--json"}, ""},
 		{[]string{"--version"}, ""},
 	} {
-		if got := machineOf(smolvmsim.Invocation{Argv: tc.argv}); got != tc.want {
-			t.Errorf("machineOf(%q) = %q, want %q", tc.argv, got, tc.want)
+		if got := (smolvmsim.Invocation{Argv: tc.argv}).Machine(); got != tc.want {
+			t.Errorf("Machine() of %q = %q, want %q", tc.argv, got, tc.want)
 		}
 	}
 }

@@ -29,14 +29,19 @@ type Invocation struct {
 	Exit       int     `json:"exit"`
 }
 
-// Verb is the machine subcommand ("create", "exec"...), or argv[0] for the
-// rest ("--version", "data-dir").
+// Verb is the machine subcommand with its aliases folded as the fault
+// knobs spell them ("create", "delete" for rm), "version", or argv[0] for
+// the rest ("data-dir").
 func (inv Invocation) Verb() string {
-	if len(inv.Argv) >= 2 && inv.Argv[0] == "machine" {
-		return inv.Argv[1]
-	}
-	if len(inv.Argv) > 0 {
-		return inv.Argv[0]
+	verb, _ := invocationOf(inv.Argv)
+	return verb
+}
+
+// Machine is the machine the invocation works on (--name, or the NAME: of a
+// cp path), "" for node-wide ones (ls, version).
+func (inv Invocation) Machine() string {
+	if _, m := invocationOf(inv.Argv); m != "-" {
+		return m
 	}
 	return ""
 }
@@ -131,7 +136,8 @@ func invocationOf(args []string) (verb, machine string) {
 			return verb, args[i+3]
 		case strings.HasPrefix(a, "--name="):
 			return verb, strings.TrimPrefix(a, "--name=")
-		case verb == "cp" && !strings.HasPrefix(a, "-"):
+		case verb == "cp" && !strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "/"):
+			// NAME:PATH; a host path is absolute, and may hold a colon.
 			if m, _, ok := strings.Cut(a, ":"); ok {
 				return verb, m
 			}
