@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,17 +17,7 @@ import (
 // (the Ginkgo suite shares it): it must outlive every test.
 var simDir string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "controllers-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	simDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithSimDir(m, "controllers-test-", &simDir) }
 
 // placeOnSimulator runs copyInSafely against a machine of the smolvm
 // simulator (no API server needed): the guest-side walk as the agent runs it.

@@ -2,7 +2,6 @@ package smolvm
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,17 +16,7 @@ import (
 // TestMain removes it.
 var simDir string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "smolvm-driver-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	simDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithSimDir(m, "smolvm-driver-test-", &simDir) }
 
 // newSim returns a driver for a freshly built simulator with its own data
 // dir. extraEnv adds SMOLVM_SIM_* knobs.
