@@ -37,17 +37,22 @@ func (b *Bottle) NodeName() string {
 }
 
 // ReservationPodName is the name of the Pod that holds the Bottle's place
-// and resources on its node: "bottle-" + the Bottle's name, or a readable
-// prefix plus a hash of the name when that would exceed 253 characters.
-func (b *Bottle) ReservationPodName() string {
-	const prefix, maxName = "bottle-", 253
-	if len(prefix)+len(b.Name) <= maxName {
-		return prefix + b.Name
+// and resources on its node: "bottle-" + the Bottle's name, bounded as
+// BoundedName does.
+func (b *Bottle) ReservationPodName() string { return BoundedName("bottle-", b.Name) }
+
+// BoundedName is prefix+name when that fits an object name (253
+// characters), else prefix, a readable cut of name and 16 hex digits of
+// sha256(name): unique per name, and still a DNS subdomain.
+func BoundedName(prefix, name string) string {
+	const maxName = 253
+	if len(prefix)+len(name) <= maxName {
+		return prefix + name
 	}
-	sum := sha256.Sum256([]byte(b.Name))
+	sum := sha256.Sum256([]byte(name))
 	h := hex.EncodeToString(sum[:])[:16]
 	// Cut where a DNS label may end: never before a '.' or after a '-'.
-	cut := strings.TrimRight(b.Name[:maxName-len(prefix)-len(h)-1], ".-")
+	cut := strings.TrimRight(name[:maxName-len(prefix)-len(h)-1], ".-")
 	return prefix + cut + "-" + h
 }
 

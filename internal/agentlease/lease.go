@@ -10,12 +10,9 @@ package agentlease
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +23,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // The Lease of node N is NamePrefix+N (hashed when that exceeds a name's
@@ -49,18 +48,9 @@ const (
 // The Lease lives in the agents' own namespace: a namespaced Role.
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch,namespace=bottle-system
 
-// Name is the Lease of node's agent.
-func Name(node string) string {
-	const maxName = 253
-	if len(NamePrefix)+len(node) <= maxName {
-		return NamePrefix + node
-	}
-	sum := sha256.Sum256([]byte(node))
-	h := hex.EncodeToString(sum[:])[:16]
-	// Cut where a label may end: never before a '.' or after a '-'.
-	cut := strings.TrimRight(node[:maxName-len(NamePrefix)-len(h)-1], ".-")
-	return NamePrefix + cut + "-" + h
-}
+// Name is the Lease of node's agent (v1alpha1.BoundedName: hashed when
+// NamePrefix+node would exceed a name's 253 characters).
+func Name(node string) string { return v1.BoundedName(NamePrefix, node) }
 
 // Namespace is where this process's Lease lives: $POD_NAMESPACE (set from
 // the downward API) or DefaultNamespace.
