@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -124,7 +123,10 @@ func startClusterProcess(env *envtest.Environment, dir string) *clusterProcess {
 	Expect(err).NotTo(HaveOccurred())
 	kcPath := filepath.Join(dir, "cluster.kubeconfig")
 	Expect(os.WriteFile(kcPath, kc, 0o600)).To(Succeed())
-	metricsPort, probePort := freePort(), freePort()
+	metricsPort, err := testenv.FreePort()
+	Expect(err).NotTo(HaveOccurred())
+	probePort, err := testenv.FreePort()
+	Expect(err).NotTo(HaveOccurred())
 	logf, err := os.Create(filepath.Join(dir, "cluster-controller.log"))
 	Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(bin, "--mode=cluster", "--leader-elect=false", "--lease-namespace="+agentNamespace,
@@ -197,11 +199,4 @@ func seriesMatches(name, series string) bool {
 
 func (p *clusterProcess) passes() float64 {
 	return p.metric(`controller_runtime_reconcile_total{controller="placement"}`)
-}
-
-func freePort() int {
-	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }

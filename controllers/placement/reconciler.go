@@ -76,11 +76,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var (
 		pod     podState
 		requeue time.Duration
-		created bool
 		err     error
 	)
 	if r.Reservations {
-		pod, requeue, created, err = r.reconcilePod(ctx, b, now)
+		pod, requeue, err = r.reconcilePod(ctx, b, now)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -100,7 +99,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if ov != nil && ov.RequeueAfter > 0 && (requeue == 0 || ov.RequeueAfter < requeue) {
 		requeue = ov.RequeueAfter
 	}
-	if created && pod.Node == "" && b.Status.ObservedGeneration == 0 && len(b.Status.Conditions) == 0 {
+	if pod.created && pod.Node == "" && b.Status.ObservedGeneration == 0 && len(b.Status.Conditions) == 0 {
 		// A new Bottle whose Pod was just made: kube-scheduler usually
 		// binds it within a second, and that event brings the first
 		// status. Look again soon in case it does not.
@@ -123,12 +122,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // reconcilePod creates the reservation Pod, or deletes one that no longer
 // reserves what the Bottle needs, and reports what the Pod says.
-func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Time) (st podState, requeue time.Duration, created bool, err error) {
-	st, requeue, err = r.ensurePod(ctx, b, now)
-	return st, requeue, err == nil && st.created, err
-}
-
-func (r *Reconciler) ensurePod(ctx context.Context, b *v1.Bottle, now time.Time) (podState, time.Duration, error) {
+func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Time) (podState, time.Duration, error) {
 	want := ReservationPod(b, r.Options)
 	st := podState{Name: want.Name}
 	pod := &corev1.Pod{}

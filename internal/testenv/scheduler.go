@@ -65,7 +65,7 @@ podMaxBackoffSeconds: 1
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,8 @@ func ignoreSignalled(err error) error {
 	return err
 }
 
-func freePort() (int, error) {
+// FreePort is a loopback TCP port free at the time of the call.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
