@@ -6,6 +6,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -187,11 +188,16 @@ func testTokenConfinedToItsNode(t *testing.T, e *env) {
 	g.Expect(who.Status.UserInfo.Extra).To(HaveKeyWithValue(nodeNameExtra, ConsistOf(nodeA)))
 
 	// Policies reach the admission plugin through informers: wait until
-	// this one refuses.
-	specChange := `{"spec":{"image":"evil:latest"}}`
-	g.Eventually(func() error { return patch(agentA, onA, false, specChange) }).
-		WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).
+	// this one refuses. Each attempt asks for a different image: a patch
+	// that got through before the policy loaded would make the same patch
+	// a no-op afterwards, and the policy rightly allows a no-op.
+	attempt := 0
+	g.Eventually(func() error {
+		attempt++
+		return patch(agentA, onA, false, fmt.Sprintf(`{"spec":{"image":"evil:%d"}}`, attempt))
+	}).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).
 		Should(MatchError(ContainSubstring("may change only the status and metadata.finalizers of Bottle team/on-a")))
+	specChange := `{"spec":{"image":"evil:latest"}}`
 
 	// Its own node's Bottle: status and finalizers.
 	g.Expect(patch(agentA, onA, true, `{"status":{"nodeName":"node-a","phase":"Creating"}}`)).To(Succeed())
