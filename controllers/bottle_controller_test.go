@@ -202,6 +202,10 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(got.Status.Files[0].Path).To(Equal("/home/node/.claude/prompt.md"))
 		Expect(got.Status.Files[0].Bytes).To(Equal(int64(len("Review the code.\n"))))
 		Expect(eventReasons(b)()).To(ContainElements("MachineCreated", "MachineStarting", "FilesCopied", "StepSucceeded"))
+		// The phases on the way each have their action's event; only Ready
+		// gets one of its own.
+		Eventually(eventReasons(b)).Should(ContainElement("PhaseReady"))
+		Expect(eventReasons(b)()).NotTo(ContainElement(BeElementOf("PhasePending", "PhaseCreating", "PhaseStarting", "PhaseCopyingFiles", "PhaseProvisioning")))
 
 		By("re-copying a changed source, and only that file")
 		notesCopied := got.Status.Files[1].CopiedAt

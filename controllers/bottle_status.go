@@ -151,11 +151,11 @@ func (s *scope) applySummary(sum summary) {
 	}
 }
 
-// phaseEvent records every phase transition, so `kubectl events` tells the
-// Bottle's story even between the finer-grained machine and step events.
+// phaseEvent records the transitions a reader of `kubectl events` needs
+// beside the action events (see phaseEventWanted).
 func (r *BottleReconciler) phaseEvent(s *scope, from v1.Phase) {
 	to := s.status().Phase
-	if from == to {
+	if !phaseEventWanted(from, to) {
 		return
 	}
 	if from == "" {
@@ -171,4 +171,23 @@ func (r *BottleReconciler) phaseEvent(s *scope, from v1.Phase) {
 		eventType = "Warning"
 	}
 	r.event(s, eventType, "Phase"+string(to), "Reconcile", "phase %s -> %s: %s", from, to, msg)
+}
+
+// phaseEventWanted: a Bottle becoming Ready, Failed or Stopped, and leaving
+// Ready or Failed. The phases on the way (Creating, Starting, CopyingFiles,
+// Provisioning) each come with their action's own event (MachineCreated,
+// MachineStarting, FilesCopied, Step*), and Pending with the cluster
+// controller's Scheduled: an event for those too would double every write
+// to the API server for the same story.
+func phaseEventWanted(from, to v1.Phase) bool {
+	if from == to {
+		return false
+	}
+	switch {
+	case to == v1.PhaseReady, to == v1.PhaseFailed, to == v1.PhaseStopped:
+		return true
+	case from == v1.PhaseReady, from == v1.PhaseFailed:
+		return true
+	}
+	return false
 }

@@ -207,3 +207,32 @@ func TestTooLargeStatus(t *testing.T) {
 		t.Errorf("trimTails: %+v", st.ExecResults)
 	}
 }
+
+func TestPhaseEventWanted(t *testing.T) {
+	cases := []struct {
+		from, to v1.Phase
+		want     bool
+	}{
+		{"", v1.PhasePending, false},
+		{"", v1.PhaseCreating, false},
+		{v1.PhasePending, v1.PhaseCreating, false},
+		{v1.PhaseCreating, v1.PhaseStarting, false},
+		{v1.PhaseStarting, v1.PhaseCopyingFiles, false},
+		{v1.PhaseCopyingFiles, v1.PhaseProvisioning, false},
+		{v1.PhaseProvisioning, v1.PhaseReady, true},
+		{v1.PhaseCreating, v1.PhaseFailed, true},
+		{v1.PhaseReady, v1.PhaseStopped, true},
+		{v1.PhaseReady, v1.PhaseProvisioning, true},
+		{v1.PhaseReady, v1.PhaseStarting, true},
+		{v1.PhaseFailed, v1.PhaseCreating, true},
+		{v1.PhaseStopped, v1.PhaseStarting, false},
+		{v1.PhaseReady, v1.PhaseReady, false},
+		{v1.PhaseFailed, v1.PhaseFailed, false},
+		{v1.PhaseProvisioning, v1.PhaseDeleting, false},
+	}
+	for _, c := range cases {
+		if got := phaseEventWanted(c.from, c.to); got != c.want {
+			t.Errorf("phaseEventWanted(%q, %q) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+}

@@ -57,6 +57,9 @@ const (
 // does not exist (nothing written), anything else refused or failed,
 // MESSAGE saying why. A staged copy never outlives its line.
 const placeFiles = `set -u
+set -f
+nl='
+'
 # Directories made for an owner are 0755 whatever umask exec starts with.
 umask 022
 place() {
@@ -66,12 +69,21 @@ place() {
   set -f
   IFS=/
   sdir=${staged%/*} d=
+  set --
   for c in "" ${sdir#/}; do
     d=${d%/}/$c
-    dm=$(stat -c %a -- "$d")
-    [ ! -L "$d" ] && [ "$(stat -c %u -- "$d")" = 0 ] && [ $(( 0$dm & 022 )) = 0 ] ||
-      refuse "$d, where copies are staged, is a link or writable by a non-root user"
+    [ ! -L "$d" ] || refuse "$d, where copies are staged, is a link or writable by a non-root user"
+    set -- "$@" "$d"
   done
+  # One stat for all of them: every process is a guest exec's worth of
+  # work. Lines are "uid:mode:path" (the staging path has no ":").
+  IFS=$nl
+  for l in $(stat -c %u:%a:%n -- "$@"); do
+    u=${l%%:*} l=${l#*:}
+    [ "$u" = 0 ] && [ $(( 0${l%%:*} & 022 )) = 0 ] ||
+      refuse "${l#*:}, where copies are staged, is a link or writable by a non-root user"
+  done
+  IFS=/
   [ -f "$staged" ] && [ ! -L "$staged" ] && [ "$(stat -c %u:%h -- "$staged")" = 0:1 ] ||
     refuse "the staged copy $staged is not root's own file"
   uid=0 gid=0
@@ -93,7 +105,7 @@ place() {
       [ "$(stat -c %u -- "$c")" = 0 ] && [ "$du" = 0 ] && [ $(( 0$dm & 022 )) = 0 ] ||
         refuse "$next is a symbolic link a non-root user could have made"
       cd -P -- "$c"
-      here=$(pwd -P)
+      here=$PWD
       continue
     fi
     if [ ! -e "$c" ]; then
@@ -101,8 +113,10 @@ place() {
       if [ -n "$owner" ]; then chown -h -- "$uid:$gid" "$c"; fi
     fi
     [ -d "$c" ] || refuse "$next is not a directory"
+    # cd -P sets PWD to the physical path it reached (POSIX), as pwd -P
+    # would print it, without a process for pwd.
     cd -P -- "$c"
-    [ "$(pwd -P)" = "$next" ] || refuse "$next changed while it was checked"
+    [ "$PWD" = "$next" ] || refuse "$next changed while it was checked"
     here=$next
   done
   if [ -d "$name" ] && [ ! -L "$name" ]; then refuse "it is a directory"; fi
@@ -112,7 +126,10 @@ i=0
 while [ $# -ge 4 ]; do
   out=$(set -e; place "$1" "$2" "$3" "$4" 2>&1)
   code=$?
-  printf '%s %s %s\n' "$i" "$code" "$(printf '%s' "$out" | tr '\n' ' ')"
+  # One line per file: the message's lines joined with spaces.
+  IFS=$nl msg=
+  for l in $out; do msg=${msg:+$msg }$l; done
+  printf '%s %s %s\n' "$i" "$code" "$msg"
   i=$((i + 1))
   shift 4
 done`

@@ -76,11 +76,14 @@ func ownsCondition(b *v1.Bottle, typ string) bool {
 	return false
 }
 
-// applyStatus server-side applies st as the cluster controller's fields, on
-// the version of b it was computed from: if the agent wrote meanwhile, the
-// API server refuses (409) and the next pass decides again, so a stale
-// overlay never covers what the agent just said.
-func applyStatus(ctx context.Context, c client.Client, b *v1.Bottle, st *v1.BottleStatus) error {
+// applyStatus server-side applies st as the cluster controller's fields.
+// With guarded, it applies on the version of b it was computed from: if the
+// agent wrote meanwhile, the API server refuses (409) and the next pass
+// decides again, so a stale overlay never covers what the agent just said.
+// Scheduled alone needs no guard (no other writer has it), and an agent
+// writes at once after placement, so guarding it too would refuse most
+// first placements and cost a second write.
+func applyStatus(ctx context.Context, c client.Client, b *v1.Bottle, st *v1.BottleStatus, guarded bool) error {
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
 	if err != nil {
 		return err
@@ -90,6 +93,8 @@ func applyStatus(ctx context.Context, c client.Client, b *v1.Bottle, st *v1.Bott
 	u.SetKind("Bottle")
 	u.SetName(b.Name)
 	u.SetNamespace(b.Namespace)
-	u.SetResourceVersion(b.ResourceVersion)
+	if guarded {
+		u.SetResourceVersion(b.ResourceVersion)
+	}
 	return c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1.FieldManagerCluster), client.ForceOwnership)
 }
