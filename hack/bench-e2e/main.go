@@ -221,7 +221,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 
 	say("%d Bottles by hand, one after the other", o.handBatch)
 	var handNames []string
-	cpu0, start := childrenCPU(), time.Now()
+	cpu0, busy0, start := childrenCPU(), machineBusy(), time.Now()
 	for i := 0; i < o.handBatch; i++ {
 		name := fmt.Sprintf("hand-batch-%d", i)
 		if err := hand.run(ctx, name); err != nil {
@@ -232,6 +232,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 	}
 	f.Batch.ByHandSeconds = time.Since(start).Seconds()
 	f.Batch.ByHandCPU = (childrenCPU() - cpu0) / float64(o.handBatch)
+	f.Batch.ByHandMachineCPU = (machineBusy() - busy0) / float64(o.handBatch)
 	hand.remove(ctx, handNames)
 
 	say("%d Bottles at once", o.batch)
@@ -241,7 +242,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 	}
 	defer w.stop()
 	var names []string
-	before := d.cpu()
+	before, busy0 := d.cpu(), machineBusy()
 	start = time.Now()
 	for i := 0; i < o.batch; i++ {
 		name := fmt.Sprintf("batch-%d", i)
@@ -256,6 +257,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 		return err
 	}
 	used := d.cpu().since(before).beyond(ownRate, time.Since(start))
+	f.Batch.MachineCPU = (machineBusy() - busy0) / float64(o.batch)
 	var last time.Time
 	invs, err := readInvocations(d.simLog)
 	if err != nil {

@@ -49,6 +49,9 @@ type batchFigures struct {
 	ByHandDone []float64
 	CPU        cpuPerBottle
 	ByHandCPU  float64
+	// MachineCPU and ByHandMachineCPU are the whole machine's busy CPU
+	// seconds per Bottle during each (see machineBusy).
+	MachineCPU, ByHandMachineCPU float64
 }
 
 type cpuPerBottle struct{ Agent, Smolvm, ControlPlane float64 }
@@ -135,7 +138,7 @@ func (f *figures) print(w io.Writer) error {
 
 func (f *figures) rows() []figure {
 	var out []figure
-	sc, sh, b := f.Single.Controller, f.Single.ByHand, f.Batch
+	sc, sh, b, cpus := f.Single.Controller, f.Single.ByHand, f.Batch, max(f.CPUs, 1)
 	if len(sc) > 0 && len(sh) > 0 {
 		procs := median(pick(sc, func(r bottleRun) float64 { return float64(r.Processes) }))
 		handProcs := median(pick(sh, func(r bottleRun) float64 { return float64(r.Processes) }))
@@ -162,6 +165,13 @@ func (f *figures) rows() []figure {
 			fmt.Sprintf("%.3f CPU-s: agent %.3f, smolvm and guest %.3f, control plane %.3f (beyond its idle rate)", b.CPU.total(), b.CPU.Agent, b.CPU.Smolvm, b.CPU.ControlPlane),
 			fmt.Sprintf("by hand: %.3f CPU-s", b.ByHandCPU),
 			fmt.Sprintf("%.2f×", b.CPU.total()/b.ByHandCPU), "", ""})
+		if b.MachineCPU > 0 {
+			n := float64(len(b.Controller))
+			out = append(out, figure{"whole machine busy per Bottle (the batch)",
+				fmt.Sprintf("%.3f CPU-s, so %d Bottles need %.1f s of %d CPUs at the least", b.MachineCPU, len(b.Controller), b.MachineCPU*n/float64(cpus), cpus),
+				fmt.Sprintf("by hand: %.3f CPU-s", b.ByHandMachineCPU),
+				fmt.Sprintf("the batch took %.1f× that floor", b.ControllerSeconds/(b.MachineCPU*n/float64(cpus))), "", ""})
+		}
 		lat := pick(b.Controller, func(r bottleRun) float64 { return r.Seconds })
 		out = append(out, figure{"latency inside the batch (create→Ready)",
 			fmt.Sprintf("p50 %.1f s, p90 %.1f s, of a %.1f s batch", median(lat), percentile(lat, 90), b.ControllerSeconds),
