@@ -213,11 +213,17 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 
 	idleFor := time.Duration(o.resyncs) * o.resyncPeriod
 	say("the environment idling with no Bottle for %s: its own CPU rate, not counted against the Bottles below", idleFor)
-	emptyBefore, emptyStart := d.cpu(), time.Now()
+	emptyBefore, emptyBusy, emptyStart := d.cpu(), machineBusy(), time.Now()
 	if err := sleep(ctx, idleFor); err != nil {
 		return err
 	}
 	ownRate := d.cpu().since(emptyBefore).perSecond(time.Since(emptyStart))
+	// The whole machine's rate with the environment idle: its processes
+	// and anything else running here.
+	machineRate := (machineBusy() - emptyBusy) / time.Since(emptyStart).Seconds()
+	busySince := func(busy0 float64, start time.Time) float64 {
+		return max(machineBusy()-busy0-machineRate*time.Since(start).Seconds(), 0)
+	}
 
 	say("%d Bottles by hand, one after the other", o.handBatch)
 	var handNames []string
@@ -232,7 +238,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 	}
 	f.Batch.ByHandSeconds = time.Since(start).Seconds()
 	f.Batch.ByHandCPU = (childrenCPU() - cpu0) / float64(o.handBatch)
-	f.Batch.ByHandMachineCPU = (machineBusy() - busy0) / float64(o.handBatch)
+	f.Batch.ByHandMachineCPU = busySince(busy0, start) / float64(o.handBatch)
 	hand.remove(ctx, handNames)
 
 	say("%d Bottles at once", o.batch)
@@ -257,7 +263,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 		return err
 	}
 	used := d.cpu().since(before).beyond(ownRate, time.Since(start))
-	f.Batch.MachineCPU = (machineBusy() - busy0) / float64(o.batch)
+	f.Batch.MachineCPU = busySince(busy0, start) / float64(o.batch)
 	var last time.Time
 	invs, err := readInvocations(d.simLog)
 	if err != nil {

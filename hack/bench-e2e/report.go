@@ -50,7 +50,8 @@ type batchFigures struct {
 	CPU        cpuPerBottle
 	ByHandCPU  float64
 	// MachineCPU and ByHandMachineCPU are the whole machine's busy CPU
-	// seconds per Bottle during each (see machineBusy).
+	// seconds per Bottle during each (see machineBusy), beyond the rate
+	// measured while the environment idled.
 	MachineCPU, ByHandMachineCPU float64
 }
 
@@ -168,7 +169,7 @@ func (f *figures) rows() []figure {
 		if b.MachineCPU > 0 {
 			n := float64(len(b.Controller))
 			out = append(out, figure{"whole machine busy per Bottle (the batch)",
-				fmt.Sprintf("%.3f CPU-s, so %d Bottles need %.1f s of %d CPUs at the least", b.MachineCPU, len(b.Controller), b.MachineCPU*n/float64(cpus), cpus),
+				fmt.Sprintf("%.3f CPU-s beyond the idle rate, so %d Bottles need %.1f s of %d CPUs at the least", b.MachineCPU, len(b.Controller), b.MachineCPU*n/float64(cpus), cpus),
 				fmt.Sprintf("by hand: %.3f CPU-s", b.ByHandMachineCPU),
 				fmt.Sprintf("the batch took %.1f× that floor", b.ControllerSeconds/(b.MachineCPU*n/float64(cpus))), "", ""})
 		}
