@@ -145,3 +145,33 @@ func TestReservationPod(t *testing.T) {
 		t.Errorf("a resize makes the Pod stale, got %q", why)
 	}
 }
+
+func TestGuarded(t *testing.T) {
+	owning := func(manager, subresource, fields string) *v1.Bottle {
+		return &v1.Bottle{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{
+			Manager: manager, Subresource: subresource, Operation: metav1.ManagedFieldsOperationApply,
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)},
+		}}}}
+	}
+	ready := `{"f:status":{"f:conditions":{"k:{\"type\":\"Ready\"}":{}}}}`
+	scheduled := `{"f:status":{"f:conditions":{"k:{\"type\":\"Scheduled\"}":{}}}}`
+	ov := &overlay{Phase: v1.PhasePending}
+	cases := []struct {
+		name string
+		b    *v1.Bottle
+		ov   *overlay
+		want bool
+	}{
+		{"Scheduled alone, nothing to release", owning(v1.FieldManagerCluster, "status", scheduled), nil, false},
+		{"a new Bottle, no fields at all", &v1.Bottle{}, nil, false},
+		{"the agent owns Ready", owning(v1.FieldManagerAgent, "status", ready), nil, false},
+		{"writing the overlay", &v1.Bottle{}, ov, true},
+		{"releasing the overlay it holds", owning(v1.FieldManagerCluster, "status", ready), nil, true},
+		{"rewriting the overlay it holds", owning(v1.FieldManagerCluster, "status", ready), ov, true},
+	}
+	for _, c := range cases {
+		if got := guarded(c.b, c.ov); got != c.want {
+			t.Errorf("%s: guarded = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

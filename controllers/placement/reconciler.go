@@ -109,9 +109,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if upToDate(b, want, ov) {
 		return ctrl.Result{RequeueAfter: requeue}, nil
 	}
-	// The overlay, or releasing one, depends on what the agent last said.
-	guarded := ov != nil || holdsOverlay(b)
-	if err := applyStatus(ctx, r.Client, b, want, guarded); err != nil {
+	if err := applyStatus(ctx, r.Client, b, want, guarded(b, ov)); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			// The Bottle changed (the agent wrote): its event brings it back.
 			return ctrl.Result{}, nil

@@ -76,6 +76,11 @@ func ownsCondition(b *v1.Bottle, typ string) bool {
 	return false
 }
 
+// guarded reports whether the apply must carry b's resourceVersion: when it
+// writes the overlay, or releases one, it depends on what the agent last
+// said.
+func guarded(b *v1.Bottle, ov *overlay) bool { return ov != nil || holdsOverlay(b) }
+
 // applyStatus server-side applies st as the cluster controller's fields.
 // With guarded, it applies on the version of b it was computed from: if the
 // agent wrote meanwhile, the API server refuses (409) and the next pass
