@@ -150,7 +150,7 @@ func TestGuarded(t *testing.T) {
 	owning := func(manager, subresource, fields string) *v1.Bottle {
 		return &v1.Bottle{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{
 			Manager: manager, Subresource: subresource, Operation: metav1.ManagedFieldsOperationApply,
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)},
+			FieldsV1: metav1.NewFieldsV1(fields),
 		}}}}
 	}
 	ready := `{"f:status":{"f:conditions":{"k:{\"type\":\"Ready\"}":{}}}}`
