@@ -85,9 +85,8 @@ func guarded(b *v1.Bottle, ov *overlay) bool { return ov != nil || holdsOverlay(
 // With guarded, it applies on the version of b it was computed from: if the
 // agent wrote meanwhile, the API server refuses (409) and the next pass
 // decides again, so a stale overlay never covers what the agent just said.
-// Scheduled alone needs no guard (no other writer has it), and an agent
-// writes at once after placement, so guarding it too would refuse most
-// first placements and cost a second write.
+// Scheduled alone needs no guard: no other writer has it, and a refusal
+// there would only cost the API server a second write.
 func applyStatus(ctx context.Context, c client.Client, b *v1.Bottle, st *v1.BottleStatus, guarded bool) error {
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
 	if err != nil {
