@@ -9,8 +9,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -116,15 +114,10 @@ func (r *BottleReconciler) writeStatus(ctx context.Context, s *scope, reconcileE
 // applyStatus server-side applies the agent's fields of status: everything
 // but the conditions other writers own.
 func (r *BottleReconciler) applyStatus(ctx context.Context, b *v1.Bottle, st *v1.BottleStatus) error {
-	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ownedOnly(st))
+	u, err := b.StatusApplyObject(ownedOnly(st))
 	if err != nil {
 		return err
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{"status": raw}}
-	u.SetAPIVersion(v1.GroupVersion.String())
-	u.SetKind("Bottle")
-	u.SetName(b.Name)
-	u.SetNamespace(b.Namespace)
 	return r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1.FieldManagerAgent), client.ForceOwnership)
 }
 
@@ -160,11 +153,7 @@ func trimTails(st *v1.BottleStatus) {
 // (metadata.finalizers is a set). A Bottle deleted meanwhile is not
 // re-created: its spec is required.
 func (r *BottleReconciler) addFinalizer(ctx context.Context, b *v1.Bottle) error {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(v1.GroupVersion.String())
-	u.SetKind("Bottle")
-	u.SetName(b.Name)
-	u.SetNamespace(b.Namespace)
+	u := b.ApplyObject()
 	u.SetUID(b.UID)
 	u.SetFinalizers([]string{v1.Finalizer})
 	return r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1.FieldManagerAgent), client.ForceOwnership)

@@ -175,17 +175,27 @@ func run(ctx context.Context, o *options) error {
 	return mgr.Start(ctx)
 }
 
+// newScheme holds the built-in types and Bottles: what both modes read and
+// write.
+func newScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := v1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return scheme, nil
+}
+
 // newAgent builds the agent's manager. The Bottle reconciler (or, on a node
 // whose smolvm is unusable, the nodecheck reconciler) runs only while this
 // process holds the node's Lease; the exec API, probes and metrics run in a
 // standby too.
 func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, error) {
 	log := ctrl.Log.WithName("setup")
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := v1.AddToScheme(scheme); err != nil {
+	scheme, err := newScheme()
+	if err != nil {
 		return nil, err
 	}
 

@@ -6,8 +6,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
@@ -88,15 +86,10 @@ func guarded(b *v1.Bottle, ov *overlay) bool { return ov != nil || holdsOverlay(
 // Scheduled alone needs no guard: no other writer has it, and a refusal
 // there would only cost the API server a second write.
 func applyStatus(ctx context.Context, c client.Client, b *v1.Bottle, st *v1.BottleStatus, guarded bool) error {
-	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
+	u, err := b.StatusApplyObject(st)
 	if err != nil {
 		return err
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{"status": raw}}
-	u.SetAPIVersion(v1.GroupVersion.String())
-	u.SetKind("Bottle")
-	u.SetName(b.Name)
-	u.SetNamespace(b.Namespace)
 	if guarded {
 		u.SetResourceVersion(b.ResourceVersion)
 	}
