@@ -75,20 +75,37 @@ place() {
     [ ! -L "$d" ] || refuse "$d, where copies are staged, is a link or writable by a non-root user"
     set -- "$@" "$d"
   done
-  # One stat for all of them: every process is a guest exec's worth of
-  # work. Lines are "uid:mode:path" (the staging path has no ":").
-  IFS=$nl
-  for l in $(stat -c %u:%a:%n -- "$@"); do
-    u=${l%%:*} l=${l#*:}
-    [ "$u" = 0 ] && [ $(( 0${l%%:*} & 022 )) = 0 ] ||
-      refuse "${l#*:}, where copies are staged, is a link or writable by a non-root user"
-  done
-  IFS=/
-  [ -f "$staged" ] && [ ! -L "$staged" ] && [ "$(stat -c %u:%h -- "$staged")" = 0:1 ] ||
+  [ -f "$staged" ] && [ ! -L "$staged" ] ||
     refuse "the staged copy $staged is not root's own file"
+  # One stat for all of them and the staged copy: every process is a guest
+  # exec's worth of work. Lines are "uid:mode:links:path" (the staging
+  # path has no ":").
+  IFS=$nl
+  seen=
+  for l in $(stat -c %u:%a:%h:%n -- "$@" "$staged"); do
+    u=${l%%:*} l=${l#*:}
+    m=${l%%:*} l=${l#*:}
+    h=${l%%:*} p=${l#*:}
+    if [ "$p" = "$staged" ]; then
+      [ "$u:$h" = 0:1 ] || refuse "the staged copy $staged is not root's own file"
+      seen=1
+    else
+      [ "$u" = 0 ] && [ $(( 0$m & 022 )) = 0 ] ||
+        refuse "$p, where copies are staged, is a link or writable by a non-root user"
+    fi
+  done
+  [ -n "$seen" ] || refuse "the staged copy $staged is not root's own file"
+  IFS=/
   uid=0 gid=0
   if [ -n "$owner" ]; then
-    uid=$(id -u -- "$owner" 2>/dev/null) && gid=$(id -g -- "$owner" 2>/dev/null) || exit 4
+    # One id for both: "uid=U(user) gid=G(group) ...", POSIX's format in
+    # the C locale (a name may be missing: "gid=G groups=...").
+    ids=$(LC_ALL=C id -- "$owner" 2>/dev/null) || exit 4
+    uid=${ids#uid=} uid=${uid%%[( ]*}
+    gid=${ids#* gid=} gid=${gid%%[( ]*}
+    case $uid:$gid in
+    *[!0-9:]* | :* | *:) refuse "cannot read the uid and gid of $owner from: $ids" ;;
+    esac
   fi
   chown -- "$uid:$gid" "$staged"
   chmod -- "$mode" "$staged"

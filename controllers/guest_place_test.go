@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -153,6 +154,50 @@ func TestCopyInSafelyRefusesAStagingDirOthersCanWrite(t *testing.T) {
 	guest("chmod 0755 " + stagingDir)
 	if res[0].outcome != refused || !strings.Contains(res[0].msg, stagingDir+", where copies are staged, is a link or writable by a non-root user") {
 		t.Fatalf("placing from a world-writable staging dir: %+v", res[0])
+	}
+	if got := guest("ls /home/node/f 2>&1 | grep -c 'No such'; " + noStagedCopies); got != "1\n0\n" {
+		t.Fatalf("guest after the refusal: %q", got)
+	}
+}
+
+// An owner is resolved with one `id`, whose line names a group only when
+// the group exists: a user whose primary group has no entry still gets
+// its numeric gid.
+func TestCopyInSafelyResolvesAnOwnerWithoutAGroupName(t *testing.T) {
+	r, s, guest := placeOnSimulator(t)
+	guest(`echo 'loner:x:1234:4321::/home/loner:/bin/sh' >> /etc/passwd && mkdir /home/loner && chown 1234 /home/loner`)
+	if got := guest("LC_ALL=C id loner"); !strings.HasPrefix(got, "uid=1234(loner) gid=4321 ") {
+		t.Fatalf("id loner = %q, want a gid without a name", got)
+	}
+	if res := land(t, r, s, desiredFile{path: "/home/loner/f", mode: 0o600, owner: "loner"}); res[0].outcome != placed {
+		t.Fatalf("copy for loner: %+v", res[0])
+	}
+	if got := guest("stat -c '%u:%g %a' /home/loner/f"); got != "1234:4321 600\n" {
+		t.Fatalf("/home/loner/f: %q", got)
+	}
+}
+
+// A staged copy with a second name (a hard link someone made to keep the
+// content) is not placed.
+func TestCopyInSafelyRefusesAStagedCopyWithAnotherName(t *testing.T) {
+	r, s, guest := placeOnSimulator(t)
+	dir := t.TempDir()
+	host := filepath.Join(dir, "0")
+	if err := os.WriteFile(host, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	staged := path.Join(stagingDir, ".bottle-staged-0")
+	if err := r.Machines.CopyIn(context.Background(), s.machineName, host, staged, stagedMode, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	guest("ln " + staged + " " + stagingDir + "/kept")
+	defer guest("rm -f " + stagingDir + "/kept")
+	res, err := r.placeStaged(context.Background(), s, []string{staged, "/home/node/f", "node", "644"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].outcome != refused || !strings.Contains(res[0].msg, "is not root's own file") {
+		t.Fatalf("placing a staged copy with two links: %+v", res[0])
 	}
 	if got := guest("ls /home/node/f 2>&1 | grep -c 'No such'; " + noStagedCopies); got != "1\n0\n" {
 		t.Fatalf("guest after the refusal: %q", got)

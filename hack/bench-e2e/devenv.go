@@ -27,6 +27,9 @@ type devEnv struct {
 	latency string
 	node    string
 	client  client.WithWatch
+	// agentMetrics is the agent's metrics endpoint (dev-up.sh: the API
+	// server's port + 100).
+	agentMetrics string
 }
 
 // devProcesses are the pid files hack/dev-up.sh writes, in
@@ -38,10 +41,11 @@ var devProcesses = []string{"agent", "cluster", "kube-scheduler", "kube-apiserve
 // smolvm process it starts.
 func startDev(ctx context.Context, o *options, phase, latency string) (*devEnv, error) {
 	d := &devEnv{
-		repo:    o.repo,
-		dir:     filepath.Join(o.workDir, "dev-"+phase),
-		latency: latency,
-		node:    "bench-node",
+		repo:         o.repo,
+		dir:          filepath.Join(o.workDir, "dev-"+phase),
+		latency:      latency,
+		node:         "bench-node",
+		agentMetrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", o.apiPort+100),
 	}
 	d.simLog = filepath.Join(d.dir, "smolvm-invocations.jsonl")
 	if err := os.RemoveAll(d.dir); err != nil {

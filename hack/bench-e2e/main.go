@@ -134,11 +134,18 @@ func quietPhase(ctx context.Context, o *options, f *figures) error {
 	type handRun struct {
 		name       string
 		start, end time.Time
+		calls      float64
 	}
 	var names []string
 	var hands []handRun
+	// The agent's own account of its smolvm calls, per single Bottle.
+	agentCalls := map[string]float64{}
 	for i := 0; i < o.singles; i++ {
 		name := fmt.Sprintf("single-%d", i)
+		before, err := d.agentSmolvmSeconds(ctx)
+		if err != nil {
+			return err
+		}
 		start := time.Now()
 		w.created(name, start)
 		if err := d.client.Create(ctx, benchBottle(name, d.node)); err != nil {
@@ -147,9 +154,14 @@ func quietPhase(ctx context.Context, o *options, f *figures) error {
 		if _, err := w.waitReady(ctx, d.client, []string{name}, 5*time.Minute); err != nil {
 			return err
 		}
+		after, err := d.agentSmolvmSeconds(ctx)
+		if err != nil {
+			return err
+		}
+		agentCalls[name] = after - before
 		names = append(names, name)
 		h := handRun{name: "hand-" + name, start: time.Now()}
-		if err := hand.run(ctx, h.name); err != nil {
+		if h.calls, err = hand.run(ctx, h.name); err != nil {
 			return fmt.Errorf("by hand: %w", err)
 		}
 		h.end = time.Now()
@@ -172,13 +184,14 @@ func quietPhase(ctx context.Context, o *options, f *figures) error {
 		work := workOf(agentInvs, t.machine, t.created, t.ready)
 		f.Single.Controller = append(f.Single.Controller, bottleRun{
 			Seconds: t.ready.Sub(t.created).Seconds(), AgentSeconds: t.ready.Sub(t.scheduled).Seconds(),
-			SmolvmSeconds: work.seconds, Processes: work.processes, ByVerb: work.byVerb,
+			SmolvmSeconds: work.seconds, CallerSmolvmSeconds: agentCalls[n], Processes: work.processes, ByVerb: work.byVerb,
 		})
 	}
 	for _, h := range hands {
 		work := workOf(handInvs, h.name, h.start, h.end)
 		f.Single.ByHand = append(f.Single.ByHand, bottleRun{
-			Seconds: h.end.Sub(h.start).Seconds(), SmolvmSeconds: work.seconds, Processes: work.processes, ByVerb: work.byVerb,
+			Seconds: h.end.Sub(h.start).Seconds(), SmolvmSeconds: work.seconds, CallerSmolvmSeconds: h.calls,
+			Processes: work.processes, ByVerb: work.byVerb,
 		})
 	}
 	first := times[names[0]]
@@ -230,7 +243,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 	cpu0, busy0, start := childrenCPU(), machineBusy(), time.Now()
 	for i := 0; i < o.handBatch; i++ {
 		name := fmt.Sprintf("hand-batch-%d", i)
-		if err := hand.run(ctx, name); err != nil {
+		if _, err := hand.run(ctx, name); err != nil {
 			return fmt.Errorf("by hand: %w", err)
 		}
 		handNames = append(handNames, name)

@@ -185,8 +185,9 @@ func newByHand(d *devEnv, workDir, log string) (*byHand, error) {
 	return &byHand{cli: cli, hostFile: hostFile}, nil
 }
 
-// run makes machine name Ready by hand.
-func (h *byHand) run(ctx context.Context, name string) error {
+// run makes machine name Ready by hand, and returns how long its calls
+// took as it saw them (each from starting smolvm to reaping it).
+func (h *byHand) run(ctx context.Context, name string) (float64, error) {
 	// The controller's MachineSpec (controllers/bottle_machine.go) for the
 	// defaulted spec: 2 CPUs, 4096 MiB, no network, its four labels.
 	spec := smolvm.MachineSpec{
@@ -196,28 +197,42 @@ func (h *byHand) run(ctx context.Context, name string) error {
 			v1.LabelName: name, v1.LabelNetwork: "none",
 		},
 	}
-	if err := h.cli.Create(ctx, spec); err != nil {
+	var calls time.Duration
+	call := func(f func() error) error {
+		start := time.Now()
+		err := f()
+		calls += time.Since(start)
 		return err
 	}
-	if err := h.cli.Start(ctx, name); err != nil {
-		return err
+	if err := call(func() error { return h.cli.Create(ctx, spec) }); err != nil {
+		return 0, err
 	}
-	if err := h.cli.CopyIn(ctx, name, h.hostFile, benchFilePath, benchFileMode, nodeUID, nodeGID); err != nil {
-		return err
+	if err := call(func() error { return h.cli.Start(ctx, name) }); err != nil {
+		return 0, err
+	}
+	if err := call(func() error {
+		return h.cli.CopyIn(ctx, name, h.hostFile, benchFilePath, benchFileMode, nodeUID, nodeGID)
+	}); err != nil {
+		return 0, err
 	}
 	for _, step := range benchSteps {
-		res, err := h.cli.Exec(ctx, smolvm.ExecRequest{
-			Machine: name, User: benchUser, Script: step.Script, Mode: smolvm.ModeLogin,
-			Timeout: time.Duration(600) * time.Second,
+		var res smolvm.ExecResult
+		err := call(func() error {
+			var err error
+			res, err = h.cli.Exec(ctx, smolvm.ExecRequest{
+				Machine: name, User: benchUser, Script: step.Script, Mode: smolvm.ModeLogin,
+				Timeout: time.Duration(600) * time.Second,
+			})
+			return err
 		})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if res.ExitCode != 0 {
-			return fmt.Errorf("step %s by hand: exit %d: %s", step.Name, res.ExitCode, res.Stderr)
+			return 0, fmt.Errorf("step %s by hand: exit %d: %s", step.Name, res.ExitCode, res.Stderr)
 		}
 	}
-	return nil
+	return calls.Seconds(), nil
 }
 
 // remove deletes machines made by hand (not measured).
