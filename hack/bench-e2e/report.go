@@ -195,9 +195,9 @@ func (f *figures) rows() []figure {
 			loaded = ms(median(pick(b.Controller, bottleRun.overhead)))
 		}
 		out = append(out, figure{"controller overhead per Bottle (create→Ready − smolvm time), p50",
-			fmt.Sprintf("%s one at a time, of which placement (create→Scheduled) %s; without process starts and exits as smolvm time (the simulator's own): %s one at a time, %s in the batch",
+			fmt.Sprintf("%s one at a time, of which placement (create→Scheduled) %s; against the simulator's own times (process starts and exits count as overhead): %s one at a time, %s in the batch",
 				ms(median(pick(sc, bottleRun.callerOverhead))), ms(median(pick(sc, bottleRun.placement))), ms(median(pick(sc, bottleRun.overhead))), loaded),
-			fmt.Sprintf("by hand: %s; without process starts and exits: %s", ms(median(pick(sh, bottleRun.callerOverhead))), ms(median(pick(sh, bottleRun.overhead)))),
+			fmt.Sprintf("by hand: %s; against the simulator's own times: %s", ms(median(pick(sh, bottleRun.callerOverhead))), ms(median(pick(sh, bottleRun.overhead)))),
 			"", "≤ 25 ms p50", ""})
 	}
 	if i := f.Idle; i.Bottles > 0 {
