@@ -1,18 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// smolvmDurationSum is the agent driver's histogram of its smolvm calls,
-// timed around each process (internal/smolvm/metrics.go).
-const smolvmDurationSum = "smolvm_command_duration_seconds_sum"
+// smolvmDuration is the smolvm driver's histogram of its calls, timed
+// around each process (internal/smolvm/metrics.go): the agent's, and the
+// benchmark's own for the work by hand, which uses the same driver.
+const smolvmDuration = "smolvm_command_duration_seconds"
 
 // nodeWideVerbs name no machine: a resync's ls and the version check.
 var nodeWideVerbs = map[string]bool{"list": true, "version": true}
@@ -35,39 +38,53 @@ func (d *devEnv) agentSmolvmSeconds(ctx context.Context) (float64, error) {
 	if res.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("agent metrics %s: %s", d.agentMetrics, res.Status)
 	}
-	return machineCallSeconds(res.Body)
+	return textMachineCallSeconds(res.Body)
 }
 
-// machineCallSeconds sums smolvmDurationSum over the verbs that work on a
-// machine, from Prometheus text exposition.
-func machineCallSeconds(r io.Reader) (float64, error) {
+// handSmolvmSeconds is the same for the calls made by hand, from this
+// process's own registry.
+func handSmolvmSeconds() (float64, error) {
+	fams, err := metrics.Registry.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range fams {
+		if f.GetName() == smolvmDuration {
+			return machineCallSeconds(f), nil
+		}
+	}
+	return 0, nil
+}
+
+// textMachineCallSeconds reads machineCallSeconds from Prometheus text
+// exposition.
+func textMachineCallSeconds(r io.Reader) (float64, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return 0, fmt.Errorf("agent metrics: %w", err)
+	}
+	f, ok := fams[smolvmDuration]
+	if !ok {
+		return 0, nil
+	}
+	return machineCallSeconds(f), nil
+}
+
+// machineCallSeconds sums the histogram over the verbs that work on a
+// machine.
+func machineCallSeconds(f *dto.MetricFamily) float64 {
 	var total float64
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, smolvmDurationSum+"{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			return 0, fmt.Errorf("agent metrics: cannot read %q", line)
-		}
+	for _, m := range f.GetMetric() {
 		verb := ""
-		for _, l := range strings.Split(labels, ",") {
-			if v, ok := strings.CutPrefix(l, `verb="`); ok {
-				verb = strings.TrimSuffix(v, `"`)
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "verb" {
+				verb = l.GetValue()
 			}
 		}
-		if nodeWideVerbs[verb] {
-			continue
+		if !nodeWideVerbs[verb] {
+			total += m.GetHistogram().GetSampleSum()
 		}
-		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("agent metrics: %q: %w", line, err)
-		}
-		total += v
 	}
-	return total, sc.Err()
+	return total
 }

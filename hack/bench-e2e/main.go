@@ -160,11 +160,20 @@ func quietPhase(ctx context.Context, o *options, f *figures) error {
 		}
 		agentCalls[name] = after - before
 		names = append(names, name)
+		handBefore, err := handSmolvmSeconds()
+		if err != nil {
+			return err
+		}
 		h := handRun{name: "hand-" + name, start: time.Now()}
-		if h.calls, err = hand.run(ctx, h.name); err != nil {
+		if err := hand.run(ctx, h.name); err != nil {
 			return fmt.Errorf("by hand: %w", err)
 		}
 		h.end = time.Now()
+		handAfter, err := handSmolvmSeconds()
+		if err != nil {
+			return err
+		}
+		h.calls = handAfter - handBefore
 		hands = append(hands, h)
 	}
 	times, err := w.waitReady(ctx, d.client, names, time.Minute)
@@ -243,7 +252,7 @@ func batchPhase(ctx context.Context, o *options, f *figures) error {
 	cpu0, busy0, start := childrenCPU(), machineBusy(), time.Now()
 	for i := 0; i < o.handBatch; i++ {
 		name := fmt.Sprintf("hand-batch-%d", i)
-		if _, err := hand.run(ctx, name); err != nil {
+		if err := hand.run(ctx, name); err != nil {
 			return fmt.Errorf("by hand: %w", err)
 		}
 		handNames = append(handNames, name)

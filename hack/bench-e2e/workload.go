@@ -185,9 +185,8 @@ func newByHand(d *devEnv, workDir, log string) (*byHand, error) {
 	return &byHand{cli: cli, hostFile: hostFile}, nil
 }
 
-// run makes machine name Ready by hand, and returns how long its calls
-// took as it saw them (each from starting smolvm to reaping it).
-func (h *byHand) run(ctx context.Context, name string) (float64, error) {
+// run makes machine name Ready by hand.
+func (h *byHand) run(ctx context.Context, name string) error {
 	// The controller's MachineSpec (controllers/bottle_machine.go) for the
 	// defaulted spec: 2 CPUs, 4096 MiB, no network, its four labels.
 	spec := smolvm.MachineSpec{
@@ -197,42 +196,28 @@ func (h *byHand) run(ctx context.Context, name string) (float64, error) {
 			v1.LabelName: name, v1.LabelNetwork: "none",
 		},
 	}
-	var calls time.Duration
-	call := func(f func() error) error {
-		start := time.Now()
-		err := f()
-		calls += time.Since(start)
+	if err := h.cli.Create(ctx, spec); err != nil {
 		return err
 	}
-	if err := call(func() error { return h.cli.Create(ctx, spec) }); err != nil {
-		return 0, err
+	if err := h.cli.Start(ctx, name); err != nil {
+		return err
 	}
-	if err := call(func() error { return h.cli.Start(ctx, name) }); err != nil {
-		return 0, err
-	}
-	if err := call(func() error {
-		return h.cli.CopyIn(ctx, name, h.hostFile, benchFilePath, benchFileMode, nodeUID, nodeGID)
-	}); err != nil {
-		return 0, err
+	if err := h.cli.CopyIn(ctx, name, h.hostFile, benchFilePath, benchFileMode, nodeUID, nodeGID); err != nil {
+		return err
 	}
 	for _, step := range benchSteps {
-		var res smolvm.ExecResult
-		err := call(func() error {
-			var err error
-			res, err = h.cli.Exec(ctx, smolvm.ExecRequest{
-				Machine: name, User: benchUser, Script: step.Script, Mode: smolvm.ModeLogin,
-				Timeout: time.Duration(600) * time.Second,
-			})
-			return err
+		res, err := h.cli.Exec(ctx, smolvm.ExecRequest{
+			Machine: name, User: benchUser, Script: step.Script, Mode: smolvm.ModeLogin,
+			Timeout: time.Duration(600) * time.Second,
 		})
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if res.ExitCode != 0 {
-			return 0, fmt.Errorf("step %s by hand: exit %d: %s", step.Name, res.ExitCode, res.Stderr)
+			return fmt.Errorf("step %s by hand: exit %d: %s", step.Name, res.ExitCode, res.Stderr)
 		}
 	}
-	return calls.Seconds(), nil
+	return nil
 }
 
 // remove deletes machines made by hand (not measured).
