@@ -75,6 +75,11 @@ func checkDaemonSetPaths(t *testing.T, dir string, o *options, pod corev1.PodSpe
 	if o.smolvmRoot.root == "" {
 		t.Fatalf("config/%s: the agent runs smolvm without --smolvm-root: a dynamically linked smolvm cannot run from its image", dir)
 	}
+	// smolvm.CheckRootPIDNamespace: smolvm in the root reads the host's
+	// /proc, so it must run in the host's PID namespace.
+	if !pod.HostPID {
+		t.Errorf("config/%s: the agent runs smolvm in the host's root without hostPID: smolvm would see the host's pids from the container's namespace", dir)
+	}
 	if m := mounts[o.smolvmRoot.root]; m.hostPath != "/" || !m.readOnly {
 		t.Errorf("config/%s: --smolvm-root %s is %+v, want the host's / mounted read-only", dir, o.smolvmRoot.root, m)
 	}

@@ -211,8 +211,10 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	cli.Root = o.smolvmRoot.root
 	cli.Timeouts = o.timeouts.Timeouts
 	cli.DefaultExecTimeout = o.timeouts.exec
+	var systemd *vmlauncher.Systemd
 	if o.vmLauncher == "systemd" {
-		cli.Launcher = &vmlauncher.Systemd{Socket: o.systemBusSocket, OverheadMiB: vmlauncher.DefaultOverheadMiB}
+		systemd = &vmlauncher.Systemd{Socket: o.systemBusSocket, OverheadMiB: vmlauncher.DefaultOverheadMiB}
+		cli.Launcher = systemd
 	}
 	log.Info("starting agent", "version", version.Version, "revision", version.Revision, "node", o.nodeName,
 		"lease", o.lease.namespace+"/"+agentlease.Name(o.nodeName), "identity", o.lease.identity, "vmLauncher", o.vmLauncher, "smolvmRoot", o.smolvmRoot.root)
@@ -255,19 +257,30 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		return nil, err
 	}
 
-	// A node whose smolvm is missing or too old keeps the agent up and
-	// saying so (nodecheck) rather than crash-looping.
+	// A node that cannot run machines (smolvm missing or too old, the
+	// agent outside the PID namespace smolvm sees, no systemd for the
+	// systemd launcher) keeps the agent up and saying so (nodecheck)
+	// rather than crash-looping or failing every start.
 	checkSmolvm := func(ctx context.Context) error {
 		v, err := cli.CheckVersion(ctx)
-		if err == nil {
-			log.Info("using smolvm", "path", o.smolvmPath, "root", o.smolvmRoot.root, "version", v)
+		if err != nil {
+			return fmt.Errorf("smolvm at %s: %w", o.smolvmRoot.where(o.smolvmPath), err)
 		}
-		return err
+		if err := smolvm.CheckRootPIDNamespace(o.smolvmRoot.root); err != nil {
+			return err
+		}
+		if systemd != nil {
+			if err := systemd.Check(ctx); err != nil {
+				return err
+			}
+		}
+		log.Info("using smolvm", "path", o.smolvmPath, "root", o.smolvmRoot.root, "version", v)
+		return nil
 	}
 	if err := checkSmolvm(ctx); err != nil {
-		log.Error(err, "this node cannot run machines; marking its Bottles and failing /readyz until smolvm is usable",
+		log.Error(err, "this node cannot run machines; marking its Bottles and failing /readyz until it can",
 			"path", o.smolvmPath, "root", o.smolvmRoot.root, "minimumVersion", smolvm.MinVersion)
-		state := nodecheck.NewState(fmt.Errorf("smolvm at %s: %w", o.smolvmRoot.where(o.smolvmPath), err))
+		state := nodecheck.NewState(err)
 		if err := mgr.AddReadyzCheck("smolvm", state.Readyz); err != nil {
 			return nil, err
 		}

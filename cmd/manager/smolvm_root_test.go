@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"runtime"
 	"testing"
@@ -69,18 +67,7 @@ func TestAgentWithoutChrootCapabilityIsUnavailable(t *testing.T) {
 		}
 	})
 
-	g.Eventually(func() string {
-		resp, err := http.Get("http://" + o.probeAddr + "/readyz/smolvm")
-		if err != nil {
-			return err.Error()
-		}
-		defer func() { _ = resp.Body.Close() }()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode == http.StatusOK {
-			return "ready"
-		}
-		return string(body)
-	}, 30*time.Second, 100*time.Millisecond).Should(And(
+	g.Eventually(func() string { return probeBody(o.probeAddr, "/readyz/smolvm") }, 30*time.Second, 100*time.Millisecond).Should(And(
 		ContainSubstring(`SmolvmUnavailable: smolvm at "/opt/smolvm/bin/smolvm" (in --smolvm-root `),
 		ContainSubstring("needs CAP_SYS_CHROOT, which the agent does not have"),
 	))

@@ -52,6 +52,9 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// controller-runtime's leader election records its LeaderElection event as a
+// core/v1 Event in the Lease's namespace.
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=bottle-system
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch,namespace=bottle-system
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create;update,namespace=bottle-system
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -137,4 +138,30 @@ func loaderErrorMessage(stderr string) (string, bool) {
 		return "", false
 	}
 	return "smolvm cannot start: " + line[i:], true
+}
+
+// CheckRootPIDNamespace says whether root's /proc shows this process's own
+// PID namespace. smolvm runs chrooted into root and reads root/proc (the
+// node's procfs in the installed agent) while it lives in the agent's PID
+// namespace: with a container's own PID namespace, every pid smolvm records,
+// probes or signals belongs to the other namespace (a machine is "not
+// running" for ever, a stop gets ESRCH, bwrap cannot open /proc/PID/ns), so
+// the agent needs hostPID. A root without a procfs has nothing to disagree
+// with and passes.
+func CheckRootPIDNamespace(root string) error {
+	if root == "" {
+		return nil
+	}
+	proc := filepath.Join(root, "proc")
+	self, err := os.Readlink(filepath.Join(proc, "self"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s/self: %w", proc, err)
+	}
+	if pid := strconv.Itoa(os.Getpid()); self != pid {
+		return fmt.Errorf("the agent's PID namespace is not the one %s shows (the agent is pid %s here, %s there), so smolvm would see and signal the wrong processes: run the agent with hostPID: true (dist/install.yaml does)", proc, pid, self)
+	}
+	return nil
 }

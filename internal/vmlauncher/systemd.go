@@ -73,6 +73,30 @@ func (s *Systemd) launch(ctx context.Context, req smolvm.LaunchRequest) error {
 	return err
 }
 
+// systemdBusName is the name systemd owns on the system bus.
+const systemdBusName = "org.freedesktop.systemd1"
+
+// Check says whether systemd owns its name on the bus, without starting
+// anything: asking the bus (NameHasOwner) never triggers activation, which on
+// a bus without systemd fails with an activation helper's exit code instead.
+// The agent runs it at start, so a node without systemd says so on its
+// Bottles rather than failing every start.
+func (s *Systemd) Check(ctx context.Context) error {
+	conn, err := dial(ctx, s.socket())
+	if err != nil {
+		return fmt.Errorf("systemd launcher: connect to the system bus at %s: %w", s.socket(), err)
+	}
+	defer func() { _ = conn.Close() }()
+	var owned bool
+	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, systemdBusName).Store(&owned); err != nil {
+		return fmt.Errorf("systemd launcher: asking the system bus at %s for %s: %w", s.socket(), systemdBusName, err)
+	}
+	if !owned {
+		return fmt.Errorf("systemd launcher: no systemd on the system bus at %s (%s has no owner): --vm-launcher=systemd runs each VM in a transient unit of the host's systemd; run the agent on a systemd node, or with --vm-launcher=direct (VMs then stop with the agent)", s.socket(), systemdBusName)
+	}
+	return nil
+}
+
 func dial(ctx context.Context, socket string) (*dbus.Conn, error) {
 	c, err := dbus.Dial("unix:path="+socket, dbus.WithContext(ctx))
 	if err != nil {
@@ -92,7 +116,10 @@ func dial(ctx context.Context, socket string) (*dbus.Conn, error) {
 func startAndWait(ctx context.Context, conn *sdbus.Conn, u Unit) error {
 	ch := make(chan string, 1)
 	if _, err := conn.StartTransientUnitContext(ctx, u.Name, "fail", u.Properties(), ch); err != nil {
-		return err
+		// Name systemd: a bus without it answers with the bus's own
+		// words (e.g. an activation helper's exit code), which say
+		// nothing of systemd.
+		return fmt.Errorf("systemd launcher: start transient unit %s: %w", u.Name, err)
 	}
 	return waitJob(ctx, ch, u.Name, "start")
 }

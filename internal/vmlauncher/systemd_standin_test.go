@@ -25,7 +25,7 @@ import (
 // leaves behind (a started unit stays active until StopUnit), no KillMode
 // (StopUnit kills only a command still running), no dependencies.
 const (
-	sdBusName   = "org.freedesktop.systemd1"
+	sdBusName   = systemdBusName
 	sdPath      = dbus.ObjectPath("/org/freedesktop/systemd1")
 	sdInterface = "org.freedesktop.systemd1.Manager"
 
