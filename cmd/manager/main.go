@@ -27,6 +27,7 @@ import (
 	"github.com/bot-bottle/bottle-controller/controllers"
 	"github.com/bot-bottle/bottle-controller/internal/agentlease"
 	"github.com/bot-bottle/bottle-controller/internal/nodecheck"
+	"github.com/bot-bottle/bottle-controller/internal/reaper"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/version"
 	"github.com/bot-bottle/bottle-controller/internal/vmlauncher"
@@ -142,6 +143,11 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func main() {
+	if reaper.IsInit() {
+		// PID 1 of a container without hostPID or an init: be the init,
+		// reaping smolvm's orphans, and run the manager as its child.
+		os.Exit(reaper.Init())
+	}
 	o, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
