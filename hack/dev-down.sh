@@ -26,7 +26,7 @@ stop() {
 }
 
 # Controllers first, so they do not fight a vanishing API server.
-for name in agent cluster kube-scheduler kube-apiserver etcd; do
+for name in agent cluster kube-controller-manager kube-scheduler kube-apiserver etcd; do
 	stop "${name}"
 done
 

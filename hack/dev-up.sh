@@ -46,6 +46,8 @@ hack/ensure-deps.sh
 say "building the control plane binaries (first run: ~9 minutes, cached afterwards)"
 assets="$(hack/envtest-bins.sh | tail -n1)"
 kubectl="${assets}/kubectl"
+say "building kube-controller-manager (first run: 1-5 minutes after the control plane, cached afterwards)"
+node_bins="$(hack/node-bins.sh | tail -n1)"
 
 say "building bin/manager, the smolvm simulator and kubectl-bottle"
 go build -o bin/manager ./cmd/manager
@@ -93,10 +95,15 @@ if [[ ! -f "${tokens}" ]]; then
 		echo "$(tok),dev-viewer,dev-viewer"
 		echo "$(tok),dev-agent,dev-agent"
 		echo "$(tok),dev-cluster,dev-cluster"
+		echo "$(tok),system:kube-controller-manager,system:kube-controller-manager"
 	} >"${tokens}"
 	chmod 600 "${tokens}"
 fi
 token_of() { awk -F, -v u="$1" '$2 == u { print $1 }' "${tokens}"; }
+# A tokens file of an earlier version of this script lacks the newer users.
+if [[ -z "$(token_of system:kube-controller-manager)" ]]; then
+	echo "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'),system:kube-controller-manager,system:kube-controller-manager" >>"${tokens}"
+fi
 
 start() { # name, then argv: runs detached, pid in ${pids}/name.pid, log in ${logs}/name.log
 	local name="$1"
@@ -143,7 +150,7 @@ kc="${dev}/kubeconfig"
 kcfg() { KUBECONFIG="${kc}" "${kubectl}" config "$@" >/dev/null; }
 rm -f "${kc}"
 kcfg set-cluster dev --server "https://127.0.0.1:${api_port}" --certificate-authority "${pki}/ca.crt" --embed-certs
-for u in dev-admin dev-viewer dev-agent dev-cluster; do
+for u in dev-admin dev-viewer dev-agent dev-cluster system:kube-controller-manager; do
 	kcfg set-credentials "${u}" --token "$(token_of "${u}")"
 	kcfg set-context "${u}" --cluster dev --user "${u}" --namespace default
 done
@@ -234,9 +241,30 @@ node_memory="${DEV_NODE_MEMORY:-16Gi}"
 k taint node "${node}" node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 k patch node "${node}" --subresource status --type merge -p "{\"status\":{\"capacity\":{\"cpu\":\"${node_cpus}\",\"memory\":\"${node_memory}\",\"pods\":\"110\"},\"allocatable\":{\"cpu\":\"${node_cpus}\",\"memory\":\"${node_memory}\",\"pods\":\"110\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"DevNode\",\"message\":\"stated by hack/dev-up.sh\"}]}}" >/dev/null
 
-# No kube-controller-manager makes the namespace's default ServiceAccount,
-# which every Pod (the reservation Pods too) is admitted with.
-k create serviceaccount default -n default --dry-run=client -o yaml | k apply --server-side -f - >/dev/null
+# --- kube-controller-manager: every namespace's default ServiceAccount (which
+# every Pod, the reservation Pods too, is admitted with), garbage collection,
+# namespace deletion. Each controller runs with its own ServiceAccount's
+# credentials, as kubeadm sets it up. No kubelet heartbeats the dev node, so
+# the node lifecycle controller (which would taint it unreachable and evict
+# its reservation Pods) does not run.
+kc_kcm="${dev}/kubeconfig-kube-controller-manager"
+KUBECONFIG="${kc}" "${kubectl}" config view --minify --flatten --context system:kube-controller-manager >"${kc_kcm}"
+chmod 600 "${kc_kcm}"
+say "starting kube-controller-manager"
+start kube-controller-manager "${node_bins}/kube-controller-manager" --kubeconfig "${kc_kcm}" \
+	--authentication-kubeconfig "${kc_kcm}" --authorization-kubeconfig "${kc_kcm}" \
+	--bind-address 127.0.0.1 --secure-port "$((api_port + 107))" --cert-dir "${dev}/kcm-certs" \
+	--leader-elect=false --use-service-account-credentials \
+	--service-account-private-key-file "${pki}/sa.key" --root-ca-file "${pki}/ca.crt" \
+	--controllers '*,-node-lifecycle-controller'
+for _ in $(seq 1 120); do
+	if k get serviceaccount default -n default >/dev/null 2>&1; then break; fi
+	if ! kill -0 "$(cat "${pids}/kube-controller-manager.pid")" 2>/dev/null; then
+		say "kube-controller-manager exited; its log:"; tail -20 "${logs}/kube-controller-manager.log" >&2; exit 1
+	fi
+	sleep 0.5
+done
+k get serviceaccount default -n default >/dev/null
 
 # --- kube-scheduler places the reservation Pods (the cluster controller's).
 sched_port="$((api_port + 104))"

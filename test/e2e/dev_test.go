@@ -38,9 +38,17 @@ func (d *devEnv) run(ctx context.Context, name string, args ...string) (string, 
 }
 
 func (d *devEnv) runEnv(ctx context.Context, env []string, name string, args ...string) (string, string, error) {
+	return d.runStdin(ctx, env, "", name, args...)
+}
+
+// runStdin runs name with stdin (none when empty).
+func (d *devEnv) runStdin(ctx context.Context, env []string, stdin, name string, args ...string) (string, string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = testutil.RepoRoot()
 	cmd.Env = env
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -50,9 +58,14 @@ func (d *devEnv) runEnv(ctx context.Context, env []string, name string, args ...
 // kubectl runs kubectl as the README says: KUBECONFIG exported and the dev
 // bin directory (kubectl, kubectl-bottle) first on PATH.
 func (d *devEnv) kubectl(ctx context.Context, args ...string) (string, string, error) {
+	return d.kubectlStdin(ctx, "", args...)
+}
+
+// kubectlStdin is kubectl with stdin.
+func (d *devEnv) kubectlStdin(ctx context.Context, stdin string, args ...string) (string, string, error) {
 	bin := filepath.Join(d.dir, "bin")
 	env := append(append([]string{}, d.env...), "KUBECONFIG="+filepath.Join(d.dir, "kubeconfig"), "PATH="+bin+":"+os.Getenv("PATH"))
-	return d.runEnv(ctx, env, filepath.Join(bin, "kubectl"), args...)
+	return d.runStdin(ctx, env, stdin, filepath.Join(bin, "kubectl"), args...)
 }
 
 // TestDevUpDown is the newcomer's path: hack/dev-up.sh --background brings
@@ -116,6 +129,7 @@ func TestDevUpDown(t *testing.T) {
 	}
 	devExecChecks(ctx, t, d)
 	devSessionChecks(ctx, t, d)
+	devNewNamespaceChecks(ctx, t, d)
 
 	down()
 	for _, pid := range pids {
@@ -144,7 +158,7 @@ func readPids(t *testing.T, dir string) []int {
 		pids = append(pids, pid)
 	}
 	if len(pids) < 3 {
-		t.Fatalf("dev-up recorded %d processes, want etcd, kube-apiserver and agent", len(pids))
+		t.Fatalf("dev-up recorded %d processes, want etcd, kube-apiserver, kube-controller-manager and agent", len(pids))
 	}
 	return pids
 }
