@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/controllers"
 )
 
 var _ = Describe("Copies a guest user cannot redirect", Ordered, func() {
@@ -47,7 +48,7 @@ var _ = Describe("Copies a guest user cannot redirect", Ordered, func() {
 		Eventually(filesReady(b)).Should(Equal(v1.ReasonUnsafePath + ": file /home/node/.claude/settings.json: " +
 			"refusing to write /home/node/.claude/settings.json: /home/node/.claude is a symbolic link a non-root user could have made"))
 		Expect(guest(node, machine, "ls /etc/settings.json 2>&1 || true")).To(ContainSubstring("No such file"))
-		Eventually(guestPoll(node, machine, "ls /var/lib/bottle-controller/incoming | wc -l")).Should(Equal("0\n"), "the staged copy is removed")
+		Eventually(guestPoll(node, machine, controllers.NoStagedCopies)).Should(Equal("0\n"), "the staged copy is removed")
 		Expect(eventReasons(b)()).To(ContainElement(v1.ReasonUnsafePath))
 
 		By("the link gone: the directory is made again for node and the file lands")

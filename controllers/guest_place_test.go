@@ -74,8 +74,10 @@ func land(t *testing.T, r *BottleReconciler, s *scope, files ...desiredFile) []p
 	return res
 }
 
-// noStagedCopies is the guest command that counts staged copies left over.
-const noStagedCopies = "ls -A " + stagingDir + " | grep -c '^.bottle-staged' || true"
+// noStagedCopies is the guest command that counts staged copies left over:
+// it prints nothing and fails, rather than "0", when the staging directory
+// cannot be read.
+const noStagedCopies = "cd " + stagingDir + " && find . -maxdepth 1 -name '.bottle-staged*' | wc -l"
 
 func TestCopyInSafelyNeverFollowsAGuestUsersLink(t *testing.T) {
 	r, s, guest := placeOnSimulator(t)
