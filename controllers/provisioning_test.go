@@ -245,7 +245,7 @@ var _ = Describe("provisioning a GitOps pipeline can trust", Ordered, ContinueOn
 				}
 			}
 			return notes
-		}).Should(ContainElement(HavePrefix("cancelled: the step was edited")))
+		}).Should(ContainElement(ContainSubstring("cancelled: the step was edited")))
 	})
 
 	It("copies a file as soon as a step creates its owner", func() {
