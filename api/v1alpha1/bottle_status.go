@@ -50,6 +50,12 @@ type BottleStatus struct {
 	// +optional
 	MachineName string `json:"machineName,omitempty"`
 
+	// Template is where a templated Bottle's machine came from: set once
+	// the machine is forked, and kept (a template edit makes a new golden;
+	// this Bottle keeps the one it came from).
+	// +optional
+	Template *TemplateOrigin `json:"template,omitempty"`
+
 	// MachineState is the last state smolvm reported (created, running, stopped, failed, ...).
 	// +optional
 	MachineState string `json:"machineState,omitempty"`
@@ -149,6 +155,7 @@ type ExecResult struct {
 // +kubebuilder:printcolumn:name="Machine",type=string,JSONPath=`.status.machineName`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Template",type=string,priority=1,JSONPath=`.spec.templateRef.name`
 // +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 type Bottle struct {
