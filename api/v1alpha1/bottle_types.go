@@ -68,6 +68,10 @@ type BottleSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\s')",message="image must be an OCI reference without whitespace"
+	// smolvm reads these forms as files on the node, not registry references
+	// (smolvm:src/data/image_source.rs:49-82): a VM's root filesystem must
+	// never come from the node.
+	// +kubebuilder:validation:XValidation:rule="!(self == '-' || self.startsWith('/') || self.startsWith('./') || self.startsWith('../') || self.endsWith('.tar') || self.endsWith('.tar.gz') || self.endsWith('.tgz'))",message="image must be a registry reference: smolvm reads '-', '/...', './...', '../...' and names ending in .tar, .tar.gz or .tgz as files on the node"
 	Image string `json:"image"`
 
 	// ExecUser is the guest user that provisioning steps and sessions run as.
@@ -157,11 +161,12 @@ type Placement struct {
 
 // Resources sizes a machine.
 type Resources struct {
-	// CPUs is the number of virtual CPUs.
+	// CPUs is the number of virtual CPUs, at most 16: smolvm runs a VM
+	// with at most 16 whatever it is asked (smolvm:src/data/resources.rs:79).
 	// +optional
 	// +kubebuilder:default=2
 	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=64
+	// +kubebuilder:validation:Maximum=16
 	CPUs int32 `json:"cpus,omitempty"`
 
 	// MemoryMiB is the machine's memory in MiB.
