@@ -33,7 +33,9 @@ func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err erro
 	s.setCondition(cond, metav1.ConditionFalse, policy.Reason, msg)
 	if policy.Stall {
 		s.stall(policy.Reason, msg)
-		if policy.Reason == v1.ReasonKVMUnavailable {
+		if policy.Reason == v1.ReasonKVMUnavailable || policy.Reason == v1.ReasonAllowHostUnresolvable {
+			// Both can clear without a spec change (a module loaded, a
+			// DNS record added): look again after the period.
 			r.event(s, corev1.EventTypeWarning, policy.Reason, action, "%v", err)
 			return false, ctrl.Result{RequeueAfter: kvmRetryPeriod}, nil
 		}
@@ -201,8 +203,17 @@ func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
 // again never re-runs provisioning: completed steps stay in status.
 func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	action, unexpected := decidePower(s.spec().RunState, s.machine.State, s.before.MachineState)
+	unreachableFor := r.unreachable.observe(s.machineName, s.machine.State)
+	action, unexpected := decidePower(s.spec().RunState, s.machine.State, s.before.MachineState, unreachableFor, r.UnreachableGrace)
 	switch action {
+	case powerWait:
+		// Ask smolvm again, not the view, when the wait is over.
+		r.view.unsettled(s.machineName)
+		left := r.UnreachableGrace - unreachableFor
+		s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineUnreachable,
+			fmt.Sprintf("smolvm reports the machine unreachable (its guest agent did not answer a ping); "+
+				"restarting it if that lasts %s more", left.Round(time.Second)))
+		return false, ctrl.Result{RequeueAfter: left}, nil
 	case powerNone:
 		if s.spec().RunState == v1.RunStateStopped {
 			s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")

@@ -50,12 +50,16 @@ const (
 	// powerRestart: stop then start; the only cure for a silent guest agent.
 	powerRestart
 	powerStop
+	// powerWait: the machine is unreachable, but not for long enough to
+	// restart it (DefaultUnreachableGrace).
+	powerWait
 )
 
 // decidePower maps runState and smolvm's state to an action. unexpected is
 // set when a machine this agent saw running went down on its own (a Warning
-// event rather than a Normal one).
-func decidePower(want v1.RunState, state, lastSeen string) (action powerAction, unexpected bool) {
+// event rather than a Normal one). An unreachable machine is restarted only
+// once it has been unreachable for grace (unreachableFor).
+func decidePower(want v1.RunState, state, lastSeen string, unreachableFor, grace time.Duration) (action powerAction, unexpected bool) {
 	if want == v1.RunStateStopped {
 		if state == smolvm.StateRunning || state == smolvm.StateUnreachable {
 			return powerStop, false
@@ -67,7 +71,12 @@ func decidePower(want v1.RunState, state, lastSeen string) (action powerAction, 
 	case smolvm.StateRunning:
 		return powerNone, false
 	case smolvm.StateUnreachable:
-		return powerRestart, unexpected
+		if unreachableFor < grace {
+			return powerWait, false
+		}
+		// Past the grace the guest agent went silent on its own, whatever
+		// the last pass recorded (it recorded the wait).
+		return powerRestart, true
 	default:
 		return powerStart, unexpected
 	}
@@ -156,6 +165,8 @@ func decideFailure(class smolvm.ErrorClass) failurePolicy {
 		return failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: stallReasons[v1.ReasonKVMUnavailable]}
 	case smolvm.ErrInvalidName:
 		return failurePolicy{Reason: v1.ReasonInvalidName, Stall: stallReasons[v1.ReasonInvalidName]}
+	case smolvm.ErrUnresolvableHost:
+		return failurePolicy{Reason: v1.ReasonAllowHostUnresolvable, Stall: stallReasons[v1.ReasonAllowHostUnresolvable]}
 	case smolvm.ErrTimeout:
 		return failurePolicy{Reason: v1.ReasonSmolvmTimeout}
 	default:
@@ -187,4 +198,5 @@ func holdStall(st *v1.BottleStatus, generation int64, retry retryRequest, now ti
 
 // stallReasons are the smolvm failures only a human can clear: decideFailure
 // stalls on them and holdStall keeps them, from this one list.
-var stallReasons = map[string]bool{v1.ReasonKVMUnavailable: true, v1.ReasonInvalidName: true}
+var stallReasons = map[string]bool{v1.ReasonKVMUnavailable: true, v1.ReasonInvalidName: true,
+	v1.ReasonAllowHostUnresolvable: true}

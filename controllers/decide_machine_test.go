@@ -3,6 +3,7 @@ package controllers
 import (
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -40,16 +41,26 @@ func TestDecidePower(t *testing.T) {
 		{v1.RunStateRunning, smolvm.StateStopped, smolvm.StateStopped, powerStart, false},
 		{v1.RunStateRunning, smolvm.StateStopped, smolvm.StateRunning, powerStart, true},
 		{v1.RunStateRunning, smolvm.StateFailed, smolvm.StateRunning, powerStart, true},
-		{v1.RunStateRunning, smolvm.StateUnreachable, smolvm.StateRunning, powerRestart, true},
+		{v1.RunStateRunning, smolvm.StateUnreachable, smolvm.StateRunning, powerWait, false},
 		{v1.RunStateStopped, smolvm.StateRunning, smolvm.StateRunning, powerStop, false},
 		{v1.RunStateStopped, smolvm.StateUnreachable, smolvm.StateRunning, powerStop, false},
 		{v1.RunStateStopped, smolvm.StateStopped, smolvm.StateRunning, powerNone, false},
 		{v1.RunStateStopped, smolvm.StateCreated, "", powerNone, false},
 	}
 	for _, tc := range cases {
-		action, unexpected := decidePower(tc.want, tc.state, tc.lastSeen)
+		action, unexpected := decidePower(tc.want, tc.state, tc.lastSeen, 0, time.Minute)
 		if action != tc.action || unexpected != tc.unexpected {
 			t.Errorf("decidePower(%s, %s, %q) = %v, %t; want %v, %t", tc.want, tc.state, tc.lastSeen, action, unexpected, tc.action, tc.unexpected)
+		}
+	}
+	// A transient unreachable is waited out; a lasting one restarts.
+	for _, tc := range []struct {
+		since  time.Duration
+		action powerAction
+	}{{0, powerWait}, {59 * time.Second, powerWait}, {time.Minute, powerRestart}, {time.Hour, powerRestart}} {
+		action, unexpected := decidePower(v1.RunStateRunning, smolvm.StateUnreachable, smolvm.StateUnreachable, tc.since, time.Minute)
+		if action != tc.action || unexpected != (action == powerRestart) {
+			t.Errorf("unreachable for %s: %v, %t; want %v, a restart unexpected", tc.since, action, unexpected, tc.action)
 		}
 	}
 }
@@ -119,6 +130,7 @@ func TestDecideFailure(t *testing.T) {
 	}{
 		{smolvm.ErrKVMUnavailable, failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: true}},
 		{smolvm.ErrInvalidName, failurePolicy{Reason: v1.ReasonInvalidName, Stall: true}},
+		{smolvm.ErrUnresolvableHost, failurePolicy{Reason: v1.ReasonAllowHostUnresolvable, Stall: true}},
 		{smolvm.ErrTimeout, failurePolicy{Reason: v1.ReasonSmolvmTimeout}},
 		{smolvm.ErrNotRunning, failurePolicy{Reason: v1.ReasonSmolvmError}},
 		{smolvm.ErrOther, failurePolicy{Reason: v1.ReasonSmolvmError}},
