@@ -128,4 +128,21 @@ var _ = Describe("smolvm as it really behaves", func() {
 		Eventually(machineReadyReason(b)).Should(Equal(v1.ReasonMachineRunning))
 		Expect(machinePID(node, machine)).NotTo(Equal(pid))
 	})
+
+	It("stalls a step in an image whose USER is not root, saying what to do", func() {
+		const node = "node-imageuser"
+		a := startAgent(node, agentOptions{simEnv: []string{smolvmsim.ImageUsersEnv + "=node:22-user=node"}})
+		defer a.stop()
+		ns := newNamespace()
+		b := bottle(ns, node, step("build", "echo build"))
+		b.Spec.Image = "node:22-user"
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseFailed))
+		c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionStalled)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Reason).To(Equal(v1.ReasonStepFailed))
+		Expect(c.Message).To(ContainSubstring("non-root USER"))
+		Expect(c.Message).To(ContainSubstring("USER root"))
+	})
 })

@@ -90,8 +90,9 @@ func cmdExec(e *env, args []string) error {
 	if workdir == "" {
 		workdir = "/"
 	}
-	uid, gid := sandboxIdentity(s, r, p.command)
-	argv, err := sandboxArgv(s, r, sandboxOpts{workdir: workdir, uid: uid, gid: gid, command: p.command})
+	command := asImageUser(r, p.command)
+	uid, gid := sandboxIdentity(s, r, command)
+	argv, err := sandboxArgv(s, r, sandboxOpts{workdir: workdir, uid: uid, gid: gid, command: command})
 	if err != nil {
 		return err
 	}

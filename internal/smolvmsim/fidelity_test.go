@@ -97,3 +97,24 @@ func TestUnreachableWhileTheAgentIsBusyOrWedged(t *testing.T) {
 		t.Fatalf("answering again: state %q", st)
 	}
 }
+
+// exec runs as the image's declared USER, and runuser, as util-linux's,
+// then refuses to switch users.
+func TestExecRunsAsTheImageUser(t *testing.T) {
+	if !hostIsRoot() {
+		t.Skip("the simulator switches users only as root")
+	}
+	s := newSim(t, ImageUsersEnv+"=agent-image:1=node")
+	s.ok("machine", "create", "--name", "u", "--image", "agent-image:1")
+	s.ok("machine", "start", "--name", "u")
+	if out := s.ok("machine", "exec", "--name", "u", "--", "sh", "-c", "id -un; echo $HOME"); out != "node\n/home/node\n" {
+		t.Fatalf("exec in an image with USER node: %q", out)
+	}
+	expect(t, "runuser as node", s.run("machine", "exec", "--name", "u", "--", "runuser", "-u", "node", "--", "true"),
+		"", "runuser: may not be used by non-root users\n", 1)
+
+	s.running("plain")
+	if out := s.ok("machine", "exec", "--name", "plain", "--", "id", "-un"); out != "root\n" {
+		t.Fatalf("exec in an image without USER: %q", out)
+	}
+}
