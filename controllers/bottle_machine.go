@@ -140,6 +140,9 @@ func creatingMessage(s *scope) string { return "creating machine " + s.machineNa
 // change is reported (spec not applied: the Bottle is never Ready), or, with
 // recreatePolicy OnChange, the machine is deleted and created again.
 func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smolvm.Machine) (bool, ctrl.Result, error) {
+	if cpus, memMiB, ok := decideResize(s.spec(), m); ok {
+		return r.resizeMachine(ctx, s, m, cpus, memMiB)
+	}
 	action, msg := decideDrift(machineDiffs(s.spec(), m), s.spec().RecreatePolicy)
 	prev := meta.FindStatusCondition(s.before.Conditions, v1.ConditionMachineUpToDate)
 	switch action {
@@ -163,6 +166,43 @@ func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smol
 		return false, res, err
 	}
 	return r.createMachine(ctx, s, true)
+}
+
+// resizeMachine applies a new size: stop, `machine update`, and leave the
+// start to reconcilePower. The disk, and so everything provisioned, stays.
+func (r *BottleReconciler) resizeMachine(ctx context.Context, s *scope, m *smolvm.Machine, cpus, memMiB int) (bool, ctrl.Result, error) {
+	msg := fmt.Sprintf("resizing machine %s to %d vCPUs and %d MiB: stop, update, start (its disk is kept)",
+		s.machineName, s.spec().Resources.CPUs, s.spec().Resources.MemoryMiB)
+	s.setCondition(v1.ConditionMachineUpToDate, metav1.ConditionFalse, v1.ReasonMachineResized, msg)
+	if err := r.retryProgress(ctx, s, v1.ConditionMachineUpToDate, v1.ReasonMachineResized, msg); err != nil {
+		return false, ctrl.Result{}, err
+	}
+	if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
+		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
+			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
+		}
+	}
+	uctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
+	err := r.Machines.Update(uctx, s.machineName, cpus, memMiB)
+	cancel()
+	if err != nil {
+		return r.smolvmFailure(s, v1.ConditionMachineReady, "update", err)
+	}
+	r.event(s, corev1.EventTypeNormal, v1.ReasonMachineResized, "Update", "%s", msg)
+	resized := *m
+	resized.State = smolvm.StateStopped
+	if cpus > 0 {
+		resized.CPUs = cpus
+	}
+	if memMiB > 0 {
+		resized.MemoryMiB = memMiB
+	}
+	s.machine = &resized
+	r.view.saw(s.machineName, s.machine)
+	s.status().MachineState = smolvm.StateStopped
+	meta.RemoveStatusCondition(&s.status().Conditions, v1.ConditionMachineUpToDate)
+	s.notApplied = verdict{}
+	return true, ctrl.Result{}, nil
 }
 
 // removeMachine stops and deletes a machine of ours.

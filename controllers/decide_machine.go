@@ -126,6 +126,27 @@ func machineDiffs(spec *v1.BottleSpec, m *smolvm.Machine) []string {
 	return diffs
 }
 
+// decideResize says whether the machine differs from the spec only in
+// size, which `machine update` changes on a stopped machine keeping its
+// disk (smolvm:src/cli/machine.rs:4183-4266), and the values to set (0:
+// unchanged). Any other difference needs a new machine.
+func decideResize(spec *v1.BottleSpec, m *smolvm.Machine) (cpus, memMiB int, ok bool) {
+	if len(machineDiffs(spec, m)) == 0 {
+		return 0, 0, false
+	}
+	resized := *m
+	if m.CPUs != 0 && m.CPUs != int(spec.Resources.CPUs) {
+		cpus, resized.CPUs = int(spec.Resources.CPUs), int(spec.Resources.CPUs)
+	}
+	if m.MemoryMiB != 0 && m.MemoryMiB != int(spec.Resources.MemoryMiB) {
+		memMiB, resized.MemoryMiB = int(spec.Resources.MemoryMiB), int(spec.Resources.MemoryMiB)
+	}
+	if len(machineDiffs(spec, &resized)) > 0 {
+		return 0, 0, false
+	}
+	return cpus, memMiB, true
+}
+
 type driftAction int
 
 const (

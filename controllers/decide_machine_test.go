@@ -141,3 +141,34 @@ func TestDecideFailure(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideResize(t *testing.T) {
+	spec := &v1.BottleSpec{Image: "node:22", Resources: v1.Resources{CPUs: 4, MemoryMiB: 8192}}
+	machine := func(mut func(*smolvm.Machine)) *smolvm.Machine {
+		m := &smolvm.Machine{Image: "node:22", CPUs: 4, MemoryMiB: 8192,
+			Labels: map[string]string{v1.LabelNetwork: networkDigest(spec.Network)}}
+		if mut != nil {
+			mut(m)
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name      string
+		m         *smolvm.Machine
+		cpus, mem int
+		ok        bool
+	}{
+		{"as the spec", machine(nil), 0, 0, false},
+		{"fewer cpus", machine(func(m *smolvm.Machine) { m.CPUs = 2 }), 4, 0, true},
+		{"less memory", machine(func(m *smolvm.Machine) { m.MemoryMiB = 4096 }), 0, 8192, true},
+		{"both", machine(func(m *smolvm.Machine) { m.CPUs, m.MemoryMiB = 8, 16384 }), 4, 8192, true},
+		{"size and image: a new machine", machine(func(m *smolvm.Machine) { m.CPUs, m.Image = 2, "node:20" }), 0, 0, false},
+		{"size and network: a new machine", machine(func(m *smolvm.Machine) { m.CPUs, m.Labels[v1.LabelNetwork] = 2, "other" }), 0, 0, false},
+		{"image only", machine(func(m *smolvm.Machine) { m.Image = "node:20" }), 0, 0, false},
+	} {
+		cpus, mem, ok := decideResize(spec, tc.m)
+		if cpus != tc.cpus || mem != tc.mem || ok != tc.ok {
+			t.Errorf("%s: decideResize = %d, %d, %t; want %d, %d, %t", tc.name, cpus, mem, ok, tc.cpus, tc.mem, tc.ok)
+		}
+	}
+}

@@ -145,4 +145,35 @@ var _ = Describe("smolvm as it really behaves", func() {
 		Expect(c.Message).To(ContainSubstring("non-root USER"))
 		Expect(c.Message).To(ContainSubstring("USER root"))
 	})
+
+	It("applies a new size by stopping, updating and starting the machine, keeping its disk", func() {
+		const node = "node-update"
+		a := startAgent(node, agentOptions{resync: time.Second})
+		defer a.stop()
+		ns := newNamespace()
+		b := bottle(ns, node, step("mark", "echo x >> /home/node/mark"))
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		machine := get(b).Status.MachineName
+		pid := machinePID(node, machine)
+
+		got := get(b)
+		got.Spec.Resources.CPUs = 4
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		Eventually(eventReasons(b)).Should(ContainElement(v1.ReasonMachineResized))
+		Eventually(func() int {
+			m, err := cli(node).Status(ctx, machine)
+			if err != nil || m.State != "running" {
+				return 0
+			}
+			return m.CPUs
+		}).Should(Equal(4))
+		Eventually(func() bool {
+			got := get(b)
+			return got.Status.Phase == v1.PhaseReady && got.Status.ObservedGeneration == got.Generation
+		}).Should(BeTrue())
+		Expect(machinePID(node, machine)).NotTo(Equal(pid), "the machine was not restarted")
+		Expect(guest(node, machine, "cat /home/node/mark")).To(Equal("x\n"), "the disk was lost or the step ran again")
+		Expect(eventReasons(b)()).NotTo(ContainElement(v1.ReasonMachineRecreating))
+	})
 })

@@ -92,6 +92,10 @@ const (
 	// unreachable (its guest agent missed a ping); the agent restarts it
 	// only if that lasts.
 	ReasonMachineUnreachable = "MachineUnreachable"
+	// ReasonMachineResized (MachineUpToDate, event): spec.resources changed
+	// and the machine is stopped, updated (`machine update`) and started
+	// again, keeping its disk.
+	ReasonMachineResized = "MachineResized"
 )
 
 // ClusterReason reports whether reason is one the cluster controller writes

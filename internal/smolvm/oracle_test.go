@@ -298,6 +298,33 @@ var oracleRows = []oracleRow{
 		class: ErrUsage, msg: "smolvm rejected the command line: unexpected argument '--bogus'",
 	},
 	{
+		name: "update a stopped machine's size", src: "src/cli/machine.rs:4183-4266,4526-4534",
+		call: func(ctx context.Context, c *CLI, _ *startSignal) (ExecResult, error) {
+			return ExecResult{}, c.Update(ctx, oracleMachine, 2, 1024)
+		},
+		replies: map[string]reply{"update": {stdout: "Updated machine 'm1':\n  cpus: 4 → 2\n  memory: 8192 MiB → 1024 MiB\n\n" +
+			"Start with: smolvm machine start --name m1\n"}},
+		sim: true, setup: created, real: true,
+	},
+	{
+		name: "update a running machine", src: "src/cli/machine.rs:4279-4288; src/data/errors.rs:83",
+		call: func(ctx context.Context, c *CLI, _ *startSignal) (ExecResult, error) {
+			return ExecResult{}, c.Update(ctx, oracleMachine, 2, 0)
+		},
+		replies: map[string]reply{"update": {stderr: "Error: invalid vm state: expected stopped, got Running\n", exit: 1}},
+		class:   ErrOther, msg: "invalid vm state: expected stopped, got Running",
+		sim: true, setup: running,
+	},
+	{
+		name: "update a missing machine", src: "src/cli/machine.rs:4274-4276",
+		call: func(ctx context.Context, c *CLI, _ *startSignal) (ExecResult, error) {
+			return ExecResult{}, c.Update(ctx, oracleMachine, 2, 0)
+		},
+		replies: map[string]reply{"update": {stderr: "Error: config operation failed: update: machine 'm1' not found\n", exit: 1}},
+		class:   ErrNotFound, msg: "config operation failed: update: machine 'm1' not found",
+		sim: true, real: true,
+	},
+	{
 		name: "exec in a machine that is not running", src: "src/cli/vm_common.rs:99-119",
 		call: script("true"),
 		replies: map[string]reply{"exec": {stderr: "Error: " + msgNotRunning + "\n", exit: 1},
