@@ -2,6 +2,8 @@ package smolvm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -30,9 +32,13 @@ type connLimiter struct {
 	freed chan struct{} // closed and replaced whenever a slot frees
 }
 
-// acquire waits until machine has a free slot (within limit, or limit -
-// interactiveReserve for an interactive session) and takes it; release
-// gives it back. It fails only when ctx ends first.
+// errNoSlot: an interactive session found every slot it may take in use.
+var errNoSlot = errors.New("no free connection")
+
+// acquire takes one of machine's slots (within limit, or limit -
+// interactiveReserve for an interactive session); release gives it back.
+// A step or copy waits for a slot until ctx ends; an interactive session
+// does not wait (errNoSlot): a person would see a session that hangs.
 func (l *connLimiter) acquire(ctx context.Context, machine string, limit int, interactive bool) (release func(), err error) {
 	if interactive {
 		limit -= interactiveReserve
@@ -54,6 +60,9 @@ func (l *connLimiter) acquire(ctx context.Context, machine string, limit int, in
 		}
 		freed := l.freed
 		l.mu.Unlock()
+		if interactive {
+			return nil, errNoSlot
+		}
 		select {
 		case <-freed:
 		case <-ctx.Done():
@@ -87,6 +96,11 @@ func (c *CLI) connection(ctx context.Context, verb, machine string, interactive 
 		limit = DefaultMaxConnsPerMachine
 	}
 	release, err := c.conns.acquire(ctx, machine, limit, interactive)
+	if errors.Is(err, errNoSlot) {
+		return nil, &Error{Verb: verb, Class: ErrBusy, ExitCode: -1, Err: err,
+			Message: fmt.Sprintf("machine %s already runs %d sessions and commands (smolvm's guest agent serves 8 connections at a time); "+
+				"try again when one ends", machine, limit-interactiveReserve)}
+	}
 	if err != nil {
 		class := ErrTimeout
 		if err == context.Canceled {

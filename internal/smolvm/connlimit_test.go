@@ -2,6 +2,8 @@ package smolvm
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,8 +23,8 @@ func TestConnLimiter(t *testing.T) {
 	}
 	full, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := l.acquire(full, "m", 4, true); err == nil {
-		t.Fatal("a fourth session took the slot kept for steps and copies")
+	if _, err := l.acquire(ctx, "m", 4, true); !errors.Is(err, errNoSlot) {
+		t.Fatalf("a fourth session took the slot kept for steps and copies, or waited: %v", err)
 	}
 	step, err := l.acquire(full, "m", 4, false)
 	if err != nil {
@@ -77,5 +79,20 @@ func TestExecWaitsForAConnection(t *testing.T) {
 	_, err = c.Exec(ctx, ExecRequest{Machine: "m1", Argv: []string{"true"}})
 	if ClassOf(err) != ErrCanceled {
 		t.Fatalf("got %v, want a cancellation", err)
+	}
+}
+
+// A session that finds no slot fails at once, saying why.
+func TestSessionDoesNotWaitForAConnection(t *testing.T) {
+	c := New("/nonexistent/smolvm")
+	c.MaxConnsPerMachine = 2
+	hold, err := c.conns.acquire(context.Background(), "m1", 2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold()
+	_, err = c.ExecInteractive(context.Background(), ExecRequest{Machine: "m1", Argv: []string{"sh"}}, Streams{})
+	if ClassOf(err) != ErrBusy || !strings.Contains(err.Error(), "try again when one ends") {
+		t.Fatalf("got %v, want a busy machine", err)
 	}
 }

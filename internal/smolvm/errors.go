@@ -26,6 +26,9 @@ const (
 	// failure is fatal: smolvm:src/cli/machine.rs:82-110,
 	// src/smolfile.rs:38-80). The message names the host.
 	ErrUnresolvableHost ErrorClass = "unresolvable_host"
+	// ErrBusy: an interactive session found the machine's connections in
+	// use (connlimit.go); nothing ran.
+	ErrBusy ErrorClass = "busy"
 	// ErrCanceled: the caller's context was canceled (not a deadline).
 	ErrCanceled ErrorClass = "canceled"
 	// ErrNotInstalled: the smolvm binary could not be started at all.
