@@ -65,12 +65,17 @@ type BottleReconciler struct {
 	// reservation Pod is bound to this node (the cluster controller's
 	// Scheduled=True). Off when the install runs without reservations.
 	RequireReservation bool
+	// UnreachableGrace is how long a machine smolvm reports unreachable is
+	// left alone before it is restarted; 0 means DefaultUnreachableGrace.
+	UnreachableGrace time.Duration
 
 	metrics *phaseTracker
 	records *records
 	steps   *inflight
 	view    *machineView
 	owners  *missingOwners
+	// unreachable times how long each machine has been unreachable.
+	unreachable *unreachableClock
 	// sourceDigests is what the node's Bottles last read of their
 	// ConfigMaps and Secrets (versions and digests, never values).
 	sourceDigests *sourceDigests
@@ -111,6 +116,10 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	r.records = newRecords()
 	r.steps = newInflight()
 	r.view = newMachineView(r.listMachines, min(maxViewAge, r.ResyncPeriod))
+	r.unreachable = newUnreachableClock()
+	if r.UnreachableGrace == 0 {
+		r.UnreachableGrace = DefaultUnreachableGrace
+	}
 	r.owners = newMissingOwners(r.ResyncPeriod)
 	r.sourceDigests = newSourceDigests()
 	return ctrl.NewControllerManagedBy(mgr).

@@ -33,7 +33,9 @@ func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err erro
 	s.setCondition(cond, metav1.ConditionFalse, policy.Reason, msg)
 	if policy.Stall {
 		s.stall(policy.Reason, msg)
-		if policy.Reason == v1.ReasonKVMUnavailable {
+		if policy.Reason == v1.ReasonKVMUnavailable || policy.Reason == v1.ReasonAllowHostUnresolvable {
+			// Both can clear without a spec change (a module loaded, a
+			// DNS record added): look again after the period.
 			r.event(s, corev1.EventTypeWarning, policy.Reason, action, "%v", err)
 			return false, ctrl.Result{RequeueAfter: kvmRetryPeriod}, nil
 		}
@@ -138,6 +140,9 @@ func creatingMessage(s *scope) string { return "creating machine " + s.machineNa
 // change is reported (spec not applied: the Bottle is never Ready), or, with
 // recreatePolicy OnChange, the machine is deleted and created again.
 func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smolvm.Machine) (bool, ctrl.Result, error) {
+	if cpus, memMiB, ok := decideResize(s.spec(), m); ok {
+		return r.resizeMachine(ctx, s, m, cpus, memMiB)
+	}
 	action, msg := decideDrift(machineDiffs(s.spec(), m), s.spec().RecreatePolicy)
 	prev := meta.FindStatusCondition(s.before.Conditions, v1.ConditionMachineUpToDate)
 	switch action {
@@ -161,6 +166,43 @@ func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smol
 		return false, res, err
 	}
 	return r.createMachine(ctx, s, true)
+}
+
+// resizeMachine applies a new size: stop, `machine update`, and leave the
+// start to reconcilePower. The disk, and so everything provisioned, stays.
+func (r *BottleReconciler) resizeMachine(ctx context.Context, s *scope, m *smolvm.Machine, cpus, memMiB int) (bool, ctrl.Result, error) {
+	msg := fmt.Sprintf("resizing machine %s to %d vCPUs and %d MiB: stop, update, start (its disk is kept)",
+		s.machineName, s.spec().Resources.CPUs, s.spec().Resources.MemoryMiB)
+	s.setCondition(v1.ConditionMachineUpToDate, metav1.ConditionFalse, v1.ReasonMachineResized, msg)
+	if err := r.retryProgress(ctx, s, v1.ConditionMachineUpToDate, v1.ReasonMachineResized, msg); err != nil {
+		return false, ctrl.Result{}, err
+	}
+	if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
+		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) {
+			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
+		}
+	}
+	uctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
+	err := r.Machines.Update(uctx, s.machineName, cpus, memMiB)
+	cancel()
+	if err != nil {
+		return r.smolvmFailure(s, v1.ConditionMachineReady, "update", err)
+	}
+	r.event(s, corev1.EventTypeNormal, v1.ReasonMachineResized, "Update", "%s", msg)
+	resized := *m
+	resized.State = smolvm.StateStopped
+	if cpus > 0 {
+		resized.CPUs = cpus
+	}
+	if memMiB > 0 {
+		resized.MemoryMiB = memMiB
+	}
+	s.machine = &resized
+	r.view.saw(s.machineName, s.machine)
+	s.status().MachineState = smolvm.StateStopped
+	meta.RemoveStatusCondition(&s.status().Conditions, v1.ConditionMachineUpToDate)
+	s.notApplied = verdict{}
+	return true, ctrl.Result{}, nil
 }
 
 // removeMachine stops and deletes a machine of ours.
@@ -202,8 +244,17 @@ func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
 // again never re-runs provisioning: completed steps stay in status.
 func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	action, unexpected := decidePower(s.spec().RunState, s.machine.State, s.before.MachineState)
+	unreachableFor := r.unreachable.observe(s.machineName, s.machine.State)
+	action, unexpected := decidePower(s.spec().RunState, s.machine.State, s.before.MachineState, unreachableFor, r.UnreachableGrace)
 	switch action {
+	case powerWait:
+		// Ask smolvm again, not the view, when the wait is over.
+		r.view.unsettled(s.machineName)
+		left := r.UnreachableGrace - unreachableFor
+		s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineUnreachable,
+			fmt.Sprintf("smolvm reports the machine unreachable (its guest agent did not answer a ping); "+
+				"restarting it if that lasts %s more", left.Round(time.Second)))
+		return false, ctrl.Result{RequeueAfter: left}, nil
 	case powerNone:
 		if s.spec().RunState == v1.RunStateStopped {
 			s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")

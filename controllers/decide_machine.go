@@ -50,12 +50,16 @@ const (
 	// powerRestart: stop then start; the only cure for a silent guest agent.
 	powerRestart
 	powerStop
+	// powerWait: the machine is unreachable, but not for long enough to
+	// restart it (DefaultUnreachableGrace).
+	powerWait
 )
 
 // decidePower maps runState and smolvm's state to an action. unexpected is
 // set when a machine this agent saw running went down on its own (a Warning
-// event rather than a Normal one).
-func decidePower(want v1.RunState, state, lastSeen string) (action powerAction, unexpected bool) {
+// event rather than a Normal one). An unreachable machine is restarted only
+// once it has been unreachable for grace (unreachableFor).
+func decidePower(want v1.RunState, state, lastSeen string, unreachableFor, grace time.Duration) (action powerAction, unexpected bool) {
 	if want == v1.RunStateStopped {
 		if state == smolvm.StateRunning || state == smolvm.StateUnreachable {
 			return powerStop, false
@@ -67,7 +71,12 @@ func decidePower(want v1.RunState, state, lastSeen string) (action powerAction, 
 	case smolvm.StateRunning:
 		return powerNone, false
 	case smolvm.StateUnreachable:
-		return powerRestart, unexpected
+		if unreachableFor < grace {
+			return powerWait, false
+		}
+		// Past the grace the guest agent went silent on its own, whatever
+		// the last pass recorded (it recorded the wait).
+		return powerRestart, true
 	default:
 		return powerStart, unexpected
 	}
@@ -118,6 +127,27 @@ func machineDiffs(spec *v1.BottleSpec, m *smolvm.Machine) []string {
 	return diffs
 }
 
+// decideResize says whether the machine differs from the spec only in
+// size, which `machine update` changes on a stopped machine keeping its
+// disk (smolvm:src/cli/machine.rs:4183-4266), and the values to set (0:
+// unchanged). Any other difference needs a new machine.
+func decideResize(spec *v1.BottleSpec, m *smolvm.Machine) (cpus, memMiB int, ok bool) {
+	if len(machineDiffs(spec, m)) == 0 {
+		return 0, 0, false
+	}
+	resized := *m
+	if m.CPUs != 0 && m.CPUs != int(spec.Resources.CPUs) {
+		cpus, resized.CPUs = int(spec.Resources.CPUs), int(spec.Resources.CPUs)
+	}
+	if m.MemoryMiB != 0 && m.MemoryMiB != int(spec.Resources.MemoryMiB) {
+		memMiB, resized.MemoryMiB = int(spec.Resources.MemoryMiB), int(spec.Resources.MemoryMiB)
+	}
+	if len(machineDiffs(spec, &resized)) > 0 {
+		return 0, 0, false
+	}
+	return cpus, memMiB, true
+}
+
 type driftAction int
 
 const (
@@ -157,6 +187,8 @@ func decideFailure(class smolvm.ErrorClass) failurePolicy {
 		return failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: stallReasons[v1.ReasonKVMUnavailable]}
 	case smolvm.ErrInvalidName:
 		return failurePolicy{Reason: v1.ReasonInvalidName, Stall: stallReasons[v1.ReasonInvalidName]}
+	case smolvm.ErrUnresolvableHost:
+		return failurePolicy{Reason: v1.ReasonAllowHostUnresolvable, Stall: stallReasons[v1.ReasonAllowHostUnresolvable]}
 	case smolvm.ErrTimeout:
 		return failurePolicy{Reason: v1.ReasonSmolvmTimeout}
 	default:
@@ -188,4 +220,5 @@ func holdStall(st *v1.BottleStatus, generation int64, retry retryRequest, now ti
 
 // stallReasons are the smolvm failures only a human can clear: decideFailure
 // stalls on them and holdStall keeps them, from this one list.
-var stallReasons = map[string]bool{v1.ReasonKVMUnavailable: true, v1.ReasonInvalidName: true}
+var stallReasons = map[string]bool{v1.ReasonKVMUnavailable: true, v1.ReasonInvalidName: true,
+	v1.ReasonAllowHostUnresolvable: true}

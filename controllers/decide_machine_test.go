@@ -3,6 +3,7 @@ package controllers
 import (
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -40,16 +41,26 @@ func TestDecidePower(t *testing.T) {
 		{v1.RunStateRunning, smolvm.StateStopped, smolvm.StateStopped, powerStart, false},
 		{v1.RunStateRunning, smolvm.StateStopped, smolvm.StateRunning, powerStart, true},
 		{v1.RunStateRunning, smolvm.StateFailed, smolvm.StateRunning, powerStart, true},
-		{v1.RunStateRunning, smolvm.StateUnreachable, smolvm.StateRunning, powerRestart, true},
+		{v1.RunStateRunning, smolvm.StateUnreachable, smolvm.StateRunning, powerWait, false},
 		{v1.RunStateStopped, smolvm.StateRunning, smolvm.StateRunning, powerStop, false},
 		{v1.RunStateStopped, smolvm.StateUnreachable, smolvm.StateRunning, powerStop, false},
 		{v1.RunStateStopped, smolvm.StateStopped, smolvm.StateRunning, powerNone, false},
 		{v1.RunStateStopped, smolvm.StateCreated, "", powerNone, false},
 	}
 	for _, tc := range cases {
-		action, unexpected := decidePower(tc.want, tc.state, tc.lastSeen)
+		action, unexpected := decidePower(tc.want, tc.state, tc.lastSeen, 0, time.Minute)
 		if action != tc.action || unexpected != tc.unexpected {
 			t.Errorf("decidePower(%s, %s, %q) = %v, %t; want %v, %t", tc.want, tc.state, tc.lastSeen, action, unexpected, tc.action, tc.unexpected)
+		}
+	}
+	// A transient unreachable is waited out; a lasting one restarts.
+	for _, tc := range []struct {
+		since  time.Duration
+		action powerAction
+	}{{0, powerWait}, {59 * time.Second, powerWait}, {time.Minute, powerRestart}, {time.Hour, powerRestart}} {
+		action, unexpected := decidePower(v1.RunStateRunning, smolvm.StateUnreachable, smolvm.StateUnreachable, tc.since, time.Minute)
+		if action != tc.action || unexpected != (action == powerRestart) {
+			t.Errorf("unreachable for %s: %v, %t; want %v, a restart unexpected", tc.since, action, unexpected, tc.action)
 		}
 	}
 }
@@ -124,6 +135,7 @@ func TestDecideFailure(t *testing.T) {
 	}{
 		{smolvm.ErrKVMUnavailable, failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: true}},
 		{smolvm.ErrInvalidName, failurePolicy{Reason: v1.ReasonInvalidName, Stall: true}},
+		{smolvm.ErrUnresolvableHost, failurePolicy{Reason: v1.ReasonAllowHostUnresolvable, Stall: true}},
 		{smolvm.ErrTimeout, failurePolicy{Reason: v1.ReasonSmolvmTimeout}},
 		{smolvm.ErrNotRunning, failurePolicy{Reason: v1.ReasonSmolvmError}},
 		{smolvm.ErrOther, failurePolicy{Reason: v1.ReasonSmolvmError}},
@@ -131,6 +143,37 @@ func TestDecideFailure(t *testing.T) {
 	for _, tc := range cases {
 		if got := decideFailure(tc.class); got != tc.want {
 			t.Errorf("decideFailure(%s) = %+v, want %+v", tc.class, got, tc.want)
+		}
+	}
+}
+
+func TestDecideResize(t *testing.T) {
+	spec := &v1.BottleSpec{MachineSpec: v1.MachineSpec{Image: "node:22", Resources: v1.Resources{CPUs: 4, MemoryMiB: 8192}}}
+	machine := func(mut func(*smolvm.Machine)) *smolvm.Machine {
+		m := &smolvm.Machine{Image: "node:22", CPUs: 4, MemoryMiB: 8192,
+			Labels: map[string]string{v1.LabelNetwork: networkDigest(spec.Network)}}
+		if mut != nil {
+			mut(m)
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name      string
+		m         *smolvm.Machine
+		cpus, mem int
+		ok        bool
+	}{
+		{"as the spec", machine(nil), 0, 0, false},
+		{"fewer cpus", machine(func(m *smolvm.Machine) { m.CPUs = 2 }), 4, 0, true},
+		{"less memory", machine(func(m *smolvm.Machine) { m.MemoryMiB = 4096 }), 0, 8192, true},
+		{"both", machine(func(m *smolvm.Machine) { m.CPUs, m.MemoryMiB = 8, 16384 }), 4, 8192, true},
+		{"size and image: a new machine", machine(func(m *smolvm.Machine) { m.CPUs, m.Image = 2, "node:20" }), 0, 0, false},
+		{"size and network: a new machine", machine(func(m *smolvm.Machine) { m.CPUs, m.Labels[v1.LabelNetwork] = 2, "other" }), 0, 0, false},
+		{"image only", machine(func(m *smolvm.Machine) { m.Image = "node:20" }), 0, 0, false},
+	} {
+		cpus, mem, ok := decideResize(spec, tc.m)
+		if cpus != tc.cpus || mem != tc.mem || ok != tc.ok {
+			t.Errorf("%s: decideResize = %d, %d, %t; want %d, %d, %t", tc.name, cpus, mem, ok, tc.cpus, tc.mem, tc.ok)
 		}
 	}
 }

@@ -145,9 +145,25 @@ func stepOutcomeText(res v1.ExecResult) string {
 // blockedMessage is the Failed message of a blocked step: what happened and
 // exactly how to run it again.
 func blockedMessage(bottleName string, i, total int, res v1.ExecResult) string {
-	return fmt.Sprintf("step %q (%d/%d) %s; to run it again: kubectl bottle retry %s "+
+	return fmt.Sprintf("step %q (%d/%d) %s;%s to run it again: kubectl bottle retry %s "+
 		"(or set annotation %s to a new value), or edit the step",
-		res.Name, i+1, total, stepOutcomeText(res), bottleName, v1.AnnotationRetry)
+		res.Name, i+1, total, stepOutcomeText(res), nonRootImageHint(res), bottleName, v1.AnnotationRetry)
+}
+
+// runuserNotRoot is what util-linux's runuser says when the caller is not
+// root (login-utils/su-common.c).
+const runuserNotRoot = "may not be used by non-root users"
+
+// nonRootImageHint says what to do when a step failed because smolvm ran it
+// as the image's USER rather than root (smolvm:src/cli/vm_common.rs:349):
+// the agent needs root to switch to the step's user. "" otherwise.
+func nonRootImageHint(res v1.ExecResult) string {
+	if res.ExitCode == nil || *res.ExitCode == 0 || !strings.Contains(res.Stderr, runuserNotRoot) {
+		return ""
+	}
+	return " the image sets a non-root USER, and smolvm runs commands as the image's USER: the agent needs root " +
+		"to run steps as spec.execUser; use an image whose USER is root (e.g. FROM the image, USER root) " +
+		"and keep spec.execUser for the agent's user;"
 }
 
 // runningStep is what a running step was planned from, so an event can tell

@@ -117,6 +117,21 @@ func TestBlockedMessageSaysHowToRerun(t *testing.T) {
 	}
 }
 
+// A step that failed because smolvm ran it as the image's non-root USER
+// says what to do; other failures do not.
+func TestBlockedMessageForANonRootImage(t *testing.T) {
+	b := st("b", "true")
+	res := ran(b, 1, "")
+	res.Stderr = "runuser: may not be used by non-root users\n"
+	if msg := blockedMessage("agent", 0, 1, res); !strings.Contains(msg, "non-root USER") || !strings.Contains(msg, "USER root") {
+		t.Errorf("message %q says nothing of the image's user", msg)
+	}
+	res.Stderr = "npm ERR! missing script\n"
+	if msg := blockedMessage("agent", 0, 1, res); strings.Contains(msg, "USER") {
+		t.Errorf("message %q blames the image's user", msg)
+	}
+}
+
 func TestMustCancel(t *testing.T) {
 	a, b, c := st("a", "echo a"), st("b", "sleep 600"), st("c", "echo c")
 	run := runningStep{Name: "b", Prefix: identities("node", []v1.ProvisionStep{a, b})}

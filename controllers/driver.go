@@ -17,6 +17,8 @@ type Machines interface {
 	List(ctx context.Context) ([]smolvm.Machine, error)
 	Exec(ctx context.Context, req smolvm.ExecRequest) (smolvm.ExecResult, error)
 	CopyIn(ctx context.Context, machine, hostPath, guestPath string, mode os.FileMode, uid, gid int) error
+	// Update sets a stopped machine's vCPUs and memory (0: unchanged).
+	Update(ctx context.Context, name string, cpus, memMiB int) error
 }
 
 var _ Machines = (*smolvm.CLI)(nil)

@@ -137,6 +137,8 @@ type agentOptions struct {
 	stepLogs controllers.StepLogs
 	// apiReads, when set, counts the agent's uncached reads.
 	apiReads *readCounts
+	// unreachableGrace is UnreachableGrace (0: the default).
+	unreachableGrace time.Duration
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -165,6 +167,7 @@ func startAgent(node string, o agentOptions) *agent {
 		MaxConcurrentReconciles: o.workers,
 		CallTimeouts:            o.callTimeouts,
 		StepLogs:                o.stepLogs,
+		UnreachableGrace:        o.unreachableGrace,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	actx, acancel := context.WithCancel(ctx)

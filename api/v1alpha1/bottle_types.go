@@ -120,11 +120,12 @@ type Placement struct {
 
 // Resources sizes a machine.
 type Resources struct {
-	// CPUs is the number of virtual CPUs.
+	// CPUs is the number of virtual CPUs, at most 16: smolvm runs a VM
+	// with at most 16 whatever it is asked (smolvm:src/data/resources.rs:79).
 	// +optional
 	// +kubebuilder:default=2
 	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=64
+	// +kubebuilder:validation:Maximum=16
 	CPUs int32 `json:"cpus,omitempty"`
 
 	// MemoryMiB is the machine's memory in MiB.

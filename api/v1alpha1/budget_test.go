@@ -44,7 +44,7 @@ func worstCaseBottle(name string) *v1.Bottle {
 				Image:      fill("registry.example.com/", 512, "i"),
 				ExecUser:   "_" + strings.Repeat("a", 31),
 				PromptPath: "/" + escaped(v1.MaxPathChars-64*127-1),
-				Resources:  v1.Resources{CPUs: 64, MemoryMiB: 262144},
+				Resources:  v1.Resources{CPUs: 16, MemoryMiB: 262144},
 				Network: v1.Network{
 					AllowHosts: list(fill("h%02d.", 253, "a"), 64),
 					AllowCIDRs: list("2001:db8:aaaa:bbbb:cccc:dddd:eeee:%04x/128", 64),

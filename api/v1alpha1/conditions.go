@@ -81,6 +81,23 @@ const (
 	ReasonWaitingForReservation = "WaitingForReservation"
 )
 
+// Reasons for what real smolvm does that its CLI contract did not say.
+const (
+	// ReasonAllowHostUnresolvable (MachineReady, Stalled): smolvm resolves
+	// spec.network.allowHosts on the node when it creates the machine, and
+	// one did not resolve; the message names it. Looked at again now and
+	// then: a DNS record can appear.
+	ReasonAllowHostUnresolvable = "AllowHostUnresolvable"
+	// ReasonMachineUnreachable (MachineReady): smolvm reports the machine
+	// unreachable (its guest agent missed a ping); the agent restarts it
+	// only if that lasts.
+	ReasonMachineUnreachable = "MachineUnreachable"
+	// ReasonMachineResized (MachineUpToDate, event): spec.resources changed
+	// and the machine is stopped, updated (`machine update`) and started
+	// again, keeping its disk.
+	ReasonMachineResized = "MachineResized"
+)
+
 // ClusterReason reports whether reason is one the cluster controller writes
 // into Ready while no agent speaks for the Bottle (not placed yet, or its
 // node's agent is not live). An agent that finds such a Ready writes its

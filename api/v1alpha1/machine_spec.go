@@ -20,6 +20,10 @@ type MachineSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\s')",message="image must be an OCI reference without whitespace"
+	// smolvm reads these forms as files on the node, not registry references
+	// (smolvm:src/data/image_source.rs:49-82): a VM's root filesystem must
+	// never come from the node.
+	// +kubebuilder:validation:XValidation:rule="!(self == '-' || self.startsWith('/') || self.startsWith('./') || self.startsWith('../') || self.endsWith('.tar') || self.endsWith('.tar.gz') || self.endsWith('.tgz'))",message="image must be a registry reference: smolvm reads '-', '/...', './...', '../...' and names ending in .tar, .tar.gz or .tgz as files on the node"
 	Image string `json:"image,omitempty"`
 
 	// ExecUser is the guest user that provisioning steps and sessions run as.

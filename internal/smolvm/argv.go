@@ -73,7 +73,7 @@ func createArgv(spec MachineSpec) ([]string, error) {
 	if err := checkName(verbCreate, spec.Name); err != nil {
 		return nil, err
 	}
-	if err := checkValue("image", spec.Image, true); err != nil {
+	if err := checkImage(spec.Image); err != nil {
 		return nil, err
 	}
 	if spec.CPUs < 0 || spec.CPUs > 255 {

@@ -112,6 +112,13 @@ func TestArgvRejects(t *testing.T) {
 		{"empty name", func() ([]string, error) { return deleteArgv("") }, ErrInvalidName},
 		{"image as flag", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "--net"}) }, ErrUsage},
 		{"empty image", func() ([]string, error) { return createArgv(MachineSpec{Name: "m"}) }, ErrUsage},
+		{"image from stdin", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "-"}) }, ErrUsage},
+		{"image a host path", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "/var/lib/rootfs"}) }, ErrUsage},
+		{"image ./", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "./rootfs"}) }, ErrUsage},
+		{"image ../", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "../rootfs"}) }, ErrUsage},
+		{"image .tar", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "node:22.tar"}) }, ErrUsage},
+		{"image .tar.gz", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "x.tar.gz"}) }, ErrUsage},
+		{"image .tgz", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "x.tgz"}) }, ErrUsage},
 		{"allow-host as flag", func() ([]string, error) {
 			return createArgv(MachineSpec{Name: "m", Image: "i", AllowHosts: []string{"-x"}})
 		}, ErrUsage},

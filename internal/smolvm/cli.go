@@ -47,6 +47,12 @@ type CLI struct {
 	Timeouts Timeouts
 	// Launcher runs `machine start`; nil runs it as the agent's child.
 	Launcher Launcher
+	// MaxConnsPerMachine bounds the execs, sessions and copies run at once
+	// in one machine (connlimit.go); zero means DefaultMaxConnsPerMachine.
+	// Callers beyond it wait for a slot.
+	MaxConnsPerMachine int
+	conns              connLimiter
+
 	// Root, when set, is the directory every smolvm process is chrooted
 	// into (root.go): Path, the paths in Env and copy paths then name files
 	// inside it. Empty runs smolvm in the agent's own filesystem.
@@ -129,6 +135,8 @@ func killGroup(pid int) error {
 type outcome struct {
 	exitCode   int // -1 when killed or never started
 	stderrHead string
+	// stderrTail is the end of stderr, where smolvm prints its error.
+	stderrTail string
 	startErr   error
 	ctxErr     error
 }
@@ -150,6 +158,7 @@ func waitCmd(ctx context.Context, cmd *exec.Cmd, stderr *tailBuffer) outcome {
 	}
 	if stderr != nil {
 		o.stderrHead = stderr.Head()
+		o.stderrTail = stderr.Tail()
 	}
 	if err := ctx.Err(); err != nil && (o.exitCode != 0 || cmd.ProcessState == nil) {
 		o.ctxErr = err
@@ -174,7 +183,7 @@ func (c *CLI) failure(verb string, o outcome) *Error {
 	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
 		return &Error{Verb: verb, Class: ErrUsage, ExitCode: 2, Message: usageMessage(o.stderrHead)}
 	}
-	if msg, ok := smolvmErrorMessage(o.stderrHead); ok {
+	if msg, ok := smolvmErrorLine(o.stderrHead, o.stderrTail); ok {
 		return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: o.exitCode, Message: msg}
 	}
 	if o.exitCode == 2 {
@@ -187,10 +196,13 @@ func (c *CLI) failure(verb string, o outcome) *Error {
 		Message: fmt.Sprintf("smolvm exited with status %d without an error message", o.exitCode)}
 }
 
-// isUsageOutput recognises clap's usage error (lowercase "error: " plus a
-// Usage line), which a guest command exiting 2 does not print.
+// isUsageOutput recognises clap's usage error (a line starting with
+// lowercase "error: " plus a Usage line), which a guest command exiting 2
+// does not print. A line may precede it: smolvm notes a renamed executable
+// before parsing (smolvm:src/main.rs:149-156).
 func isUsageOutput(stderr string) bool {
-	return strings.HasPrefix(stderr, "error: ") && strings.Contains(stderr, "Usage: smolvm")
+	return (strings.HasPrefix(stderr, "error: ") || strings.Contains(stderr, "\nerror: ")) &&
+		strings.Contains(stderr, "Usage: smolvm")
 }
 
 var unexpectedFlag = regexp.MustCompile(`^error: unexpected argument '(-[A-Za-z0-9-]+)' found`)
@@ -198,7 +210,7 @@ var unexpectedFlag = regexp.MustCompile(`^error: unexpected argument '(-[A-Za-z0
 // usageMessage keeps clap's text only when it names one of our flags (the
 // usual symptom of a renamed flag): other usage texts quote values.
 func usageMessage(stderr string) string {
-	if m := unexpectedFlag.FindStringSubmatch(stderr); m != nil {
+	if m := unexpectedFlag.FindStringSubmatch(stderr[max(0, strings.Index(stderr, "error: ")):]); m != nil {
 		return fmt.Sprintf("smolvm rejected the command line: unexpected argument '%s'", m[1])
 	}
 	return "smolvm rejected the command line"

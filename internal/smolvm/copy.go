@@ -25,6 +25,11 @@ func (c *CLI) CopyIn(ctx context.Context, machine, hostPath, guestPath string, m
 	if err != nil {
 		return precheckFailed(verbCopyIn, err)
 	}
+	release, err := c.connection(ctx, verbCopyIn, machine, false)
+	if err != nil {
+		return precheckFailed(verbCopyIn, err)
+	}
+	defer release()
 	_, err = c.runSized(ctx, verbCopyIn, argv, fileSize(abs))
 	return err
 }
@@ -44,6 +49,11 @@ func (c *CLI) CopyOut(ctx context.Context, machine, guestPath, hostPath string) 
 	if err != nil {
 		return precheckFailed(verbCopyOut, err)
 	}
+	release, err := c.connection(ctx, verbCopyOut, machine, false)
+	if err != nil {
+		return precheckFailed(verbCopyOut, err)
+	}
+	defer release()
 	_, err = c.run(ctx, verbCopyOut, argv)
 	return err
 }

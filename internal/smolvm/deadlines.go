@@ -56,7 +56,8 @@ func (t Timeouts) deadline(verb string, bytes int64) time.Duration {
 		return orDefault(t.Stop, def.Stop)
 	case verbDelete:
 		return orDefault(t.Delete, def.Delete)
-	case verbCreate:
+	case verbCreate, verbUpdate:
+		// update, like create, writes smolvm's database and boots nothing.
 		return orDefault(t.Create, def.Create)
 	case verbStart:
 		return orDefault(t.Start, def.Start)

@@ -21,6 +21,14 @@ const (
 	ErrInvalidName    ErrorClass = "invalid_name"
 	ErrUsage          ErrorClass = "usage"
 	ErrOther          ErrorClass = "other"
+	// ErrUnresolvableHost: create could not resolve an --allow-host name
+	// on the node (smolvm resolves each at create, 10 s each, and any
+	// failure is fatal: smolvm:src/cli/machine.rs:82-110,
+	// src/smolfile.rs:38-80). The message names the host.
+	ErrUnresolvableHost ErrorClass = "unresolvable_host"
+	// ErrBusy: an interactive session found the machine's connections in
+	// use (connlimit.go); nothing ran.
+	ErrBusy ErrorClass = "busy"
 	// ErrCanceled: the caller's context was canceled (not a deadline).
 	ErrCanceled ErrorClass = "canceled"
 	// ErrNotInstalled: the smolvm binary could not be started at all.
@@ -97,14 +105,57 @@ func IsTimeout(err error) bool       { return ClassOf(err) == ErrTimeout }
 // chains, and a message is for humans and logs.
 const maxMessageLen = 1024
 
-// smolvmErrorMessage returns the text after "Error: " when stderr starts with
-// smolvm's error prefix (the contract's only marker of smolvm's own failure).
-func smolvmErrorMessage(stderrHead string) (string, bool) {
-	const prefix = "Error: "
-	if !strings.HasPrefix(stderrHead, prefix) {
-		return "", false
+// smolvmErrorLine finds smolvm's own error in the stderr of a verb other
+// than exec, where every byte is smolvm's: the last line that starts with
+// "Error: ". smolvm prints it last, as it exits 1 (smolvm:src/main.rs:212-216),
+// after whatever it wrote on the way: `Starting machine 'N'...`
+// (src/cli/vm_common.rs:1404), pull progress (vm_common.rs:1512), the vCPU
+// warning (src/data/resources.rs:91-97), tracing warnings. The tail is
+// searched first (it holds the end of a long stderr), then the head.
+func smolvmErrorLine(head, tail string) (string, bool) {
+	if msg, ok := lastLineWithPrefix(tail, smolvmErrorPrefix); ok {
+		return msg, true
 	}
-	msg := stderrHead[len(prefix):]
+	return lastLineWithPrefix(head, smolvmErrorPrefix)
+}
+
+const (
+	// smolvmErrorPrefix starts smolvm's own error (src/main.rs:214).
+	smolvmErrorPrefix = "Error: "
+	// streamErrorPrefix starts an error `machine exec --stream` (without -i)
+	// reports after the command started (src/cli/machine.rs:2862-2865).
+	streamErrorPrefix = "error: "
+)
+
+// lastLineWithPrefix returns the message of the last line of text that
+// starts with prefix: that line's rest, trimmed and bounded. Only its first
+// line is kept: smolvm's longer messages add hint lines ("Try: sudo
+// modprobe kvm ...", src/platform/linux.rs:31-35) after the one that says
+// what failed.
+func lastLineWithPrefix(text, prefix string) (string, bool) {
+	for rest := text; rest != ""; {
+		i := strings.LastIndex(rest, prefix)
+		if i < 0 {
+			return "", false
+		}
+		if i == 0 || rest[i-1] == '\n' {
+			return trimMessage(rest[i+len(prefix):]), true
+		}
+		rest = rest[:i]
+	}
+	return "", false
+}
+
+// lastLine returns text's last non-empty line.
+func lastLine(text string) string {
+	text = strings.TrimRight(text, "\r\n\t ")
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		return text[i+1:]
+	}
+	return text
+}
+
+func trimMessage(msg string) string {
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
 	}
@@ -112,7 +163,7 @@ func smolvmErrorMessage(stderrHead string) (string, bool) {
 	if len(msg) > maxMessageLen {
 		msg = msg[:maxMessageLen] + "..."
 	}
-	return msg, true
+	return msg
 }
 
 // classifyMessage maps smolvm's error text to a class. The patterns are the
@@ -120,6 +171,8 @@ func smolvmErrorMessage(stderrHead string) (string, bool) {
 func classifyMessage(msg string) ErrorClass {
 	m := strings.ToLower(msg)
 	switch {
+	case strings.HasPrefix(m, "config operation failed: --allow-host: "):
+		return ErrUnresolvableHost
 	case strings.Contains(m, "kvm not available"),
 		strings.Contains(m, "kvm permission denied"),
 		strings.Contains(m, "/dev/kvm"):
@@ -142,11 +195,11 @@ func classifyMessage(msg string) ErrorClass {
 	return ErrOther
 }
 
-// knownSmolvmFailure reports whether an "Error: " message produced with exit
-// 1 by `machine exec` is smolvm's own rather than the guest's. Guest programs
-// print "Error: ..." and exit 1 all the time (node, python tracebacks), so
-// beyond the contract's necessary condition (stderr starts with "Error: ") the
-// message must also look like one of smolvm's error families.
+// knownSmolvmFailure reports whether an "Error: " message could be smolvm's
+// own failure of `machine exec` rather than a guest program's: guest
+// programs print "Error: ..." and exit 1 all the time (node, python
+// tracebacks), so the message must look like one of the error families exec
+// can produce. It is a necessary condition only: see execFailure.
 func knownSmolvmFailure(msg string) bool {
 	for _, p := range smolvmErrorFamilies {
 		if strings.HasPrefix(msg, p) {
@@ -157,13 +210,17 @@ func knownSmolvmFailure(msg string) bool {
 }
 
 // smolvmErrorFamilies are the prefixes of smolvm's own error messages (its
-// error enum's Display forms) that `machine exec` can produce.
+// error enum's Display forms, smolvm:src/data/errors.rs:68-219) that
+// `machine exec` can produce: a missing or stopped machine
+// (src/cli/vm_common.rs:66-119), a secret it cannot resolve
+// (src/cli/machine.rs:237-276, src/secrets.rs:397-453), and a connection
+// that fails or closes mid-command (src/agent/client.rs:1468-1506). exec
+// never boots a VM, so "kvm not available" is never exec's own.
 var smolvmErrorFamilies = []string{
 	"agent operation failed: ",
 	"config operation failed: ",
 	"vm not found: ",
-	"kvm not available: ",
-	"kvm permission denied: ",
+	"io operation failed: ",
 }
 
 // newUsageError reports a request the driver refuses to turn into a command

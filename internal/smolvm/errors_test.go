@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,7 +81,9 @@ func TestFailureOutcomes(t *testing.T) {
 // exec passes the guest's exit code through; only smolvm's own failures
 // become errors.
 func TestExecFailureClassification(t *testing.T) {
-	c := New("smolvm")
+	// No smolvm answers the status that confirms an exec's error line: the
+	// line then stands on its text (oracle_test.go covers the confirmation).
+	c := New("/nonexistent/smolvm")
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -99,6 +102,10 @@ func TestExecFailureClassification(t *testing.T) {
 		{"agent failure", outcome{exitCode: 1, stderrHead: "Error: agent operation failed: exec: connection reset by peer\n"}, true, ErrOther},
 		{"clap usage", outcome{exitCode: 2, stderrHead: "error: unexpected argument '--timeout' found\n\nUsage: smolvm machine exec\n"}, true, ErrUsage},
 		{"killed by signal", outcome{exitCode: -1}, true, ErrOther},
+		{"smolvm's line not last: the guest's", outcome{exitCode: 1, stderrHead: "Error: vm not found: m1\nmore guest output\n"}, true, ""},
+		{"kvm is never exec's own", outcome{exitCode: 1, stderrHead: "Error: kvm not available: no /dev/kvm\n"}, true, ""},
+		{"connection closed", outcome{exitCode: 1, stderrHead: "guest output\nError: io operation failed: connection closed\n"}, true, ErrOther},
+		{"lowercase error: without --stream alone is the guest's", outcome{exitCode: 1, stderrHead: "error: io operation failed: connection closed\n"}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +113,8 @@ func TestExecFailureClassification(t *testing.T) {
 			if tt.timeout {
 				timeout = time.Minute
 			}
-			e := c.execFailure(verbExec, ctx, tt.o, timeout)
+			tt.o.stderrTail = tt.o.stderrHead
+			e := c.execFailure(verbExec, ctx, "m1", tt.o, timeout, false)
 			if tt.class == "" {
 				if e != nil {
 					t.Fatalf("guest result turned into an error: %v", e)
@@ -115,6 +123,38 @@ func TestExecFailureClassification(t *testing.T) {
 			}
 			if e == nil || e.Class != tt.class {
 				t.Fatalf("got %v, want %q", e, tt.class)
+			}
+		})
+	}
+}
+
+// smolvm's error line is found wherever it is on a non-exec verb's stderr:
+// after preambles, warnings and notes, and in the tail of a long stderr.
+func TestFailureFindsTheErrorLineAnywhere(t *testing.T) {
+	c := New("smolvm")
+	long := strings.Repeat("progress 42%\r", 2000)
+	for _, tt := range []struct {
+		name, head, tail string
+		class            ErrorClass
+		msg              string
+	}{
+		{"after the start preamble, wrapped, with a hint line",
+			"Starting machine 'm1'...\nError: agent operation failed: start machine: kvm not available: KVM not available. Ensure KVM kernel module is loaded.\nTry: sudo modprobe kvm\n", "",
+			ErrKVMUnavailable, "agent operation failed: start machine: kvm not available: KVM not available. Ensure KVM kernel module is loaded."},
+		{"after the vCPU warning",
+			"warning: requested 32 vCPUs but the hypervisor supports at most 16; the VM will run with 16 vCPUs\nError: config operation failed: create machine: machine 'm1' already exists or is being created\n", "",
+			ErrAlreadyExists, "config operation failed: create machine: machine 'm1' already exists or is being created"},
+		{"only in the tail of a long stderr", long[:headLen], long[len(long)-100:] + "\nError: vm not found: m1\n",
+			ErrNotFound, "vm not found: m1"},
+		{"an unresolvable allow-host",
+			"Error: config operation failed: --allow-host: failed to resolve 'h.invalid': failed to lookup address information\n", "",
+			ErrUnresolvableHost, "config operation failed: --allow-host: failed to resolve 'h.invalid': failed to lookup address information"},
+		{"'Error: ' inside a line is not smolvm's", "2026 WARN saw Error: vm not found: x\n", "", ErrOther, "smolvm exited with status 1 without an error message"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := c.failure(verbStart, outcome{exitCode: 1, stderrHead: tt.head, stderrTail: tt.tail})
+			if e == nil || e.Class != tt.class || e.Message != tt.msg {
+				t.Fatalf("got %+v, want %q %q", e, tt.class, tt.msg)
 			}
 		})
 	}

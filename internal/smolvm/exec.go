@@ -87,6 +87,11 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	if err != nil {
 		return ExecResult{ExitCode: -1}, err
 	}
+	release, err := c.connection(ctx, verbExec, req.Machine, false)
+	if err != nil {
+		return ExecResult{ExitCode: -1}, err
+	}
+	defer release()
 	runCtx, cancel := withExecTimeout(ctx, timeout)
 	defer cancel()
 
@@ -115,7 +120,10 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 		Truncated:   stdout.Truncated() || stderr.Truncated(),
 		Duration:    time.Since(start),
 	}
-	if e := c.execFailure(verbExec, ctx, o, timeout); e != nil {
+	// Without -i, --stream reports a failure after the start as a lowercase
+	// "error: " line (smolvm:src/cli/machine.rs:2774-2785,2862-2865).
+	streamOnly := payload == "" && req.Stdin == nil
+	if e := c.execFailure(verbExec, ctx, req.Machine, o, timeout, streamOnly); e != nil {
 		return res, e
 	}
 	return res, nil
@@ -143,10 +151,13 @@ func withExecTimeout(ctx context.Context, timeout time.Duration) (context.Contex
 }
 
 // execFailure classifies an exec outcome. exec passes the guest's code
-// through, so only these are smolvm's: 124 when we asked for --timeout,
-// clap's usage error (2), and exit 1 with an "Error: " line from one of
-// smolvm's error families. Anything else is the guest's result.
-func (c *CLI) execFailure(verb string, parent context.Context, o outcome, timeout time.Duration) *Error {
+// through (smolvm:src/cli/machine.rs:2771,2785), so only these are smolvm's:
+// 124 when we asked for --timeout, clap's usage error (2), and exit 1 whose
+// stderr ends with smolvm's own error line (src/main.rs:212-216) -- which
+// a guest can imitate byte for byte, since its stderr is relayed to the same
+// stream. So such a line is believed only when smolvm confirms it:
+// confirmExecFailure. Anything else is the guest's result.
+func (c *CLI) execFailure(verb string, parent context.Context, machine string, o outcome, timeout time.Duration, streamOnly bool) *Error {
 	if o.startErr != nil {
 		return c.failure(verb, o)
 	}
@@ -166,11 +177,56 @@ func (c *CLI) execFailure(verb string, parent context.Context, o outcome, timeou
 	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
 		return c.failure(verb, o)
 	case o.exitCode == 1:
-		if msg, ok := smolvmErrorMessage(o.stderrHead); ok && knownSmolvmFailure(msg) {
-			return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: 1, Message: msg}
+		if msg, ok := execErrorLine(o.stderrTail, streamOnly); ok {
+			return c.confirmExecFailure(parent, verb, machine, msg)
 		}
 	}
 	return nil
+}
+
+// execErrorLine returns the message of stderr's last line when it has the
+// form of smolvm's own exec failure: "Error: " and one of the families exec
+// produces, or, for --stream without -i, any "error: " line. smolvm prints
+// it after relaying every byte of the guest's, so a line that is not the
+// last is the guest's.
+func execErrorLine(stderrTail string, streamOnly bool) (string, bool) {
+	line := lastLine(stderrTail)
+	if msg, ok := strings.CutPrefix(line, smolvmErrorPrefix); ok {
+		msg = trimMessage(msg)
+		return msg, knownSmolvmFailure(msg)
+	}
+	if msg, ok := strings.CutPrefix(line, streamErrorPrefix); ok && streamOnly {
+		return trimMessage(msg), true
+	}
+	return "", false
+}
+
+// confirmExecFailure decides whether an exec that ended with what looks like
+// smolvm's error failed in smolvm or in the guest, by asking smolvm about
+// the machine. Every family exec reports concerns a machine that is
+// missing, stopped, unreachable, or whose connection was lost with the VM
+// (src/agent/client.rs:1468-1506): a guest that printed the line itself was
+// running in a machine that still runs, so a running machine makes the
+// line the guest's. A missing or stopped machine makes it smolvm's, with
+// the class the machine's state says (a VM lost mid-command is
+// ErrNotRunning, not the command's exit 1). When smolvm cannot answer, the
+// line stands on its own text.
+//
+// The price: a failed connection to a VM that still runs, which smolvm's
+// source does not show happening without the VM dying, would be reported
+// as the command's exit 1.
+func (c *CLI) confirmExecFailure(ctx context.Context, verb, machine, msg string) *Error {
+	m, err := c.Status(ctx, machine)
+	switch {
+	case err == nil && m.State == StateRunning:
+		return nil
+	case err == nil:
+		return &Error{Verb: verb, Class: ErrNotRunning, ExitCode: 1,
+			Message: msg + " (machine is " + string(m.State) + ")"}
+	case IsNotFound(err):
+		return &Error{Verb: verb, Class: ErrNotFound, ExitCode: 1, Message: msg}
+	}
+	return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: 1, Message: msg}
 }
 
 // lockedWriter serialises the stdout and stderr copies into one writer and

@@ -50,6 +50,11 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 		return -1, err
 	}
 	argv = withFlags(argv, secrets.flags)
+	release, err := c.connection(ctx, verbInteractive, req.Machine, true)
+	if err != nil {
+		return -1, err
+	}
+	defer release()
 	runCtx, cancel := withExecTimeout(ctx, req.Timeout)
 	defer cancel()
 
@@ -79,7 +84,7 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 		o = runCmd(runCtx, cmd, stderr)
 		release()
 	}
-	if e := c.execFailure(verbInteractive, ctx, o, req.Timeout); e != nil {
+	if e := c.execFailure(verbInteractive, ctx, req.Machine, o, req.Timeout, false); e != nil {
 		return o.exitCode, e
 	}
 	return o.exitCode, nil

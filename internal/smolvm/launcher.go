@@ -28,7 +28,18 @@ type LaunchRequest struct {
 	Env       []string
 	CPUs      int
 	MemoryMiB int
+	// StartTimeout is the start's deadline (Timeouts.Start): how long the
+	// launcher lets smolvm run before it gives up. The first start pulls
+	// the image inside it (smolvm:src/cli/vm_common.rs:1497-1520), so a
+	// launcher must not impose a shorter one of its own (systemd's 90 s
+	// default TimeoutStartSec).
+	StartTimeout time.Duration
 }
+
+// launchGrace is how long after the start deadline the driver stops
+// waiting for the launcher, so the launcher's own timeout (which knows what
+// it killed) is the one reported.
+const launchGrace = 10 * time.Second
 
 // startWithLauncher asks smolvm for the machine first: starting a running
 // machine succeeds without launching anything (a second unit for a running
@@ -44,9 +55,12 @@ func (c *CLI) startWithLauncher(ctx context.Context, name string, argv []string)
 	}
 	start := time.Now()
 	defer func() { observe(verbStart, time.Since(start), err) }()
+	limit := c.Timeouts.deadline(verbStart, 0)
 	req := LaunchRequest{Machine: name, State: m.State, Argv: append([]string{c.path()}, argv...),
-		Env: append([]string(nil), c.Env...), CPUs: m.CPUs, MemoryMiB: m.MemoryMiB}
-	if lerr := c.Launcher.Launch(ctx, req); lerr != nil {
+		Env: append([]string(nil), c.Env...), CPUs: m.CPUs, MemoryMiB: m.MemoryMiB, StartTimeout: limit}
+	launchCtx, cancel := context.WithTimeout(ctx, limit+launchGrace)
+	defer cancel()
+	if lerr := c.Launcher.Launch(launchCtx, req); lerr != nil {
 		var e *Error
 		if errors.As(lerr, &e) {
 			return lerr

@@ -39,7 +39,7 @@ func TestStartThroughALauncher(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := LaunchRequest{Machine: name, State: StateCreated, Argv: []string{c.Path, "machine", "start", "--name", name},
-		Env: c.Env, CPUs: 2, MemoryMiB: 2048}
+		Env: c.Env, CPUs: 2, MemoryMiB: 2048, StartTimeout: DefaultTimeouts().Start}
 	if len(h.reqs) != 1 || !reflect.DeepEqual(h.reqs[0], want) {
 		t.Fatalf("launch requests %+v, want one %+v", h.reqs, want)
 	}

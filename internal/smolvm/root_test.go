@@ -295,7 +295,7 @@ func TestEveryVerbRunsInRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := LaunchRequest{Machine: "m1", State: StateStopped, Argv: []string{standInPath, "machine", "start", "--name", "m1"},
-			Env: []string{"SMOLVM_DATA_DIR=/var/lib/smolvm"}, CPUs: 2, MemoryMiB: 1024}
+			Env: []string{"SMOLVM_DATA_DIR=/var/lib/smolvm"}, CPUs: 2, MemoryMiB: 1024, StartTimeout: DefaultTimeouts().Start}
 		if len(l.reqs) != 1 || !reflect.DeepEqual(l.reqs[0], want) {
 			t.Fatalf("launch requests %+v, want %+v", l.reqs, want)
 		}

@@ -36,6 +36,28 @@ func checkValue(field, v string, nonEmpty bool) error {
 	return checkNoNUL(verb, field, v)
 }
 
+// checkImage rejects an image smolvm would read as a file on the host
+// rather than a registry reference (smolvm:src/data/image_source.rs:49-82):
+// stdin ("-"), a path ("/", "./", "../") or an archive name. The API server
+// refuses the same forms in spec.image; this is the driver's own guard for
+// every other caller.
+func checkImage(image string) error {
+	if err := checkValue("image", image, true); err != nil {
+		return err
+	}
+	for _, p := range []string{"/", "./", "../"} {
+		if strings.HasPrefix(image, p) {
+			return newUsageError(verbCreate, "image is a host path, not a registry reference")
+		}
+	}
+	for _, s := range []string{".tar", ".tar.gz", ".tgz"} {
+		if strings.HasSuffix(image, s) {
+			return newUsageError(verbCreate, "image names an archive file, not a registry reference")
+		}
+	}
+	return nil
+}
+
 // checkEnvVar: names must be shell identifiers, because in login mode they
 // are spliced unquoted into `export NAME=...` lines.
 func checkEnvVar(verb string, e EnvVar) error {

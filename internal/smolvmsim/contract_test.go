@@ -46,7 +46,8 @@ func TestContractTexts(t *testing.T) {
 		"Error: config operation failed: machine status: machine 'nope' not found\n", 1)
 
 	expect(t, "start without kvm", s.runWith([]string{"SMOLVM_SIM_NO_KVM=1"}, "machine", "start", "--name", "m1"), "",
-		"Error: kvm not available: KVM not available. Ensure KVM kernel module is loaded.\n", 1)
+		"Starting machine 'm1'...\nError: agent operation failed: start machine: kvm not available: KVM not available. Ensure KVM kernel module is loaded.\n"+
+			"Try: sudo modprobe kvm && sudo modprobe kvm_intel  # (or kvm_amd)\n", 1)
 }
 
 func (s *sim) runWith(env []string, args ...string) result {
@@ -74,11 +75,11 @@ func TestNoKVMDatabaseCommandsWork(t *testing.T) {
 	if st := status(t, s, "k"); st["state"] != "created" {
 		t.Fatalf("state %v", st["state"])
 	}
-	if r := s.run("machine", "start", "--name", "k"); r.code != 1 || !strings.HasPrefix(r.stderr, "Error: kvm not available: ") {
+	if r := s.run("machine", "start", "--name", "k"); r.code != 1 || !strings.Contains(r.stderr, "\nError: agent operation failed: start machine: kvm not available: ") {
 		t.Fatalf("start: %+v", r)
 	}
 	perm := s.runWith([]string{"SMOLVM_SIM_NO_KVM=permission"}, "machine", "start", "--name", "k")
-	if perm.code != 1 || !strings.HasPrefix(perm.stderr, "Error: kvm permission denied: Cannot access /dev/kvm (permission denied)") {
+	if perm.code != 1 || !strings.Contains(perm.stderr, "\nError: agent operation failed: start machine: kvm permission denied: Cannot access /dev/kvm (permission denied)") {
 		t.Fatalf("start (permission): %+v", perm)
 	}
 	s.ok("machine", "rm", "--name", "k", "-f")
@@ -119,8 +120,8 @@ func TestImagePulledAtFirstStart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.data, "machines", "p", "rootfs")); !os.IsNotExist(err) {
 		t.Fatalf("rootfs exists before start: %v", err)
 	}
-	if out := s.ok("machine", "start", "--name", "p"); !strings.Contains(out, "Pulling node:22...\n") {
-		t.Fatalf("first start: %q", out)
+	if r := s.run("machine", "start", "--name", "p"); r.code != 0 || r.stderr != "Starting machine 'p'...\nPulling node:22...\n" {
+		t.Fatalf("first start: %+v", r)
 	}
 	var rec record
 	data, _ := os.ReadFile(filepath.Join(s.data, "machines", "p", "machine.json"))
@@ -128,8 +129,8 @@ func TestImagePulledAtFirstStart(t *testing.T) {
 		t.Fatalf("record %s: %v", data, err)
 	}
 	s.ok("machine", "stop", "--name", "p")
-	if out := s.ok("machine", "start", "--name", "p"); strings.Contains(out, "Pulling") {
-		t.Fatalf("second start pulled again: %q", out)
+	if r := s.run("machine", "start", "--name", "p"); r.code != 0 || strings.Contains(r.stderr, "Pulling") {
+		t.Fatalf("second start pulled again: %+v", r)
 	}
 }
 

@@ -90,8 +90,9 @@ func cmdExec(e *env, args []string) error {
 	if workdir == "" {
 		workdir = "/"
 	}
-	uid, gid := sandboxIdentity(s, r, p.command)
-	argv, err := sandboxArgv(s, r, sandboxOpts{workdir: workdir, uid: uid, gid: gid, command: p.command})
+	command := asImageUser(r, p.command)
+	uid, gid := sandboxIdentity(s, r, command)
+	argv, err := sandboxArgv(s, r, sandboxOpts{workdir: workdir, uid: uid, gid: gid, command: command})
 	if err != nil {
 		return err
 	}
@@ -108,7 +109,8 @@ func cmdExec(e *env, args []string) error {
 	// Pdeathsig is tied to the thread that forks; keep this goroutine on
 	// one thread so the sandbox dies exactly when this process does.
 	runtime.LockOSThread()
-	run := &sandboxRun{cmd: cmd, machine: name}
+	run := &sandboxRun{cmd: cmd, machine: name, stderr: e.stderr,
+		streamOnly: p.bools["--stream"] && !p.bools["--interactive"] && !tty}
 	if tty {
 		return run.withPty(e, p.bools["--interactive"], timeout)
 	}
@@ -198,11 +200,14 @@ func runningMachine(name string) (*store, *record, func(), error) {
 
 // sandboxRun is one bwrap process with timeout and signal handling.
 type sandboxRun struct {
-	cmd      *exec.Cmd
-	machine  string
-	timedOut atomic.Bool
-	stopped  atomic.Bool
-	signaled atomic.Int32
+	cmd     *exec.Cmd
+	machine string
+	// streamOnly: --stream without -i/-t, which reports errors as events.
+	streamOnly bool
+	stderr     io.Writer
+	timedOut   atomic.Bool
+	stopped    atomic.Bool
+	signaled   atomic.Int32
 }
 
 // kill ends the sandbox: bwrap dies, --die-with-parent takes its init, and
@@ -252,7 +257,14 @@ func (r *sandboxRun) wait(timeout time.Duration, afterStart func()) error {
 	_ = r.cmd.Wait()
 	switch {
 	case r.stopped.Load():
-		return fail("agent operation failed: connection lost: machine '%s' was stopped", r.machine)
+		// The VM went away under the command: the host reads EOF on the
+		// vsock (smolvm:src/agent/client.rs:1468-1499, src/data/errors.rs:219);
+		// --stream without -i prints it as an event (machine.rs:2862-2865).
+		if r.streamOnly {
+			_, _ = io.WriteString(r.stderr, "error: io operation failed: connection closed\n")
+			return exitStatus(1)
+		}
+		return fail("io operation failed: connection closed")
 	case r.timedOut.Load():
 		return exitStatus(timeoutExitCode)
 	case r.signaled.Load() != 0:

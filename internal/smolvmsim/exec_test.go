@@ -133,7 +133,7 @@ func TestStopEndsRunningExecs(t *testing.T) {
 	s.ok("machine", "stop", "--name", "st")
 	err = cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
-		stderr.String() != "Error: agent operation failed: connection lost: machine 'st' was stopped\n" {
+		stderr.String() != "error: io operation failed: connection closed\n" {
 		t.Fatalf("exec after stop: %v %q", err, stderr.String())
 	}
 	waitGone(t, marker)

@@ -58,9 +58,27 @@ func msgNotRunning(n string) string {
 }
 
 const (
-	msgNoKVM         = "kvm not available: KVM not available. Ensure KVM kernel module is loaded."
-	msgKVMPermission = "kvm permission denied: Cannot access /dev/kvm (permission denied). Add your user to the 'kvm' group."
+	msgNoKVM         = "kvm not available: KVM not available. Ensure KVM kernel module is loaded.\nTry: sudo modprobe kvm && sudo modprobe kvm_intel  # (or kvm_amd)"
+	msgKVMPermission = "kvm permission denied: Cannot access /dev/kvm (permission denied).\nAdd your user to the 'kvm' group:\n\n sudo usermod -aG kvm $USER\n\nThen log out and log back in for the change to take effect."
 )
+
+// maxEffectiveCPUs is smolvm's vCPU cap (src/data/resources.rs:79).
+const maxEffectiveCPUs = 16
+
+// defaultPullLatency is how long the first start "pulls" when
+// SMOLVM_SIM_PULL does not say: never instant, so tests see a first start
+// slower than the next.
+const defaultPullLatency = 150 * time.Millisecond
+
+// pullLatency is SMOLVM_SIM_PULL (a Go duration; "0" for none).
+func pullLatency() time.Duration {
+	if v := os.Getenv("SMOLVM_SIM_PULL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+	}
+	return defaultPullLatency
+}
 
 var nameFlag = flagSpec{long: "--name", meta: "<NAME>", required: true}
 
@@ -133,6 +151,12 @@ func cmdCreate(e *env, args []string) error {
 		if r.CPUs == 0 {
 			return createSpec.usageErr("invalid value '0' for '--cpus <CPUS>': must be at least 1")
 		}
+		if r.CPUs > maxEffectiveCPUs {
+			// smolvm:src/data/resources.rs:79,91-97: warned, then capped at
+			// boot; the record (and status) keeps the requested count.
+			_, _ = fmt.Fprintf(e.stderr, "warning: requested %d vCPUs but the hypervisor supports at most %d; the VM will run with %d vCPUs\n",
+				r.CPUs, maxEffectiveCPUs, maxEffectiveCPUs)
+		}
 	}
 	if p.has("--mem") {
 		if r.MemoryMiB, err = parseUint(createSpec, "--mem <MEM>", p.one("--mem"), 32); err != nil {
@@ -144,6 +168,16 @@ func cmdCreate(e *env, args []string) error {
 		r.Image = &img
 	}
 	r.AllowHosts = p.values["--allow-host"]
+	for _, h := range r.AllowHosts {
+		// smolvm resolves every --allow-host on the host at create, before
+		// it reserves the name, and any failure is fatal
+		// (smolvm:src/cli/machine.rs:82-110, src/smolfile.rs:38-80). The
+		// simulator asks no DNS: the reserved .invalid domain (RFC 2606)
+		// is the one that never resolves.
+		if strings.HasSuffix(strings.TrimSuffix(h, "."), ".invalid") {
+			return fail("config operation failed: --allow-host: failed to resolve '%s': failed to lookup address information: Name or service not known", h)
+		}
+	}
 	r.AllowCIDRs = p.values["--allow-cidr"]
 	r.Network = p.bools["--net"] || len(r.AllowHosts) > 0 || len(r.AllowCIDRs) > 0
 	for _, kv := range p.values["--env"] {
@@ -222,22 +256,28 @@ func cmdStart(e *env, args []string) error {
 		_, _ = fmt.Fprintf(e.stdout, "Machine '%s' already running (PID: %d)\n", name, derefPID(r.PID))
 		return nil
 	}
+	// smolvm says it starts before it boots (src/cli/vm_common.rs:1404),
+	// and a boot failure, KVM's included, arrives wrapped as the start's
+	// (vm_common.rs:1474-1476) with its hint line (src/platform/linux.rs).
+	_, _ = fmt.Fprintf(e.stderr, "Starting machine '%s'...\n", name)
 	switch os.Getenv("SMOLVM_SIM_NO_KVM") {
 	case "", "0", "false":
 	case "permission":
-		return fail("%s", msgKVMPermission)
+		return fail("agent operation failed: start machine: %s", msgKVMPermission)
 	default:
-		return fail("%s", msgNoKVM)
+		return fail("agent operation failed: start machine: %s", msgNoKVM)
 	}
 	if _, err := bwrapPath(); err != nil {
 		return err
 	}
-	_, _ = fmt.Fprintf(e.stdout, "Starting machine '%s'...\n", name)
 	if r.PulledImage == "" {
 		img := "(none)"
 		if r.Image != nil {
+			// The first start pulls the image in the guest, on stderr
+			// (vm_common.rs:1497-1520), as long as the image takes.
 			img = *r.Image
-			_, _ = fmt.Fprintf(e.stdout, "Pulling %s...\n", img)
+			_, _ = fmt.Fprintf(e.stderr, "Pulling %s...\n", img)
+			time.Sleep(pullLatency())
 		}
 		if err := seedRootfs(s.rootfs(name), name); err != nil {
 			return fail("agent operation failed: start machine: prepare root filesystem: %v", err)
@@ -437,6 +477,7 @@ func cmdStatus(e *env, args []string) error {
 	if r == nil {
 		return fail("%s", msgStatusNotFound(name))
 	}
+	s.probe(r)
 	if p.bools["--json"] {
 		return printJSON(e, r.status())
 	}
@@ -482,6 +523,7 @@ func cmdList(e *env, args []string) error {
 		}
 		out := make([]statusJSON, len(rs))
 		for i, r := range rs {
+			s.probe(r)
 			out[i] = r.status()
 		}
 		return printJSON(e, out)

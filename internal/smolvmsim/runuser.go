@@ -191,6 +191,9 @@ func runuserTarget(args []string) string {
 }
 
 func runuser(args []string) error {
+	if runuserRefused() {
+		return &runuserError{msg: "may not be used by non-root users", code: 1}
+	}
 	o, err := parseRunuser(args)
 	if err != nil {
 		return err

@@ -86,7 +86,7 @@ var topSpec = &cmdSpec{
 
 var machineSpec = &cmdSpec{
 	usage: "smolvm machine <COMMAND>",
-	help:  "Manage machines\n\nCommands:\n  create, start, stop, delete (rm), status, ls (list), exec, cp",
+	help:  "Manage machines\n\nCommands:\n  create, start, stop, delete (rm), status, ls (list), exec, cp, update",
 }
 
 func dispatch(e *env, args []string) error {
@@ -143,6 +143,8 @@ func dispatch(e *env, args []string) error {
 		return cmdExec(e, rest)
 	case "cp":
 		return cmdCopy(rest)
+	case "update":
+		return cmdUpdate(e, rest)
 	}
 	return machineSpec.usageErr("unrecognized subcommand '%s'", sub)
 }

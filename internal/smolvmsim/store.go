@@ -196,6 +196,46 @@ func (s *store) registerExec(name string) (func(), error) {
 	return func() { _ = os.Remove(path) }, nil
 }
 
+// maxAgentConns is the guest agent's connection limit
+// (MAX_CONCURRENT_CONNECTIONS, smolvm:crates/smolvm-agent/src/main.rs:1753-1756).
+const maxAgentConns = 8
+
+// UnreachableMarker is a file in a machine's directory that makes its guest
+// agent "wedged" for status and ls (a knob for tests; docs/smolvm.md).
+const UnreachableMarker = "unreachable"
+
+// probe is smolvm's state probe for status and ls: a running machine whose
+// guest agent does not answer a ping is `unreachable`
+// (src/agent/state_probe.rs:41-79). The agent serves maxAgentConns
+// connections at a time and queues the rest, so a machine with that many
+// execs and copies running cannot answer; nor can one marked wedged.
+func (s *store) probe(r *record) {
+	if r.State != "running" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(s.machineDir(r.Name), UnreachableMarker)); err == nil || s.liveExecs(r.Name) >= maxAgentConns {
+		r.State = "unreachable"
+	}
+}
+
+// liveExecs counts a machine's registered execs and copies whose process
+// still runs.
+func (s *store) liveExecs(name string) int {
+	ents, _ := os.ReadDir(s.execDir(name))
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		want, _ := os.ReadFile(filepath.Join(s.execDir(name), e.Name()))
+		if st := procStartTime(pid); st != "" && st == string(want) {
+			n++
+		}
+	}
+	return n
+}
+
 // stopExecs signals every registered exec of a machine; each one kills its
 // sandbox and reports that the machine went away.
 func (s *store) stopExecs(name string) {

@@ -179,6 +179,8 @@ func TestSystemdLaunchJobResults(t *testing.T) {
 		name  string
 		argv  []string
 		setup func(*standIn)
+		// timeout is the request's StartTimeout.
+		timeout time.Duration
 		// wantErr is the error's text, "" for none.
 		wantErr string
 		// wantState is the unit's state afterwards, "" for unloaded.
@@ -202,6 +204,15 @@ func TestSystemdLaunchJobResults(t *testing.T) {
 			journal: "start operation timed out",
 		},
 		{
+			// A unit's own TimeoutStartSec (the driver's start deadline)
+			// replaces systemd's default: a first start that pulls for
+			// longer than the default is not killed.
+			name: "start deadline beyond the default", argv: []string{sleepBin, "0.3"},
+			setup:     func(s *standIn) { s.StartTimeout = 50 * time.Millisecond },
+			timeout:   time.Minute,
+			wantState: "active",
+		},
+		{
 			// JobTimeoutSec ends the job alone; smolvm runs on.
 			name: "job timeout", argv: []string{sleepBin, "60"},
 			setup:     func(s *standIn) { s.JobTimeout = 50 * time.Millisecond },
@@ -216,7 +227,9 @@ func TestSystemdLaunchJobResults(t *testing.T) {
 					tc.setup(s)
 				}
 			})
-			err := (&Systemd{Socket: bus}).Launch(busContext(t), request("m", smolvm.StateCreated, tc.argv...))
+			req := request("m", smolvm.StateCreated, tc.argv...)
+			req.StartTimeout = tc.timeout
+			err := (&Systemd{Socket: bus}).Launch(busContext(t), req)
 			if got := fmt.Sprint(err); tc.wantErr == "" && err != nil || tc.wantErr != "" && got != tc.wantErr {
 				t.Fatalf("launch: %v, want %q", err, tc.wantErr)
 			}

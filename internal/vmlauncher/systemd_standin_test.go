@@ -60,6 +60,7 @@ var sdTransient = map[string]string{
 	"MemoryMax":          "t",       // dbus-cgroup.c
 	"CPUQuotaPerSecUSec": "t",       // dbus-cgroup.c
 	"KillMode":           "s",       // dbus-kill.c
+	"TimeoutStartUSec":   "t",       // dbus-service.c
 }
 
 var sdEnums = map[string][]string{
@@ -104,16 +105,19 @@ type sdCall struct {
 type sdUnit struct {
 	state   string // activating, active, failed, inactive
 	collect string
-	journal string    // the unit's stdout and stderr
-	cmd     *exec.Cmd // ExecStart while it runs
+	// startTimeout is the unit's TimeoutStartSec when it set one.
+	startTimeout time.Duration
+	journal      string    // the unit's stdout and stderr
+	cmd          *exec.Cmd // ExecStart while it runs
 }
 
 type standIn struct {
 	conn *dbus.Conn
 	dir  string
 
-	// StartTimeout is the units' TimeoutStartSec (systemd's default is
-	// 90s): a command still running then is killed and the unit fails.
+	// StartTimeout is the TimeoutStartSec of units that set none
+	// (systemd's default is 90s): a command still running then is killed
+	// and the unit fails.
 	StartTimeout time.Duration
 	// JobTimeout is JobTimeoutSec (systemd's default: none): the start job
 	// ends with "timeout" and the command runs on.
@@ -334,6 +338,8 @@ func (m sdManager) StartTransientUnit(msg dbus.Message, name, mode string, props
 			env = append(env, p.Value.([]string)...)
 		case "CollectMode":
 			u.collect = p.Value.(string)
+		case "TimeoutStartUSec":
+			u.startTimeout = time.Duration(p.Value.(uint64)) * time.Microsecond
 		}
 	}
 	typ := "simple"
@@ -460,7 +466,11 @@ func (s *standIn) runStart(id uint32, job dbus.ObjectPath, name string, u *sdUni
 	s.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	startTimeout := time.NewTimer(s.StartTimeout)
+	limit := s.StartTimeout
+	if u.startTimeout > 0 {
+		limit = u.startTimeout
+	}
+	startTimeout := time.NewTimer(limit)
 	defer startTimeout.Stop()
 	var jobTimeout <-chan time.Time
 	if s.JobTimeout > 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
@@ -57,6 +58,12 @@ type Unit struct {
 	// bound to it, so stopping the agent never stops it.
 	KillMode    string
 	CollectMode string
+	// TimeoutStartUSec is TimeoutStartSec=: how long smolvm may take to
+	// start the VM before systemd kills the unit. It follows the driver's
+	// start deadline (LaunchRequest.StartTimeout), not systemd's 90 s
+	// default, because a first start pulls the image. 0 leaves systemd's
+	// default.
+	TimeoutStartUSec uint64
 }
 
 // UnitFor turns a launch request into the unit, with no side effect: this is
@@ -99,6 +106,7 @@ func UnitFor(req smolvm.LaunchRequest, overheadMiB int) (Unit, error) {
 		CPUQuotaPerSecUSec: uint64(cpus) * 1_000_000,
 		KillMode:           "mixed",
 		CollectMode:        "inactive-or-failed",
+		TimeoutStartUSec:   uint64(max(req.StartTimeout, 0) / time.Microsecond),
 	}, nil
 }
 
@@ -135,7 +143,7 @@ func first(s []string) string {
 
 // Properties is the unit as StartTransientUnit's a(sv) argument.
 func (u Unit) Properties() []sdbus.Property {
-	return []sdbus.Property{
+	props := []sdbus.Property{
 		sdbus.PropDescription(u.Description),
 		sdbus.PropType(u.Type),
 		// The bool of ExecStart's (sasb) is systemd's ignore-failure flag
@@ -149,4 +157,8 @@ func (u Unit) Properties() []sdbus.Property {
 		{Name: "KillMode", Value: dbus.MakeVariant(u.KillMode)},
 		{Name: "CollectMode", Value: dbus.MakeVariant(u.CollectMode)},
 	}
+	if u.TimeoutStartUSec > 0 {
+		props = append(props, sdbus.Property{Name: "TimeoutStartUSec", Value: dbus.MakeVariant(u.TimeoutStartUSec)})
+	}
+	return props
 }

@@ -3,17 +3,19 @@ package vmlauncher
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 func TestUnitFor(t *testing.T) {
 	req := smolvm.LaunchRequest{
-		Machine:   "bottle-ns-agent-1a2b",
-		Argv:      []string{"/opt/smolvm/bin/smolvm", "machine", "start", "--name", "bottle-ns-agent-1a2b"},
-		Env:       []string{"SMOLVM_DATA_DIR=/var/lib/bottle-controller/smolvm"},
-		CPUs:      2,
-		MemoryMiB: 4096,
+		Machine:      "bottle-ns-agent-1a2b",
+		Argv:         []string{"/opt/smolvm/bin/smolvm", "machine", "start", "--name", "bottle-ns-agent-1a2b"},
+		Env:          []string{"SMOLVM_DATA_DIR=/var/lib/bottle-controller/smolvm"},
+		CPUs:         2,
+		MemoryMiB:    4096,
+		StartTimeout: 5 * time.Minute,
 	}
 	u, err := UnitFor(req, 256)
 	if err != nil {
@@ -29,6 +31,7 @@ func TestUnitFor(t *testing.T) {
 		CPUQuotaPerSecUSec: 2_000_000,
 		KillMode:           "mixed",
 		CollectMode:        "inactive-or-failed",
+		TimeoutStartUSec:   300_000_000,
 	}
 	if !reflect.DeepEqual(u, want) {
 		t.Fatalf("unit\n got %+v\nwant %+v", u, want)
@@ -39,7 +42,8 @@ func TestUnitFor(t *testing.T) {
 		props[p.Name] = p.Value.Value()
 	}
 	if props["MemoryMax"] != uint64((4096+256)<<20) || props["CPUQuotaPerSecUSec"] != uint64(2_000_000) ||
-		props["KillMode"] != "mixed" || props["Type"] != "forking" || props["CollectMode"] != "inactive-or-failed" {
+		props["KillMode"] != "mixed" || props["Type"] != "forking" || props["CollectMode"] != "inactive-or-failed" ||
+		props["TimeoutStartUSec"] != uint64(300_000_000) {
 		t.Fatalf("properties: %v", props)
 	}
 	if env, _ := props["Environment"].([]string); !reflect.DeepEqual(env, req.Env) {
