@@ -69,7 +69,7 @@ var _ = Describe("BottleTemplate validation by the API server", func() {
 			}
 		}, "spec.pool.nodeSelector", "must have at most 32 items"}),
 		// The machine's rules are MachineSpec's, the same for both kinds.
-		Entry("cpus 65", invalid{func(t *v1.BottleTemplate) { t.Spec.Resources.CPUs = 65 }, "spec.resources.cpus", "less than or equal to 64"}),
+		Entry("cpus 17", invalid{func(t *v1.BottleTemplate) { t.Spec.Resources.CPUs = 17 }, "spec.resources.cpus", "less than or equal to 16"}),
 		Entry("allowCIDRs not a CIDR", invalid{func(t *v1.BottleTemplate) { t.Spec.Network.AllowCIDRs = []string{"10.0.0.0/33"} }, "spec.network.allowCIDRs[0]", "must be CIDRs"}),
 		Entry("execUser uppercase", invalid{func(t *v1.BottleTemplate) { t.Spec.ExecUser = "Node" }, "spec.execUser", "POSIX user name"}),
 		Entry("prompt without promptPath", invalid{func(t *v1.BottleTemplate) { t.Spec.Prompt = &v1.ContentSource{Inline: inline("hi")} }, "spec.prompt", "prompt requires promptPath"}),
