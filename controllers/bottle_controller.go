@@ -65,6 +65,9 @@ type BottleReconciler struct {
 	// reservation Pod is bound to this node (the cluster controller's
 	// Scheduled=True). Off when the install runs without reservations.
 	RequireReservation bool
+	// Lease gates new work on the node's Lease; nil starts work at once
+	// (tests that run one agent per node).
+	Lease LeaseGate
 
 	metrics *phaseTracker
 	records *records
@@ -153,6 +156,11 @@ type phase func(ctx context.Context, s *scope) (done bool, res ctrl.Result, err 
 // writer (writeStatus): at the first sight of a generation, at each phase
 // change, around each step, and once at the end.
 func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	// While the Lease cannot be renewed, no pass starts; the passes
+	// running (a step) go on.
+	if err := r.awaitLease(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
 	cached := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -77,6 +77,11 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 	step := spec.Provision[i]
 	user := stepUser(s.execUser(), step)
 
+	if !r.leaseHeld() {
+		// The Lease is not renewed: start no step; the next pass waits for
+		// it (awaitLease).
+		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
 	env, err := s.sources.env(ctx, spec.Env)
 	if err != nil {
 		return r.sourceMissing(s, v1.ConditionProvisioned, err)
