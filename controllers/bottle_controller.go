@@ -68,12 +68,16 @@ type BottleReconciler struct {
 	// Lease gates new work on the node's Lease; nil starts work at once
 	// (tests that run one agent per node).
 	Lease LeaseGate
+	// SmolvmRetryBase and SmolvmRetryMax bound the per-Bottle exponential
+	// backoff after a smolvm failure (zero: the defaults).
+	SmolvmRetryBase, SmolvmRetryMax time.Duration
 
 	metrics *phaseTracker
 	records *records
 	steps   *inflight
 	view    *machineView
 	owners  *missingOwners
+	backoff *backoffs
 	// sourceDigests is what the node's Bottles last read of their
 	// ConfigMaps and Secrets (versions and digests, never values).
 	sourceDigests *sourceDigests
@@ -106,6 +110,13 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
+	if r.SmolvmRetryBase == 0 {
+		r.SmolvmRetryBase = DefaultSmolvmRetryBase
+	}
+	if r.SmolvmRetryMax == 0 {
+		r.SmolvmRetryMax = DefaultSmolvmRetryMax
+	}
+	r.backoff = newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax)
 	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.metrics = newPhaseTracker()
 	if err := r.prepareStart(mgr.GetLogger()); err != nil {
@@ -142,6 +153,7 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 			r.steps.observe(e.Object.GetUID(), nil)
 			r.records.forget(e.Object.GetUID())
 			r.owners.forget(e.Object.GetUID())
+			r.backoff.forget(e.Object.GetUID())
 			enqueue.Delete(ctx, e, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
@@ -237,6 +249,11 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		s.stall(c.Reason, c.Message)
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
+	if left := r.backoff.left(bottle.UID, bottle.Generation, s.retry, time.Now()); left > 0 {
+		// A smolvm call failed a moment ago: no call, and no write.
+		s.holdStatus()
+		return ctrl.Result{RequeueAfter: left}, nil
+	}
 
 	phases := []phase{r.reconcileMachine, r.reconcilePower, r.reconcileFiles, r.reconcileProvision}
 	for _, p := range phases {
@@ -246,6 +263,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 	}
 	// Everything is in place; the resync looks again for drift.
+	r.backoff.forget(bottle.UID)
 	return ctrl.Result{}, nil
 }
 

@@ -137,6 +137,9 @@ type agentOptions struct {
 	stepLogs controllers.StepLogs
 	// apiReads, when set, counts the agent's uncached reads.
 	apiReads *readCounts
+	// retryBase is the first backoff after a smolvm failure (0: the
+	// default).
+	retryBase time.Duration
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -165,6 +168,7 @@ func startAgent(node string, o agentOptions) *agent {
 		MaxConcurrentReconciles: o.workers,
 		CallTimeouts:            o.callTimeouts,
 		StepLogs:                o.stepLogs,
+		SmolvmRetryBase:         o.retryBase,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	actx, acancel := context.WithCancel(ctx)
