@@ -68,6 +68,12 @@ type BottleReconciler struct {
 	// UnreachableGrace is how long a machine smolvm reports unreachable is
 	// left alone before it is restarted; 0 means DefaultUnreachableGrace.
 	UnreachableGrace time.Duration
+	// Lease gates new work on the node's Lease; nil starts work at once
+	// (tests that run one agent per node).
+	Lease LeaseGate
+	// SmolvmRetryBase and SmolvmRetryMax bound the per-Bottle exponential
+	// backoff after a smolvm failure (zero: the defaults).
+	SmolvmRetryBase, SmolvmRetryMax time.Duration
 
 	metrics *phaseTracker
 	records *records
@@ -76,6 +82,7 @@ type BottleReconciler struct {
 	owners  *missingOwners
 	// unreachable times how long each machine has been unreachable.
 	unreachable *unreachableClock
+	backoff     *backoffs
 	// sourceDigests is what the node's Bottles last read of their
 	// ConfigMaps and Secrets (versions and digests, never values).
 	sourceDigests *sourceDigests
@@ -108,6 +115,13 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
+	if r.SmolvmRetryBase == 0 {
+		r.SmolvmRetryBase = DefaultSmolvmRetryBase
+	}
+	if r.SmolvmRetryMax == 0 {
+		r.SmolvmRetryMax = DefaultSmolvmRetryMax
+	}
+	r.backoff = newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax)
 	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.metrics = newPhaseTracker()
 	if err := r.prepareStart(mgr.GetLogger()); err != nil {
@@ -148,6 +162,7 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 			r.steps.observe(e.Object.GetUID(), nil)
 			r.records.forget(e.Object.GetUID())
 			r.owners.forget(e.Object.GetUID())
+			r.backoff.forget(e.Object.GetUID())
 			enqueue.Delete(ctx, e, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
@@ -162,6 +177,11 @@ type phase func(ctx context.Context, s *scope) (done bool, res ctrl.Result, err 
 // writer (writeStatus): at the first sight of a generation, at each phase
 // change, around each step, and once at the end.
 func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	// While the Lease cannot be renewed, no pass starts; the passes
+	// running (a step) go on.
+	if err := r.awaitLease(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
 	cached := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -238,6 +258,11 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		s.stall(c.Reason, c.Message)
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
+	if left := r.backoff.left(bottle.UID, bottle.Generation, s.retry, time.Now()); left > 0 {
+		// A smolvm call failed a moment ago: no call, and no write.
+		s.holdStatus()
+		return ctrl.Result{RequeueAfter: left}, nil
+	}
 
 	phases := []phase{r.reconcileMachine, r.reconcilePower, r.reconcileFiles, r.reconcileProvision}
 	for _, p := range phases {
@@ -247,6 +272,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 	}
 	// Everything is in place; the resync looks again for drift.
+	r.backoff.forget(bottle.UID)
 	return ctrl.Result{}, nil
 }
 

@@ -19,8 +19,8 @@ import (
 const kvmRetryPeriod = 2 * time.Minute
 
 // smolvmFailure records a driver error on the condition it blocks, naming
-// the verb, and stalls (needs a human) or retries with backoff as
-// decideFailure says.
+// the verb, and stalls (needs a human) or retries with the Bottle's
+// exponential backoff as decideFailure says.
 func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err error) (bool, ctrl.Result, error) {
 	// Whatever failed, the machine may not be as last seen: the next pass
 	// asks smolvm.
@@ -42,7 +42,12 @@ func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err erro
 		return false, ctrl.Result{}, nil
 	}
 	s.wait(policy.Reason, msg)
-	return false, ctrl.Result{}, fmt.Errorf("%s machine %s: %w", action, s.machineName, err)
+	// Not an error for the workqueue: its backoff would not hold against
+	// the watch event of this pass's own status write (see backoffs).
+	delay := r.backoff.failed(s.bottle.UID, s.bottle.Generation, time.Now())
+	s.log.Info("smolvm failed; retrying with backoff", "action", action, "machine", s.machineName,
+		"retryIn", delay.String(), "error", err.Error())
+	return false, ctrl.Result{RequeueAfter: delay}, nil
 }
 
 // reconcileMachine makes sure a machine of ours exists: adopt it when it

@@ -77,6 +77,11 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 	step := spec.Provision[i]
 	user := stepUser(s.execUser(), step)
 
+	if !r.leaseHeld() {
+		// The Lease is not renewed: start no step; the next pass waits for
+		// it (awaitLease).
+		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
 	env, err := s.sources.env(ctx, spec.Env)
 	if err != nil {
 		return r.sourceMissing(s, v1.ConditionProvisioned, err)
@@ -137,7 +142,7 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		st.ExecResults = st.ExecResults[:i]
 		return r.smolvmFailure(s, v1.ConditionProvisioned, "exec step "+step.Name, execErr)
 	}
-	if outcome != outcomeCancelled {
+	if outcome != outcomeCancelled && outcome != outcomeRefused {
 		r.view.alive(s.machineName)
 	}
 
@@ -153,6 +158,9 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		result.Error = fmt.Sprintf("timed out after %ds", step.TimeoutSeconds)
 	case outcomeCancelled:
 		result.Error = cancelledError(why)
+	case outcomeRefused:
+		// Recorded like a failure: blocked until an edit or a retry.
+		result.Error = fmt.Sprintf("not run: %v", execErr)
 	}
 	st.ExecResults[i] = result
 
@@ -199,6 +207,11 @@ const (
 	outcomeCancelled stepOutcome = "cancelled"
 	// outcomeError: smolvm failed; the step has no result.
 	outcomeError stepOutcome = "error"
+	// outcomeRefused: the driver or smolvm refused the command line (a
+	// usage error: a NUL byte in the script, or in an env value from a
+	// binary Secret): the step did not run and never will as it is, so
+	// retrying it would only loop.
+	outcomeRefused stepOutcome = "refused"
 )
 
 // classifyStep reads an exec's outcome. A cancel asked for by the registry
@@ -210,6 +223,8 @@ func classifyStep(exitCode int, err error, cancelWhy string) stepOutcome {
 		return outcomeCancelled
 	case err != nil && smolvm.IsTimeout(err):
 		return outcomeTimeout
+	case err != nil && smolvm.ClassOf(err) == smolvm.ErrUsage:
+		return outcomeRefused
 	case err != nil:
 		return outcomeError
 	case exitCode != 0:

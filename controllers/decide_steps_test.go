@@ -176,6 +176,7 @@ func TestClassifyStep(t *testing.T) {
 	timeout := &smolvm.Error{Verb: "exec", Class: smolvm.ErrTimeout}
 	cancelled := &smolvm.Error{Verb: "exec", Class: smolvm.ErrCanceled}
 	gone := &smolvm.Error{Verb: "exec", Class: smolvm.ErrNotRunning}
+	usage := &smolvm.Error{Verb: "exec", Class: smolvm.ErrUsage, ExitCode: -1, Message: "script contains a NUL byte"}
 	cases := []struct {
 		name string
 		code int
@@ -190,6 +191,7 @@ func TestClassifyStep(t *testing.T) {
 		{"cancel wins over a timeout at the same moment", -1, timeout, "runState is Stopped", outcomeCancelled},
 		{"smolvm failed", -1, gone, "", outcomeError},
 		{"wrapped smolvm failure", -1, errors.Join(errors.New("x"), gone), "", outcomeError},
+		{"refused before running: never retried blindly", -1, usage, "", outcomeRefused},
 	}
 	for _, tc := range cases {
 		if got := classifyStep(tc.code, tc.err, tc.why); got != tc.want {

@@ -139,6 +139,9 @@ type agentOptions struct {
 	apiReads *readCounts
 	// unreachableGrace is UnreachableGrace (0: the default).
 	unreachableGrace time.Duration
+	// retryBase is the first backoff after a smolvm failure (0: the
+	// default).
+	retryBase time.Duration
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -168,6 +171,7 @@ func startAgent(node string, o agentOptions) *agent {
 		CallTimeouts:            o.callTimeouts,
 		StepLogs:                o.stepLogs,
 		UnreachableGrace:        o.unreachableGrace,
+		SmolvmRetryBase:         o.retryBase,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	actx, acancel := context.WithCancel(ctx)

@@ -19,8 +19,8 @@ type leaseOptions struct {
 
 func (l *leaseOptions) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&l.namespace, "lease-namespace", agentlease.Namespace(), "Namespace of the node's Lease "+agentlease.NamePrefix+"<node> (default $POD_NAMESPACE, else "+agentlease.DefaultNamespace+").")
-	fs.DurationVar(&l.duration, "lease-duration", agentlease.DefaultLeaseDuration, "How long a standby agent waits after the holder's last renewal before taking the node over.")
-	fs.DurationVar(&l.renewDeadline, "lease-renew-deadline", agentlease.DefaultRenewDeadline, "How long the holder keeps trying to renew before it gives the node up and exits.")
+	fs.DurationVar(&l.duration, "lease-duration", agentlease.DefaultLeaseDuration, "How long a standby agent must read the Lease unrenewed before taking the node over (a failed read restarts the wait).")
+	fs.DurationVar(&l.renewDeadline, "lease-renew-deadline", agentlease.DefaultRenewDeadline, "How long after its last renewal the holder stops starting new work. An agent keeps its running steps and sessions and keeps renewing (it gives way only to another holder); the cluster controller exits.")
 	fs.DurationVar(&l.retryPeriod, "lease-retry-period", agentlease.DefaultRetryPeriod, "How often the Lease is renewed, or tried by a standby.")
 	l.identity = agentlease.Identity()
 }

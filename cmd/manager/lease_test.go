@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,11 +32,25 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
+var (
+	logsOnce   sync.Once
+	sharedLogs = &testutil.SyncBuffer{}
+)
+
+// agentLogs is what every agent of this test binary logs: controller-runtime
+// takes only the first logger it is given, so the tests share one buffer.
+func agentLogs() *testutil.SyncBuffer {
+	logsOnce.Do(func() { ctrl.SetLogger(zap.New(zap.WriteTo(sharedLogs), zap.UseDevMode(true))) })
+	return sharedLogs
+}
+
 // runningAgent is one agent process's manager, run in this test process.
 type runningAgent struct {
 	probe  string
 	cancel context.CancelFunc
-	done   chan error
+	// done is closed when the manager returned, with its error in err.
+	done chan struct{}
+	err  error
 }
 
 func freeAddr(t *testing.T) string {
@@ -48,13 +63,15 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startTestAgent(t *testing.T, cfg *rest.Config, identity, node, ns, simPath, dataDir string) *runningAgent {
+// startTestAgent runs an agent with short lease timings; extra flags come
+// last (a second --exec-bind-address wins).
+func startTestAgent(t *testing.T, cfg *rest.Config, identity, node, ns, simPath, dataDir string, extra ...string) *runningAgent {
 	t.Helper()
-	o, err := parseFlags([]string{
+	o, err := parseFlags(append([]string{
 		"--node-name=" + node, "--reservations=false", "--smolvm-path=" + simPath, "--smolvm-data-dir=" + dataDir,
 		"--metrics-bind-address=0", "--health-probe-bind-address=" + freeAddr(t), "--exec-bind-address=0",
 		"--lease-namespace=" + ns, "--lease-duration=3s", "--lease-renew-deadline=2s", "--lease-retry-period=250ms",
-	})
+	}, extra...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,17 +83,21 @@ func startTestAgent(t *testing.T, cfg *rest.Config, identity, node, ns, simPath,
 		cancel()
 		t.Fatal(err)
 	}
-	a := &runningAgent{probe: o.probeAddr, cancel: cancel, done: make(chan error, 1)}
-	go func() { a.done <- mgr.Start(ctx) }()
+	a := &runningAgent{probe: o.probeAddr, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.err = mgr.Start(ctx)
+	}()
 	t.Cleanup(a.stop)
 	return a
 }
 
+// stop stops the agent and waits for it (at most a minute); it may be
+// called again.
 func (a *runningAgent) stop() {
 	a.cancel()
 	select {
-	case err := <-a.done:
-		_ = err // a stopped manager's error is not this helper's to judge
+	case <-a.done:
 	case <-time.After(time.Minute):
 	}
 }
@@ -108,8 +129,7 @@ func TestOneAgentPerNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	logs := &testutil.SyncBuffer{}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(true)))
+	logs := agentLogs()
 	g := NewWithT(t)
 	g.SetDefaultEventuallyTimeout(60 * time.Second)
 	g.SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
@@ -118,7 +138,7 @@ func TestOneAgentPerNode(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	dir := t.TempDir()
-	simPath, err := testutil.Simulator(dir)
+	simPath, err := testutil.Simulator(simDir)
 	if err != nil {
 		t.Fatal(err)
 	}

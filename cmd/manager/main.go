@@ -195,8 +195,9 @@ func newScheme() (*runtime.Scheme, error) {
 }
 
 // newAgent builds the agent's manager. The Bottle reconciler (or, on a node
-// whose smolvm is unusable, the nodecheck reconciler) runs only while this
-// process holds the node's Lease; the exec API, probes and metrics run in a
+// whose smolvm is unusable, the nodecheck reconciler) runs once this
+// process holds the node's Lease, and starts new work only while it renews
+// it (agentlease.Elector); the exec API, probes and metrics run in a
 // standby too.
 func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, error) {
 	log := ctrl.Log.WithName("setup")
@@ -230,21 +231,16 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err != nil {
 		return nil, fmt.Errorf("creating the node lease lock: %w", err)
 	}
-	mopts := NewManagerOptions(scheme, o)
-	mopts.LeaderElection = true
-	mopts.LeaderElectionID = agentlease.Name(o.nodeName)
-	mopts.LeaderElectionNamespace = o.lease.namespace
-	mopts.LeaderElectionResourceLockInterface = lock
-	mopts.LeaseDuration = &o.lease.duration
-	mopts.RenewDeadline = &o.lease.renewDeadline
-	mopts.RetryPeriod = &o.lease.retryPeriod
-	// On shutdown, stop the reconciler (cancelling its steps) and then
-	// release the Lease, so a standby takes over at once.
-	mopts.LeaderElectionReleaseOnCancel = true
-	mgr, err := ctrl.NewManager(cfg, mopts)
+	// Not controller-runtime's leader election: see agentProcess.
+	elector := agentlease.NewElector(lock, o.lease.duration, o.lease.renewDeadline, o.lease.retryPeriod, ctrl.Log.WithName("lease"))
+	mgr, err := ctrl.NewManager(cfg, NewManagerOptions(scheme, o))
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
+	// What acts on the node's machines and Bottles starts once this
+	// process holds the Lease; the exec API, probes and metrics run in a
+	// standby too.
+	elected := electedOnly{Manager: mgr, elected: elector.Elected()}
 	mode := smolvm.ModeLogin
 	if o.execMode == "direct" {
 		mode = smolvm.ModeDirect
@@ -259,7 +255,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("lease", agentlease.ReadyzCheck(mgr.Elected(), lock)); err != nil {
+	if err := mgr.AddReadyzCheck("lease", elector.Readyz()); err != nil {
 		return nil, err
 	}
 
@@ -291,15 +287,15 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 			return nil, err
 		}
 		nc := &nodecheck.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bottle-agent"), State: state}
-		if err := nc.SetupWithManager(mgr); err != nil {
+		if err := nc.SetupWithManager(elected); err != nil {
 			return nil, err
 		}
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := elected.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			return state.Watch(ctx, o.smolvmRecheckPeriod, checkSmolvm)
 		})); err != nil {
 			return nil, err
 		}
-		return mgr, nil
+		return &agentProcess{Manager: mgr, elector: elector}, nil
 	}
 
 	r := &controllers.BottleReconciler{
@@ -313,6 +309,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		RequireReservation:      o.reservations,
 		TempDir:                 copyDir,
+		Lease:                   elector,
 	}
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
 		return nil, fmt.Errorf("--digest-key-file: %w", err)
@@ -320,10 +317,10 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if logs != nil {
 		r.StepLogs = logs
 	}
-	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
+	if err := r.SetupWithManager(elected, "bottle"); err != nil {
 		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
-	return mgr, nil
+	return &agentProcess{Manager: mgr, elector: elector}, nil
 }
 
 // NewManagerOptions scopes the cache to this node's Bottles, filtered by the

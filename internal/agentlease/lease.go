@@ -5,13 +5,12 @@
 // heartbeat (what a placement controller reads to know a node is served).
 // A second agent started for the same node waits as a standby: it is not
 // ready (/readyz/lease says who holds the Lease) and runs no reconciler
-// until the Lease expires or is released, then takes over.
+// until the Lease expires or is released, then takes over. Elector keeps
+// the Lease; losing contact with the API server does not end its hold.
 package agentlease
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -22,7 +21,6 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
@@ -129,21 +127,4 @@ func (l *Lock) Holder() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.holder
-}
-
-// ReadyzCheck fails until elected is closed, naming the holder:
-// "standby: lease NS/NAME held by X". Kubernetes then keeps a standby out of
-// Service endpoints; /readyz/lease shows the message.
-func ReadyzCheck(elected <-chan struct{}, l *Lock) healthz.Checker {
-	return func(*http.Request) error {
-		select {
-		case <-elected:
-			return nil
-		default:
-		}
-		if h := l.Holder(); h != "" && h != l.Identity() {
-			return fmt.Errorf("standby: lease %s held by %s", l.Describe(), h)
-		}
-		return fmt.Errorf("standby: acquiring lease %s", l.Describe())
-	}
 }

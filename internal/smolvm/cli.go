@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -87,11 +88,14 @@ func (c *CLI) outputLimit() int {
 // is prepared here, so this is the one place that applies Root. The process
 // gets its own process group, and when ctx ends the whole group is
 // SIGKILLed: smolvm, and anything it started that did not leave the group,
-// die together.
+// die together. smolvm also dies with the agent (Pdeathsig): outside a
+// container nothing else would stop a step of an agent that is gone, and
+// the next agent would run it again beside it. Pdeathsig follows the
+// forking thread, so startLocked keeps that thread until the wait.
 func (c *CLI) command(ctx context.Context, argv []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.path(), argv...)
 	cmd.Env = append(os.Environ(), c.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if c.Root != "" {
 		// execve resolves the path inside the root after the chroot, not
 		// os/exec's LookPath in the agent's PATH before it.
@@ -144,6 +148,10 @@ type outcome struct {
 // runCmd starts and waits for cmd, distinguishing "could not start",
 // "killed by its context" and "exited".
 func runCmd(ctx context.Context, cmd *exec.Cmd, stderr *tailBuffer) outcome {
+	// Pdeathsig fires when the forking thread exits: keep it until the
+	// wait (see command).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		return outcome{exitCode: -1, startErr: err}
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"time"
 
 	"github.com/creack/pty"
@@ -109,6 +110,9 @@ func runOnPty(ctx context.Context, cmd *exec.Cmd, s Streams, stderr *tailBuffer)
 	cmd.Stdin, cmd.Stdout = tty, tty
 	// smolvm leads the pty's session, so it gets SIGWINCH.
 	asSessionLeader(cmd)
+	// Pdeathsig follows the forking thread (see command).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		_ = tty.Close()
 		return outcome{exitCode: -1, startErr: err}, nil

@@ -1,0 +1,27 @@
+package controllers
+
+import "context"
+
+// LeaseGate is the node's Lease as the reconciler sees it
+// (agentlease.Elector): work on the node's machines starts only while this
+// process holds the Lease and renewed it recently enough that no other
+// agent can have taken it. Work already running is not the gate's: it runs
+// on while the API server is out of reach, and stops when the agent gives
+// way to another holder (its context ends).
+type LeaseGate interface {
+	// Wait returns once Held is true, or with ctx's error.
+	Wait(ctx context.Context) error
+	// Held reports whether work may start now.
+	Held() bool
+}
+
+// awaitLease blocks a pass until the Lease allows work (no gate: at once).
+func (r *BottleReconciler) awaitLease(ctx context.Context) error {
+	if r.Lease == nil {
+		return nil
+	}
+	return r.Lease.Wait(ctx)
+}
+
+// leaseHeld says whether the next step may start.
+func (r *BottleReconciler) leaseHeld() bool { return r.Lease == nil || r.Lease.Held() }
