@@ -43,7 +43,7 @@ func TestAgentWithoutSystemdIsUnavailable(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	g := NewWithT(t)
 	dir := t.TempDir()
-	simPath, err := testutil.Simulator(dir)
+	simPath, err := testutil.Simulator(simDir)
 	g.Expect(err).NotTo(HaveOccurred())
 	socket := filepath.Join(dir, "no_bus_socket")
 	o, err := parseFlags([]string{
