@@ -1,6 +1,6 @@
 // Command kubectl-bottle is the kubectl plugin for Bottles: `kubectl bottle
 // attach|exec|results|wait`. Install it on PATH (or with krew, see
-// hack/krew/bottle.yaml); docs/exec.md has examples.
+// hack/krew/bottle.yaml.tmpl); docs/exec.md has examples.
 package main
 
 import (

@@ -32,9 +32,11 @@ import (
 	"text/template"
 	"time"
 
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
 	"github.com/bot-bottle/bottle-controller/internal/installer"
+	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/version"
 )
 
@@ -267,11 +269,25 @@ func renderKrew(tmplPath, ver string, platforms []krewPlatform) ([]byte, error) 
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, struct {
 		Version   string
+		Verbs     string
 		Platforms []krewPlatform
-	}{ver, platforms}); err != nil {
+	}{ver, pluginVerbs("      "), platforms}); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// pluginVerbs lists `kubectl bottle`'s verbs, one line each with its short
+// help, from the plugin's own commands: the krew description cannot lose or
+// misname one.
+func pluginVerbs(indent string) string {
+	var b strings.Builder
+	for _, c := range kubectlbottle.NewCommand(genericiooptions.IOStreams{}).Commands() {
+		if c.IsAvailableCommand() {
+			fmt.Fprintf(&b, "%skubectl bottle %-9s %s\n", indent, c.Name(), c.Short)
+		}
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func writeChecksums(dir string) error {

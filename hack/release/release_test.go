@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
@@ -70,6 +72,18 @@ func TestReleaseDryRun(t *testing.T) {
 	}
 	if err := verify(out, 1); err != nil {
 		t.Error(err)
+	}
+	// Its description names every verb of the plugin, and is valid YAML.
+	for _, verb := range []string{"attach", "exec", "logs", "cp", "results", "wait", "retry", "templates"} {
+		if !bytes.Contains(manifest, []byte("kubectl bottle "+verb+" ")) {
+			t.Errorf("krew manifest's description lacks the verb %s:\n%s", verb, manifest)
+		}
+	}
+	var parsed struct {
+		Spec struct{ Description string }
+	}
+	if err := yaml.Unmarshal(manifest, &parsed); err != nil || !strings.Contains(parsed.Spec.Description, "kubectl bottle retry") {
+		t.Errorf("krew manifest does not parse with its verbs in spec.description (%v):\n%s", err, manifest)
 	}
 	// The agent binaries are static, for their architecture.
 	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
