@@ -55,6 +55,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{}, err
 }
 
+// StatusFor is the summary part of t's status the reconciler applies.
+func StatusFor(t *v1.BottleTemplate) *v1.BottleTemplateStatus { return desiredStatus(t, Summarize(t)) }
+
 // desiredStatus is the summary part of t's status, with each condition's
 // transition time kept while its status does not change.
 func desiredStatus(t *v1.BottleTemplate, s Summary) *v1.BottleTemplateStatus {
