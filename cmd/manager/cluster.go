@@ -98,7 +98,8 @@ func newCluster(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the placement controller: %w", err)
 	}
-	if err := (&templatesummary.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	ts := &templatesummary.Reconciler{Client: mgr.GetClient(), Heartbeats: r.Heartbeats, AgentNamespace: c.AgentNamespace}
+	if err := ts.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the template summary controller: %w", err)
 	}
 	return mgr, nil

@@ -62,14 +62,18 @@ type Summary struct {
 // template; any being provisioned keeps it Reconciling. Ready says whether
 // a Bottle of the template can start: from a ready golden somewhere, or,
 // for a template no node keeps ahead of time, from one its node builds.
-func Summarize(t *v1.BottleTemplate) Summary {
+// The entry of a node whose agent is not live (live says; nil: every node
+// is) counts for nothing either: no Bottle can be forked there.
+func Summarize(t *v1.BottleTemplate, live func(node string) bool) Summary {
 	var s Summary
-	var ready, failed, busy []string
+	var ready, failed, busy, gone []string
 	failMsg := ""
 	nodes := slices.Clone(t.Status.Nodes)
 	slices.SortFunc(nodes, func(a, b v1.TemplateNodeStatus) int { return strings.Compare(a.NodeName, b.NodeName) })
 	for _, n := range nodes {
 		switch {
+		case live != nil && !live(n.NodeName):
+			gone = append(gone, n.NodeName)
 		case n.TemplateGeneration != t.Generation:
 		case n.Phase == v1.PhaseReady:
 			ready = append(ready, n.NodeName)
@@ -100,6 +104,9 @@ func Summarize(t *v1.BottleTemplate) Summary {
 		s.Ready = verdict{metav1.ConditionFalse, ReasonGoldenProvisioning, msg}
 	case len(ready) == 0 && len(t.Spec.Pool.NodeSelector) > 0:
 		msg := fmt.Sprintf("no node matching pool.nodeSelector has reported a golden machine of generation %d yet", gen)
+		if len(gone) > 0 {
+			msg += fmt.Sprintf(" (%s without a live agent)", nodeList(gone))
+		}
 		s.Reconciling = &verdict{metav1.ConditionTrue, ReasonNoGolden, msg}
 		s.Ready = verdict{metav1.ConditionFalse, ReasonNoGolden, msg}
 	case len(ready) == 0:

@@ -18,10 +18,10 @@ func entry(node string, gen int64, phase v1.Phase, free int32) v1.TemplateNodeSt
 
 // kstatusOf is what Flux and Argo CD conclude about t once its summary is
 // written.
-func kstatusOf(t *testing.T, tpl *v1.BottleTemplate) status.Status {
+func kstatusOf(t *testing.T, tpl *v1.BottleTemplate, live func(string) bool) status.Status {
 	t.Helper()
 	tpl = tpl.DeepCopy()
-	want := desiredStatus(tpl, Summarize(tpl))
+	want := desiredStatus(tpl, Summarize(tpl, live))
 	want.Nodes = tpl.Status.Nodes
 	tpl.Status = *want
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(tpl)
@@ -50,6 +50,7 @@ func TestSummarize(t *testing.T) {
 		reconciling bool
 		stalled     bool
 		kstatus     status.Status
+		live        func(string) bool
 	}{
 		{name: "no node yet, on demand", nodes: nil, ready: metav1.ConditionTrue, reason: ReasonGoldenOnDemand,
 			says: "the first Bottle of it on a node builds one there", kstatus: status.CurrentStatus},
@@ -72,6 +73,12 @@ func TestSummarize(t *testing.T) {
 			golden: 1, free: 1, ready: metav1.ConditionTrue, reason: ReasonGoldenReady, says: "ready on node n2", stalled: true, kstatus: status.FailedStatus},
 		{name: "provisioning on one node, ready on another", nodes: []v1.TemplateNodeStatus{entry("n1", 2, v1.PhaseProvisioning, 0), entry("n2", 2, v1.PhaseReady, 1)},
 			golden: 1, free: 1, ready: metav1.ConditionTrue, reason: ReasonGoldenReady, says: "being provisioned on node n1", reconciling: true, kstatus: status.InProgressStatus},
+		{name: "ready only on a node without a live agent", pool: v1.TemplatePool{NodeSelector: map[string]string{"a": "b"}},
+			nodes: []v1.TemplateNodeStatus{entry("n1", 2, v1.PhaseReady, 3)}, live: func(n string) bool { return n != "n1" },
+			ready: metav1.ConditionFalse, reason: ReasonNoGolden, says: "(node n1 without a live agent)", reconciling: true, kstatus: status.InProgressStatus},
+		{name: "ready on a live node and a dead one", nodes: []v1.TemplateNodeStatus{entry("n1", 2, v1.PhaseReady, 3), entry("n2", 2, v1.PhaseReady, 1)},
+			live: func(n string) bool { return n != "n1" }, golden: 1, free: 1, ready: metav1.ConditionTrue, reason: ReasonGoldenReady,
+			says: "ready on node n2; 1 free", kstatus: status.CurrentStatus},
 		{name: "many nodes provisioning", nodes: []v1.TemplateNodeStatus{entry("n1", 2, v1.PhaseCreating, 0), entry("n2", 2, v1.PhaseStarting, 0),
 			entry("n3", 2, v1.PhaseCopyingFiles, 0), entry("n4", 2, v1.PhasePending, 0), entry("n5", 2, v1.PhaseDeleting, 0)},
 			ready: metav1.ConditionFalse, reason: ReasonGoldenProvisioning, says: "on nodes n1, n2, n3 and 2 more", reconciling: true, kstatus: status.InProgressStatus},
@@ -81,7 +88,7 @@ func TestSummarize(t *testing.T) {
 			tpl := &v1.BottleTemplate{ObjectMeta: metav1.ObjectMeta{Name: "t", Namespace: "ns", Generation: 2}}
 			tpl.Spec.Pool = c.pool
 			tpl.Status.Nodes = c.nodes
-			s := Summarize(tpl)
+			s := Summarize(tpl, c.live)
 			if s.GoldenNodes != c.golden || s.FreeSlots != c.free {
 				t.Errorf("goldenNodes %d, freeSlots %d; want %d, %d", s.GoldenNodes, s.FreeSlots, c.golden, c.free)
 			}
@@ -101,7 +108,7 @@ func TestSummarize(t *testing.T) {
 			if (s.Reconciling != nil) != c.reconciling || (s.Stalled != nil) != c.stalled {
 				t.Errorf("Reconciling %v, Stalled %v; want %v, %v", s.Reconciling != nil, s.Stalled != nil, c.reconciling, c.stalled)
 			}
-			if got := kstatusOf(t, tpl); got != c.kstatus {
+			if got := kstatusOf(t, tpl, c.live); got != c.kstatus {
 				t.Errorf("kstatus %s, want %s", got, c.kstatus)
 			}
 		})
@@ -111,16 +118,16 @@ func TestSummarize(t *testing.T) {
 func TestDesiredStatusKeepsTransitionTimes(t *testing.T) {
 	tpl := &v1.BottleTemplate{ObjectMeta: metav1.ObjectMeta{Generation: 1}}
 	tpl.Status.Nodes = []v1.TemplateNodeStatus{entry("n1", 1, v1.PhaseReady, 1)}
-	first := desiredStatus(tpl, Summarize(tpl))
+	first := desiredStatus(tpl, Summarize(tpl, nil))
 	past := metav1.NewTime(first.Conditions[0].LastTransitionTime.Add(-3600e9))
 	first.Conditions[0].LastTransitionTime = past
 	tpl.Status.Conditions = first.Conditions
 	tpl.Status.ObservedGeneration, tpl.Status.GoldenNodes, tpl.Status.FreeSlots = first.ObservedGeneration, first.GoldenNodes, first.FreeSlots
-	if !upToDate(tpl, desiredStatus(tpl, Summarize(tpl))) {
+	if !upToDate(tpl, desiredStatus(tpl, Summarize(tpl, nil))) {
 		t.Error("an unchanged summary is not up to date")
 	}
 	tpl.Status.Nodes[0].FreeSlots = 0
-	again := desiredStatus(tpl, Summarize(tpl))
+	again := desiredStatus(tpl, Summarize(tpl, nil))
 	if upToDate(tpl, again) {
 		t.Error("a changed free-slot count is up to date")
 	}

@@ -2,6 +2,7 @@ package templatesummary
 
 import (
 	"context"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/controllers/placement"
 )
 
 // Reconciler applies each BottleTemplate's summary under
@@ -21,6 +23,21 @@ import (
 // the apply itself: no other writer owns them.
 type Reconciler struct {
 	Client client.Client
+	// Heartbeats says which nodes have a live agent (the placement
+	// controller's, fed from the agents' Leases in AgentNamespace); nil:
+	// every node has.
+	Heartbeats     *placement.Heartbeats
+	AgentNamespace string
+}
+
+// live reports whether node's agent is live, and until when it stays so
+// without a renewal.
+func (r *Reconciler) live(node string) (bool, time.Time) {
+	if r.Heartbeats == nil {
+		return true, time.Time{}
+	}
+	l := r.Heartbeats.Of(node, r.AgentNamespace)
+	return l.Live, l.Until
 }
 
 // SetupWithManager registers the reconciler for BottleTemplates.
@@ -37,9 +54,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !t.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
-	want := desiredStatus(t, Summarize(t))
+	// Look again when the first live node would turn unavailable without
+	// a renewal: its golden must stop counting then.
+	var recheck time.Time
+	live := func(node string) bool {
+		ok, until := r.live(node)
+		if ok && !until.IsZero() && (recheck.IsZero() || until.Before(recheck)) {
+			recheck = until
+		}
+		return ok
+	}
+	want := desiredStatus(t, Summarize(t, live))
+	res := reconcile.Result{}
+	if !recheck.IsZero() {
+		res.RequeueAfter = time.Until(recheck) + time.Second
+	}
 	if upToDate(t, want) {
-		return reconcile.Result{}, nil
+		return res, nil
 	}
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(want)
 	if err != nil {
@@ -52,11 +83,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if apierrors.IsNotFound(err) {
 		return reconcile.Result{}, nil
 	}
-	return reconcile.Result{}, err
+	return res, err
 }
 
-// StatusFor is the summary part of t's status the reconciler applies.
-func StatusFor(t *v1.BottleTemplate) *v1.BottleTemplateStatus { return desiredStatus(t, Summarize(t)) }
+// StatusFor is the summary part of t's status the reconciler applies when
+// every node's agent is live.
+func StatusFor(t *v1.BottleTemplate) *v1.BottleTemplateStatus {
+	return desiredStatus(t, Summarize(t, nil))
+}
 
 // desiredStatus is the summary part of t's status, with each condition's
 // transition time kept while its status does not change.
