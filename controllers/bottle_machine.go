@@ -177,7 +177,7 @@ func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smol
 // start to reconcilePower. The disk, and so everything provisioned, stays.
 func (r *BottleReconciler) resizeMachine(ctx context.Context, s *scope, m *smolvm.Machine, cpus, memMiB int) (bool, ctrl.Result, error) {
 	msg := fmt.Sprintf("resizing machine %s to %d vCPUs and %d MiB: stop, update, start (its disk is kept)",
-		s.machineName, s.spec().Resources.CPUs, s.spec().Resources.MemoryMiB)
+		s.machineName, s.spec().Resources.OrDefault().CPUs, s.spec().Resources.OrDefault().MemoryMiB)
 	s.setCondition(v1.ConditionMachineUpToDate, metav1.ConditionFalse, v1.ReasonMachineResized, msg)
 	if err := r.retryProgress(ctx, s, v1.ConditionMachineUpToDate, v1.ReasonMachineResized, msg); err != nil {
 		return false, ctrl.Result{}, err

@@ -136,11 +136,12 @@ func decideResize(spec *v1.BottleSpec, m *smolvm.Machine) (cpus, memMiB int, ok 
 		return 0, 0, false
 	}
 	resized := *m
-	if m.CPUs != 0 && m.CPUs != int(spec.Resources.CPUs) {
-		cpus, resized.CPUs = int(spec.Resources.CPUs), int(spec.Resources.CPUs)
+	res := spec.Resources.OrDefault()
+	if m.CPUs != 0 && m.CPUs != int(res.CPUs) {
+		cpus, resized.CPUs = int(res.CPUs), int(res.CPUs)
 	}
-	if m.MemoryMiB != 0 && m.MemoryMiB != int(spec.Resources.MemoryMiB) {
-		memMiB, resized.MemoryMiB = int(spec.Resources.MemoryMiB), int(spec.Resources.MemoryMiB)
+	if m.MemoryMiB != 0 && m.MemoryMiB != int(res.MemoryMiB) {
+		memMiB, resized.MemoryMiB = int(res.MemoryMiB), int(res.MemoryMiB)
 	}
 	if len(machineDiffs(spec, &resized)) > 0 {
 		return 0, 0, false

@@ -176,4 +176,14 @@ func TestDecideResize(t *testing.T) {
 			t.Errorf("%s: decideResize = %d, %d, %t; want %d, %d, %t", tc.name, cpus, mem, ok, tc.cpus, tc.mem, tc.ok)
 		}
 	}
+	// The API server does not default spec.resources: an unset size is
+	// Resources.OrDefault's, so raising only the memory resizes the
+	// default-sized machine instead of making a new one.
+	def := v1.Resources{}.OrDefault()
+	memOnly := &v1.BottleSpec{MachineSpec: v1.MachineSpec{Image: "node:22", Resources: v1.Resources{MemoryMiB: 8192}}}
+	m := &smolvm.Machine{Image: "node:22", CPUs: int(def.CPUs), MemoryMiB: int(def.MemoryMiB),
+		Labels: map[string]string{v1.LabelNetwork: networkDigest(memOnly.Network)}}
+	if cpus, mem, ok := decideResize(memOnly, m); cpus != 0 || mem != 8192 || !ok {
+		t.Errorf("memory raised, cpus unset: decideResize = %d, %d, %t; want 0, 8192, true", cpus, mem, ok)
+	}
 }
