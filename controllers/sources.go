@@ -40,7 +40,7 @@ func (r *BottleReconciler) sourceMissing(s *scope, cond string, err error) (bool
 }
 
 // content is one resolved value and whether it came from a Secret (secret
-// digests are salted so status never carries a plain hash of a secret).
+// digests are keyed HMACs, so status never carries a plain hash of a secret).
 type content struct {
 	data   []byte
 	secret bool

@@ -34,7 +34,9 @@ type BottleStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, MachineReady, FilesReady, Provisioned, Reconciling, Stalled.
+	// Conditions: Ready, MachineReady, MachineUpToDate, FilesReady,
+	// Provisioned, Reconciling, Stalled (the agent's), and Scheduled (the
+	// cluster controller's).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -83,9 +85,9 @@ type BottleStatus struct {
 type FileStatus struct {
 	// Path is the guest path.
 	Path string `json:"path"`
-	// SHA256 is the hex digest of the content copied. For content from a
-	// Secret it is salted with the Bottle's UID, so status never holds a
-	// plain hash of a secret.
+	// SHA256 is the hex SHA-256 of the content copied. For content from a
+	// Secret it is an HMAC-SHA256 keyed with the install's digest key, so
+	// that readers of status cannot test guesses of a secret against it.
 	SHA256 string `json:"sha256"`
 	// Bytes is the content's size.
 	Bytes int64 `json:"bytes"`

@@ -10,8 +10,9 @@ const (
 	ConditionReconciling  = "Reconciling"
 	ConditionStalled      = "Stalled"
 
-	// ConditionMachineUpToDate is False while spec fields that only a new
-	// machine can take (image, CPUs, memory) differ from the machine's.
+	// ConditionMachineUpToDate is False while the machine differs from the
+	// spec: in what only a new machine can take (image, network), or in its
+	// size (CPUs, memory) until a stop, update and start applies it.
 	ConditionMachineUpToDate = "MachineUpToDate"
 
 	// ConditionScheduled is the cluster controller's: True once the

@@ -59,7 +59,8 @@ type MachineSpec struct {
 	// +optional
 	Network Network `json:"network,omitzero"`
 
-	// Env is the environment of every provisioning step.
+	// Env is the environment of every provisioning step and of every session
+	// (exec, attach, cp).
 	// +optional
 	// +listType=map
 	// +listMapKey=name
