@@ -194,6 +194,7 @@ func TestEveryVerbRunsInRoot(t *testing.T) {
 		"Create":       {func() error { return c.Create(ctx, MachineSpec{Name: "m1", Image: "node:22"}) }, "machine create --name m1"},
 		"Start":        {func() error { return c.Start(ctx, "m1") }, "machine start --name m1"},
 		"Stop":         {func() error { return c.Stop(ctx, "m1") }, "machine stop --name m1"},
+		"Update":       {func() error { return c.Update(ctx, "m1", 2, 0) }, "machine update --name m1"},
 		"Delete":       {func() error { return c.Delete(ctx, "m1") }, "machine delete --name m1"},
 		"Status": {func() error {
 			m, err := c.Status(ctx, "m1")

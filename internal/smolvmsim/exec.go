@@ -104,7 +104,9 @@ func cmdExec(e *env, args []string) error {
 		}
 	}
 	cmd := exec.Command(bwrap, argv...)
-	cmd.Env = guestEnv(r, append(p.values["--env"], secrets...), termName)
+	// -e overrides a --secret-env of the same name
+	// (smolvm:src/cli/machine.rs:2713-2745, merge_env_overrides).
+	cmd.Env = guestEnv(r, append(secrets, p.values["--env"]...), termName)
 
 	// Pdeathsig is tied to the thread that forks; keep this goroutine on
 	// one thread so the sandbox dies exactly when this process does.
@@ -172,7 +174,8 @@ func secretEnv(pairs []string) ([]string, error) {
 		}
 		v, ok := os.LookupEnv(host)
 		if !ok {
-			return nil, fail("secret env %s: host environment variable %s is not set", guest, host)
+			// smolvm:src/secrets.rs:397-453 (also for a non-UTF-8 value).
+			return nil, fail("config operation failed: resolve secret '%s': env_unset", guest)
 		}
 		out = append(out, guest+"="+v)
 	}

@@ -118,3 +118,18 @@ func TestExecRunsAsTheImageUser(t *testing.T) {
 		t.Fatalf("exec in an image without USER: %q", out)
 	}
 }
+
+// --secret-env: an unset host variable is smolvm's config error, and -e
+// overrides a secret of the same name.
+func TestSecretEnvAsSmolvm(t *testing.T) {
+	s := newSim(t, "HOSTVAL=from-secret")
+	s.running("sec")
+	expect(t, "unset", s.run("machine", "exec", "--name", "sec", "--secret-env", "K=NOT_SET_ANYWHERE", "--", "true"),
+		"", "Error: config operation failed: resolve secret 'K': env_unset\n", 1)
+	if out := s.ok("machine", "exec", "--name", "sec", "--secret-env", "K=HOSTVAL", "-e", "K=from-e", "--", "sh", "-c", "echo $K"); out != "from-e\n" {
+		t.Fatalf("-e vs --secret-env: %q", out)
+	}
+	if out := s.ok("machine", "exec", "--name", "sec", "--secret-env", "K=HOSTVAL", "--", "sh", "-c", "echo $K"); out != "from-secret\n" {
+		t.Fatalf("--secret-env: %q", out)
+	}
+}
