@@ -51,7 +51,9 @@ func cmdCopy(args []string) error {
 		v := strings.TrimPrefix(p.one("--mode"), "0o")
 		m, err := strconv.ParseUint(v, 8, 32)
 		if err != nil || m > 0o7777 {
-			return cpSpec.usageErr("invalid value '%s' for '--mode <MODE>': expected an octal mode like 0644", p.one("--mode"))
+			// smolvm parses the mode itself, after clap
+			// (smolvm:src/cli/machine.rs:4909-4920): exit 1, not 2.
+			return fail("config operation failed: cp: invalid octal mode '%s' (expected e.g. 644)", p.one("--mode"))
 		}
 		mode = int64(m)
 	}

@@ -132,4 +132,9 @@ func TestSecretEnvAsSmolvm(t *testing.T) {
 	if out := s.ok("machine", "exec", "--name", "sec", "--secret-env", "K=HOSTVAL", "--", "sh", "-c", "echo $K"); out != "from-secret\n" {
 		t.Fatalf("--secret-env: %q", out)
 	}
+	// -e KEY forwards smolvm's own KEY, or nothing when it is unset.
+	if out := s.ok("machine", "exec", "--name", "sec", "-e", "HOSTVAL", "-e", "UNSET_ANYWHERE_X", "--", "sh", "-c",
+		"echo $HOSTVAL ${UNSET_ANYWHERE_X-unset}"); out != "from-secret unset\n" {
+		t.Fatalf("-e KEY: %q", out)
+	}
 }
