@@ -176,7 +176,7 @@ func helperCommand(s *store, r *record, args ...string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bwrap, argv...)
-	cmd.Env = guestEnv(r, nil, "")
+	cmd.Env = guestEnv(r, nil, nil, "")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd, nil
 }

@@ -93,9 +93,13 @@ func cmdExec(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	image := imageConfigOf(r.Image)
 	workdir := p.one("--workdir")
 	if workdir == "" {
 		workdir = r.Workdir
+	}
+	if workdir == "" {
+		workdir = image.Workdir
 	}
 	if workdir == "" {
 		workdir = "/"
@@ -116,7 +120,7 @@ func cmdExec(e *env, args []string) error {
 	cmd := exec.Command(bwrap, argv...)
 	// -e overrides a --secret-env of the same name
 	// (smolvm:src/cli/machine.rs:2713-2745, merge_env_overrides).
-	cmd.Env = guestEnv(r, append(secrets, envs...), termName)
+	cmd.Env = guestEnv(r, image.Env, append(secrets, envs...), termName)
 
 	// Pdeathsig is tied to the thread that forks; keep this goroutine on
 	// one thread so the sandbox dies exactly when this process does.

@@ -104,7 +104,7 @@ func TestExecRunsAsTheImageUser(t *testing.T) {
 	if !hostIsRoot() {
 		t.Skip("the simulator switches users only as root")
 	}
-	s := newSim(t, ImageUsersEnv+"=agent-image:1=node")
+	s := newSim(t, ImagesEnv+`={"agent-image:1": {"user": "node", "env": ["IMG=from-image", "OVR=image"], "workdir": "/opt"}}`)
 	s.ok("machine", "create", "--name", "u", "--image", "agent-image:1")
 	s.ok("machine", "start", "--name", "u")
 	if out := s.ok("machine", "exec", "--name", "u", "--", "sh", "-c", "id -un; echo $HOME"); out != "node\n/home/node\n" {
@@ -112,6 +112,13 @@ func TestExecRunsAsTheImageUser(t *testing.T) {
 	}
 	expect(t, "runuser as node", s.run("machine", "exec", "--name", "u", "--", "runuser", "-u", "node", "--", "true"),
 		"", "runuser: may not be used by non-root users\n", 1)
+	// The image's ENV is under -e; its WORKDIR is used without -w.
+	if out := s.ok("machine", "exec", "--name", "u", "-e", "OVR=exec", "--", "sh", "-c", "echo $IMG $OVR; pwd"); out != "from-image exec\n/opt\n" {
+		t.Fatalf("image env and workdir: %q", out)
+	}
+	if out := s.ok("machine", "exec", "--name", "u", "-w", "/tmp", "--", "pwd"); out != "/tmp\n" {
+		t.Fatalf("-w over the image's workdir: %q", out)
+	}
 
 	s.running("plain")
 	if out := s.ok("machine", "exec", "--name", "plain", "--", "id", "-un"); out != "root\n" {
