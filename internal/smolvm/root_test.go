@@ -212,7 +212,8 @@ func TestEveryVerbRunsInRoot(t *testing.T) {
 		}, "machine ls"},
 		"Exec": {func() error {
 			res, err := c.Exec(ctx, ExecRequest{Machine: "m1", Argv: []string{"true"}})
-			if err == nil && res.Stdout != "exec in "+marker+"\n" {
+			// Exec always passes -i: the stand-in reads an empty stdin.
+			if err == nil && res.Stdout != "exec in "+marker+"\nread \n" {
 				err = fmt.Errorf("exec stdout %q", res.Stdout)
 			}
 			return err
