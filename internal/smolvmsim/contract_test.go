@@ -99,7 +99,7 @@ func TestStatusJSONShape(t *testing.T) {
 	if labels, _ := st["labels"].(map[string]any); labels["owner"] != "ns/a" || labels["x"] != "y=z" {
 		t.Errorf("labels %v", st["labels"])
 	}
-	if _, ok := st["created_at"].(string); !ok {
+	if n, ok := st["created_at"].(float64); !ok || n < 1.7e9 {
 		t.Errorf("created_at %v", st["created_at"])
 	}
 	s.ok("machine", "create", "--name", "defaults")
