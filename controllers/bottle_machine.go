@@ -103,7 +103,8 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 	if err := r.retryProgress(ctx, s, v1.ConditionMachineReady, v1.ReasonProgressing, creatingMessage(s)); err != nil {
 		return false, ctrl.Result{}, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
+	// smolvm resolves every allowHost at create, 10 s each at worst.
+	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create+smolvm.AllowHostResolution(len(s.spec().Network.AllowHosts)))
 	err := r.Machines.Create(cctx, r.machineSpec(s))
 	cancel()
 	if smolvm.IsAlreadyExists(err) {

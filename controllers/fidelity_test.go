@@ -131,7 +131,7 @@ var _ = Describe("smolvm as it really behaves", func() {
 
 	It("stalls a step in an image whose USER is not root, saying what to do", func() {
 		const node = "node-imageuser"
-		a := startAgent(node, agentOptions{simEnv: []string{smolvmsim.ImageUsersEnv + "=node:22-user=node"}})
+		a := startAgent(node, agentOptions{simEnv: []string{smolvmsim.ImagesEnv + `={"node:22-user": {"user": "node"}}`}})
 		defer a.stop()
 		ns := newNamespace()
 		b := bottle(ns, node, step("build", "echo build"))

@@ -38,8 +38,9 @@ import (
 
 // stagingDir is where copies wait to be placed: the FHS's /var/lib, which
 // Debian, Alpine and the like have and only root may write (placeFiles
-// checks it and its parents). In an image without it the copy fails, and
-// the Bottle says so.
+// checks it and its parents). In an image without it smolvm's cp creates
+// it, root's and 0755 (smolvm:crates/smolvm-agent/src/nsfile.rs:164-168),
+// so the checks still hold.
 const stagingDir = "/var/lib"
 
 // stagedMode is a staged copy's mode: root's alone until placed.

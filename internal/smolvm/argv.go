@@ -171,8 +171,12 @@ func nameOnlyArgv(verb, sub, name string) ([]string, error) {
 }
 
 // execArgv builds `machine exec` and the payload to write on its stdin (see
-// guestCommand). timeout > 0 adds --timeout; -i is added when there is a
-// payload or userStdin (smolvm forwards stdin only then); tty adds -t.
+// guestCommand). timeout > 0 adds --timeout; tty adds -t. -i is always
+// there: without it `--stream` caps output at 11 MiB and gives the command a
+// stdin that never reaches EOF (smolvm:src/agent/client.rs:2536,2597-2601,
+// crates/smolvm-agent/src/main.rs:2037-2046); with it smolvm forwards stdin,
+// and its EOF, and relays output uncapped (client.rs:1379-1535). userStdin
+// is kept for the callers' sake: it no longer changes the command line.
 func execArgv(verb string, req ExecRequest, timeout time.Duration, userStdin, tty bool) (argv []string, payload string, err error) {
 	if err := checkName(verb, req.Machine); err != nil {
 		return nil, "", err
@@ -200,9 +204,7 @@ func execArgv(verb string, req ExecRequest, timeout time.Duration, userStdin, tt
 		// Output as it arrives, so a killed exec still has it.
 		argv = append(argv, flagStream)
 	}
-	if userStdin || payload != "" {
-		argv = append(argv, flagStdin)
-	}
+	argv = append(argv, flagStdin)
 	if tty {
 		argv = append(argv, flagTTY)
 	}

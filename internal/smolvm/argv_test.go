@@ -45,7 +45,7 @@ func TestArgvBuilders(t *testing.T) {
 		{"list", func() ([]string, error) { return listArgv(), nil }, []string{"machine", "ls", "--json"}},
 		{"exec root argv", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m1", Argv: []string{"ls", "-la", "a b"}}, 0, false, false)
-		}, []string{"machine", "exec", "--name", "m1", "--stream", "--", "ls", "-la", "a b"}},
+		}, []string{"machine", "exec", "--name", "m1", "--stream", "-i", "--", "ls", "-la", "a b"}},
 		{"exec root script env workdir timeout stdin", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m1", Script: "echo $A", Env: []EnvVar{{"A", "x y"}}, Workdir: "/w"},
 				90*time.Second, true, false)
@@ -72,7 +72,7 @@ func TestArgvBuilders(t *testing.T) {
 		{"exec direct custom home", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "app", Home: "/srv/app", Mode: ModeDirect, Argv: []string{"true"}}, 0, false, false)
 		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/srv/app", "-e", "USER=app", "-e", "LOGNAME=app",
-			"--stream", "--", "runuser", "-u", "app", "--", "true"}},
+			"--stream", "-i", "--", "runuser", "-u", "app", "--", "true"}},
 		{"cp in with mode and owner", func() ([]string, error) {
 			return copyInArgv("m1", "/tmp/a b", "/home/node/x", 0o600, 1000, 1000)
 		}, []string{"machine", "cp", "/tmp/a b", "m1:/home/node/x", "--mode", "0600", "--uid", "1000", "--gid", "1000"}},

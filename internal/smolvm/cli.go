@@ -231,10 +231,14 @@ func (c *CLI) run(ctx context.Context, verb string, argv []string) (string, erro
 
 // runSized is run for a verb whose deadline grows with bytes (a copy).
 func (c *CLI) runSized(ctx context.Context, verb string, argv []string, bytes int64) (out string, err error) {
+	return c.runWithin(ctx, verb, argv, c.Timeouts.deadline(verb, bytes))
+}
+
+// runWithin is run with an explicit deadline.
+func (c *CLI) runWithin(ctx context.Context, verb string, argv []string, limit time.Duration) (out string, err error) {
 	start := time.Now()
 	defer func() { observe(verb, time.Since(start), err) }()
 
-	limit := c.Timeouts.deadline(verb, bytes)
 	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	stdout := newTailBuffer(maxJSONOutput)

@@ -119,13 +119,8 @@ func smolvmErrorLine(head, tail string) (string, bool) {
 	return lastLineWithPrefix(head, smolvmErrorPrefix)
 }
 
-const (
-	// smolvmErrorPrefix starts smolvm's own error (src/main.rs:214).
-	smolvmErrorPrefix = "Error: "
-	// streamErrorPrefix starts an error `machine exec --stream` (without -i)
-	// reports after the command started (src/cli/machine.rs:2862-2865).
-	streamErrorPrefix = "error: "
-)
+// smolvmErrorPrefix starts smolvm's own error (src/main.rs:214).
+const smolvmErrorPrefix = "Error: "
 
 // lastLineWithPrefix returns the message of the last line of text that
 // starts with prefix: that line's rest, trimmed and bounded. Only its first

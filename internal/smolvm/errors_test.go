@@ -105,7 +105,7 @@ func TestExecFailureClassification(t *testing.T) {
 		{"smolvm's line not last: the guest's", outcome{exitCode: 1, stderrHead: "Error: vm not found: m1\nmore guest output\n"}, true, ""},
 		{"kvm is never exec's own", outcome{exitCode: 1, stderrHead: "Error: kvm not available: no /dev/kvm\n"}, true, ""},
 		{"connection closed", outcome{exitCode: 1, stderrHead: "guest output\nError: io operation failed: connection closed\n"}, true, ErrOther},
-		{"lowercase error: without --stream alone is the guest's", outcome{exitCode: 1, stderrHead: "error: io operation failed: connection closed\n"}, true, ""},
+		{"a lowercase error: is the guest's", outcome{exitCode: 1, stderrHead: "error: io operation failed: connection closed\n"}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +114,7 @@ func TestExecFailureClassification(t *testing.T) {
 				timeout = time.Minute
 			}
 			tt.o.stderrTail = tt.o.stderrHead
-			e := c.execFailure(verbExec, ctx, "m1", tt.o, timeout, false)
+			e := c.execFailure(verbExec, ctx, "m1", tt.o, timeout)
 			if tt.class == "" {
 				if e != nil {
 					t.Fatalf("guest result turned into an error: %v", e)

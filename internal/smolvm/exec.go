@@ -120,10 +120,7 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 		Truncated:   stdout.Truncated() || stderr.Truncated(),
 		Duration:    time.Since(start),
 	}
-	// Without -i, --stream reports a failure after the start as a lowercase
-	// "error: " line (smolvm:src/cli/machine.rs:2774-2785,2862-2865).
-	streamOnly := payload == "" && req.Stdin == nil
-	if e := c.execFailure(verbExec, ctx, req.Machine, o, timeout, streamOnly); e != nil {
+	if e := c.execFailure(verbExec, ctx, req.Machine, o, timeout); e != nil {
 		return res, e
 	}
 	return res, nil
@@ -157,7 +154,7 @@ func withExecTimeout(ctx context.Context, timeout time.Duration) (context.Contex
 // a guest can imitate byte for byte, since its stderr is relayed to the same
 // stream. So such a line is believed only when smolvm confirms it:
 // confirmExecFailure. Anything else is the guest's result.
-func (c *CLI) execFailure(verb string, parent context.Context, machine string, o outcome, timeout time.Duration, streamOnly bool) *Error {
+func (c *CLI) execFailure(verb string, parent context.Context, machine string, o outcome, timeout time.Duration) *Error {
 	if o.startErr != nil {
 		return c.failure(verb, o)
 	}
@@ -177,7 +174,7 @@ func (c *CLI) execFailure(verb string, parent context.Context, machine string, o
 	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
 		return c.failure(verb, o)
 	case o.exitCode == 1:
-		if msg, ok := execErrorLine(o.stderrTail, streamOnly); ok {
+		if msg, ok := execErrorLine(o.stderrTail); ok {
 			return c.confirmExecFailure(parent, verb, machine, msg)
 		}
 	}
@@ -186,19 +183,17 @@ func (c *CLI) execFailure(verb string, parent context.Context, machine string, o
 
 // execErrorLine returns the message of stderr's last line when it has the
 // form of smolvm's own exec failure: "Error: " and one of the families exec
-// produces, or, for --stream without -i, any "error: " line. smolvm prints
-// it after relaying every byte of the guest's, so a line that is not the
-// last is the guest's.
-func execErrorLine(stderrTail string, streamOnly bool) (string, bool) {
-	line := lastLine(stderrTail)
-	if msg, ok := strings.CutPrefix(line, smolvmErrorPrefix); ok {
-		msg = trimMessage(msg)
-		return msg, knownSmolvmFailure(msg)
+// produces. smolvm prints it after relaying every byte of the guest's, so a
+// line that is not the last is the guest's. (The driver always passes -i:
+// the lowercase "error: " lines of --stream alone,
+// src/cli/machine.rs:2862-2865, never come.)
+func execErrorLine(stderrTail string) (string, bool) {
+	msg, ok := strings.CutPrefix(lastLine(stderrTail), smolvmErrorPrefix)
+	if !ok {
+		return "", false
 	}
-	if msg, ok := strings.CutPrefix(line, streamErrorPrefix); ok && streamOnly {
-		return trimMessage(msg), true
-	}
-	return "", false
+	msg = trimMessage(msg)
+	return msg, knownSmolvmFailure(msg)
 }
 
 // confirmExecFailure decides whether an exec that ended with what looks like

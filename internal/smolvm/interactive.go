@@ -85,7 +85,7 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 		o = runCmd(runCtx, cmd, stderr)
 		release()
 	}
-	if e := c.execFailure(verbInteractive, ctx, req.Machine, o, req.Timeout, false); e != nil {
+	if e := c.execFailure(verbInteractive, ctx, req.Machine, o, req.Timeout); e != nil {
 		return o.exitCode, e
 	}
 	return o.exitCode, nil

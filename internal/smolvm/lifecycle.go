@@ -1,6 +1,9 @@
 package smolvm
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Create records a machine (`machine create`). The image is pulled at the
 // first Start. An existing name is an ErrAlreadyExists error.
@@ -9,9 +12,19 @@ func (c *CLI) Create(ctx context.Context, spec MachineSpec) error {
 	if err != nil {
 		return precheckFailed(verbCreate, err)
 	}
-	_, err = c.run(ctx, verbCreate, argv)
+	limit := c.Timeouts.deadline(verbCreate, 0) + AllowHostResolution(len(spec.AllowHosts))
+	_, err = c.runWithin(ctx, verbCreate, argv, limit)
 	return err
 }
+
+// allowHostTimeout is how long smolvm's create may spend resolving one
+// --allow-host: it resolves them one after another, each with a 10 s
+// timeout (smolvm:src/cli/machine.rs:82-110, src/smolfile.rs:38-80).
+const allowHostTimeout = 10 * time.Second
+
+// AllowHostResolution is how much longer a create with n allow-hosts may
+// take than one without: a caller's own deadline for Create adds it.
+func AllowHostResolution(n int) time.Duration { return time.Duration(n) * allowHostTimeout }
 
 // Start boots a machine; starting a running machine succeeds.
 func (c *CLI) Start(ctx context.Context, name string) error {

@@ -143,7 +143,7 @@ func script(s string) func(context.Context, *CLI, *startSignal) (ExecResult, err
 	}
 }
 
-// bareArgv runs argv with no env and no stdin: --stream without -i.
+// bareArgv runs argv with no env and no stdin.
 func bareArgv(argv ...string) func(context.Context, *CLI, *startSignal) (ExecResult, error) {
 	return func(ctx context.Context, c *CLI, out *startSignal) (ExecResult, error) {
 		return c.Exec(ctx, ExecRequest{Machine: oracleMachine, Argv: argv, Timeout: time.Minute, Output: out})
@@ -355,9 +355,11 @@ var oracleRows = []oracleRow{
 		class: ErrNotRunning, msg: "agent operation failed: run interactive: connection to VM lost (machine is stopped)",
 	},
 	{
-		name: "exec: the VM stops mid-step (--stream)", src: "src/agent/client.rs:2578-2581; src/cli/machine.rs:2862-2865",
+		// A bare argv goes with -i too: never --stream alone, whose errors
+		// are lowercase lines (src/cli/machine.rs:2862-2865).
+		name: "exec of a bare argv: the VM stops mid-step", src: "src/agent/client.rs:1468-1499; src/data/errors.rs:219",
 		call: bareArgv("sh", "-c", "echo started; sleep 60"),
-		replies: map[string]reply{"exec": {stdout: "started\n", stderr: "error: io operation failed: connection closed\n", exit: 1},
+		replies: map[string]reply{"exec": {stdout: "started\n", stderr: "Error: io operation failed: connection closed\n", exit: 1},
 			"status": statusStopped},
 		class: ErrNotRunning, msg: "io operation failed: connection closed (machine is stopped)",
 		sim: true, setup: running, during: stopMachine,
@@ -384,7 +386,7 @@ var oracleRows = []oracleRow{
 	guestImitation("connection closed", "Error: io operation failed: connection closed"),
 	guestImitation("connection to VM lost", "Error: agent operation failed: run interactive: connection to VM lost"),
 	{
-		name: "guest imitates --stream's error line", src: "src/cli/machine.rs:2862-2865",
+		name: "guest prints --stream's lowercase error line", src: "src/cli/machine.rs:2862-2865",
 		call: bareArgv("sh", "-c", "printf '%s\\n' 'error: io operation failed: connection closed' >&2; exit 1"),
 		replies: map[string]reply{"exec": {stderr: "error: io operation failed: connection closed\n", exit: 1},
 			"status": statusRunning},

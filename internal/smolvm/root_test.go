@@ -194,6 +194,7 @@ func TestEveryVerbRunsInRoot(t *testing.T) {
 		"Create":       {func() error { return c.Create(ctx, MachineSpec{Name: "m1", Image: "node:22"}) }, "machine create --name m1"},
 		"Start":        {func() error { return c.Start(ctx, "m1") }, "machine start --name m1"},
 		"Stop":         {func() error { return c.Stop(ctx, "m1") }, "machine stop --name m1"},
+		"Update":       {func() error { return c.Update(ctx, "m1", 2, 0) }, "machine update --name m1"},
 		"Delete":       {func() error { return c.Delete(ctx, "m1") }, "machine delete --name m1"},
 		"Status": {func() error {
 			m, err := c.Status(ctx, "m1")
@@ -211,7 +212,8 @@ func TestEveryVerbRunsInRoot(t *testing.T) {
 		}, "machine ls"},
 		"Exec": {func() error {
 			res, err := c.Exec(ctx, ExecRequest{Machine: "m1", Argv: []string{"true"}})
-			if err == nil && res.Stdout != "exec in "+marker+"\n" {
+			// Exec always passes -i: the stand-in reads an empty stdin.
+			if err == nil && res.Stdout != "exec in "+marker+"\nread \n" {
 				err = fmt.Errorf("exec stdout %q", res.Stdout)
 			}
 			return err

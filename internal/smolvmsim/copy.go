@@ -51,7 +51,9 @@ func cmdCopy(args []string) error {
 		v := strings.TrimPrefix(p.one("--mode"), "0o")
 		m, err := strconv.ParseUint(v, 8, 32)
 		if err != nil || m > 0o7777 {
-			return cpSpec.usageErr("invalid value '%s' for '--mode <MODE>': expected an octal mode like 0644", p.one("--mode"))
+			// smolvm parses the mode itself, after clap
+			// (smolvm:src/cli/machine.rs:4909-4920): exit 1, not 2.
+			return fail("config operation failed: cp: invalid octal mode '%s' (expected e.g. 644)", p.one("--mode"))
 		}
 		mode = int64(m)
 	}
@@ -94,6 +96,10 @@ func cmdCopy(args []string) error {
 	return copyIn(s, r, src, guestPath, mode, uid, gid)
 }
 
+// defaultCopyMode is a copied file's mode without --mode: the creation
+// default under the agent's umask 022.
+const defaultCopyMode = 0o644
+
 func copyIn(s *store, r *record, hostPath, guestPath string, mode, uid, gid int64) error {
 	f, err := os.Open(hostPath)
 	if err != nil {
@@ -111,7 +117,9 @@ func copyIn(s *store, r *record, hostPath, guestPath string, mode, uid, gid int6
 		return fail("copy failed: %s is larger than 4 GiB", hostPath)
 	}
 	if mode < 0 {
-		mode = int64(fi.Mode().Perm())
+		// smolvm's agent creates the file with the default mode, whatever
+		// the source's (crates/smolvm-agent/src/nsfile.rs:158-212).
+		mode = defaultCopyMode
 	}
 	if !hostIsRoot() {
 		// One uid mapping: ownership cannot be given away (docs/smolvm.md).
@@ -168,7 +176,7 @@ func helperCommand(s *store, r *record, args ...string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bwrap, argv...)
-	cmd.Env = guestEnv(r, nil, "")
+	cmd.Env = guestEnv(r, nil, nil, "")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd, nil
 }
@@ -205,6 +213,12 @@ func copyInHelper(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: is a directory\n", target)
 		return 1
 	}
+	// smolvm's agent creates missing parent directories (root's, 0755:
+	// crates/smolvm-agent/src/nsfile.rs:164-168, main.rs:2729).
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".smolvm-*")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -220,16 +234,17 @@ func copyInHelper(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// chmod, then chown, as smolvm's agent does (nsfile.rs:158-212): a
+	// chown after the chmod clears set-id bits.
+	if err := syscall.Fchmod(int(tmp.Fd()), uint32(mode)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if uid >= 0 || gid >= 0 {
 		if err := tmp.Chown(uid, gid); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-	}
-	// After chown, which clears set-id bits.
-	if err := syscall.Fchmod(int(tmp.Fd()), uint32(mode)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
 	}
 	if err := tmp.Sync(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

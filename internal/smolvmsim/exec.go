@@ -61,9 +61,19 @@ func cmdExec(e *env, args []string) error {
 			return err
 		}
 	}
+	// smolvm's -e: KEY=VALUE; a bare KEY forwards smolvm's own KEY, or is
+	// dropped when unset; an empty key is dropped (smolvm:src/util.rs:81-106).
+	var envs []string
 	for _, kv := range p.values["--env"] {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return execSpec.usageErr("invalid value '%s' for '--env <KEY=VALUE>': expected KEY=VALUE", kv)
+		k, _, ok := strings.Cut(kv, "=")
+		switch {
+		case k == "":
+		case ok:
+			envs = append(envs, kv)
+		default:
+			if v, set := os.LookupEnv(k); set {
+				envs = append(envs, k+"="+v)
+			}
 		}
 	}
 	secrets, err := secretEnv(p.values["--secret-env"])
@@ -83,9 +93,13 @@ func cmdExec(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	image := imageConfigOf(r.Image)
 	workdir := p.one("--workdir")
 	if workdir == "" {
 		workdir = r.Workdir
+	}
+	if workdir == "" {
+		workdir = image.Workdir
 	}
 	if workdir == "" {
 		workdir = "/"
@@ -100,11 +114,13 @@ func cmdExec(e *env, args []string) error {
 	termName := ""
 	if tty {
 		if termName = os.Getenv("TERM"); termName == "" {
-			termName = "xterm"
+			termName = "xterm-256color" // smolvm:src/agent/client.rs:716-721
 		}
 	}
 	cmd := exec.Command(bwrap, argv...)
-	cmd.Env = guestEnv(r, append(p.values["--env"], secrets...), termName)
+	// -e overrides a --secret-env of the same name
+	// (smolvm:src/cli/machine.rs:2713-2745, merge_env_overrides).
+	cmd.Env = guestEnv(r, image.Env, append(secrets, envs...), termName)
 
 	// Pdeathsig is tied to the thread that forks; keep this goroutine on
 	// one thread so the sandbox dies exactly when this process does.
@@ -172,7 +188,8 @@ func secretEnv(pairs []string) ([]string, error) {
 		}
 		v, ok := os.LookupEnv(host)
 		if !ok {
-			return nil, fail("secret env %s: host environment variable %s is not set", guest, host)
+			// smolvm:src/secrets.rs:397-453 (also for a non-UTF-8 value).
+			return nil, fail("config operation failed: resolve secret '%s': env_unset", guest)
 		}
 		out = append(out, guest+"="+v)
 	}

@@ -104,7 +104,7 @@ func TestExecRunsAsTheImageUser(t *testing.T) {
 	if !hostIsRoot() {
 		t.Skip("the simulator switches users only as root")
 	}
-	s := newSim(t, ImageUsersEnv+"=agent-image:1=node")
+	s := newSim(t, ImagesEnv+`={"agent-image:1": {"user": "node", "env": ["IMG=from-image", "OVR=image"], "workdir": "/opt"}}`)
 	s.ok("machine", "create", "--name", "u", "--image", "agent-image:1")
 	s.ok("machine", "start", "--name", "u")
 	if out := s.ok("machine", "exec", "--name", "u", "--", "sh", "-c", "id -un; echo $HOME"); out != "node\n/home/node\n" {
@@ -112,9 +112,36 @@ func TestExecRunsAsTheImageUser(t *testing.T) {
 	}
 	expect(t, "runuser as node", s.run("machine", "exec", "--name", "u", "--", "runuser", "-u", "node", "--", "true"),
 		"", "runuser: may not be used by non-root users\n", 1)
+	// The image's ENV is under -e; its WORKDIR is used without -w.
+	if out := s.ok("machine", "exec", "--name", "u", "-e", "OVR=exec", "--", "sh", "-c", "echo $IMG $OVR; pwd"); out != "from-image exec\n/opt\n" {
+		t.Fatalf("image env and workdir: %q", out)
+	}
+	if out := s.ok("machine", "exec", "--name", "u", "-w", "/tmp", "--", "pwd"); out != "/tmp\n" {
+		t.Fatalf("-w over the image's workdir: %q", out)
+	}
 
 	s.running("plain")
 	if out := s.ok("machine", "exec", "--name", "plain", "--", "id", "-un"); out != "root\n" {
 		t.Fatalf("exec in an image without USER: %q", out)
+	}
+}
+
+// --secret-env: an unset host variable is smolvm's config error, and -e
+// overrides a secret of the same name.
+func TestSecretEnvAsSmolvm(t *testing.T) {
+	s := newSim(t, "HOSTVAL=from-secret")
+	s.running("sec")
+	expect(t, "unset", s.run("machine", "exec", "--name", "sec", "--secret-env", "K=NOT_SET_ANYWHERE", "--", "true"),
+		"", "Error: config operation failed: resolve secret 'K': env_unset\n", 1)
+	if out := s.ok("machine", "exec", "--name", "sec", "--secret-env", "K=HOSTVAL", "-e", "K=from-e", "--", "sh", "-c", "echo $K"); out != "from-e\n" {
+		t.Fatalf("-e vs --secret-env: %q", out)
+	}
+	if out := s.ok("machine", "exec", "--name", "sec", "--secret-env", "K=HOSTVAL", "--", "sh", "-c", "echo $K"); out != "from-secret\n" {
+		t.Fatalf("--secret-env: %q", out)
+	}
+	// -e KEY forwards smolvm's own KEY, or nothing when it is unset.
+	if out := s.ok("machine", "exec", "--name", "sec", "-e", "HOSTVAL", "-e", "UNSET_ANYWHERE_X", "--", "sh", "-c",
+		"echo $HOSTVAL ${UNSET_ANYWHERE_X-unset}"); out != "from-secret unset\n" {
+		t.Fatalf("-e KEY: %q", out)
 	}
 }

@@ -421,14 +421,16 @@ func removeAllForce(dir string) {
 // statusJSON is the object of `status --json` and `ls --json`: the keys of
 // smolvm's own output (snake_case), plus labels.
 type statusJSON struct {
-	Name       string            `json:"name"`
-	State      string            `json:"state"`
-	CPUs       int               `json:"cpus"`
-	MemoryMiB  int               `json:"memory_mib"`
-	PID        *int              `json:"pid"`
-	Mounts     int               `json:"mounts"`
-	Ports      int               `json:"ports"`
-	CreatedAt  string            `json:"created_at"`
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	CPUs      int    `json:"cpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	PID       *int   `json:"pid"`
+	Mounts    int    `json:"mounts"`
+	Ports     int    `json:"ports"`
+	// CreatedAt is Unix seconds, as smolvm's record keeps it
+	// (smolvm:src/config.rs:369-370).
+	CreatedAt  int64             `json:"created_at"`
 	StorageGB  *int              `json:"storage_gb"`
 	OverlayGB  *int              `json:"overlay_gb"`
 	Image      *string           `json:"image"`
@@ -444,8 +446,12 @@ func (r *record) status() statusJSON {
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	var created int64
+	if t, err := time.Parse(time.RFC3339, r.CreatedAt); err == nil {
+		created = t.Unix()
+	}
 	return statusJSON{Name: r.Name, State: r.State, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, PID: r.PID,
-		CreatedAt: r.CreatedAt, Image: r.Image, Entrypoint: []string{}, Cmd: []string{},
+		CreatedAt: created, Image: r.Image, Entrypoint: []string{}, Cmd: []string{},
 		Labels: labels, Network: r.Network}
 }
 

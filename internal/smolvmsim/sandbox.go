@@ -95,12 +95,12 @@ func sandboxArgv(s *store, r *record, o sandboxOpts) ([]string, error) {
 
 // guestEnv is the environment of a sandbox's first process: a fresh one (a
 // VM does not inherit the host's), then the machine's and the exec's -e.
-func guestEnv(r *record, extra []string, term string) []string {
+func guestEnv(r *record, imageEnv, extra []string, term string) []string {
 	env := []string{"PATH=" + guestPath, "HOME=/root", "HOSTNAME=" + sandboxHostname(r.Name)}
 	if term != "" {
 		env = append(env, "TERM="+term)
 	}
-	return mergeEnv(mergeEnv(env, r.Env), extra)
+	return mergeEnv(mergeEnv(mergeEnv(env, imageEnv), r.Env), extra)
 }
 
 // mergeEnv overrides or appends K=V entries, keeping first-seen order.
