@@ -67,8 +67,10 @@ var _ = Describe("steps that fail in smolvm", func() {
 	It("backs off per Bottle, exponentially, instead of re-running the step at once", func() {
 		const node = "node-hot-loop"
 		// Every exec fails as smolvm does when its guest agent drops the
-		// connection, while the machine stays running.
-		a := startAgent(node, agentOptions{simEnv: []string{"SMOLVM_SIM_FAIL=exec=100000"}, retryBase: 200 * time.Millisecond})
+		// connection, and smolvm cannot say whether the machine still runs
+		// (status fails too): the driver then believes smolvm's error line
+		// (a running machine would make it the guest's exit 1).
+		a := startAgent(node, agentOptions{simEnv: []string{"SMOLVM_SIM_FAIL=exec=100000,status=100000"}, retryBase: 200 * time.Millisecond})
 		defer a.stop()
 		ns := newNamespace()
 		b := bottle(ns, node, step("flaky", "echo never"))
