@@ -71,6 +71,11 @@ type BottleReconciler struct {
 	// Lease gates new work on the node's Lease; nil starts work at once
 	// (tests that run one agent per node).
 	Lease LeaseGate
+	// ShutdownGrace is how long a pass running a step when the agent is
+	// told to stop may go on to finish it and record its result
+	// (drainContext); 0 cuts the step off at once. The manager's
+	// GracefulShutdownTimeout must exceed it.
+	ShutdownGrace time.Duration
 	// SmolvmRetryBase and SmolvmRetryMax bound the per-Bottle exponential
 	// backoff after a smolvm failure (zero: the defaults).
 	SmolvmRetryBase, SmolvmRetryMax time.Duration
@@ -182,6 +187,11 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.awaitLease(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
+	// A pass that runs when the agent is told to stop finishes its step
+	// (drainContext); stop is how it knows to start no other.
+	stop := ctx
+	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace)
+	defer cancelDrain()
 	cached := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -219,6 +229,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		machineName: bottle.MachineName(),
 		sources:     r.newSources(bottle.Namespace),
 		retry:       pendingRetry(bottle.Annotations, bottle.Status.LastHandledRetry),
+		stop:        stop,
 	}
 	st := s.status()
 	st.NodeName, st.MachineName = r.NodeName, s.machineName

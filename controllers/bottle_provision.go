@@ -82,6 +82,11 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		// it (awaitLease).
 		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
+	if s.stop != nil && stopping(s.stop) {
+		// The agent is stopping: this pass drains what it ran, and starts
+		// nothing new; the next agent goes on from here.
+		return false, ctrl.Result{}, nil
+	}
 	env, err := s.sources.env(ctx, spec.Env)
 	if err != nil {
 		return r.sourceMissing(s, v1.ConditionProvisioned, err)
@@ -128,8 +133,11 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 	release()
 	endLog()
 	if ctx.Err() != nil {
-		// The agent is stopping: status keeps the step as started and not
-		// finished, so the next agent runs it again (at-least-once).
+		// The agent stopped and the step outlasted ShutdownGrace: status
+		// keeps the step as started and not finished, so the next agent
+		// runs it again (at-least-once).
+		s.log.Info("the agent is stopping: step cut off; the next agent runs it again", "step", step.Name,
+			"grace", r.ShutdownGrace)
 		return false, ctrl.Result{}, ctx.Err()
 	}
 	finished := metav1.NowMicro()

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +34,9 @@ type scope struct {
 	ownerWaits map[string][]string
 	// retry is the retry request read from the annotations, if new.
 	retry retryRequest
+	// stop is the pass's context as controller-runtime gave it: done once
+	// the agent is told to stop, while the pass drains (drainContext).
+	stop context.Context
 
 	// finalized is set once the finalizer is gone: the object may be too.
 	finalized bool

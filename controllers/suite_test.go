@@ -15,6 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -142,6 +143,8 @@ type agentOptions struct {
 	// retryBase is the first backoff after a smolvm failure (0: the
 	// default).
 	retryBase time.Duration
+	// shutdownGrace is ShutdownGrace (0: steps are cut off at stop).
+	shutdownGrace time.Duration
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -152,7 +155,11 @@ func startAgent(node string, o agentOptions) *agent {
 	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
 	logs := &testutil.SyncBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
-	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
+	mopts := testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger)
+	if o.shutdownGrace > 0 {
+		mopts.GracefulShutdownTimeout = ptr.To(o.shutdownGrace + 5*time.Second)
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
 	Expect(err).NotTo(HaveOccurred())
 	apiReader := mgr.GetAPIReader()
 	if o.apiReads != nil {
@@ -172,6 +179,7 @@ func startAgent(node string, o agentOptions) *agent {
 		StepLogs:                o.stepLogs,
 		UnreachableGrace:        o.unreachableGrace,
 		SmolvmRetryBase:         o.retryBase,
+		ShutdownGrace:           o.shutdownGrace,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	actx, acancel := context.WithCancel(ctx)

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -74,6 +75,12 @@ func checkDaemonSetPaths(t *testing.T, dir string, o *options, pod corev1.PodSpe
 	}
 	if o.smolvmRoot.root == "" {
 		t.Fatalf("config/%s: the agent runs smolvm without --smolvm-root: a dynamically linked smolvm cannot run from its image", dir)
+	}
+	// The kubelet waits terminationGracePeriodSeconds before it kills the
+	// agent: the manager's own shutdown (the step's grace and the status
+	// write after it) must fit.
+	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= *NewManagerOptions(nil, o).GracefulShutdownTimeout {
+		t.Errorf("config/%s: terminationGracePeriodSeconds %v does not exceed the manager's shutdown (--shutdown-grace %s + 5s)", dir, g, o.shutdownGrace)
 	}
 	// smolvm.CheckRootPIDNamespace: smolvm in the root reads the host's
 	// /proc, so it must run in the host's PID namespace.

@@ -16,6 +16,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -48,6 +49,7 @@ type options struct {
 	probeAddr               string
 	maxConcurrentReconciles int
 	resyncPeriod            time.Duration
+	shutdownGrace           time.Duration
 	digestKeyFile           string
 	smolvmRecheckPeriod     time.Duration
 	lease                   leaseOptions
@@ -79,6 +81,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles,
 		"Bottles reconciled (and provisioning steps and smolvm processes run) in parallel; passes mostly wait on their VMs.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", time.Minute, "How often a Ready Bottle's machine is checked for drift.")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 50*time.Second, "When the agent is told to stop, how long a running provisioning step may go on to finish and have its result recorded; a step still running then is cut off, and the next agent runs it again. Keep it below the Pod's terminationGracePeriodSeconds. 0 cuts steps off at once.")
 	fs.StringVar(&o.digestKeyFile, "digest-key-file", "/etc/bottle-digest/key", "Key (at least 32 bytes) of the HMACs that status.files records for Secret content, shared by every agent (a mounted Secret); when the file is missing, each agent process uses a random key of its own.")
 	fs.DurationVar(&o.smolvmRecheckPeriod, "smolvm-recheck-period", 30*time.Second, "While smolvm is missing or too old, how often to check it again (the agent restarts once it is usable).")
 	o.lease.bindFlags(fs)
@@ -121,6 +124,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--max-concurrent-reconciles must be at least 1, not %d", o.maxConcurrentReconciles)
 	case o.resyncPeriod < time.Second:
 		return nil, fmt.Errorf("--resync-period must be at least 1s, not %s", o.resyncPeriod)
+	case o.shutdownGrace < 0:
+		return nil, fmt.Errorf("--shutdown-grace must not be negative, not %s", o.shutdownGrace)
 	case o.smolvmRecheckPeriod < time.Second:
 		return nil, fmt.Errorf("--smolvm-recheck-period must be at least 1s, not %s", o.smolvmRecheckPeriod)
 	}
@@ -306,6 +311,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		NodeName:                o.nodeName,
 		ExecMode:                mode,
 		ResyncPeriod:            o.resyncPeriod,
+		ShutdownGrace:           o.shutdownGrace,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 		RequireReservation:      o.reservations,
 		TempDir:                 copyDir,
@@ -330,6 +336,9 @@ func NewManagerOptions(scheme *runtime.Scheme, o *options) ctrl.Options {
 	opts := controllers.ManagerOptions(scheme, o.nodeName)
 	opts.Metrics = metricsserver.Options{BindAddress: o.metricsAddr}
 	opts.HealthProbeBindAddress = o.probeAddr
+	// The manager waits for the passes that drain a step at shutdown
+	// (--shutdown-grace), and a little for the status write after it.
+	opts.GracefulShutdownTimeout = ptr.To(o.shutdownGrace + 5*time.Second)
 	opts.Controller = config.Controller{SkipNameValidation: &o.skipNameValidation}
 	return opts
 }

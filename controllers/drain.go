@@ -1,0 +1,35 @@
+package controllers
+
+import (
+	"context"
+	"time"
+)
+
+// drainContext is the context of one pass, which outlives the agent's
+// shutdown by grace. A pass that is running a step when the agent is told
+// to stop (a rollout, a deleted Pod, a drained node) finishes the step and
+// records its result within the Pod's terminationGracePeriodSeconds,
+// instead of cutting it off for the next agent to run again from its start.
+// New work does not start meanwhile: controller-runtime dispatches no pass
+// once ctx ends, and a running pass starts no further step (stopping).
+// A step still running when grace ends is cut off as before: its status
+// shows it started and not finished, and the next agent runs it again.
+// grace 0 keeps ctx: the pass ends with the agent.
+func drainContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	if grace <= 0 {
+		return ctx, func() {}
+	}
+	drain, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(drain, func() { t.Stop() })
+	})
+	return drain, func() {
+		stop()
+		cancel()
+	}
+}
+
+// stopping says whether the agent has been told to stop: ctx is the pass's
+// own context as controller-runtime gave it, not its drain.
+func stopping(ctx context.Context) bool { return ctx.Err() != nil }
