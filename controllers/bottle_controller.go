@@ -190,7 +190,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	// A pass that runs when the agent is told to stop finishes its step
 	// (drainContext); stop is how it knows to start no other.
 	stop := ctx
-	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace)
+	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace, r.deposed())
 	defer cancelDrain()
 	cached := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {

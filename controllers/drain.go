@@ -14,15 +14,23 @@ import (
 // once ctx ends, and a running pass starts no further step (stopping).
 // A step still running when grace ends is cut off as before: its status
 // shows it started and not finished, and the next agent runs it again.
+// An agent deposed by another (deposed closes) drains nothing: the new
+// holder may run the same step, so the old one's ends at once.
 // grace 0 keeps ctx: the pass ends with the agent.
-func drainContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+func drainContext(ctx context.Context, grace time.Duration, deposed <-chan struct{}) (context.Context, context.CancelFunc) {
 	if grace <= 0 {
 		return ctx, func() {}
 	}
 	drain, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(grace, cancel)
-		context.AfterFunc(drain, func() { t.Stop() })
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-deposed:
+		case <-drain.Done():
+		}
+		cancel()
 	})
 	return drain, func() {
 		stop()

@@ -13,6 +13,9 @@ type LeaseGate interface {
 	Wait(ctx context.Context) error
 	// Held reports whether work may start now.
 	Held() bool
+	// Deposed is closed once another agent took the Lease: work still
+	// running stops at once (no drain at shutdown).
+	Deposed() <-chan struct{}
 }
 
 // awaitLease blocks a pass until the Lease allows work (no gate: at once).
@@ -25,3 +28,11 @@ func (r *BottleReconciler) awaitLease(ctx context.Context) error {
 
 // leaseHeld says whether the next step may start.
 func (r *BottleReconciler) leaseHeld() bool { return r.Lease == nil || r.Lease.Held() }
+
+// deposed is the gate's Deposed, or nil (never) without a gate.
+func (r *BottleReconciler) deposed() <-chan struct{} {
+	if r.Lease == nil {
+		return nil
+	}
+	return r.Lease.Deposed()
+}

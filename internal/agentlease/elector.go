@@ -65,6 +65,9 @@ type Elector struct {
 	adrift    bool
 	elected   chan struct{}
 	electOnce sync.Once
+	// deposed is closed once another holder deposed this process.
+	deposed    chan struct{}
+	deposeOnce sync.Once
 	// wake is closed (and replaced) at every successful renewal, for Wait.
 	wake chan struct{}
 }
@@ -75,11 +78,16 @@ func NewElector(lock *Lock, duration, renewDeadline, retryPeriod time.Duration, 
 	return &Elector{
 		lock: lock, duration: duration, renewDeadline: renewDeadline, retryPeriod: retryPeriod,
 		log: log, now: time.Now, elected: make(chan struct{}), wake: make(chan struct{}),
+		deposed: make(chan struct{}),
 	}
 }
 
 // Elected is closed once this process first holds the Lease.
 func (e *Elector) Elected() <-chan struct{} { return e.elected }
+
+// Deposed is closed once another holder deposed this process: what it
+// still runs must stop at once, not drain.
+func (e *Elector) Deposed() <-chan struct{} { return e.deposed }
 
 // Held reports whether this process may start work now: it holds the Lease
 // and renewed it less than RenewDeadline ago.
@@ -167,6 +175,7 @@ func (e *Elector) tryOnce(ctx context.Context) error {
 		e.held = false
 		e.wake = closeAndRenew(e.wake)
 		e.mu.Unlock()
+		e.deposeOnce.Do(func() { close(e.deposed) })
 		e.log.Info("the node's lease is held by another agent now: giving way (running steps are stopped)",
 			"lease", e.lock.Describe(), "holder", obs.Holder)
 		return fmt.Errorf("%w (%s)", ErrDeposed, obs.Holder)

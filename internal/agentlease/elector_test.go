@@ -99,6 +99,11 @@ func TestElectorYields(t *testing.T) {
 	if e.Held() {
 		t.Fatal("a deposed agent still starts work")
 	}
+	select {
+	case <-e.Deposed():
+	default:
+		t.Fatal("Deposed is not closed: a stopping agent would drain steps the new holder may run")
+	}
 }
 
 // TestStandbyOutageRestartsItsClock: a standby takes a Lease only after
