@@ -88,7 +88,7 @@ bench: deps smolvm-sim ## Run the micro-benchmarks (go test -bench; the exec one
 BENCH_E2E_FLAGS ?=
 
 .PHONY: bench-e2e
-bench-e2e: deps ## Benchmark the whole system on dev environments (hack/dev-up.sh) against the same work by hand; prints issue 14's figures (docs/benchmarks.md, ~10 min).
+bench-e2e: deps ## Benchmark the whole system on dev environments (hack/dev-up.sh) against the same work by hand; prints each figure next to its by-hand baseline (docs/benchmarks.md, ~10 min).
 	go run ./hack/bench-e2e $(BENCH_E2E_FLAGS)
 
 .PHONY: smolvm-sim

@@ -44,7 +44,7 @@ func machineReadyReason(b *v1.Bottle) func() string {
 	}
 }
 
-// What real smolvm does that the agent must meet (issue 20), against the
+// What real smolvm does that the agent must meet, against the
 // simulator behaving as smolvm's source says.
 var _ = Describe("smolvm as it really behaves", func() {
 	It("stalls a Bottle whose allowHost does not resolve on the node, naming the host", func() {

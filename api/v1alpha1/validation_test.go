@@ -198,7 +198,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 			b.Spec.Prompt = &v1.ContentSource{Inline: inline("hi")}
 			b.Spec.Files = []v1.File{{Path: "/home/node/prompt.md", Inline: inline("2")}}
 		}, "spec.promptPath", "must be canonical"}),
-		Entry("content over the total budget (issue 8 item 7: 23 inline files of 64 KiB)", invalid{func(b *v1.Bottle) {
+		Entry("content over the total budget (23 inline files of 64 KiB)", invalid{func(b *v1.Bottle) {
 			b.Spec.Files = files(23)
 			for i := range b.Spec.Files {
 				b.Spec.Files[i].Inline = inline(strings.Repeat("x", 65536))

@@ -66,6 +66,22 @@ type options struct {
 // parseFlags returns a one-line error for bad or missing flags.
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
+	fs := newFlagSet(o)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, err
+	}
+	return o.validate(fs)
+}
+
+// newFlagSet registers every flag of the manager, both modes, into o. It is
+// the one list: -h prints it and docs/agent.md's flag table is generated
+// from it (TestFlagReferenceIsCurrent).
+func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.mode, "mode", "agent", "agent: run the Bottles of one node (the DaemonSet); cluster: place Bottles with reservation Pods and watch the agents' heartbeats (one Deployment, leader-elected).")
@@ -91,14 +107,11 @@ func parseFlags(args []string) (*options, error) {
 	o.exec.bindFlags(fs)
 	o.stepLogs.bindFlags(fs)
 	o.zap.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
-			return nil, err
-		}
-		return nil, err
-	}
+	return fs
+}
+
+// validate checks the parsed flags of fs for the mode they select.
+func (o *options) validate(fs *flag.FlagSet) (*options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))

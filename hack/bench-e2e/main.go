@@ -1,7 +1,7 @@
 // Command bench-e2e (make bench-e2e) benchmarks the whole system on the dev
 // environment (hack/dev-up.sh: kube-apiserver, etcd, kube-scheduler, the
 // cluster controller and the agent on the smolvm simulator) and prints each
-// figure of issue 14's table next to its baseline measured in the same run:
+// figure (docs/benchmarks.md) next to its baseline measured in the same run:
 // the same smolvm calls made by hand (the agent's own driver, one call after
 // the other, nothing around them) or the smolvm command run directly.
 // docs/benchmarks.md describes the method and the figures of a reference

@@ -120,7 +120,7 @@ func verbs(byVerb map[string]int) string {
 func ms(s float64) string { return fmt.Sprintf("%.1f ms", s*1e3) }
 
 // figure is one block of the report: the controller's number, its
-// baseline from the same run, how they compare, and issue 14's goal.
+// baseline from the same run, how they compare, and the goal set for it.
 type figure struct{ name, controller, baseline, comparison, goal, who string }
 
 // print writes the report to w in one write.

@@ -17,7 +17,7 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-// The workload of issue 14's table: a Bottle with one file and two steps,
+// The workload every figure is measured on: a Bottle with one file and two steps,
 // and the same work done by hand with the smolvm calls the controller
 // makes (internal/smolvm, the agent's own driver): create, start, cp, and
 // one exec per step.

@@ -12,7 +12,7 @@ import (
 	"github.com/onsi/gomega"
 )
 
-// Behaviours of real smolvm the simulator must have (issue 20), each from
+// Behaviours of real smolvm the simulator must have, each from
 // smolvm's source as cited in the implementation.
 
 func TestCreateWarnsAboveSixteenVCPUs(t *testing.T) {
