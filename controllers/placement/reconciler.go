@@ -53,7 +53,10 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch,namespace=bottle-system
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create;update,namespace=bottle-system
+// Its own leader-election Lease: RBAC cannot name what is created, so
+// config/policy/agent_lease_scope.yaml confines create to that one too.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create,namespace=bottle-system
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=update,resourceNames=bottle-cluster-controller,namespace=bottle-system
 
 // Reconcile makes the Bottle's reservation match its spec, copies the
 // binding into spec.nodeName, and applies Scheduled (plus the overlay while
