@@ -19,6 +19,9 @@ type podState struct {
 	Conflict string
 	// Invalid: the API server refused the Pod (a bad spec.placement).
 	Invalid string
+	// Refused: the API server refused to create the Pod otherwise
+	// (admission: a missing ServiceAccount, a quota), in its words.
+	Refused string
 	// Failed: the kubelet refused or ended the Pod (phase Failed).
 	Failed string
 	// Unschedulable: kube-scheduler's PodScheduled=False message.
@@ -44,6 +47,8 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 		return no(v1.ReasonNodeNameRequired, "this install runs without reservation Pods (--reservations=false), so nothing places Bottles: set spec.nodeName")
 	case pod.Invalid != "":
 		return no(v1.ReasonInvalidPlacement, "the API server refused reservation Pod %s, fix spec.placement: %s", pod.Name, pod.Invalid)
+	case pod.Refused != "":
+		return no(v1.ReasonReservationRefused, "the API server refused reservation Pod %s (retrying): %s", pod.Name, pod.Refused)
 	case pod.Conflict != "":
 		return no(v1.ReasonReservationConflict, "%s", pod.Conflict)
 	case pod.Failed != "":

@@ -29,6 +29,8 @@ func TestDecideScheduled(t *testing.T) {
 		{"off, node without agent", false, "n1", podState{}, dead, "False/NodeAgentUnavailable", "no agent serves"},
 		{"waiting for the scheduler", true, "", podState{Name: "bottle-b"}, Liveness{}, "False/WaitingForScheduler", "waits for kube-scheduler"},
 		{"unschedulable", true, "", podState{Name: "bottle-b", Unschedulable: "0/3 nodes are available: 3 Insufficient memory."}, Liveness{}, "False/Unschedulable", "3 Insufficient memory"},
+		{"refused by admission, in its words", true, "", podState{Name: "bottle-b", Refused: `pods "bottle-b" is forbidden: error looking up service account team2/default: serviceaccount "default" not found`}, Liveness{}, "False/ReservationRefused", `serviceaccount "default" not found`},
+		{"refused on a named node", true, "n1", podState{Name: "bottle-b", Refused: "exceeded quota"}, live, "False/ReservationRefused", "exceeded quota"},
 		{"conflict wins", true, "n1", podState{Name: "bottle-b", Conflict: "Pod bottle-b exists"}, live, "False/ReservationConflict", "exists"},
 		{"failed pod", true, "n1", podState{Name: "bottle-b", Node: "n1", Failed: "OutOfmemory: no room"}, live, "False/ReservationFailed", "OutOfmemory"},
 		{"bound, agent live", true, "n1", podState{Name: "bottle-b", Node: "n1"}, live, "True/Scheduled", "bound to node n1, served by agent a1"},

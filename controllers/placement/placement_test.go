@@ -258,6 +258,31 @@ var _ = Describe("Placement through kube-scheduler", Ordered, func() {
 		Eventually(get(b)).Should(WithTransform(cond(v1.ConditionStalled), BeEmpty()))
 	})
 
+	It("reports a reservation Pod the API server refuses with its words, and makes it once it accepts", func() {
+		// A quota of no Pods stands in for any admission refusal (the
+		// dev cluster's was a namespace without its default ServiceAccount,
+		// which this envtest does not check).
+		ns := namespace("refused")
+		quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "no-pods", Namespace: ns},
+			Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}}
+		Expect(k8sClient.Create(ctx, quota)).To(Succeed())
+		// No kube-controller-manager computes the quota's status here; the
+		// admission plugin enforces what status says.
+		quota.Status = corev1.ResourceQuotaStatus{Hard: quota.Spec.Hard, Used: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}
+		Expect(k8sClient.Status().Update(ctx, quota)).To(Succeed())
+		b := newBottle(ns, "refused", 1, 1024, "")
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(get(b)).Should(WithTransform(cond(v1.ConditionScheduled), Equal("False/"+v1.ReasonReservationRefused)))
+		msg := meta.FindStatusCondition(get(b)(Default).Status.Conditions, v1.ConditionScheduled).Message
+		Expect(msg).To(ContainSubstring(`the API server refused reservation Pod bottle-refused`))
+		Expect(msg).To(ContainSubstring(`is forbidden`))
+		Expect(msg).To(ContainSubstring(`quota`))
+
+		Expect(k8sClient.Delete(ctx, quota)).To(Succeed())
+		Eventually(reservation(b)).ShouldNot(BeNil(), "the Pod is made once the API server accepts it")
+		Eventually(get(b)).ShouldNot(WithTransform(cond(v1.ConditionScheduled), Equal("False/"+v1.ReasonReservationRefused)))
+	})
+
 	It("refuses to move a Bottle once placed (nodeName is set once)", func() {
 		ns := namespace("once")
 		b := newBottle(ns, "once", 1, 1024, "")

@@ -2,7 +2,9 @@ package placement
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +28,22 @@ const conflictRetry = 10 * time.Second
 // firstStatusDelay is how long a new Bottle whose reservation Pod was just
 // created waits for its binding before its first status is written anyway.
 const firstStatusDelay = 3 * time.Second
+
+// refusedRetry is how often a reservation Pod the API server refused is
+// tried again (what refused it, a ServiceAccount or a quota, sends no event).
+const refusedRetry = 10 * time.Second
+
+// refused says whether a create failed because the API server decided
+// against it (4xx other than conflicts and throttling), not because it
+// could not be reached.
+func refused(err error) bool {
+	var s apierrors.APIStatus
+	if err == nil || !errors.As(err, &s) {
+		return false
+	}
+	code := s.Status().Code
+	return code >= 400 && code < 500 && code != http.StatusConflict && code != http.StatusTooManyRequests
+}
 
 // failedRetry is how long a failed reservation Pod (refused by the kubelet)
 // is left in place, for `kubectl describe`, before it is made again.
@@ -189,6 +207,13 @@ func (r *Reconciler) createPod(ctx context.Context, want *corev1.Pod) (podState,
 		// on the Bottle, and wait for a new generation.
 		st.Node, st.Invalid = "", err.Error()
 		return st, 0, nil
+	}
+	if refused(err) {
+		// Admission said no (a namespace without its default
+		// ServiceAccount, a quota): the Bottle says so in the API server's
+		// words, and the Pod is tried again later.
+		st.Node, st.Refused = "", err.Error()
+		return st, refusedRetry, nil
 	}
 	if err != nil {
 		return st, 0, fmt.Errorf("creating reservation Pod %s: %w", want.Name, err)
