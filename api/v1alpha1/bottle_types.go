@@ -304,10 +304,12 @@ type ProvisionStep struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="step name must be a DNS label: lowercase letters, digits and '-'"
 	Name string `json:"name"`
 
-	// Script is a POSIX shell script, at most 64 KiB.
+	// Script is a POSIX shell script, at most 64 KiB, with no NUL byte (a
+	// shell cannot carry one).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="!self.contains('\\x00')",message="script must not contain a NUL byte"
 	Script string `json:"script"`
 
 	// User overrides spec.execUser for this step.

@@ -154,6 +154,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "true"}, {Name: "a", Script: "false"}}
 		}, "spec.provision[1]", "Duplicate value"}),
 		Entry("step script empty", invalid{func(b *v1.Bottle) { b.Spec.Provision = []v1.ProvisionStep{{Name: "a"}} }, "spec.provision[0].script", "at least 1 chars long"}),
+		Entry("step script with a NUL byte", invalid{func(b *v1.Bottle) { b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "echo a\x00b"}} }, "spec.provision[0].script", "must not contain a NUL byte"}),
 		Entry("step script over 64 KiB", invalid{func(b *v1.Bottle) {
 			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: strings.Repeat("x", 65537)}}
 		}, "spec.provision[0].script", "65536"}),
