@@ -32,7 +32,7 @@ func TestSessionLimiter(t *testing.T) {
 
 	_, err = l.acquire("alice")
 	g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue(), "third session of alice: %v", err)
-	g.Expect(err).To(MatchError(ContainSubstring(`user "alice" already has 2 exec/attach sessions open through node "node-a"`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`user "alice" already has 2 sessions (exec, attach, log follows) open through node "node-a"`)))
 	secs, ok := apierrors.SuggestsClientDelay(err)
 	g.Expect(ok).To(BeTrue())
 	g.Expect(secs).To(Equal(sessionRetryAfter))
@@ -41,7 +41,7 @@ func TestSessionLimiter(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = l.acquire("carol")
 	g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue())
-	g.Expect(err).To(MatchError(ContainSubstring(`node "node-a" already serves 3 exec/attach sessions`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`node "node-a" already serves 3 sessions (exec, attach, log follows)`)))
 
 	// Releasing twice frees one slot only.
 	a1()
