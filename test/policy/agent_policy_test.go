@@ -205,6 +205,10 @@ func testTokenConfinedToItsNode(t *testing.T, e *env) {
 	g.Expect(patch(agentA, onA, false, `{"metadata":{"finalizers":["agents.bot-bottle.dev/machine"]}}`)).To(Succeed())
 	g.Expect(patch(agentA, onA, false, `{"metadata":{"finalizers":null}}`)).To(Succeed())
 
+	// Its own Bottle's status may not name another node.
+	g.Expect(patch(agentA, onA, true, `{"status":{"nodeName":"node-b"}}`)).To(
+		MatchError(ContainSubstring("may record only its own node in status.nodeName of Bottle team/on-a")))
+
 	// Nothing else on its own Bottle.
 	for _, body := range []string{
 		`{"spec":{"provision":[{"name":"x","script":"id"}]}}`,
