@@ -61,8 +61,10 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 		return no(v1.ReasonNodeAgentUnavailable, "%s", agent.Detail)
 	case !reservations:
 		return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("on node %s (spec.nodeName; no reservation Pod in this install), served by %s", nodeName, agent.Detail)}
+	case pod.Node != nodeName && pod.Unschedulable != "":
+		return no(v1.ReasonUnschedulable, "on node %s: %s", nodeName, pod.Unschedulable)
 	case pod.Node != nodeName:
-		return no(v1.ReasonWaitingForScheduler, "reservation Pod %s is being made on node %s", pod.Name, nodeName)
+		return no(v1.ReasonWaitingForScheduler, "reservation Pod %s waits for kube-scheduler to bind it to node %s", pod.Name, nodeName)
 	}
 	return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("reservation Pod %s bound to node %s, served by %s", pod.Name, nodeName, agent.Detail)}
 }

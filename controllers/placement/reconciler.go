@@ -163,7 +163,7 @@ func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Ti
 	case !pod.DeletionTimestamp.IsZero():
 		return st, 0, nil // being replaced: its deletion brings the Bottle back
 	}
-	if why := stale(pod, want); why != "" {
+	if why := stale(pod, want, b.Spec.NodeName); why != "" {
 		return st, 0, r.deletePod(ctx, pod, why)
 	}
 	st.Node = pod.Spec.NodeName
