@@ -266,6 +266,7 @@ type File struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)\\\\.\\\\.(/|$)')",message="path must not contain a '..' segment"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="path must not contain control characters"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('//') && !self.contains('/./') && !self.endsWith('/.') && !self.endsWith('/')",message="path must be canonical: no '//', no '.' segment, no trailing '/'"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/var/lib/.bottle-staged-')",message="path must not start with /var/lib/.bottle-staged-: the agent stages copies there"
 	Path string `json:"path"`
 
 	// Mode is the file's permission bits, 0 to 0777 (decimal 0 to 511).

@@ -174,6 +174,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Entry("promptPath with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/home/node/" }, "spec.promptPath", "must be canonical"}),
 		Entry("promptPath '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/" }, "spec.promptPath", "must be canonical"}),
 		Entry("file path with '//'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "//a", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
+		Entry("file path that is a staging name", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/var/lib/.bottle-staged-1", Inline: inline("1")}} }, "spec.files[0].path", "the agent stages copies there"}),
 		Entry("file path with '/./'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/./b", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
 		Entry("file path with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/b/", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
 		Entry("two files aliasing one path", invalid{func(b *v1.Bottle) {
