@@ -10,6 +10,8 @@ import (
 // `kubectl bottle logs` (internal/steplog); nil keeps none.
 type StepLogs interface {
 	Begin(uid, step string) (*steplog.Writer, error)
+	// Prune drops the logs of steps not in keep.
+	Prune(uid string, keep []string) error
 	Remove(uid string) error
 }
 
@@ -20,6 +22,15 @@ var _ StepLogs = (*steplog.Store)(nil)
 func (r *BottleReconciler) stepLog(s *scope, step string) (out io.Writer, end func()) {
 	if r.StepLogs == nil {
 		return nil, func() {}
+	}
+	// Logs of steps the spec no longer has can never be read again: drop
+	// them before a new one grows.
+	keep := make([]string, len(s.spec().Provision))
+	for i, p := range s.spec().Provision {
+		keep[i] = p.Name
+	}
+	if err := r.StepLogs.Prune(string(s.bottle.UID), keep); err != nil {
+		s.log.Error(err, "cannot remove the logs of steps no longer in the spec")
 	}
 	w, err := r.StepLogs.Begin(string(s.bottle.UID), step)
 	if err != nil {

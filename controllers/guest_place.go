@@ -122,7 +122,7 @@ place() {
       du=$(stat -c %u -- .) dm=$(stat -c %a -- .)
       [ "$(stat -c %u -- "$c")" = 0 ] && [ "$du" = 0 ] && [ $(( 0$dm & 022 )) = 0 ] ||
         refuse "$next is a symbolic link a non-root user could have made"
-      cd -P -- "$c"
+      cd -P -- "./$c"
       here=$PWD
       continue
     fi
@@ -132,8 +132,9 @@ place() {
     fi
     [ -d "$c" ] || refuse "$next is not a directory"
     # cd -P sets PWD to the physical path it reached (POSIX), as pwd -P
-    # would print it, without a process for pwd.
-    cd -P -- "$c"
+    # would print it, without a process for pwd. "./": a segment named "-"
+    # is a directory, not cd's $OLDPWD.
+    cd -P -- "./$c"
     [ "$PWD" = "$next" ] || refuse "$next changed while it was checked"
     here=$next
   done

@@ -205,3 +205,17 @@ func TestCopyInSafelyRefusesAStagedCopyWithAnotherName(t *testing.T) {
 		t.Fatalf("guest after the refusal: %q", got)
 	}
 }
+
+// TestCopyInSafelyTakesADashSegmentForADirectory: a path segment "-" is a
+// directory, not cd's "previous directory" (the file was refused as
+// "changed while it was checked").
+func TestCopyInSafelyTakesADashSegmentForADirectory(t *testing.T) {
+	r, s, guest := placeOnSimulator(t)
+	res := land(t, r, s, desiredFile{path: "/home/node/-/notes.md", mode: 0o644, owner: "node"})
+	if res[0].outcome != placed {
+		t.Fatalf("/home/node/-/notes.md: %+v", res[0])
+	}
+	if got := guest(`stat -c '%U %a' /home/node/-/notes.md`); got != "node 644\n" {
+		t.Fatalf("placed file: %q", got)
+	}
+}

@@ -76,4 +76,19 @@ var _ = Describe("Step logs", Ordered, func() {
 		}).Should(BeTrue())
 		Expect(store.Has(uid, "big")).To(BeFalse())
 	})
+
+	It("drops the log of a step renamed in the spec (it could never be read again)", func() {
+		ns := newNamespace()
+		b := bottle(ns, node, step("out-1", "echo one"))
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		uid := string(get(b).UID)
+		Expect(store.Has(uid, "out-1")).To(BeTrue())
+
+		got := get(b)
+		got.Spec.Provision[0].Name = "out-2"
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		Eventually(func() bool { return store.Has(uid, "out-2") }).Should(BeTrue())
+		Expect(store.Has(uid, "out-1")).To(BeFalse())
+	})
 })

@@ -27,14 +27,10 @@ func (b *Bottle) MachineName() string {
 	}
 }
 
-// NodeName is the node whose agent owns the machine: the one recorded in
-// status, else the one spec binds the Bottle to.
-func (b *Bottle) NodeName() string {
-	if b.Status.NodeName != "" {
-		return b.Status.NodeName
-	}
-	return b.Spec.NodeName
-}
+// NodeName is the node whose agent owns the machine: the one spec binds
+// the Bottle to (set once). status.nodeName only records it: sessions and
+// logs are never routed by status, which a node's agent may write.
+func (b *Bottle) NodeName() string { return b.Spec.NodeName }
 
 // ReservationPodName is the name of the Pod that holds the Bottle's place
 // and resources on its node: "bottle-" + the Bottle's name, bounded as

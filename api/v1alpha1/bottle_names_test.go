@@ -77,7 +77,7 @@ func TestBottleNames(t *testing.T) {
 	if got := b.MachineName(); got != "recorded" {
 		t.Errorf("MachineName() = %q, want the recorded one", got)
 	}
-	if got := b.NodeName(); got != "status-node" {
-		t.Errorf("NodeName() = %q, want the recorded one", got)
+	if got := b.NodeName(); got != "spec-node" {
+		t.Errorf("NodeName() = %q: a status write must not move a Bottle's sessions", got)
 	}
 }

@@ -230,6 +230,7 @@ type File struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)\\\\.\\\\.(/|$)')",message="path must not contain a '..' segment"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="path must not contain control characters"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('//') && !self.contains('/./') && !self.endsWith('/.') && !self.endsWith('/')",message="path must be canonical: no '//', no '.' segment, no trailing '/'"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/var/lib/.bottle-staged-')",message="path must not start with /var/lib/.bottle-staged-: the agent stages copies there"
 	Path string `json:"path"`
 
 	// Mode is the file's permission bits, 0 to 0777 (decimal 0 to 511).
@@ -268,10 +269,12 @@ type ProvisionStep struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="step name must be a DNS label: lowercase letters, digits and '-'"
 	Name string `json:"name"`
 
-	// Script is a POSIX shell script, at most 64 KiB.
+	// Script is a POSIX shell script, at most 64 KiB, with no NUL byte (a
+	// shell cannot carry one).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="!self.contains('\\x00')",message="script must not contain a NUL byte"
 	Script string `json:"script"`
 
 	// User overrides spec.execUser for this step.

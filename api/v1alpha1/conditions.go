@@ -72,7 +72,11 @@ const (
 	ReasonReservationConflict = "ReservationConflict"
 	// ReasonInvalidPlacement: the API server refused the reservation Pod
 	// built from spec.placement (the CRD cannot check every Pod API rule).
-	ReasonInvalidPlacement     = "InvalidPlacement"
+	ReasonInvalidPlacement = "InvalidPlacement"
+	// ReasonReservationRefused: the API server refused to create the
+	// reservation Pod for another reason (admission: a missing
+	// ServiceAccount, a quota); retried.
+	ReasonReservationRefused   = "ReservationRefused"
 	ReasonNodeNameRequired     = "NodeNameRequired"
 	ReasonNodeAgentUnavailable = "NodeAgentUnavailable"
 	ReasonWaitingForNodeAgent  = "WaitingForNodeAgent"
@@ -106,7 +110,7 @@ const (
 func ClusterReason(reason string) bool {
 	switch reason {
 	case ReasonWaitingForScheduler, ReasonUnschedulable, ReasonReservationFailed, ReasonReservationConflict, ReasonInvalidPlacement,
-		ReasonNodeNameRequired, ReasonNodeAgentUnavailable, ReasonWaitingForNodeAgent:
+		ReasonReservationRefused, ReasonNodeNameRequired, ReasonNodeAgentUnavailable, ReasonWaitingForNodeAgent:
 		return true
 	}
 	return false

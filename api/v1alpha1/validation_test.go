@@ -164,6 +164,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "true"}, {Name: "a", Script: "false"}}
 		}, "spec.provision[1]", "Duplicate value"}),
 		Entry("step script empty", invalid{func(b *v1.Bottle) { b.Spec.Provision = []v1.ProvisionStep{{Name: "a"}} }, "spec.provision[0].script", "at least 1 chars long"}),
+		Entry("step script with a NUL byte", invalid{func(b *v1.Bottle) { b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "echo a\x00b"}} }, "spec.provision[0].script", "must not contain a NUL byte"}),
 		Entry("step script over 64 KiB", invalid{func(b *v1.Bottle) {
 			b.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: strings.Repeat("x", 65537)}}
 		}, "spec.provision[0].script", "65536"}),
@@ -183,6 +184,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Entry("promptPath with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/home/node/" }, "spec.promptPath", "must be canonical"}),
 		Entry("promptPath '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/" }, "spec.promptPath", "must be canonical"}),
 		Entry("file path with '//'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "//a", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
+		Entry("file path that is a staging name", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/var/lib/.bottle-staged-1", Inline: inline("1")}} }, "spec.files[0].path", "the agent stages copies there"}),
 		Entry("file path with '/./'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/./b", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
 		Entry("file path with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/b/", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
 		Entry("two files aliasing one path", invalid{func(b *v1.Bottle) {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ func run(args []string) error {
 	validity := fs.Duration("validity", certs.DefaultValidity, "Validity of the leaf certificates.")
 	frontProxy := fs.Bool("front-proxy", false, "Also issue a front-proxy CA and client certificate for a kube-apiserver you run yourself.")
 	rotate := fs.Bool("rotate", false, "Keep the CAs in -out and re-issue only the leaves; fails when a CA certificate or key is missing there.")
+	force := fs.Bool("force", false, "Without -rotate: replace a CA already in -out (every agent, the APIService caBundle and any client then need the new one).")
 	printCA := fs.Bool("print-ca-bundle", false, "Print the exec CA base64-encoded, for the APIService's spec.caBundle.")
 	clusterManifest := fs.Bool("cluster-manifest", false, "Print, for `kubectl apply --server-side -f -`, the agents' Secret "+certs.SecretName+" (never the CA key) and the APIService caBundle.")
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +69,9 @@ func run(args []string) error {
 	if *rotate {
 		b, err = certs.Rotate(*out, o)
 	} else {
+		if err := refuseToReplaceCA(*out, *force); err != nil {
+			return err
+		}
 		if b, err = certs.Generate(o); err == nil {
 			err = b.WriteDir(*out)
 		}
@@ -88,6 +93,21 @@ func run(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote certificates to %s (leaves valid until %s)\n", *out,
 		time.Now().Add(*validity).UTC().Format(time.RFC3339))
+	return nil
+}
+
+// refuseToReplaceCA stops a re-run of the install command from silently
+// minting a new CA over the one the cluster trusts.
+func refuseToReplaceCA(dir string, force bool) error {
+	if force {
+		return nil
+	}
+	f := certs.FilesIn(dir)
+	for _, p := range []string{f.ExecCAKey, f.ExecCA} {
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("%s already holds a CA (%s): -rotate keeps it and re-issues the leaves; -force replaces it", dir, filepath.Base(p))
+		}
+	}
 	return nil
 }
 

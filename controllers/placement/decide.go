@@ -19,6 +19,9 @@ type podState struct {
 	Conflict string
 	// Invalid: the API server refused the Pod (a bad spec.placement).
 	Invalid string
+	// Refused: the API server refused to create the Pod otherwise
+	// (admission: a missing ServiceAccount, a quota), in its words.
+	Refused string
 	// Failed: the kubelet refused or ended the Pod (phase Failed).
 	Failed string
 	// Unschedulable: kube-scheduler's PodScheduled=False message.
@@ -44,6 +47,8 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 		return no(v1.ReasonNodeNameRequired, "this install runs without reservation Pods (--reservations=false), so nothing places Bottles: set spec.nodeName")
 	case pod.Invalid != "":
 		return no(v1.ReasonInvalidPlacement, "the API server refused reservation Pod %s, fix spec.placement: %s", pod.Name, pod.Invalid)
+	case pod.Refused != "":
+		return no(v1.ReasonReservationRefused, "the API server refused reservation Pod %s (retrying): %s", pod.Name, pod.Refused)
 	case pod.Conflict != "":
 		return no(v1.ReasonReservationConflict, "%s", pod.Conflict)
 	case pod.Failed != "":
@@ -56,8 +61,10 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 		return no(v1.ReasonNodeAgentUnavailable, "%s", agent.Detail)
 	case !reservations:
 		return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("on node %s (spec.nodeName; no reservation Pod in this install), served by %s", nodeName, agent.Detail)}
+	case pod.Node != nodeName && pod.Unschedulable != "":
+		return no(v1.ReasonUnschedulable, "on node %s: %s", nodeName, pod.Unschedulable)
 	case pod.Node != nodeName:
-		return no(v1.ReasonWaitingForScheduler, "reservation Pod %s is being made on node %s", pod.Name, nodeName)
+		return no(v1.ReasonWaitingForScheduler, "reservation Pod %s waits for kube-scheduler to bind it to node %s", pod.Name, nodeName)
 	}
 	return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("reservation Pod %s bound to node %s, served by %s", pod.Name, nodeName, agent.Detail)}
 }

@@ -29,11 +29,14 @@ func TestDecideScheduled(t *testing.T) {
 		{"off, node without agent", false, "n1", podState{}, dead, "False/NodeAgentUnavailable", "no agent serves"},
 		{"waiting for the scheduler", true, "", podState{Name: "bottle-b"}, Liveness{}, "False/WaitingForScheduler", "waits for kube-scheduler"},
 		{"unschedulable", true, "", podState{Name: "bottle-b", Unschedulable: "0/3 nodes are available: 3 Insufficient memory."}, Liveness{}, "False/Unschedulable", "3 Insufficient memory"},
+		{"refused by admission, in its words", true, "", podState{Name: "bottle-b", Refused: `pods "bottle-b" is forbidden: error looking up service account team2/default: serviceaccount "default" not found`}, Liveness{}, "False/ReservationRefused", `serviceaccount "default" not found`},
+		{"refused on a named node", true, "n1", podState{Name: "bottle-b", Refused: "exceeded quota"}, live, "False/ReservationRefused", "exceeded quota"},
 		{"conflict wins", true, "n1", podState{Name: "bottle-b", Conflict: "Pod bottle-b exists"}, live, "False/ReservationConflict", "exists"},
 		{"failed pod", true, "n1", podState{Name: "bottle-b", Node: "n1", Failed: "OutOfmemory: no room"}, live, "False/ReservationFailed", "OutOfmemory"},
 		{"bound, agent live", true, "n1", podState{Name: "bottle-b", Node: "n1"}, live, "True/Scheduled", "bound to node n1, served by agent a1"},
 		{"bound, agent gone", true, "n1", podState{Name: "bottle-b", Node: "n1"}, dead, "False/NodeAgentUnavailable", "no agent serves"},
-		{"named node, pod being made", true, "n1", podState{Name: "bottle-b"}, live, "False/WaitingForScheduler", "being made on node n1"},
+		{"named node, pod not bound yet", true, "n1", podState{Name: "bottle-b"}, live, "False/WaitingForScheduler", "waits for kube-scheduler to bind it to node n1"},
+		{"named node too small", true, "n1", podState{Name: "bottle-b", Unschedulable: "0/3 nodes are available: 1 Insufficient cpu."}, live, "False/Unschedulable", "on node n1: 0/3 nodes are available: 1 Insufficient cpu."},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			v := decideScheduled(c.reservations, c.node, c.pod, c.agent)
@@ -134,18 +137,32 @@ func TestReservationPod(t *testing.T) {
 
 	b.Spec.NodeName = "n1"
 	pinned := ReservationPod(b, o)
-	if pinned.Spec.NodeName != "n1" || pinned.Spec.NodeSelector != nil || pinned.Spec.Tolerations != nil {
-		t.Errorf("a Bottle naming its node gets a pinned Pod, got %+v", pinned.Spec)
+	// Naming the node does not skip kube-scheduler: the Pod is pinned by
+	// affinity and keeps the KVM, schedulable and placement rules.
+	if pinned.Spec.NodeName != "" || pinnedTo(pinned) != "n1" || pinned.Spec.NodeSelector[v1.LabelKVMNode] != "true" ||
+		pinned.Spec.NodeSelector[v1.LabelSchedulable] != "true" || len(pinned.Spec.Tolerations) != 1 {
+		t.Errorf("a Bottle naming its node gets a Pod the scheduler binds there, got %+v", pinned.Spec)
 	}
-	if why := stale(p, pinned); why == "" {
-		t.Error("an unbound Pod is stale once the Bottle names a node")
+	if why := stale(p, pinned, "n1"); why == "" {
+		t.Error("an unbound, unpinned Pod is stale once the Bottle names a node")
+	}
+	if why := stale(pinned, pinned, "n1"); why != "" {
+		t.Errorf("a Pod pinned to the named node is not stale, got %q", why)
 	}
 	p.Spec.NodeName = "n1"
-	if why := stale(p, pinned); why != "" {
+	if why := stale(p, pinned, "n1"); why != "" {
 		t.Errorf("a Pod bound to the named node is not stale, got %q", why)
 	}
+	b.Spec.Placement.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}},
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"b"}}}},
+		}}}}
+	if got := pinnedTo(ReservationPod(b, o)); got != "n1" {
+		t.Errorf("every alternative term of the author's affinity must carry the node, got %q", got)
+	}
 	b.Spec.Resources.MemoryMiB = 8192
-	if why := stale(p, ReservationPod(b, o)); !strings.Contains(why, "resources") {
+	if why := stale(p, ReservationPod(b, o), "n1"); !strings.Contains(why, "resources") {
 		t.Errorf("a resize makes the Pod stale, got %q", why)
 	}
 }

@@ -53,7 +53,10 @@ func NewHeartbeats(timeout time.Duration) *Heartbeats {
 // Observe records the current version of a node's Lease.
 func (h *Heartbeats) Observe(l *coordinationv1.Lease) {
 	node := l.Labels[agentlease.LabelNode]
-	if node == "" {
+	if node == "" || l.Name != agentlease.Name(node) {
+		// Not an agent's Lease, or a decoy: a node's heartbeat is its
+		// agent's Lease by name and label (config/policy binds both to the
+		// agent's node).
 		return
 	}
 	var holder, renewed string

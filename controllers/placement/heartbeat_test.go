@@ -56,3 +56,17 @@ func TestHeartbeats(t *testing.T) {
 		t.Fatalf("deleted Lease: %+v", l)
 	}
 }
+
+// TestHeartbeatIgnoresDecoys: a Lease labelled for a node but not named
+// for it is no heartbeat of that node.
+func TestHeartbeatIgnoresDecoys(t *testing.T) {
+	h := NewHeartbeats(15 * time.Second)
+	holder := "attacker"
+	h.Observe(&coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "decoy", Labels: map[string]string{agentlease.LabelNode: "n2"}},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, RenewTime: &metav1.MicroTime{Time: time.Now()}},
+	})
+	if l := h.Of("n2", "ns"); l.Live {
+		t.Fatalf("a decoy Lease made node n2 live: %+v", l)
+	}
+}

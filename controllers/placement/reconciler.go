@@ -2,7 +2,9 @@ package placement
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +28,22 @@ const conflictRetry = 10 * time.Second
 // firstStatusDelay is how long a new Bottle whose reservation Pod was just
 // created waits for its binding before its first status is written anyway.
 const firstStatusDelay = 3 * time.Second
+
+// refusedRetry is how often a reservation Pod the API server refused is
+// tried again (what refused it, a ServiceAccount or a quota, sends no event).
+const refusedRetry = 10 * time.Second
+
+// refused says whether a create failed because the API server decided
+// against it (4xx other than conflicts and throttling), not because it
+// could not be reached.
+func refused(err error) bool {
+	var s apierrors.APIStatus
+	if err == nil || !errors.As(err, &s) {
+		return false
+	}
+	code := s.Status().Code
+	return code >= 400 && code < 500 && code != http.StatusConflict && code != http.StatusTooManyRequests
+}
 
 // failedRetry is how long a failed reservation Pod (refused by the kubelet)
 // is left in place, for `kubectl describe`, before it is made again.
@@ -56,7 +74,10 @@ type Reconciler struct {
 // core/v1 Event in the Lease's namespace.
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=bottle-system
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch,namespace=bottle-system
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create;update,namespace=bottle-system
+// Its own leader-election Lease: RBAC cannot name what is created, so
+// config/policy/agent_lease_scope.yaml confines create to that one too.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create,namespace=bottle-system
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=update,resourceNames=bottle-cluster-controller,namespace=bottle-system
 
 // Reconcile makes the Bottle's reservation match its spec, copies the
 // binding into spec.nodeName, and applies Scheduled (plus the overlay while
@@ -145,7 +166,7 @@ func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Ti
 	case !pod.DeletionTimestamp.IsZero():
 		return st, 0, nil // being replaced: its deletion brings the Bottle back
 	}
-	if why := stale(pod, want); why != "" {
+	if why := stale(pod, want, b.Spec.NodeName); why != "" {
 		return st, 0, r.deletePod(ctx, pod, why)
 	}
 	st.Node = pod.Spec.NodeName
@@ -189,6 +210,13 @@ func (r *Reconciler) createPod(ctx context.Context, want *corev1.Pod) (podState,
 		// on the Bottle, and wait for a new generation.
 		st.Node, st.Invalid = "", err.Error()
 		return st, 0, nil
+	}
+	if refused(err) {
+		// Admission said no (a namespace without its default
+		// ServiceAccount, a quota): the Bottle says so in the API server's
+		// words, and the Pod is tried again later.
+		st.Node, st.Refused = "", err.Error()
+		return st, refusedRetry, nil
 	}
 	if err != nil {
 		return st, 0, fmt.Errorf("creating reservation Pod %s: %w", want.Name, err)

@@ -23,8 +23,8 @@ const ContainerName = "reservation"
 
 // ReservationPod is the Pod that holds b's place: requests (and limits, so
 // its QoS is Guaranteed) of the VM's CPUs and memory plus the overhead,
-// pinned to spec.nodeName when set and otherwise placed by kube-scheduler on
-// a KVM node with a live agent that fits b.spec.placement. It runs only the
+// placed by kube-scheduler on a KVM node with a live agent that fits
+// b.spec.placement, and pinned by node affinity to spec.nodeName when set. It runs only the
 // pause image, without a service account token.
 func ReservationPod(b *v1.Bottle, o Options) *corev1.Pod {
 	res := corev1.ResourceList{corev1.ResourceCPU: cpuOf(b, o), corev1.ResourceMemory: memoryOf(b, o)}
@@ -40,7 +40,6 @@ func ReservationPod(b *v1.Bottle, o Options) *corev1.Pod {
 			}},
 		},
 		Spec: corev1.PodSpec{
-			NodeName: b.Spec.NodeName,
 			Containers: []corev1.Container{{
 				Name:                     ContainerName,
 				Image:                    o.PauseImage,
@@ -60,22 +59,67 @@ func ReservationPod(b *v1.Bottle, o Options) *corev1.Pod {
 			TerminationGracePeriodSeconds: ptr.To[int64](1),
 		},
 	}
-	if b.Spec.NodeName == "" {
-		sel := map[string]string{}
-		if p := b.Spec.Placement; p != nil {
-			maps.Copy(sel, p.NodeSelector)
-		}
-		sel[v1.LabelKVMNode] = "true"
-		sel[v1.LabelSchedulable] = "true"
-		pod.Spec.NodeSelector = sel
-		if p := b.Spec.Placement; p != nil {
-			pod.Spec.Affinity = p.Affinity.DeepCopy()
-			for _, t := range p.Tolerations {
-				pod.Spec.Tolerations = append(pod.Spec.Tolerations, *t.DeepCopy())
-			}
+	sel := map[string]string{}
+	if p := b.Spec.Placement; p != nil {
+		maps.Copy(sel, p.NodeSelector)
+		pod.Spec.Affinity = p.Affinity.DeepCopy()
+		for _, t := range p.Tolerations {
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, *t.DeepCopy())
 		}
 	}
+	sel[v1.LabelKVMNode] = "true"
+	sel[v1.LabelSchedulable] = "true"
+	pod.Spec.NodeSelector = sel
+	if b.Spec.NodeName != "" {
+		// Not spec.nodeName on the Pod, which would skip kube-scheduler: a
+		// Bottle naming its node still passes its filters (fit, taints,
+		// KVM), and only the scheduler's binding says it fits.
+		pinTo(pod, b.Spec.NodeName)
+	}
 	return pod
+}
+
+// pinTo requires node by name in every required node-affinity term (terms
+// are alternatives, so each must carry it).
+func pinTo(pod *corev1.Pod, node string) {
+	name := corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpIn, Values: []string{node}}
+	if pod.Spec.Affinity == nil {
+		pod.Spec.Affinity = &corev1.Affinity{}
+	}
+	if pod.Spec.Affinity.NodeAffinity == nil {
+		pod.Spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	na := pod.Spec.Affinity.NodeAffinity
+	if na.RequiredDuringSchedulingIgnoredDuringExecution == nil || len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) == 0 {
+		na.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{}}}
+	}
+	terms := na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	for i := range terms {
+		terms[i].MatchFields = append(terms[i].MatchFields, name)
+	}
+}
+
+// pinnedTo is the node every required term of pod's node affinity names,
+// "" when it names none.
+func pinnedTo(pod *corev1.Pod) string {
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return ""
+	}
+	node := ""
+	for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		found := ""
+		for _, f := range t.MatchFields {
+			if f.Key == metav1.ObjectNameField && f.Operator == corev1.NodeSelectorOpIn && len(f.Values) == 1 {
+				found = f.Values[0]
+			}
+		}
+		if found == "" || node != "" && found != node {
+			return ""
+		}
+		node = found
+	}
+	return node
 }
 
 func cpuOf(b *v1.Bottle, o Options) resource.Quantity {
@@ -96,21 +140,22 @@ func placementHash(p *v1.Placement) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// stale says why pod no longer reserves what want does ("" when it still
-// does). Pods are all but immutable, so a stale one is deleted and made
-// again: while it waits for the scheduler, after a placement change; once
-// bound, after a resize or when the Bottle names another node.
-func stale(pod, want *corev1.Pod) string {
+// stale says why pod no longer reserves what want does for a Bottle on
+// node ("" when it still does). Pods are all but immutable, so a stale one
+// is deleted and made again: while it waits for the scheduler, after a
+// placement change or once the Bottle names a node it is not pinned to;
+// once bound, after a resize or when the Bottle names another node.
+func stale(pod, want *corev1.Pod, node string) string {
 	have, need := pod.Spec.Containers, want.Spec.Containers
 	if len(have) != 1 || !have[0].Resources.Requests.Cpu().Equal(*need[0].Resources.Requests.Cpu()) ||
 		!have[0].Resources.Requests.Memory().Equal(*need[0].Resources.Requests.Memory()) {
 		return "the Bottle's resources changed"
 	}
 	switch {
-	case want.Spec.NodeName != "" && pod.Spec.NodeName != "" && pod.Spec.NodeName != want.Spec.NodeName:
-		return "the Bottle names node " + want.Spec.NodeName + ", the Pod is on " + pod.Spec.NodeName
-	case pod.Spec.NodeName == "" && want.Spec.NodeName != "":
-		return "the Bottle names node " + want.Spec.NodeName
+	case node != "" && pod.Spec.NodeName != "" && pod.Spec.NodeName != node:
+		return "the Bottle names node " + node + ", the Pod is on " + pod.Spec.NodeName
+	case pod.Spec.NodeName == "" && pinnedTo(pod) != node:
+		return "the Bottle names node " + node
 	case pod.Spec.NodeName == "" && pod.Annotations[AnnotationPlacement] != want.Annotations[AnnotationPlacement]:
 		return "the Bottle's placement changed"
 	}

@@ -43,8 +43,10 @@ const (
 	DefaultRetryPeriod   = 2 * time.Second
 )
 
-// The Lease lives in the agents' own namespace: a namespaced Role.
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch,namespace=bottle-system
+// The Lease lives in the agents' own namespace: a namespaced Role, for
+// what Elector does (read, create, update). The policy
+// config/policy/agent_lease_scope.yaml confines each agent to its node's.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=bottle-system
 
 // Name is the Lease of node's agent (v1alpha1.BoundedName: hashed when
 // NamePrefix+node would exceed a name's 253 characters).

@@ -149,3 +149,29 @@ func TestCopyBothWays(t *testing.T) {
 	g.Expect(code).To(Equal(1))
 	g.Expect(errOut).To(ContainSubstring("must be absolute"))
 }
+
+// TestCopyAsRootNeverFollowsTheExecUsersLinks: `cp --user root` refuses a
+// directory link the exec user planted, and replaces a link at the file's
+// own name instead of writing through it (root wrote the upload anywhere).
+func TestCopyAsRootNeverFollowsTheExecUsersLinks(t *testing.T) {
+	g := NewWithT(t)
+	src := filepath.Join(t.TempDir(), "upload.txt")
+	g.Expect(os.WriteFile(src, []byte("operator's\n"), 0o644)).To(Succeed())
+	code, _, errOut := kubectlBottle(t, "alice", "", "exec", "local", "--", "sh", "-c",
+		"mkdir -p ~/cp-links && ln -sfn /etc ~/cp-links/cfg && ln -sfn /etc/cp-owned ~/cp-links/report.txt")
+	g.Expect(code).To(Equal(0), errOut)
+
+	code, _, errOut = kubectlBottle(t, "alice", "", "cp", "--user", "root", src, "local:/home/node/cp-links/cfg/")
+	g.Expect(code).NotTo(Equal(0))
+	g.Expect(errOut).To(ContainSubstring("cfg in /home/node/cp-links/cfg is a link another user made"))
+	code, _, errOut = kubectlBottle(t, "alice", "", "cp", "--user", "root", src, "local:/home/node/cp-links/report.txt")
+	g.Expect(code).To(Equal(0), errOut)
+
+	code, out, errOut := kubectlBottle(t, "alice", "", "exec", "local", "--user", "root", "--", "sh", "-c",
+		"ls /etc/upload.txt /etc/cp-owned 2>&1; stat -c '%F %U' /home/node/cp-links/report.txt; ls -a /home/node/cp-links")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("cannot access '/etc/upload.txt'"))
+	g.Expect(out).To(ContainSubstring("cannot access '/etc/cp-owned'"))
+	g.Expect(out).To(ContainSubstring("regular file root"))
+	g.Expect(out).NotTo(ContainSubstring("kubectl-bottle-cp"), "no temporary file left")
+}

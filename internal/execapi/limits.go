@@ -34,10 +34,10 @@ func (l *sessionLimiter) acquire(user string) (release func(), err error) {
 	defer l.mu.Unlock()
 	switch {
 	case l.total >= l.max:
-		return nil, tooManySessions("node %q already serves %d exec/attach sessions, its limit (--exec-max-sessions); try again later",
+		return nil, tooManySessions("node %q already serves %d sessions (exec, attach, log follows), its limit (--exec-max-sessions); try again later",
 			l.node, l.total)
 	case l.byUser[user] >= l.maxPerUser:
-		return nil, tooManySessions("user %q already has %d exec/attach sessions open through node %q, the per-user limit (--exec-max-sessions-per-user); close one or try again later",
+		return nil, tooManySessions("user %q already has %d sessions (exec, attach, log follows) open through node %q, the per-user limit (--exec-max-sessions-per-user); close one or try again later",
 			user, l.byUser[user], l.node)
 	}
 	l.total++

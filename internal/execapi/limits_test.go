@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestSessionLimiter(t *testing.T) {
 
 	_, err = l.acquire("alice")
 	g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue(), "third session of alice: %v", err)
-	g.Expect(err).To(MatchError(ContainSubstring(`user "alice" already has 2 exec/attach sessions open through node "node-a"`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`user "alice" already has 2 sessions (exec, attach, log follows) open through node "node-a"`)))
 	secs, ok := apierrors.SuggestsClientDelay(err)
 	g.Expect(ok).To(BeTrue())
 	g.Expect(secs).To(Equal(sessionRetryAfter))
@@ -41,7 +42,7 @@ func TestSessionLimiter(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = l.acquire("carol")
 	g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue())
-	g.Expect(err).To(MatchError(ContainSubstring(`node "node-a" already serves 3 exec/attach sessions`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`node "node-a" already serves 3 sessions (exec, attach, log follows)`)))
 
 	// Releasing twice frees one slot only.
 	a1()
@@ -200,4 +201,46 @@ func TestAgentEndpointRequiresGatewayIdentity(t *testing.T) {
 	url := "https://" + srv.Addr().String() + agentPathPrefix + "/namespaces/team/bottles/local/exec?command=id"
 	code := get(t, url, &tls.Config{RootCAs: bundle.ExecCA.Pool(), ServerName: certs.AgentServerName, Certificates: []tls.Certificate{cert}})
 	g.Expect(code).To(Equal(http.StatusUnauthorized))
+}
+
+// TestGatewayGivesUpOnASilentAgent: an agent that completes TLS and never
+// answers gets the gateway's 502 once the response timeout passes, instead
+// of holding the request (and its connection slot) for good.
+func TestGatewayGivesUpOnASilentAgent(t *testing.T) {
+	g := NewWithT(t)
+	var silent net.Listener
+	srv, bundle := standaloneServer(t, func(o *Options) {
+		var err error
+		silent, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.AgentAddresses = map[string]string{"node-silent": silent.Addr().String()}
+	})
+	cert, err := bundle.Serving.TLSCertificate()
+	g.Expect(err).NotTo(HaveOccurred())
+	tl := tls.NewListener(silent, &tls.Config{Certificates: []tls.Certificate{cert}})
+	defer func() { _ = tl.Close() }()
+	go func() {
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			// Handshake, then say nothing.
+			_ = c.(*tls.Conn).Handshake()
+			defer func() { _ = c.Close() }()
+		}
+	}()
+	srv.agentResponseTimeout = 300 * time.Millisecond
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/apis/x/namespaces/team/bottles/b/log", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.proxyToAgent(rec, req, "node-silent", &sessionRequest{namespace: "team", name: "b", subresource: "log"}, "alice")
+	}()
+	g.Eventually(done).WithTimeout(10*time.Second).Should(BeClosed(), "the gateway still waits for a silent agent")
+	g.Expect(rec.Code).To(Equal(http.StatusBadGateway))
+	g.Expect(rec.Body.String()).To(ContainSubstring("timeout awaiting response headers"))
 }

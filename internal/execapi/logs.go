@@ -17,7 +17,8 @@ import (
 // GET .../bottles/NAME/log?step=S&follow=true&tailLines=N&timestamps=true.
 // The kube-apiserver authorizes `get` on bottles/log in the aggregated group
 // before proxying; the gateway checks nothing more (a plain GET, unlike the
-// WebSocket sessions whose GET must be re-checked as create).
+// WebSocket sessions whose GET must be re-checked as create). A follow
+// takes a session slot (followSlot).
 
 // logRequest is a log request's parameters.
 type logRequest struct {
@@ -55,7 +56,8 @@ func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 			"%s is not supported on bottles/log", r.Method))
 		return
 	}
-	if _, err := parseLogRequest(r); err != nil {
+	lr, err := parseLogRequest(r)
+	if err != nil {
 		writeStatus(w, err)
 		return
 	}
@@ -65,6 +67,12 @@ func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
+	release, err := s.followSlot(lr, userFrom(r).GetName())
+	if err != nil {
+		writeTooMany(w, err)
+		return
+	}
+	defer release()
 	node := b.NodeName()
 	if node == "" || node == s.opts.NodeName {
 		s.serveLog(w, r, b)
@@ -84,7 +92,29 @@ func (s *Server) serveLogAgent(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
+	lr, err := parseLogRequest(r)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	release, err := s.followSlot(lr, r.Header.Get(requesterHeader))
+	if err != nil {
+		writeTooMany(w, err)
+		return
+	}
+	defer release()
 	s.serveLog(w, r, b)
+}
+
+// followSlot takes a session slot for a follow: it holds a connection for
+// as long as the step runs (up to a day), like an exec session, so it
+// counts against the same per-node and per-user caps; a plain read does
+// not.
+func (s *Server) followSlot(lr *logRequest, user string) (func(), error) {
+	if !lr.follow {
+		return func() {}, nil
+	}
+	return s.sessions.acquire(user)
 }
 
 func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *agentsv1alpha1.Bottle) {

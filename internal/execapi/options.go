@@ -43,7 +43,7 @@ type Machines interface {
 // Options configure a Server. Certificate files are re-read when they
 // change, so rotating a mounted Secret needs no restart.
 type Options struct {
-	// NodeName is this process's node: Bottles whose status.nodeName is
+	// NodeName is this process's node: Bottles whose spec.nodeName is
 	// this node run here, others are proxied to their node's agent.
 	NodeName string
 	// BindAddress is where the TLS listener binds (DefaultBindAddress).

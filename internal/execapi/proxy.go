@@ -21,6 +21,12 @@ import (
 
 const agentDialTimeout = 10 * time.Second
 
+// agentResponseTimeout bounds the wait for the agent's response headers: an
+// agent that accepts and never answers would otherwise hold the gateway's
+// request, and its listener slot, for good. Sessions upgrade and logs
+// answer at once; their streams are not bounded by it.
+const agentResponseTimeout = 30 * time.Second
+
 // proxyToAgent forwards the (already authorized) session to the agent of
 // node. httputil.ReverseProxy carries the WebSocket upgrade and then copies
 // bytes both ways, so the agent's keepalive pings reach the client.
@@ -45,10 +51,11 @@ func (s *Server) proxyToAgent(w http.ResponseWriter, r *http.Request, node strin
 	// A transport per session: its TLS config holds the CA and client
 	// certificate current now, so rotated files take effect at once.
 	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: agentDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     tlsConfig,
-		TLSHandshakeTimeout: agentDialTimeout,
-		DisableKeepAlives:   true,
+		DialContext:           (&net.Dialer{Timeout: agentDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConfig,
+		TLSHandshakeTimeout:   agentDialTimeout,
+		ResponseHeaderTimeout: s.responseTimeout(),
+		DisableKeepAlives:     true,
 	}
 	defer transport.CloseIdleConnections()
 	rp := &httputil.ReverseProxy{
@@ -114,4 +121,11 @@ func (s *Server) agentTLSConfig() (*tls.Config, error) {
 		// Upgrades need HTTP/1.1.
 		NextProtos: []string{"http/1.1"},
 	}, nil
+}
+
+func (s *Server) responseTimeout() time.Duration {
+	if s.agentResponseTimeout > 0 {
+		return s.agentResponseTimeout
+	}
+	return agentResponseTimeout
 }

@@ -45,6 +45,8 @@ type Server struct {
 	ready   chan struct{}
 
 	onPong func() // test hook
+	// agentResponseTimeout, when set, replaces agentResponseTimeout (tests).
+	agentResponseTimeout time.Duration
 }
 
 // NewServer checks opts and loads the certificate files. reader must read

@@ -115,12 +115,32 @@ exec 3<"$f" || exit 1
 printf '%s\n' "$m" && exec cat <&3`
 
 // uploadScript writes stdin beside the target, sets the mode and renames
-// it into place, so the target is never seen half-written.
-const uploadScript = `t=$1
-case "$t" in */) t="$t$2" ;; *) if [ -d "$t" ]; then t="$t/$2"; fi ;; esac
-tmp="$t.kubectl-bottle-cp.$$"
-trap 'rm -f "$tmp"' EXIT
-cat >"$tmp" && chmod "$3" "$tmp" && mv -f "$tmp" "$t" && trap - EXIT`
+// it into place, so the target is never seen half-written. The temporary
+// file is made by mktemp in the target's directory (no name another user
+// could plant a link at), and a link at the target's name is replaced, not
+// written through. As root, no directory on the way may be a link another
+// user made: root must not write where the exec user's link points.
+const uploadScript = `t=$1 n=$2 m=$3
+root=; [ "$(id -u)" = 0 ] && root=1
+case "$t" in */) t="$t$n" ;; *) if [ -d "$t" ] && { [ -z "$root" ] || [ ! -L "$t" ]; }; then t="$t/$n"; fi ;; esac
+d=${t%/*} f=${t##*/}
+if [ -n "$root" ]; then
+  cd -P / || exit 1
+  set -f; IFS=/
+  for c in ${d#/}; do
+    [ -n "$c" ] || continue
+    if [ -L "./$c" ] && [ "$(stat -c %u -- "./$c")" != 0 ]; then
+      echo "cp: $c in $d is a link another user made: not writing through it as root" >&2; exit 1
+    fi
+    cd -P -- "./$c" || exit 1
+  done
+  unset IFS; set +f
+else
+  cd -P -- "${d:-/}" || exit 1
+fi
+tmp=$(mktemp "./.$f.kubectl-bottle-cp.XXXXXX") || exit 1
+trap 'rm -f -- "$tmp"' EXIT
+cat >"$tmp" && chmod "$m" "$tmp" && mv -f -- "$tmp" "./$f" && trap - EXIT`
 
 // Download copies guest file src to local dst (a file, or a directory to
 // put it in), keeping its permission bits.

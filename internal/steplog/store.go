@@ -165,6 +165,47 @@ func (s *Store) Remove(uid string) error {
 	return os.RemoveAll(filepath.Join(s.dir, uid))
 }
 
+// Prune deletes the Bottle's logs of steps not named in keep (renamed or
+// removed from its spec: they could no longer be read, yet stayed on the
+// node's disk until the Bottle went). Logs being written are kept.
+func (s *Store) Prune(uid string, keep []string) error {
+	if !uidRE.MatchString(uid) {
+		return nil
+	}
+	entries, err := os.ReadDir(filepath.Join(s.dir, uid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, k := range keep {
+		wanted[hex.EncodeToString([]byte(k))] = true
+	}
+	var errs []error
+	for _, e := range entries {
+		base := strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".log"), ".meta")
+		if wanted[base] {
+			continue
+		}
+		step, err := hex.DecodeString(base)
+		if err != nil {
+			continue // not a step's file
+		}
+		s.mu.Lock()
+		_, live := s.live[key(uid, string(step))]
+		s.mu.Unlock()
+		if live {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, uid, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // metadata is written when a step ends, so a finished log reads back after
 // the agent restarts.
 type metadata struct {

@@ -214,3 +214,34 @@ func TestRemoveAndMissing(t *testing.T) {
 		t.Error("Begin accepted a UID that is a path")
 	}
 }
+
+// TestPruneDropsStepsNoLongerInTheSpec: a renamed step's log goes (it
+// could not be read any more); the kept steps' and a running one's stay.
+func TestPruneDropsStepsNoLongerInTheSpec(t *testing.T) {
+	s := newStore(t, 1<<20)
+	for _, step := range []string{"out-1", "out-2", "keep"} {
+		w, err := s.Begin(uid, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(step + "\n"))
+		_ = w.Close()
+	}
+	running, err := s.Begin(uid, "running")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = running.Close() }()
+	if err := s.Prune(uid, []string{"keep", "out-3"}); err != nil {
+		t.Fatal(err)
+	}
+	for step, want := range map[string]bool{"out-1": false, "out-2": false, "keep": true, "running": true} {
+		if got := s.Has(uid, step); got != want {
+			t.Errorf("after Prune, Has(%s) = %v, want %v", step, got, want)
+		}
+	}
+	files, _ := os.ReadDir(filepath.Join(s.dir, uid))
+	if len(files) != 3 { // keep.log, keep.meta, running.log
+		t.Errorf("files left: %d, want 3", len(files))
+	}
+}

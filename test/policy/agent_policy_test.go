@@ -169,6 +169,7 @@ func TestAgentBoundaries(t *testing.T) {
 	t.Run("TokenConfinedToItsNode", func(t *testing.T) { testTokenConfinedToItsNode(t, e) })
 	t.Run("SourcesOnlyInListedNamespaces", func(t *testing.T) { testSourcesOnlyInListedNamespaces(t, e) })
 	t.Run("TemplateEntryConfinedToItsNode", func(t *testing.T) { testTemplateEntryConfinedToItsNode(t, e) })
+	t.Run("LeasesConfinedToOwnNode", func(t *testing.T) { testLeasesConfinedToOwnNode(t, e) })
 }
 
 // testTokenConfinedToItsNode: a token bound to a Pod on node A may write
@@ -204,6 +205,10 @@ func testTokenConfinedToItsNode(t *testing.T, e *env) {
 	g.Expect(patch(agentA, onA, true, `{"status":{"nodeName":"node-a","phase":"Creating"}}`)).To(Succeed())
 	g.Expect(patch(agentA, onA, false, `{"metadata":{"finalizers":["agents.bot-bottle.dev/machine"]}}`)).To(Succeed())
 	g.Expect(patch(agentA, onA, false, `{"metadata":{"finalizers":null}}`)).To(Succeed())
+
+	// Its own Bottle's status may not name another node.
+	g.Expect(patch(agentA, onA, true, `{"status":{"nodeName":"node-b"}}`)).To(
+		MatchError(ContainSubstring("may record only its own node in status.nodeName of Bottle team/on-a")))
 
 	// Nothing else on its own Bottle.
 	for _, body := range []string{
