@@ -2,6 +2,8 @@ package placement
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -132,4 +134,23 @@ func since(conds []metav1.Condition, v verdict, now time.Time) time.Time {
 		return c.LastTransitionTime.Time
 	}
 	return now
+}
+
+// maxNamedNodes bounds the node names withAgentsDown spells out.
+const maxNamedNodes = 5
+
+// withAgentsDown adds to kube-scheduler's message which KVM nodes have no
+// live agent. The scheduler only says those nodes "didn't match Pod's node
+// affinity/selector" (their LabelSchedulable is false), which names neither
+// the agent nor what to do.
+func withAgentsDown(msg string, down []string) string {
+	if len(down) == 0 {
+		return msg
+	}
+	slices.Sort(down)
+	named := strings.Join(down[:min(len(down), maxNamedNodes)], ", ")
+	if more := len(down) - maxNamedNodes; more > 0 {
+		named += fmt.Sprintf(" and %d more", more)
+	}
+	return fmt.Sprintf("%s (no live node agent on KVM node(s) %s, so they take no Bottle: see kubectl -n bottle-system get pods -l app.kubernetes.io/component=agent)", msg, named)
 }

@@ -196,3 +196,23 @@ func TestGuarded(t *testing.T) {
 		}
 	}
 }
+
+func TestWithAgentsDown(t *testing.T) {
+	const msg = "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 Insufficient cpu."
+	for _, c := range []struct {
+		name string
+		down []string
+		want string
+	}{
+		{"every agent live", nil, msg},
+		{"one down", []string{"n1"}, msg + " (no live node agent on KVM node(s) n1, so they take no Bottle"},
+		{"sorted", []string{"n2", "n1"}, "KVM node(s) n1, n2, so"},
+		{"bounded", []string{"a", "b", "c", "d", "e", "f", "g"}, "KVM node(s) a, b, c, d, e and 2 more, so"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := withAgentsDown(msg, c.down); !strings.Contains(got, c.want) || !strings.HasPrefix(got, msg) {
+				t.Errorf("got %q, want it to start with the scheduler's words and contain %q", got, c.want)
+			}
+		})
+	}
+}

@@ -118,6 +118,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if b.Spec.NodeName != "" {
 		agent = r.Heartbeats.Of(b.Spec.NodeName, r.AgentNamespace)
 	}
+	if pod.Unschedulable != "" {
+		pod.Unschedulable = withAgentsDown(pod.Unschedulable, r.nodesWithoutAgent(ctx))
+	}
 	sched := decideScheduled(r.Reservations, b.Spec.NodeName, pod, agent)
 	ov := decideOverlay(b, sched, agent.Live, since(b.Status.Conditions, sched, now), now, r.AgentGrace)
 	if ov != nil && ov.RequeueAfter > 0 && (requeue == 0 || ov.RequeueAfter < requeue) {
@@ -290,4 +293,18 @@ func (r *Reconciler) clock() time.Time {
 		return r.now()
 	}
 	return time.Now()
+}
+
+// nodesWithoutAgent lists the KVM nodes whose agent is not live (labelled
+// unschedulable by nodeLabeller), from the cache; nil when it cannot tell.
+func (r *Reconciler) nodesWithoutAgent(ctx context.Context) []string {
+	var nodes corev1.NodeList
+	if err := r.List(ctx, &nodes, client.MatchingLabels{v1.LabelKVMNode: "true", v1.LabelSchedulable: "false"}); err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(nodes.Items))
+	for i := range nodes.Items {
+		names = append(names, nodes.Items[i].Name)
+	}
+	return names
 }
