@@ -174,7 +174,7 @@ func (c *CLI) failure(verb string, o outcome) *Error {
 	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
 		return &Error{Verb: verb, Class: ErrUsage, ExitCode: 2, Message: usageMessage(o.stderrHead)}
 	}
-	if msg, ok := smolvmErrorMessage(o.stderrHead); ok {
+	if msg, ok := smolvmErrorMessage(fromErrorLine(o.stderrHead)); ok {
 		return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: o.exitCode, Message: msg}
 	}
 	if o.exitCode == 2 {

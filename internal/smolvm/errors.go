@@ -115,6 +115,16 @@ func smolvmErrorMessage(stderrHead string) (string, bool) {
 	return msg, true
 }
 
+// fromErrorLine drops what a verb printed on stderr before smolvm's own
+// "Error: " line (fork prints its progress there first). Only for verbs
+// whose stderr is smolvm's alone: an exec's stderr is the guest's.
+func fromErrorLine(stderr string) string {
+	if i := strings.Index(stderr, "\nError: "); i >= 0 && !strings.HasPrefix(stderr, "Error: ") {
+		return stderr[i+1:]
+	}
+	return stderr
+}
+
 // classifyMessage maps smolvm's error text to a class. The patterns are the
 // stable parts of the texts in the contract; anything unknown is ErrOther.
 func classifyMessage(msg string) ErrorClass {

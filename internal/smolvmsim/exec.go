@@ -103,7 +103,11 @@ func cmdExec(e *env, args []string) error {
 		}
 	}
 	cmd := exec.Command(bwrap, argv...)
-	cmd.Env = guestEnv(r, append(p.values["--env"], secrets...), termName)
+	refs, err := secretRefEnv(r)
+	if err != nil {
+		return err
+	}
+	cmd.Env = guestEnv(r, append(append(refs, p.values["--env"]...), secrets...), termName)
 
 	// Pdeathsig is tied to the thread that forks; keep this goroutine on
 	// one thread so the sandbox dies exactly when this process does.
@@ -186,7 +190,8 @@ func runningMachine(name string) (*store, *record, func(), error) {
 		return nil, nil, nil, err
 	}
 	defer unlock()
-	if r.State != "running" {
+	// A frozen golden's paused guest never answers.
+	if r.State != "running" || r.Frozen {
 		return nil, nil, nil, fail("%s", msgNotRunning(name))
 	}
 	release, err := s.registerExec(name)
