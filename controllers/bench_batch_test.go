@@ -51,9 +51,12 @@ func BenchmarkBatchVsByHand(b *testing.B) {
 			bt := &v1.Bottle{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b%d", j), Namespace: ns},
 				Spec: v1.BottleSpec{
-					NodeName: a.node, Image: "node:22-bookworm",
-					Files:     []v1.File{{Path: "/home/node/f", Owner: "node", Inline: ptr.To("x")}},
-					Provision: steps,
+					NodeName: a.node,
+					MachineSpec: v1.MachineSpec{
+						Image:     "node:22-bookworm",
+						Files:     []v1.File{{Path: "/home/node/f", Owner: "node", Inline: ptr.To("x")}},
+						Provision: steps,
+					},
 				},
 			}
 			if err := a.c.Create(a.ctx, bt); err != nil {

@@ -35,7 +35,7 @@ func BenchmarkIdleResync(b *testing.B) {
 	for i := range n {
 		bt := &v1.Bottle{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b%d", i), Namespace: ns},
-			Spec:       v1.BottleSpec{NodeName: a.node, Image: "node:22-bookworm"},
+			Spec:       v1.BottleSpec{NodeName: a.node, MachineSpec: v1.MachineSpec{Image: "node:22-bookworm"}},
 		}
 		if err := a.c.Create(a.ctx, bt); err != nil {
 			b.Fatal(err)

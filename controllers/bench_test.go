@@ -144,9 +144,12 @@ func bottlesToReady(ctx context.Context, b *testing.B, c client.Client, node str
 			bt := &v1.Bottle{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b%d", j), Namespace: ns},
 				Spec: v1.BottleSpec{
-					NodeName: node, Image: "node:22-bookworm",
-					Files:     []v1.File{{Path: "/home/node/f", Owner: "node", Inline: ptr.To("x")}},
-					Provision: provision,
+					NodeName: node,
+					MachineSpec: v1.MachineSpec{
+						Image:     "node:22-bookworm",
+						Files:     []v1.File{{Path: "/home/node/f", Owner: "node", Inline: ptr.To("x")}},
+						Provision: provision,
+					},
 				},
 			}
 			if err := c.Create(ctx, bt); err != nil {

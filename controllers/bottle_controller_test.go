@@ -130,9 +130,11 @@ func bottle(ns, node string, steps ...v1.ProvisionStep) *v1.Bottle {
 	return &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
 		Spec: v1.BottleSpec{
-			NodeName:  node,
-			Image:     "node:22-bookworm",
-			Provision: steps,
+			NodeName: node,
+			MachineSpec: v1.MachineSpec{
+				Image:     "node:22-bookworm",
+				Provision: steps,
+			},
 		},
 	}
 }

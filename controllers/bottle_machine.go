@@ -181,11 +181,12 @@ func (r *BottleReconciler) removeMachine(ctx context.Context, s *scope, m *smolv
 
 func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
 	spec := s.spec()
+	res := spec.Resources.OrDefault()
 	return smolvm.MachineSpec{
 		Name:       s.machineName,
 		Image:      spec.Image,
-		CPUs:       int(spec.Resources.CPUs),
-		MemoryMiB:  int(spec.Resources.MemoryMiB),
+		CPUs:       int(res.CPUs),
+		MemoryMiB:  int(res.MemoryMiB),
 		AllowHosts: spec.Network.AllowHosts,
 		AllowCIDRs: spec.Network.AllowCIDRs,
 		Labels: map[string]string{

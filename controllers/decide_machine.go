@@ -100,11 +100,12 @@ func machineDiffs(spec *v1.BottleSpec, m *smolvm.Machine) []string {
 	if m.Image != "" && m.Image != spec.Image {
 		diffs = append(diffs, fmt.Sprintf("spec.image %q (machine: %q)", spec.Image, m.Image))
 	}
-	if m.CPUs != 0 && m.CPUs != int(spec.Resources.CPUs) {
-		diffs = append(diffs, fmt.Sprintf("spec.resources.cpus %d (machine: %d)", spec.Resources.CPUs, m.CPUs))
+	res := spec.Resources.OrDefault()
+	if m.CPUs != 0 && m.CPUs != int(res.CPUs) {
+		diffs = append(diffs, fmt.Sprintf("spec.resources.cpus %d (machine: %d)", res.CPUs, m.CPUs))
 	}
-	if m.MemoryMiB != 0 && m.MemoryMiB != int(spec.Resources.MemoryMiB) {
-		diffs = append(diffs, fmt.Sprintf("spec.resources.memoryMiB %d (machine: %d)", spec.Resources.MemoryMiB, m.MemoryMiB))
+	if m.MemoryMiB != 0 && m.MemoryMiB != int(res.MemoryMiB) {
+		diffs = append(diffs, fmt.Sprintf("spec.resources.memoryMiB %d (machine: %d)", res.MemoryMiB, m.MemoryMiB))
 	}
 	wantNet := len(spec.Network.AllowHosts)+len(spec.Network.AllowCIDRs) > 0
 	if got, ok := m.Labels[v1.LabelNetwork]; ok {

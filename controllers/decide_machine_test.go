@@ -55,8 +55,13 @@ func TestDecidePower(t *testing.T) {
 }
 
 func TestMachineDiffsAndDrift(t *testing.T) {
-	spec := &v1.BottleSpec{Image: "node:22", Resources: v1.Resources{CPUs: 2, MemoryMiB: 4096},
-		Network: v1.Network{AllowHosts: []string{"api.anthropic.com", "github.com"}}}
+	spec := &v1.BottleSpec{
+		MachineSpec: v1.MachineSpec{
+			Image:     "node:22",
+			Resources: v1.Resources{CPUs: 2, MemoryMiB: 4096},
+			Network:   v1.Network{AllowHosts: []string{"api.anthropic.com", "github.com"}},
+		},
+	}
 	machine := func(mut func(*smolvm.Machine)) *smolvm.Machine {
 		m := &smolvm.Machine{Image: "node:22", CPUs: 2, MemoryMiB: 4096, Network: true,
 			Labels: map[string]string{v1.LabelNetwork: networkDigest(spec.Network)}}

@@ -121,7 +121,7 @@ func TestMustCancel(t *testing.T) {
 	a, b, c := st("a", "echo a"), st("b", "sleep 600"), st("c", "echo c")
 	run := runningStep{Name: "b", Prefix: identities("node", []v1.ProvisionStep{a, b})}
 	bottle := func(mut func(*v1.Bottle)) *v1.Bottle {
-		bt := &v1.Bottle{Spec: v1.BottleSpec{ExecUser: "node", RunState: v1.RunStateRunning, Provision: []v1.ProvisionStep{a, b, c}}}
+		bt := &v1.Bottle{Spec: v1.BottleSpec{RunState: v1.RunStateRunning, MachineSpec: v1.MachineSpec{ExecUser: "node", Provision: []v1.ProvisionStep{a, b, c}}}}
 		if mut != nil {
 			mut(bt)
 		}

@@ -50,6 +50,12 @@ type BottleStatus struct {
 	// +optional
 	MachineName string `json:"machineName,omitempty"`
 
+	// Template is where a templated Bottle's machine came from: set once
+	// the machine is forked, and kept (a template edit makes a new golden;
+	// this Bottle keeps the one it came from).
+	// +optional
+	Template *TemplateOrigin `json:"template,omitempty"`
+
 	// MachineState is the last state smolvm reported (created, running, stopped, failed, ...).
 	// +optional
 	MachineState string `json:"machineState,omitempty"`

@@ -28,12 +28,13 @@ const (
 
 // BottleSpec is the desired state of a Bottle: one smolvm microVM that
 // sandboxes a coding agent.
-// +kubebuilder:validation:XValidation:rule="!has(self.prompt) || has(self.promptPath)",message="prompt requires promptPath: set spec.promptPath to the absolute guest path the prompt is written to",fieldPath=".prompt"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.nodeName) || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)",message="nodeName is set once: it may be set while empty, but never changed or removed afterwards",fieldPath=".nodeName"
 // +kubebuilder:validation:XValidation:rule="has(self.machineName) == has(oldSelf.machineName) && (!has(self.machineName) || self.machineName == oldSelf.machineName)",message="machineName is immutable: it cannot be added, changed or removed after creation",fieldPath=".machineName"
-// +kubebuilder:validation:XValidation:rule="!has(self.prompt) || !has(self.promptPath) || !has(self.files) || self.files.all(f, f.path != self.promptPath)",message="promptPath must differ from every files[].path when prompt is set: both would write the same file (drop prompt to use that file as the prompt)",fieldPath=".promptPath"
-// +kubebuilder:validation:XValidation:rule="(has(self.prompt) && has(self.prompt.inline) ? size(self.prompt.inline) : 0) + (has(self.files) ? self.files.map(f, has(f.inline) ? size(f.inline) : 0).sum() : 0) + (has(self.provision) ? self.provision.map(p, size(p.script)).sum() : 0) + (has(self.env) ? self.env.map(e, has(e.value) ? size(e.value) : 0).sum() : 0) <= 131072",message="prompt.inline, files[].inline, provision[].script and env[].value may hold at most 131072 characters in total, so that the Bottle and its status fit in etcd; move large content to a ConfigMap or Secret (configMapKeyRef, secretKeyRef, valueFrom)"
-// +kubebuilder:validation:XValidation:rule="(has(self.promptPath) ? size(self.promptPath) : 0) + (has(self.files) ? self.files.map(f, size(f.path)).sum() : 0) <= 8192",message="promptPath and files[].path may hold at most 8192 characters in total, so that the Bottle and its status fit in etcd"
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) == has(oldSelf.templateRef) && (!has(self.templateRef) || self.templateRef.name == oldSelf.templateRef.name)",message="templateRef is immutable: it cannot be added, changed or removed after creation (a Bottle is forked from its template once)",fieldPath=".templateRef"
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) || has(self.image)",message="image is required: set spec.image to the OCI image the machine boots, or spec.templateRef to the BottleTemplate to fork it from",fieldPath=".image"
+// +kubebuilder:validation:XValidation:rule="!has(self.templateRef) || !has(self.image)",message="image is the template's: a Bottle with spec.templateRef boots its BottleTemplate's image; remove spec.image (or edit the template)",fieldPath=".image"
+// +kubebuilder:validation:XValidation:rule="!has(self.templateRef) || !has(self.resources)",message="resources are the template's: a Bottle with spec.templateRef is a clone of its BottleTemplate's machine, with its CPUs and memory; remove spec.resources (or edit the template)",fieldPath=".resources"
+// +kubebuilder:validation:XValidation:rule="!has(self.templateRef) || !has(self.network)",message="network is the template's: a Bottle with spec.templateRef is a clone of its BottleTemplate's machine, with its egress allowlist; remove spec.network (or edit the template)",fieldPath=".network"
 type BottleSpec struct {
 	// NodeName is the node whose agent runs this Bottle's machine. Leave it
 	// empty to let kube-scheduler choose (through the Bottle's reservation
@@ -63,65 +64,17 @@ type BottleSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.contains('--')",message="machineName must not contain '--'"
 	MachineName string `json:"machineName,omitempty"`
 
-	// Image is the OCI image the machine boots, e.g. node:22-bookworm.
-	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\s')",message="image must be an OCI reference without whitespace"
-	Image string `json:"image"`
-
-	// ExecUser is the guest user that provisioning steps and sessions run as.
+	// TemplateRef names the BottleTemplate, in the Bottle's namespace, whose
+	// golden machine this Bottle is forked from. The template then owns
+	// image, resources and network (setting them here is rejected); this
+	// Bottle's own files, env, prompt and steps are applied after the fork.
+	// Immutable.
 	// +optional
-	// +kubebuilder:default=node
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z_][a-z0-9_-]{0,31}$')",message="execUser must be a POSIX user name matching ^[a-z_][a-z0-9_-]{0,31}$"
-	ExecUser string `json:"execUser,omitempty"`
+	TemplateRef *TemplateReference `json:"templateRef,omitempty"`
 
-	// PromptPath is the absolute guest path of the agent's system prompt file,
-	// passed to claude as --append-system-prompt-file.
-	// +optional
-	// +kubebuilder:validation:MaxLength=4096
-	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="promptPath must be an absolute path starting with '/'"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)\\\\.\\\\.(/|$)')",message="promptPath must not contain a '..' segment"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="promptPath must not contain control characters"
-	// +kubebuilder:validation:XValidation:rule="!self.contains('//') && !self.contains('/./') && !self.endsWith('/.') && !self.endsWith('/')",message="promptPath must be canonical: no '//', no '.' segment, no trailing '/'"
-	PromptPath string `json:"promptPath,omitempty"`
-
-	// Prompt is the content written to PromptPath. Requires PromptPath.
-	// +optional
-	Prompt *ContentSource `json:"prompt,omitempty"`
-
-	// Resources sizes the machine.
-	// +optional
-	// +kubebuilder:default={}
-	Resources Resources `json:"resources,omitempty"`
-
-	// Network is the machine's egress allowlist. Both lists empty means the
-	// machine has no network at all.
-	// +optional
-	Network Network `json:"network,omitempty"`
-
-	// Env is the environment of every provisioning step.
-	// +optional
-	// +listType=map
-	// +listMapKey=name
-	// +kubebuilder:validation:MaxItems=64
-	Env []EnvVar `json:"env,omitempty"`
-
-	// Files are copied into the guest before provisioning.
-	// +optional
-	// +listType=map
-	// +listMapKey=path
-	// +kubebuilder:validation:MaxItems=64
-	Files []File `json:"files,omitempty"`
-
-	// Provision is the ordered list of scripts run once the files are in place.
-	// A completed step is not run again unless it, or a step before it, changes.
-	// +optional
-	// +listType=map
-	// +listMapKey=name
-	// +kubebuilder:validation:MaxItems=32
-	Provision []ProvisionStep `json:"provision,omitempty"`
+	// MachineSpec is the machine and its provisioning. image is required
+	// unless templateRef is set.
+	MachineSpec `json:",inline"`
 
 	// RunState is the desired power state. Stopped keeps the machine's disk.
 	// +optional
@@ -134,6 +87,16 @@ type BottleSpec struct {
 	// +optional
 	// +kubebuilder:default=Never
 	RecreatePolicy RecreatePolicy `json:"recreatePolicy,omitempty"`
+}
+
+// TemplateReference names a BottleTemplate in the referrer's namespace.
+type TemplateReference struct {
+	// Name of the BottleTemplate.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="templateRef.name must be a BottleTemplate name: a DNS subdomain"
+	Name string `json:"name"`
 }
 
 // Placement is where kube-scheduler may put a Bottle's reservation Pod, on

@@ -36,18 +36,20 @@ func worstCaseBottle(name string) *v1.Bottle {
 	b := &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: v1.BottleSpec{
-			NodeName:    fill("node.", 253, "a"),
-			MachineName: "A" + strings.Repeat("b_-c", 31) + "def",
-			Image:       fill("registry.example.com/", 512, "i"),
-			ExecUser:    "_" + strings.Repeat("a", 31),
-			PromptPath:  "/" + escaped(v1.MaxPathChars-64*127-1),
-			Resources:   v1.Resources{CPUs: 64, MemoryMiB: 262144},
-			Network: v1.Network{
-				AllowHosts: list(fill("h%02d.", 253, "a"), 64),
-				AllowCIDRs: list("2001:db8:aaaa:bbbb:cccc:dddd:eeee:%04x/128", 64),
-			},
+			NodeName:       fill("node.", 253, "a"),
+			MachineName:    "A" + strings.Repeat("b_-c", 31) + "def",
 			RunState:       v1.RunStateRunning,
 			RecreatePolicy: v1.RecreateOnChange,
+			MachineSpec: v1.MachineSpec{
+				Image:      fill("registry.example.com/", 512, "i"),
+				ExecUser:   "_" + strings.Repeat("a", 31),
+				PromptPath: "/" + escaped(v1.MaxPathChars-64*127-1),
+				Resources:  v1.Resources{CPUs: 64, MemoryMiB: 262144},
+				Network: v1.Network{
+					AllowHosts: list(fill("h%02d.", 253, "a"), 64),
+					AllowCIDRs: list("2001:db8:aaaa:bbbb:cccc:dddd:eeee:%04x/128", 64),
+				},
+			},
 		},
 	}
 	for i := range 64 {

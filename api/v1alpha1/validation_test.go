@@ -23,7 +23,9 @@ func newBottle(mutate func(b *v1.Bottle)) *v1.Bottle {
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b-%d", seq), Namespace: "default"},
 		Spec: v1.BottleSpec{
 			NodeName: "node-a",
-			Image:    "node:22-bookworm",
+			MachineSpec: v1.MachineSpec{
+				Image: "node:22-bookworm",
+			},
 		},
 	}
 	if mutate != nil {
@@ -91,7 +93,7 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Entry("machineName ending with '-'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "vm-" }, "spec.machineName", "must not end with '-'"}),
 		Entry("machineName with '--'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "my--vm" }, "spec.machineName", "must not contain '--'"}),
 		Entry("machineName over 128", invalid{func(b *v1.Bottle) { b.Spec.MachineName = strings.Repeat("a", 129) }, "spec.machineName", "128"}),
-		Entry("image missing", invalid{func(b *v1.Bottle) { b.Spec.Image = "" }, "spec.image", "at least 1 chars long"}),
+		Entry("image missing", invalid{func(b *v1.Bottle) { b.Spec.Image = "" }, "spec.image", "image is required: set spec.image"}),
 		Entry("image with whitespace", invalid{func(b *v1.Bottle) { b.Spec.Image = "node:22 bookworm" }, "spec.image", "without whitespace"}),
 		Entry("image over 512", invalid{func(b *v1.Bottle) { b.Spec.Image = strings.Repeat("a", 513) }, "spec.image", "512"}),
 		Entry("execUser uppercase", invalid{func(b *v1.Bottle) { b.Spec.ExecUser = "Node" }, "spec.execUser", "POSIX user name"}),
@@ -227,6 +229,14 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 	})
 
+	It("defaults each field of a resources object that leaves some out", func() {
+		b := newBottle(func(b *v1.Bottle) { b.Spec.Resources = v1.Resources{CPUs: 4} })
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		got := &v1.Bottle{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), got)).To(Succeed())
+		Expect(got.Spec.Resources).To(Equal(v1.Resources{CPUs: 4, MemoryMiB: 4096}))
+	})
+
 	It("accepts recreatePolicy OnChange", func() {
 		b := newBottle(func(b *v1.Bottle) { b.Spec.RecreatePolicy = v1.RecreateOnChange })
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
@@ -241,8 +251,8 @@ var _ = Describe("Bottle validation by the API server", func() {
 		got := &v1.Bottle{}
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), got)).To(Succeed())
 		Expect(got.Spec.ExecUser).To(Equal("node"))
-		Expect(got.Spec.Resources.CPUs).To(Equal(int32(2)))
-		Expect(got.Spec.Resources.MemoryMiB).To(Equal(int32(4096)))
+		Expect(got.Spec.Resources).To(BeZero(), "resources stay absent, so that a templated Bottle's can be told apart")
+		Expect(got.Spec.Resources.OrDefault()).To(Equal(v1.Resources{CPUs: 2, MemoryMiB: 4096}))
 		Expect(got.Spec.RunState).To(Equal(v1.RunStateRunning))
 		Expect(got.Spec.RecreatePolicy).To(Equal(v1.RecreateNever))
 		Expect(got.Spec.Files[0].Mode).To(Equal(ptr.To[int32](0o644)))

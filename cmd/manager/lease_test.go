@@ -161,9 +161,15 @@ func TestOneAgentPerNode(t *testing.T) {
 	}
 	bottle := &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: "leased", Namespace: "default"},
-		Spec: v1.BottleSpec{NodeName: node, Image: "node:22", Provision: []v1.ProvisionStep{
-			{Name: "one", Script: count("one")}, {Name: "two", Script: count("two")}, {Name: "three", Script: count("three")},
-		}},
+		Spec: v1.BottleSpec{
+			NodeName: node,
+			MachineSpec: v1.MachineSpec{
+				Image: "node:22",
+				Provision: []v1.ProvisionStep{
+					{Name: "one", Script: count("one")}, {Name: "two", Script: count("two")}, {Name: "three", Script: count("three")},
+				},
+			},
+		},
 	}
 	g.Expect(c.Create(ctx, bottle)).To(Succeed())
 	ready := func(gen int64) func() bool {

@@ -103,9 +103,13 @@ func TestDecideOverlay(t *testing.T) {
 func TestReservationPod(t *testing.T) {
 	o := DefaultOptions()
 	b := &v1.Bottle{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "b", UID: "u1"},
-		Spec: v1.BottleSpec{Resources: v1.Resources{CPUs: 2, MemoryMiB: 4096},
+		Spec: v1.BottleSpec{
 			Placement: &v1.Placement{NodeSelector: map[string]string{"zone": "a", v1.LabelKVMNode: "false"},
-				Tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}}}}
+				Tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}},
+			MachineSpec: v1.MachineSpec{
+				Resources: v1.Resources{CPUs: 2, MemoryMiB: 4096},
+			},
+		}}
 	p := ReservationPod(b, o)
 	req := p.Spec.Containers[0].Resources.Requests
 	if !req.Cpu().Equal(resource.MustParse("2100m")) || !req.Memory().Equal(resource.MustParse("4352Mi")) {

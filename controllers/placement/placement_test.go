@@ -30,8 +30,13 @@ var (
 func newBottle(ns, name string, cpus, memMiB int32, node string) *v1.Bottle {
 	return &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1.BottleSpec{NodeName: node, Image: "node:22",
-			Resources: v1.Resources{CPUs: cpus, MemoryMiB: memMiB}},
+		Spec: v1.BottleSpec{
+			NodeName: node,
+			MachineSpec: v1.MachineSpec{
+				Image:     "node:22",
+				Resources: v1.Resources{CPUs: cpus, MemoryMiB: memMiB},
+			},
+		},
 	}
 }
 

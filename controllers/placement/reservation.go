@@ -79,13 +79,13 @@ func ReservationPod(b *v1.Bottle, o Options) *corev1.Pod {
 }
 
 func cpuOf(b *v1.Bottle, o Options) resource.Quantity {
-	q := *resource.NewQuantity(int64(b.Spec.Resources.CPUs), resource.DecimalSI)
+	q := *resource.NewQuantity(int64(b.Spec.Resources.OrDefault().CPUs), resource.DecimalSI)
 	q.Add(o.OverheadCPU)
 	return q
 }
 
 func memoryOf(b *v1.Bottle, o Options) resource.Quantity {
-	q := *resource.NewQuantity(int64(b.Spec.Resources.MemoryMiB)<<20, resource.BinarySI)
+	q := *resource.NewQuantity(int64(b.Spec.Resources.OrDefault().MemoryMiB)<<20, resource.BinarySI)
 	q.Add(o.OverheadMemory)
 	return q
 }

@@ -43,11 +43,13 @@ func benchBottle(name, node string) *v1.Bottle {
 	return &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: benchNamespace},
 		Spec: v1.BottleSpec{
-			NodeName:  node,
-			Image:     benchImage,
-			ExecUser:  benchUser,
-			Files:     []v1.File{{Path: benchFilePath, Owner: benchUser, Mode: &mode, Inline: &body}},
-			Provision: benchSteps,
+			NodeName: node,
+			MachineSpec: v1.MachineSpec{
+				Image:     benchImage,
+				ExecUser:  benchUser,
+				Files:     []v1.File{{Path: benchFilePath, Owner: benchUser, Mode: &mode, Inline: &body}},
+				Provision: benchSteps,
+			},
 		},
 	}
 }

@@ -455,7 +455,12 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 		b := &agentsv1alpha1.Bottle{
 			ObjectMeta: metav1.ObjectMeta{Name: bt.name, Namespace: testNamespace},
 			Spec: agentsv1alpha1.BottleSpec{
-				NodeName: bt.node, Image: "node:22-bookworm", ExecUser: "node", PromptPath: promptPath,
+				NodeName: bt.node,
+				MachineSpec: agentsv1alpha1.MachineSpec{
+					Image:      "node:22-bookworm",
+					ExecUser:   "node",
+					PromptPath: promptPath,
+				},
 			},
 		}
 		if bt.phase == agentsv1alpha1.PhaseStopped {

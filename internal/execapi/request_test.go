@@ -62,7 +62,7 @@ func TestParseSessionRequest(t *testing.T) {
 
 func TestGuestCommand(t *testing.T) {
 	b := &agentsv1alpha1.Bottle{
-		Spec:   agentsv1alpha1.BottleSpec{ExecUser: "agent", PromptPath: "/p/prompt.md", MachineName: "spec-m"},
+		Spec:   agentsv1alpha1.BottleSpec{MachineName: "spec-m", MachineSpec: agentsv1alpha1.MachineSpec{ExecUser: "agent", PromptPath: "/p/prompt.md"}},
 		Status: agentsv1alpha1.BottleStatus{MachineName: "m-1"},
 	}
 	env := []smolvm.EnvVar{{Name: "ANTHROPIC_API_KEY", Value: "k"}}

@@ -96,7 +96,7 @@ func newBottle(t *testing.T, name string, phase agentsv1alpha1.Phase) *agentsv1a
 	t.Helper()
 	b := &agentsv1alpha1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace},
-		Spec:       agentsv1alpha1.BottleSpec{NodeName: "node-a", Image: "node:22-bookworm"},
+		Spec:       agentsv1alpha1.BottleSpec{NodeName: "node-a", MachineSpec: agentsv1alpha1.MachineSpec{Image: "node:22-bookworm"}},
 	}
 	if err := envClient.Create(context.Background(), b); err != nil {
 		t.Fatal(err)

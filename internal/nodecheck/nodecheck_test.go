@@ -143,6 +143,6 @@ func TestWatchRecovers(t *testing.T) {
 func bottle(name, node string) *v1.Bottle {
 	return &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec:       v1.BottleSpec{NodeName: node, Image: "node:22-bookworm"},
+		Spec:       v1.BottleSpec{NodeName: node, MachineSpec: v1.MachineSpec{Image: "node:22-bookworm"}},
 	}
 }

@@ -146,6 +146,18 @@ func TestInstallerApplies(t *testing.T) {
 
 	run("apply", "--server-side", "-k", filepath.Join(root, "config", "samples"))
 	run("get", "bottle", "-n", "default", "reviewer")
+	run("get", "bottletemplate", "-n", "default", "claude-code")
+	if ref := run("get", "bottle", "-n", "default", "reviewer-fork", "-o", "jsonpath={.spec.templateRef.name}"); ref != "claude-code" {
+		t.Errorf("sample templated Bottle names template %q", ref)
+	}
+	// The CRDs print what `kubectl get` promises (docs/templates.md).
+	if head := strings.Fields(strings.SplitN(run("get", "bottletemplates", "-n", "default", "-o", "wide"), "\n", 2)[0]); strings.Join(head, " ") !=
+		"NAME READY GOLDEN NODES FREE SLOTS HELD AGE IMAGE POLICY REASON MESSAGE" {
+		t.Errorf("kubectl get bottletemplates -o wide columns: %q", head)
+	}
+	if held := run("get", "btpl", "-n", "default", "claude-code", "-o", "custom-columns=HELD:.spec.pool.heldSlots", "--no-headers"); strings.TrimSpace(held) != "2" {
+		t.Errorf("short name btpl: held slots %q", held)
+	}
 }
 
 func writeFile(t *testing.T, dir, name string, b []byte) string {

@@ -143,7 +143,7 @@ func (e *env) bottle(t *testing.T, name, node string) *v1.Bottle {
 	t.Helper()
 	b := &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: team},
-		Spec:       v1.BottleSpec{NodeName: node, Image: "node:22-bookworm"},
+		Spec:       v1.BottleSpec{NodeName: node, MachineSpec: v1.MachineSpec{Image: "node:22-bookworm"}},
 	}
 	if err := e.admin.Create(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func testTokenConfinedToItsNode(t *testing.T, e *env) {
 	// RBAC grants no create or delete at all.
 	err = agentA.Create(context.Background(), &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: "new", Namespace: team},
-		Spec:       v1.BottleSpec{NodeName: nodeA, Image: "node:22-bookworm"},
+		Spec:       v1.BottleSpec{NodeName: nodeA, MachineSpec: v1.MachineSpec{Image: "node:22-bookworm"}},
 	})
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "create: %v", err)
 	g.Expect(apierrors.IsForbidden(agentA.Delete(context.Background(), onA))).To(BeTrue())
