@@ -304,6 +304,17 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err := r.SetupWithManager(mgr, "bottle"); err != nil {
 		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
+	tr := &controllers.TemplateReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Machines:     cli,
+		NodeName:     o.nodeName,
+		ExecMode:     mode,
+		ResyncPeriod: o.resyncPeriod,
+	}
+	if err := tr.SetupWithManager(mgr, "bottletemplate"); err != nil {
+		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)
+	}
 	return mgr, nil
 }
 

@@ -1,0 +1,349 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+)
+
+// GoldenMachines is the part of the smolvm driver a template's golden
+// uses: a machine's life and the fork verbs. The real implementation is
+// *smolvm.CLI.
+type GoldenMachines interface {
+	Machines
+	Forks
+}
+
+var _ GoldenMachines = (*smolvm.CLI)(nil)
+
+// Labels of a golden machine (its held slots inherit them: smolvm copies a
+// golden's record into its clones). They are not a Bottle's LabelUID, so
+// no Bottle ever takes a golden for its own machine.
+const (
+	labelTemplateUID        = "agents.bot-bottle.dev/template-uid"
+	labelTemplateGeneration = "agents.bot-bottle.dev/template-generation"
+)
+
+// TemplateReconciler keeps, on this node, the golden machine of each
+// BottleTemplate whose pool.nodeSelector matches the node: it creates the
+// golden, starts it forkable, runs the template's steps with a Bottle's
+// ledger (planSteps, finishStep), puts it at its forkpoint and keeps
+// pool.heldSlots held slots free. It writes only its node's entry of the
+// template's status (server-side apply under FieldManagerAgentOn(node)).
+//
+// Not done yet (docs/templates.md): templates' files and prompt, goldens
+// for nodes a Bottle lands on (OnDemand), forking templated Bottles,
+// deleting goldens of earlier generations or of deleted templates, step
+// cancellation and logs.
+type TemplateReconciler struct {
+	client.Client
+	// APIReader reads this node's Node (for its labels).
+	APIReader client.Reader
+	Machines  GoldenMachines
+	NodeName  string
+	ExecMode  smolvm.ExecMode
+	// ResyncPeriod is how often a template is looked at again (slots
+	// claimed meanwhile are replaced then); 0 means a minute.
+	ResyncPeriod time.Duration
+	CallTimeouts CallTimeouts
+}
+
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get
+
+// SetupWithManager registers the reconciler.
+func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) error {
+	if r.ResyncPeriod == 0 {
+		r.ResyncPeriod = time.Minute
+	}
+	r.CallTimeouts = r.CallTimeouts.withDefaults()
+	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).Complete(r)
+}
+
+// GoldenMachineName is the golden of a template generation: one per
+// generation, so an edit makes a new golden and the old one's clones keep
+// theirs.
+func GoldenMachineName(t *v1.BottleTemplate) string {
+	gen := "g" + strconv.FormatInt(t.Generation, 10)
+	return v1.MachineNameFor(t.Namespace, t.Name+"-"+gen, string(t.UID)+"/"+gen)
+}
+
+// Reconcile moves this node's golden of one template towards its spec.
+func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	t := &v1.BottleTemplate{}
+	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !t.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	keep, err := r.keepsGolden(ctx, t)
+	if err != nil || !keep {
+		return ctrl.Result{}, err
+	}
+	g := &golden{t: t, name: GoldenMachineName(t)}
+	g.entry = r.entryOf(t, g.name)
+	g.written = g.entry.DeepCopy()
+	res, err := r.reconcileGolden(ctx, g)
+	if werr := r.writeEntry(ctx, g); werr != nil && err == nil {
+		err = werr
+	}
+	if err == nil && res.IsZero() {
+		res.RequeueAfter = r.ResyncPeriod
+	}
+	return res, err
+}
+
+// golden is one pass over a template's golden on this node.
+type golden struct {
+	t       *v1.BottleTemplate
+	name    string
+	entry   *v1.TemplateNodeStatus
+	written *v1.TemplateNodeStatus
+}
+
+func (g *golden) set(phase v1.Phase, reason, format string, args ...any) {
+	g.entry.Phase, g.entry.Reason, g.entry.Message = phase, reason, fmt.Sprintf(format, args...)
+}
+
+// keepsGolden says whether this node keeps a golden of t ahead of any
+// Bottle: its pool.nodeSelector matches the node's labels.
+func (r *TemplateReconciler) keepsGolden(ctx context.Context, t *v1.BottleTemplate) (bool, error) {
+	if len(t.Spec.Pool.NodeSelector) == 0 {
+		return false, nil
+	}
+	node := &corev1.Node{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: r.NodeName}, node); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return labels.SelectorFromSet(t.Spec.Pool.NodeSelector).Matches(labels.Set(node.Labels)), nil
+}
+
+// entryOf is this node's entry of t's status, for the golden named golden:
+// a golden of another generation starts a new entry (its own ledger).
+func (r *TemplateReconciler) entryOf(t *v1.BottleTemplate, golden string) *v1.TemplateNodeStatus {
+	for _, n := range t.Status.Nodes {
+		if n.NodeName == r.NodeName && n.GoldenMachine == golden {
+			return n.DeepCopy()
+		}
+	}
+	return &v1.TemplateNodeStatus{NodeName: r.NodeName, GoldenMachine: golden, TemplateGeneration: t.Generation,
+		Phase: v1.PhasePending}
+}
+
+// writeEntry applies this node's entry when it changed.
+func (r *TemplateReconciler) writeEntry(ctx context.Context, g *golden) error {
+	if equality.Semantic.DeepEqual(g.entry, g.written) {
+		return nil
+	}
+	u, err := g.t.NodeStatusApplyObject(g.entry)
+	if err != nil {
+		return err
+	}
+	if err := r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(v1.FieldManagerAgentOn(r.NodeName)), client.ForceOwnership); err != nil {
+		return err
+	}
+	g.written = g.entry.DeepCopy()
+	return nil
+}
+
+func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ctrl.Result, error) {
+	if len(g.t.Spec.Files) > 0 || g.t.Spec.Prompt != nil {
+		g.set(v1.PhaseFailed, v1.ReasonReconcileError, "this agent does not copy a template's files or prompt into its golden yet")
+		return ctrl.Result{}, nil
+	}
+	m, err := r.machine(ctx, g.name)
+	if err != nil {
+		return r.smolvmFailure(g, "list", err)
+	}
+	if m == nil {
+		g.set(v1.PhaseCreating, v1.ReasonProgressing, "creating golden machine %s", g.name)
+		if err := r.writeEntry(ctx, g); err != nil {
+			return ctrl.Result{}, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
+		err := r.Machines.Create(cctx, r.machineSpec(g))
+		cancel()
+		if err != nil && !smolvm.IsAlreadyExists(err) {
+			return r.smolvmFailure(g, "create", err)
+		}
+		m = &smolvm.Machine{Name: g.name, State: smolvm.StateCreated}
+	}
+	switch {
+	case m.State == smolvm.StateFrozen:
+		// Forked before: its steps ran, and a frozen guest runs nothing.
+	case m.State == smolvm.StateRunning && !m.Forkable:
+		g.set(v1.PhaseFailed, v1.ReasonSmolvmError,
+			"golden machine %s runs but was not started forkable (someone started it by hand?): stop it and the agent starts it again", g.name)
+		return ctrl.Result{}, nil
+	case m.State != smolvm.StateRunning:
+		g.set(v1.PhaseStarting, v1.ReasonMachineStarting, "starting golden machine %s forkable", g.name)
+		if err := r.writeEntry(ctx, g); err != nil {
+			return ctrl.Result{}, err
+		}
+		sctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Start)
+		err := r.Machines.StartForkable(sctx, g.name)
+		cancel()
+		if err != nil {
+			return r.smolvmFailure(g, "start", err)
+		}
+		fallthrough
+	default:
+		if done, res, err := r.provision(ctx, g); !done {
+			return res, err
+		}
+		// Always, even with no held slots wanted now: the first fork
+		// freezes the golden for good, and a slot of a golden frozen
+		// without a forkpoint can never be released.
+		if err := markForkpoint(ctx, r.Machines, g.name); err != nil {
+			return r.smolvmFailure(g, "mark the forkpoint of", err)
+		}
+	}
+	return r.keepSlots(ctx, g)
+}
+
+func (r *TemplateReconciler) machine(ctx context.Context, name string) (*smolvm.Machine, error) {
+	lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
+	defer cancel()
+	ms, err := r.Machines.List(lctx)
+	if err != nil {
+		return nil, err
+	}
+	return viewPool(name, ms).golden, nil
+}
+
+func (r *TemplateReconciler) machineSpec(g *golden) smolvm.MachineSpec {
+	spec := g.t.Spec
+	res := spec.Resources.OrDefault()
+	return smolvm.MachineSpec{
+		Name: g.name, Image: spec.Image, CPUs: int(res.CPUs), MemoryMiB: int(res.MemoryMiB),
+		AllowHosts: spec.Network.AllowHosts, AllowCIDRs: spec.Network.AllowCIDRs,
+		Labels: map[string]string{
+			labelTemplateUID:        string(g.t.UID),
+			labelTemplateGeneration: strconv.FormatInt(g.t.Generation, 10),
+			v1.LabelNamespace:       g.t.Namespace,
+			v1.LabelName:            g.t.Name,
+			v1.LabelNetwork:         networkDigest(spec.Network),
+		},
+	}
+}
+
+// provision runs the template's steps in the golden with a Bottle's
+// ledger: planSteps decides, finishStep records, each start and result is
+// applied before the next step.
+func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ctrl.Result, error) {
+	execUser := g.t.Spec.ExecUser
+	if execUser == "" {
+		execUser = v1.DefaultExecUser
+	}
+	steps := g.t.Spec.Provision
+	for {
+		plan := planSteps(execUser, steps, g.entry.ExecResults, retryRequest{})
+		g.entry.ExecResults = g.entry.ExecResults[:plan.Keep]
+		switch plan.Action {
+		case stepsDone:
+			return true, ctrl.Result{}, nil
+		case stepBlocked:
+			res := g.entry.ExecResults[plan.Index]
+			g.set(v1.PhaseFailed, v1.ReasonStepFailed, "step %q (%d/%d) %s; edit the step to run it again",
+				res.Name, plan.Index+1, len(steps), stepOutcomeText(res))
+			return false, ctrl.Result{}, nil
+		}
+		step := steps[plan.Index]
+		env, err := r.env(ctx, g)
+		if err != nil {
+			g.set(v1.PhaseFailed, v1.ReasonSourceNotFound, "%v", err)
+			return false, ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
+		}
+		user := stepUser(execUser, step)
+		started := metav1.NowMicro()
+		result := v1.ExecResult{Name: step.Name, User: user, ScriptSHA256: stepDigest(step.Script),
+			TimeoutSeconds: step.TimeoutSeconds, StartedAt: &started}
+		g.entry.ExecResults = append(g.entry.ExecResults, result)
+		g.set(v1.PhaseProvisioning, v1.ReasonProvisioning, "running step %q (%d/%d) as %s", step.Name, plan.Index+1, len(steps), user)
+		if err := r.writeEntry(ctx, g); err != nil {
+			g.entry.ExecResults = g.entry.ExecResults[:plan.Index]
+			return false, ctrl.Result{}, err
+		}
+		out, execErr := r.Machines.Exec(ctx, smolvm.ExecRequest{
+			Machine: g.name, User: user, Script: step.Script, Env: env,
+			Timeout: time.Duration(step.TimeoutSeconds) * time.Second, Mode: r.ExecMode, OutputLimit: OutputTail,
+		})
+		if ctx.Err() != nil {
+			return false, ctrl.Result{}, ctx.Err()
+		}
+		outcome := classifyStep(out.ExitCode, execErr, "")
+		if outcome == outcomeError {
+			g.entry.ExecResults = g.entry.ExecResults[:plan.Index]
+			return r.smolvmFailureStep(g, step.Name, execErr)
+		}
+		finishStep(&g.entry.ExecResults[plan.Index], out, outcome, "", metav1.NowMicro())
+	}
+}
+
+// env resolves the template's env (its namespace's ConfigMaps and Secrets).
+func (r *TemplateReconciler) env(ctx context.Context, g *golden) ([]smolvm.EnvVar, error) {
+	if len(g.t.Spec.Env) == 0 {
+		return nil, nil
+	}
+	return sourcesIn(r.APIReader, nil, nil, g.t.Namespace).env(ctx, g.t.Spec.Env)
+}
+
+// keepSlots forks held slots until pool.heldSlots are free, and counts
+// them in the entry. The golden is Ready once its steps succeeded.
+func (r *TemplateReconciler) keepSlots(ctx context.Context, g *golden) (ctrl.Result, error) {
+	lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
+	ms, err := r.Machines.List(lctx)
+	cancel()
+	if err != nil {
+		return r.smolvmFailure(g, "list", err)
+	}
+	want := int(g.t.Spec.Pool.HeldSlots)
+	if names := decideSlots(viewPool(g.name, ms), want); len(names) > 0 {
+		if _, err := fillSlots(ctx, r.Machines, g.name, names); err != nil {
+			return r.smolvmFailure(g, "fork a held slot", err)
+		}
+		lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
+		ms, err = r.Machines.List(lctx)
+		cancel()
+		if err != nil {
+			return r.smolvmFailure(g, "list", err)
+		}
+	}
+	p := viewPool(g.name, ms)
+	g.entry.FreeSlots = int32(len(p.free))
+	g.entry.HeldSlots = int32(len(p.free) + len(p.taken))
+	g.set(v1.PhaseReady, v1.ReasonProvisioned, "golden machine %s is provisioned (%d step(s)); %d of %d held slot(s) free",
+		g.name, len(g.t.Spec.Provision), len(p.free), want)
+	return ctrl.Result{}, nil
+}
+
+// smolvmFailure records a failed smolvm call; the pass is retried with the
+// workqueue's backoff.
+func (r *TemplateReconciler) smolvmFailure(g *golden, what string, err error) (ctrl.Result, error) {
+	g.set(g.entry.Phase, v1.ReasonSmolvmError, "%s golden machine %s: %v; retrying", what, g.name, err)
+	log.Log.WithName("template").Info("smolvm call failed", "template", g.t.Namespace+"/"+g.t.Name, "golden", g.name, "what", what, "error", err.Error())
+	return ctrl.Result{RequeueAfter: time.Second}, nil
+}
+
+func (r *TemplateReconciler) smolvmFailureStep(g *golden, step string, err error) (bool, ctrl.Result, error) {
+	res, ferr := r.smolvmFailure(g, "exec step "+step+" in", err)
+	return false, res, ferr
+}

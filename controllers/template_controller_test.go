@@ -1,0 +1,154 @@
+package controllers_test
+
+import (
+	"context"
+	"os"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+	"github.com/bot-bottle/bottle-controller/internal/testenv"
+	"github.com/bot-bottle/bottle-controller/internal/testutil"
+)
+
+// startTemplateAgent runs one node's template reconciler in-process.
+func startTemplateAgent(node string) *agent {
+	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
+	logs := &testutil.SyncBuffer{}
+	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
+	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
+	Expect(err).NotTo(HaveOccurred())
+	r := &controllers.TemplateReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), NodeName: node,
+		Machines:     smolvm.New(simPath, "SMOLVM_DATA_DIR="+dataDir(node)),
+		ResyncPeriod: time.Second,
+	}
+	Expect(r.SetupWithManager(mgr, "template-"+node)).To(Succeed())
+	actx, acancel := context.WithCancel(ctx)
+	a := &agent{node: node, cancel: acancel, done: make(chan struct{}), logs: logs}
+	go func() {
+		defer GinkgoRecover()
+		defer close(a.done)
+		Expect(mgr.Start(actx)).To(Succeed())
+	}()
+	Expect(mgr.GetCache().WaitForCacheSync(actx)).To(BeTrue())
+	return a
+}
+
+func nodeEntry(t *v1.BottleTemplate, node string) func(Gomega) v1.TemplateNodeStatus {
+	return func(g Gomega) v1.TemplateNodeStatus {
+		cur := &v1.BottleTemplate{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(t), cur)).To(Succeed())
+		for _, n := range cur.Status.Nodes {
+			if n.NodeName == node {
+				return n
+			}
+		}
+		return v1.TemplateNodeStatus{}
+	}
+}
+
+var _ = Describe("A BottleTemplate's golden on a selected node", func() {
+	It("is created, started forkable, provisioned once with the ledger, and keeps its held slots", func() {
+		const node = "node-golden"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "claude"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node)
+		DeferCleanup(a.stop)
+		ns := newNamespace()
+
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{
+					Image: "node:22",
+					Env:   []v1.EnvVar{{Name: "GREETING", Value: new("hello")}},
+					Provision: []v1.ProvisionStep{
+						step("install", `echo "$GREETING" > /home/node/installed; echo installed-once >> /home/node/runs`),
+					},
+				},
+				Pool: v1.TemplatePool{NodeSelector: map[string]string{"pool": "claude"}, HeldSlots: 2},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+
+		Eventually(nodeEntry(tpl, node)).Should(And(
+			HaveField("Phase", v1.PhaseReady),
+			HaveField("FreeSlots", int32(2)),
+			HaveField("HeldSlots", int32(2)),
+		))
+		entry := nodeEntry(tpl, node)(Default)
+		golden := entry.GoldenMachine
+		Expect(golden).To(Equal(controllers.GoldenMachineName(get2(tpl))))
+		Expect(entry.ExecResults).To(HaveLen(1))
+		Expect(entry.ExecResults[0].Name).To(Equal("install"))
+		Expect(entry.ExecResults[0].ExitCode).To(HaveValue(BeEquivalentTo(0)))
+		Expect(entry.ExecResults[0].User).To(Equal("node"))
+
+		By("the golden is frozen and its slots are held clones with what its steps made")
+		m, err := cli(node).Status(ctx, golden)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(m.State).To(Equal(smolvm.StateFrozen))
+		slot, err := cli(node).Status(ctx, golden+"-s0")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(slot.ForkpointHeld).To(BeTrue())
+		Expect(guest(node, golden+"-s1", "cat /home/node/installed /home/node/runs")).To(Equal("hello\ninstalled-once\n"))
+
+		By("a slot handed out is replaced, and the steps do not run again")
+		Expect(cli(node).ForkRelease(ctx, golden+"-s0", nil)).To(Succeed())
+		Eventually(func(g Gomega) {
+			e := nodeEntry(tpl, node)(g)
+			g.Expect(e.FreeSlots).To(Equal(int32(2)))
+			g.Expect(e.HeldSlots).To(Equal(int32(3)))
+		}).Should(Succeed())
+		Expect(guest(node, golden+"-s2", "cat /home/node/runs")).To(Equal("installed-once\n"))
+		Expect(nodeEntry(tpl, node)(Default).ExecResults[0].StartedAt).To(Equal(entry.ExecResults[0].StartedAt))
+
+		By("more held slots asked for are forked")
+		cur := get2(tpl)
+		cur.Spec.Pool.HeldSlots = 3
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("FreeSlots", int32(3)))
+	})
+
+	It("leaves a template alone on a node its selector does not match", func() {
+		const node = "node-unselected"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "other"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node)
+		DeferCleanup(a.stop)
+		ns := newNamespace()
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{Image: "node:22"},
+				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "claude"}, HeldSlots: 1},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Consistently(func(g Gomega) {
+			ms, err := cli(node).List(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ms).To(BeEmpty())
+			g.Expect(nodeEntry(tpl, node)(g).NodeName).To(BeEmpty())
+		}, 3*time.Second, 500*time.Millisecond).Should(Succeed())
+	})
+})
+
+func get2(t *v1.BottleTemplate) *v1.BottleTemplate {
+	out := &v1.BottleTemplate{}
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(t), out)).To(Succeed())
+	return out
+}
