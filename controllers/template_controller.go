@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,6 +61,12 @@ type TemplateReconciler struct {
 	// claimed meanwhile are replaced then); 0 means a minute.
 	ResyncPeriod time.Duration
 	CallTimeouts CallTimeouts
+
+	// entries are the node entries this agent last applied, by template:
+	// the cache may still hold an older one (a step's start without its
+	// result), which must never be taken for the truth.
+	mu      sync.Mutex
+	entries map[types.UID]*v1.TemplateNodeStatus
 }
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
@@ -70,6 +77,7 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 		r.ResyncPeriod = time.Minute
 	}
 	r.CallTimeouts = r.CallTimeouts.withDefaults()
+	r.entries = map[types.UID]*v1.TemplateNodeStatus{}
 	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).Complete(r)
 }
 
@@ -95,7 +103,9 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	g := &golden{t: t, name: GoldenMachineName(t)}
-	g.entry = r.entryOf(t, g.name)
+	if g.entry, err = r.entryOf(ctx, t, g.name); err != nil {
+		return ctrl.Result{}, err
+	}
 	g.written = g.entry.DeepCopy()
 	res, err := r.reconcileGolden(ctx, g)
 	if werr := r.writeEntry(ctx, g); werr != nil && err == nil {
@@ -136,15 +146,29 @@ func (r *TemplateReconciler) keepsGolden(ctx context.Context, t *v1.BottleTempla
 }
 
 // entryOf is this node's entry of t's status, for the golden named golden:
-// a golden of another generation starts a new entry (its own ledger).
-func (r *TemplateReconciler) entryOf(t *v1.BottleTemplate, golden string) *v1.TemplateNodeStatus {
-	for _, n := range t.Status.Nodes {
-		if n.NodeName == r.NodeName && n.GoldenMachine == golden {
-			return n.DeepCopy()
+// the one this agent last applied, else (first sight by this process) the
+// API server's, read uncached; a golden of another generation starts a
+// new entry (its own ledger).
+func (r *TemplateReconciler) entryOf(ctx context.Context, t *v1.BottleTemplate, golden string) (*v1.TemplateNodeStatus, error) {
+	r.mu.Lock()
+	known := r.entries[t.UID]
+	r.mu.Unlock()
+	if known == nil {
+		fresh := &v1.BottleTemplate{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(t), fresh); err != nil {
+			return nil, client.IgnoreNotFound(err)
+		}
+		for _, n := range fresh.Status.Nodes {
+			if n.NodeName == r.NodeName {
+				known = n.DeepCopy()
+			}
 		}
 	}
+	if known != nil && known.GoldenMachine == golden {
+		return known.DeepCopy(), nil
+	}
 	return &v1.TemplateNodeStatus{NodeName: r.NodeName, GoldenMachine: golden, TemplateGeneration: t.Generation,
-		Phase: v1.PhasePending}
+		Phase: v1.PhasePending}, nil
 }
 
 // writeEntry applies this node's entry when it changed.
@@ -161,6 +185,9 @@ func (r *TemplateReconciler) writeEntry(ctx context.Context, g *golden) error {
 		return err
 	}
 	g.written = g.entry.DeepCopy()
+	r.mu.Lock()
+	r.entries[g.t.UID] = g.entry.DeepCopy()
+	r.mu.Unlock()
 	return nil
 }
 

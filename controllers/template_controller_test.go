@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -152,3 +153,91 @@ func get2(t *v1.BottleTemplate) *v1.BottleTemplate {
 	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(t), out)).To(Succeed())
 	return out
 }
+
+func templatedBottle(ns, name, node, template string, steps ...v1.ProvisionStep) *v1.Bottle {
+	return &v1.Bottle{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.BottleSpec{
+			NodeName:    node,
+			TemplateRef: &v1.TemplateReference{Name: template},
+			MachineSpec: v1.MachineSpec{Provision: steps},
+		},
+	}
+}
+
+var _ = Describe("A templated Bottle", func() {
+	It("takes a held slot, or is forked on demand, runs its own steps after the template's, and its machine goes with it", func() {
+		const node = "node-forks"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "forks"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		ta := startTemplateAgent(node)
+		DeferCleanup(ta.stop) // stopping twice is harmless
+		ba := startAgent(node, agentOptions{resync: 2 * time.Second})
+		DeferCleanup(ba.stop)
+		DeferCleanup(func() {
+			if CurrentSpecReport().Failed() {
+				dumpBottles()
+				logs := ba.logs.String()
+				GinkgoWriter.Printf("agent log (tail):\n%s\n", logs[max(0, len(logs)-8000):])
+			}
+		})
+		ns := newNamespace()
+
+		By("a Bottle of a template with no golden on its node waits, saying why")
+		early := templatedBottle(ns, "early", node, "tools", step("own", "true"))
+		Expect(k8sClient.Create(ctx, early)).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(get(early).Status.Conditions, v1.ConditionMachineReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(controllers.ReasonWaitingForGolden))
+			g.Expect(c.Message).To(ContainSubstring("BottleTemplate tools not found"))
+		}).Should(Succeed())
+
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{
+					Image:     "node:22",
+					Provision: []v1.ProvisionStep{step("install", `echo tools > /home/node/installed`)},
+				},
+				Pool: v1.TemplatePool{NodeSelector: map[string]string{"pool": "forks"}, HeldSlots: 1},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("FreeSlots", int32(1)))
+		golden := nodeEntry(tpl, node)(Default).GoldenMachine
+
+		By("the waiting Bottle takes the held slot")
+		Eventually(phaseOf(early)).Should(Equal(v1.PhaseReady))
+		st := get(early).Status
+		Expect(st.MachineName).To(Equal(golden + "-s0"))
+		Expect(st.Template).NotTo(BeNil())
+		Expect(st.Template.HeldSlot).To(BeTrue())
+		Expect(st.Template.GoldenMachine).To(Equal(golden))
+		Expect(st.Template.Steps).To(ConsistOf(HaveField("Name", "install")))
+		Expect(st.ExecResults).To(ConsistOf(HaveField("Name", "own")))
+
+		By("with no free slot left, the next Bottle is forked on demand, under its own machine name")
+		Eventually(machineState(node, golden+"-s1")).Should(Equal("running"), "the slot taken is replaced")
+		ta.stop() // no more replenishing
+		Expect(cli(node).ForkRelease(ctx, golden+"-s1", nil)).To(Succeed(), "someone takes the free slot first")
+		b := templatedBottle(ns, "late", node, "tools",
+			step("own", `cat /home/node/installed > /home/node/seen; echo "$WHO" >> /home/node/seen`))
+		b.Spec.Env = []v1.EnvVar{{Name: "WHO", Value: new("late")}}
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		st = get(b).Status
+		Expect(st.Template.HeldSlot).To(BeFalse())
+		Expect(st.MachineName).To(Equal(v1.MachineNameFor(ns, "late", string(get(b).UID))))
+		Expect(guest(node, st.MachineName, "cat /home/node/seen")).To(Equal("tools\nlate\n"))
+
+		By("deleting the Bottles deletes their machines; the golden stays")
+		for _, x := range []*v1.Bottle{early, b} {
+			name := get(x).Status.MachineName
+			Expect(k8sClient.Delete(ctx, x)).To(Succeed())
+			Eventually(machineExists(node, name)).Should(BeFalse())
+		}
+		Expect(machineState(node, golden)()).To(Equal(smolvm.StateFrozen))
+	})
+})
