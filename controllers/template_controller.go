@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -85,22 +86,37 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 // generation, so an edit makes a new golden and the old one's clones keep
 // theirs.
 func GoldenMachineName(t *v1.BottleTemplate) string {
-	gen := "g" + strconv.FormatInt(t.Generation, 10)
-	return v1.MachineNameFor(t.Namespace, t.Name+"-"+gen, string(t.UID)+"/"+gen)
+	return goldenName(t.Namespace, t.Name, string(t.UID), strconv.FormatInt(t.Generation, 10))
 }
 
-// Reconcile moves this node's golden of one template towards its spec.
+func goldenName(namespace, name, uid, generation string) string {
+	gen := "g" + generation
+	return v1.MachineNameFor(namespace, name+"-"+gen, uid+"/"+gen)
+}
+
+// Reconcile moves this node's golden of one template towards its spec, and
+// deletes the goldens it no longer needs once nothing forked from them is
+// left.
 func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	t := &v1.BottleTemplate{}
 	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !t.DeletionTimestamp.IsZero() {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		// Gone: its goldens go with their last clone.
+		kept, err := r.retireOld(ctx, req.Namespace, req.Name, "")
+		if err != nil || len(kept) > 0 {
+			return ctrl.Result{RequeueAfter: r.ResyncPeriod}, err
+		}
 		return ctrl.Result{}, nil
 	}
 	keep, err := r.keepsGolden(ctx, t)
-	if err != nil || !keep {
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if !keep || !t.DeletionTimestamp.IsZero() {
+		_, err := r.retireOld(ctx, t.Namespace, t.Name, "")
+		return ctrl.Result{RequeueAfter: r.ResyncPeriod}, err
 	}
 	g := &golden{t: t, name: GoldenMachineName(t)}
 	if g.entry, err = r.entryOf(ctx, t, g.name); err != nil {
@@ -108,6 +124,12 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	g.written = g.entry.DeepCopy()
 	res, err := r.reconcileGolden(ctx, g)
+	if err == nil {
+		var kept []v1.RetiredGolden
+		if kept, err = r.retireOld(ctx, t.Namespace, t.Name, g.name); err == nil {
+			g.entry.RetiredGoldens = kept
+		}
+	}
 	if werr := r.writeEntry(ctx, g); werr != nil && err == nil {
 		err = werr
 	}
@@ -373,4 +395,61 @@ func (r *TemplateReconciler) smolvmFailure(g *golden, what string, err error) (c
 func (r *TemplateReconciler) smolvmFailureStep(g *golden, step string, err error) (bool, ctrl.Result, error) {
 	res, ferr := r.smolvmFailure(g, "exec step "+step+" in", err)
 	return false, res, ferr
+}
+
+// retireOld deletes this node's goldens of the template namespace/name but
+// current (a golden of an earlier generation, of a template that is gone,
+// or of a node the template no longer selects) once retirable says nothing
+// forked from them is left: its free slots go with it (delete --cascade).
+// It returns the ones kept for their clones. Goldens and their clones are
+// told apart by name: a clone carries its golden's labels, and the
+// golden's name follows from them.
+func (r *TemplateReconciler) retireOld(ctx context.Context, namespace, name, current string) ([]v1.RetiredGolden, error) {
+	lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
+	ms, err := r.Machines.List(lctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	type old struct {
+		gen    string
+		clones int // machines forked from it that are not its slots
+	}
+	goldens := map[string]*old{}
+	var forked []smolvm.Machine
+	for _, m := range ms {
+		uid, gen := m.Labels[labelTemplateUID], m.Labels[labelTemplateGeneration]
+		if uid == "" || m.Labels[v1.LabelNamespace] != namespace || m.Labels[v1.LabelName] != name {
+			continue
+		}
+		if g := goldenName(namespace, name, uid, gen); m.Name == g {
+			if g != current {
+				goldens[g] = &old{gen: gen}
+			}
+			continue
+		}
+		forked = append(forked, m)
+	}
+	for _, m := range forked {
+		g := goldenName(namespace, name, m.Labels[labelTemplateUID], m.Labels[labelTemplateGeneration])
+		if o := goldens[g]; o != nil {
+			if _, slot := slotIndex(g, m.Name); !slot {
+				o.clones++
+			}
+		}
+	}
+	var kept []v1.RetiredGolden
+	for g, o := range goldens {
+		p := viewPool(g, ms)
+		if retirable(p, o.clones) {
+			if err := retireGolden(ctx, r.Machines, g); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		gen, _ := strconv.ParseInt(o.gen, 10, 64)
+		kept = append(kept, v1.RetiredGolden{MachineName: g, TemplateGeneration: gen, Clones: int32(len(p.taken) + o.clones)})
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].MachineName < kept[j].MachineName })
+	return kept, nil
 }

@@ -241,3 +241,66 @@ var _ = Describe("A templated Bottle", func() {
 		Expect(machineState(node, golden)()).To(Equal(smolvm.StateFrozen))
 	})
 })
+
+var _ = Describe("A BottleTemplate's goldens over its life", func() {
+	It("makes a new golden for an edit, deletes the old one with its last clone, and the last one with the template", func() {
+		const node = "node-retire"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "retire"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		ta := startTemplateAgent(node)
+		DeferCleanup(ta.stop)
+		ba := startAgent(node, agentOptions{resync: 2 * time.Second})
+		DeferCleanup(ba.stop)
+		ns := newNamespace()
+
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{step("install", "echo v1 > /home/node/v")}},
+				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "retire"}, HeldSlots: 1},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		DeferCleanup(func() {
+			if CurrentSpecReport().Failed() {
+				GinkgoWriter.Printf("entry: %+v\n", nodeEntry(tpl, node)(Default))
+				logs := ta.logs.String()
+				GinkgoWriter.Printf("template agent log (tail):\n%s\n", logs[max(0, len(logs)-6000):])
+			}
+		})
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("FreeSlots", int32(1)))
+		g1 := nodeEntry(tpl, node)(Default).GoldenMachine
+		b := templatedBottle(ns, "user", node, "tools")
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+
+		By("an edit makes a new golden; the old one stays for the Bottle forked from it")
+		cur := get2(tpl)
+		cur.Spec.Provision[0].Script = "echo v2 > /home/node/v"
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(func(g Gomega) {
+			e := nodeEntry(tpl, node)(g)
+			g.Expect(e.GoldenMachine).NotTo(Equal(g1))
+			g.Expect(e.Phase).To(Equal(v1.PhaseReady))
+			g.Expect(e.RetiredGoldens).To(ConsistOf(And(HaveField("MachineName", g1), HaveField("Clones", int32(1)))))
+		}).Should(Succeed())
+		g2 := nodeEntry(tpl, node)(Default).GoldenMachine
+		Expect(guest(node, get(b).Status.MachineName, "cat /home/node/v")).To(Equal("v1\n"), "the Bottle keeps its golden's files")
+		Expect(guest(node, g2+"-s0", "cat /home/node/v")).To(Equal("v2\n"))
+
+		By("the old golden goes with its last clone, its free slot with it")
+		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
+		Eventually(machineExists(node, g1)).Should(BeFalse())
+		Expect(machineExists(node, g1+"-s1")()).To(BeFalse())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("RetiredGoldens", BeEmpty()))
+
+		By("deleting the template deletes its golden and slots")
+		Expect(k8sClient.Delete(ctx, get2(tpl))).To(Succeed())
+		Eventually(func(g Gomega) {
+			ms, err := cli(node).List(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ms).To(BeEmpty())
+		}).Should(Succeed())
+	})
+})
