@@ -133,6 +133,8 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if werr := r.writeEntry(ctx, g); werr != nil && err == nil {
 		err = werr
 	}
+	log.FromContext(ctx).V(1).Info("golden reconciled", "golden", g.name, "phase", g.entry.Phase,
+		"freeSlots", g.entry.FreeSlots, "retired", len(g.entry.RetiredGoldens))
 	if err == nil && res.IsZero() {
 		res.RequeueAfter = r.ResyncPeriod
 	}

@@ -304,3 +304,45 @@ var _ = Describe("A BottleTemplate's goldens over its life", func() {
 		}).Should(Succeed())
 	})
 })
+
+var _ = Describe("A BottleTemplate's golden across agent restarts", func() {
+	It("is adopted by the next agent: no step runs again and no slot is forked again", func() {
+		const node = "node-adopt"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "adopt"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node)
+		ns := newNamespace()
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{step("install", "echo x >> /home/node/runs")}},
+				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "adopt"}, HeldSlots: 2},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("FreeSlots", int32(2)))
+		before := nodeEntry(tpl, node)(Default)
+		a.stop()
+		machines := func() []string {
+			ms, err := cli(node).List(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			var names []string
+			for _, m := range ms {
+				names = append(names, m.Name+"/"+m.State)
+			}
+			return names
+		}
+		was := machines()
+
+		b := startTemplateAgent(node)
+		DeferCleanup(b.stop)
+		Eventually(func() string { return b.logs.String() }).Should(ContainSubstring("golden reconciled"), "the new agent looked at the template")
+		Consistently(machines, 3*time.Second, 500*time.Millisecond).Should(Equal(was))
+		after := nodeEntry(tpl, node)(Default)
+		Expect(after.ExecResults).To(HaveLen(1))
+		Expect(after.ExecResults[0].StartedAt).To(Equal(before.ExecResults[0].StartedAt))
+		Expect(after.Phase).To(Equal(v1.PhaseReady))
+		Expect(guest(node, before.GoldenMachine+"-s0", "cat /home/node/runs")).To(Equal("x\n"))
+	})
+})
