@@ -16,7 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -79,7 +81,21 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 	}
 	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.entries = map[types.UID]*v1.TemplateNodeStatus{}
-	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).Complete(r)
+	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).
+		// A Bottle of this node that took a slot, or went, wakes its
+		// template: the slot is replaced, an old golden retired, now
+		// rather than at the next resync.
+		Watches(&v1.Bottle{}, handler.EnqueueRequestsFromMapFunc(templateOf)).
+		Complete(r)
+}
+
+// templateOf maps a templated Bottle to its template.
+func templateOf(_ context.Context, o client.Object) []reconcile.Request {
+	b, ok := o.(*v1.Bottle)
+	if !ok || b.Spec.TemplateRef == nil {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.TemplateRef.Name}}}
 }
 
 // GoldenMachineName is the golden of a template generation: one per

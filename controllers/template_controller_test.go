@@ -22,8 +22,13 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
-// startTemplateAgent runs one node's template reconciler in-process.
-func startTemplateAgent(node string) *agent {
+// startTemplateAgent runs one node's template reconciler in-process, looking
+// at each template again every second (or every resync).
+func startTemplateAgent(node string, resync ...time.Duration) *agent {
+	period := time.Second
+	if len(resync) > 0 {
+		period = resync[0]
+	}
 	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
 	logs := &testutil.SyncBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
@@ -32,7 +37,7 @@ func startTemplateAgent(node string) *agent {
 	r := &controllers.TemplateReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), NodeName: node,
 		Machines:     smolvm.New(simPath, "SMOLVM_DATA_DIR="+dataDir(node)),
-		ResyncPeriod: time.Second,
+		ResyncPeriod: period,
 	}
 	Expect(r.SetupWithManager(mgr, "template-"+node)).To(Succeed())
 	actx, acancel := context.WithCancel(ctx)
@@ -171,7 +176,9 @@ var _ = Describe("A templated Bottle", func() {
 		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "forks"}}}
 		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
-		ta := startTemplateAgent(node)
+		// No resync within the spec: a slot taken is replaced because the
+		// Bottle that took it wakes its template.
+		ta := startTemplateAgent(node, time.Hour)
 		DeferCleanup(ta.stop) // stopping twice is harmless
 		ba := startAgent(node, agentOptions{resync: 2 * time.Second})
 		DeferCleanup(ba.stop)
