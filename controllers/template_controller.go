@@ -43,16 +43,15 @@ const (
 )
 
 // TemplateReconciler keeps, on this node, the golden machine of each
-// BottleTemplate whose pool.nodeSelector matches the node: it creates the
+// BottleTemplate whose pool.nodeSelector matches the node (or, under
+// policy OnDemand, that a Bottle of the node names): it creates the
 // golden, starts it forkable, runs the template's steps with a Bottle's
 // ledger (planSteps, finishStep), puts it at its forkpoint and keeps
 // pool.heldSlots held slots free. It writes only its node's entry of the
 // template's status (server-side apply under FieldManagerAgentOn(node)).
 //
-// Not done yet (docs/templates.md): templates' files and prompt, goldens
-// for nodes a Bottle lands on (OnDemand), forking templated Bottles,
-// deleting goldens of earlier generations or of deleted templates, step
-// cancellation and logs.
+// Not done yet (docs/templates.md): templates' files and prompt, step
+// retry, cancellation and logs.
 type TemplateReconciler struct {
 	client.Client
 	// APIReader reads this node's Node (for its labels).
@@ -169,9 +168,30 @@ func (g *golden) set(phase v1.Phase, reason, format string, args ...any) {
 	g.entry.Phase, g.entry.Reason, g.entry.Message = phase, reason, fmt.Sprintf(format, args...)
 }
 
-// keepsGolden says whether this node keeps a golden of t ahead of any
-// Bottle: its pool.nodeSelector matches the node's labels.
+// keepsGolden says whether this node keeps a golden of t: its
+// pool.nodeSelector matches the node's labels (ahead of any Bottle), or,
+// under policy OnDemand, a Bottle of this node names t, or this node
+// already has t's current golden (it is kept until t changes or goes).
 func (r *TemplateReconciler) keepsGolden(ctx context.Context, t *v1.BottleTemplate) (bool, error) {
+	selected, err := r.selects(ctx, t)
+	if err != nil || selected || t.Spec.Pool.Policy == v1.PoolSelected {
+		return selected, err
+	}
+	var bottles v1.BottleList
+	if err := r.List(ctx, &bottles, client.InNamespace(t.Namespace)); err != nil {
+		return false, err
+	}
+	for _, b := range bottles.Items {
+		if b.Spec.TemplateRef != nil && b.Spec.TemplateRef.Name == t.Name && b.Spec.NodeName == r.NodeName {
+			return true, nil
+		}
+	}
+	m, err := r.machine(ctx, GoldenMachineName(t))
+	return m != nil, err
+}
+
+// selects says whether t's pool.nodeSelector matches this node.
+func (r *TemplateReconciler) selects(ctx context.Context, t *v1.BottleTemplate) (bool, error) {
 	if len(t.Spec.Pool.NodeSelector) == 0 {
 		return false, nil
 	}

@@ -353,3 +353,36 @@ var _ = Describe("A BottleTemplate's golden across agent restarts", func() {
 		Expect(guest(node, before.GoldenMachine+"-s0", "cat /home/node/runs")).To(Equal("x\n"))
 	})
 })
+
+var _ = Describe("A templated Bottle on a node its template does not select", func() {
+	It("gets a golden built on its node under policy OnDemand, which stays after the Bottle goes", func() {
+		const node = "node-ondemand"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		ta := startTemplateAgent(node)
+		DeferCleanup(ta.stop)
+		ba := startAgent(node, agentOptions{resync: 2 * time.Second})
+		DeferCleanup(ba.stop)
+		ns := newNamespace()
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{step("install", "echo t > /home/node/t")}},
+				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "elsewhere"}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		b := templatedBottle(ns, "lone", node, "tools", step("own", "cat /home/node/t > /home/node/seen"))
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		st := get(b).Status
+		Expect(st.Template.HeldSlot).To(BeFalse(), "no held slots asked for: forked on demand")
+		Expect(guest(node, st.MachineName, "cat /home/node/seen")).To(Equal("t\n"))
+		golden := st.Template.GoldenMachine
+
+		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
+		Eventually(machineExists(node, st.MachineName)).Should(BeFalse())
+		Consistently(machineState(node, golden), 3*time.Second, 500*time.Millisecond).Should(Equal(smolvm.StateFrozen))
+	})
+})
