@@ -417,6 +417,7 @@ func (r *TemplateReconciler) keepSlots(ctx context.Context, g *golden) (ctrl.Res
 	p := viewPool(g.name, ms)
 	g.entry.FreeSlots = int32(len(p.free))
 	g.entry.HeldSlots = int32(len(p.free) + len(p.taken))
+	g.entry.Clones = int32(len(p.taken) + forkedOnDemand(g.name, p.golden, ms))
 	g.set(v1.PhaseReady, v1.ReasonProvisioned, "golden machine %s is provisioned (%d step(s)); %d of %d held slot(s) free",
 		g.name, len(g.t.Spec.Provision), len(p.free), want)
 	return ctrl.Result{}, nil
@@ -490,4 +491,23 @@ func (r *TemplateReconciler) retireOld(ctx context.Context, namespace, name, cur
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].MachineName < kept[j].MachineName })
 	return kept, nil
+}
+
+// forkedOnDemand counts golden's clones that are not its slots: machines
+// with its labels (a clone's are its golden's) and another name.
+func forkedOnDemand(golden string, g *smolvm.Machine, ms []smolvm.Machine) int {
+	if g == nil {
+		return 0
+	}
+	n := 0
+	for _, m := range ms {
+		if _, slot := slotIndex(golden, m.Name); slot || m.Name == golden {
+			continue
+		}
+		if m.Labels[labelTemplateUID] != "" && m.Labels[labelTemplateUID] == g.Labels[labelTemplateUID] &&
+			m.Labels[labelTemplateGeneration] == g.Labels[labelTemplateGeneration] {
+			n++
+		}
+	}
+	return n
 }

@@ -281,6 +281,8 @@ var _ = Describe("A BottleTemplate's goldens over its life", func() {
 		b := templatedBottle(ns, "user", node, "tools")
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		Eventually(nodeEntry(tpl, node)).Should(And(HaveField("Clones", int32(1)), HaveField("FreeSlots", int32(1))),
+			"the slot taken counts as a clone, and is replaced")
 
 		By("an edit makes a new golden; the old one stays for the Bottle forked from it")
 		cur := get2(tpl)
@@ -378,6 +380,7 @@ var _ = Describe("A templated Bottle on a node its template does not select", fu
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
 		st := get(b).Status
 		Expect(st.Template.HeldSlot).To(BeFalse(), "no held slots asked for: forked on demand")
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("Clones", int32(1)))
 		Expect(guest(node, st.MachineName, "cat /home/node/seen")).To(Equal("t\n"))
 		golden := st.Template.GoldenMachine
 
