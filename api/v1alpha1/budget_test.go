@@ -135,7 +135,40 @@ func applied(obj client.Object) *unstructured.Unstructured {
 	return u
 }
 
+// worstCaseTemplated is worstCaseBottle forked from a template: without
+// the image, resources and network only a template may set, and with the
+// longest templateRef, and a status naming 32 inherited steps.
+func worstCaseTemplated(name string) (*v1.Bottle, v1.BottleStatus) {
+	b := worstCaseBottle(name)
+	b.Spec.Image, b.Spec.Resources, b.Spec.Network = "", v1.Resources{}, v1.Network{}
+	b.Spec.TemplateRef = &v1.TemplateReference{Name: fill("tpl.", 253, "t")}
+	st := worstCaseStatus(b)
+	st.Template = &v1.TemplateOrigin{Name: b.Spec.TemplateRef.Name, Generation: 1 << 40,
+		GoldenMachine: "G" + strings.Repeat("g", 127), HeldSlot: true}
+	for i := range 32 {
+		st.Template.Steps = append(st.Template.Steps, v1.InheritedStep{Name: fill(fmt.Sprintf("t%02d-", i), 63, "a"), ScriptSHA256: strings.Repeat("b", 64)})
+	}
+	return b, st
+}
+
 var _ = Describe("Bottle size budget", func() {
+	It("stores the largest templated Bottle with its largest status in etcd", func() {
+		b, st := worstCaseTemplated("worst-case-templated")
+		Expect(k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied(b)), client.FieldOwner("gitops"), client.ForceOwnership)).To(Succeed())
+		withStatus := b.DeepCopy()
+		withStatus.Status = st
+		u := applied(withStatus)
+		delete(u.Object, "spec")
+		Expect(k8sClient.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("bottle-agent"), client.ForceOwnership)).To(Succeed())
+		got := &v1.Bottle{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), got)).To(Succeed())
+		Expect(got.Status.Template.Steps).To(HaveLen(32))
+		stored, err := json.Marshal(got)
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("worst-case templated Bottle: %d bytes stored of etcd's %d\n", len(stored), v1.EtcdMaxObjectBytes)
+		Expect(len(stored)).To(BeNumerically("<", v1.EtcdMaxObjectBytes))
+	})
+
 	It("stores the largest valid Bottle with its largest status in etcd", func() {
 		b := worstCaseBottle("worst-case")
 		By("applying the spec server-side, as a GitOps tool does")

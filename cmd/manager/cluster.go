@@ -13,6 +13,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bot-bottle/bottle-controller/controllers/placement"
+	"github.com/bot-bottle/bottle-controller/controllers/templatesummary"
 	"github.com/bot-bottle/bottle-controller/internal/version"
 )
 
@@ -53,8 +54,8 @@ func (c *clusterOptions) validate(reservations bool, agentNamespace string) erro
 	return nil
 }
 
-// newCluster builds the cluster controller's manager: placement, heartbeats
-// and node labels, leader-elected.
+// newCluster builds the cluster controller's manager: placement, heartbeats,
+// node labels and BottleTemplates' status summaries, leader-elected.
 func newCluster(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, error) {
 	log := ctrl.Log.WithName("setup")
 	scheme, err := newScheme()
@@ -96,6 +97,10 @@ func newCluster(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the placement controller: %w", err)
+	}
+	ts := &templatesummary.Reconciler{Client: mgr.GetClient(), Heartbeats: r.Heartbeats, AgentNamespace: c.AgentNamespace}
+	if err := ts.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the template summary controller: %w", err)
 	}
 	return mgr, nil
 }

@@ -51,8 +51,9 @@ func newResultsCommand(o *options) *cobra.Command {
 
 // RenderResults prints every step of the Bottle as a table (format ""):
 // the recorded result, or running, or pending for the steps that have not
-// run yet. json and yaml print status.execResults as recorded. now dates
-// the steps still running.
+// run yet, after the template steps a forked Bottle inherited. json and
+// yaml print status.execResults as recorded. now dates the steps still
+// running.
 func RenderResults(w io.Writer, b *agentsv1alpha1.Bottle, format string, now time.Time) error {
 	results := b.Status.ExecResults
 	if results == nil {
@@ -75,7 +76,7 @@ func RenderResults(w io.Writer, b *agentsv1alpha1.Bottle, format string, now tim
 		return err
 	}
 	rows := stepRows(b)
-	if len(rows) == 0 {
+	if len(rows) == 0 && (b.Status.Template == nil || len(b.Status.Template.Steps) == 0) {
 		_, err := fmt.Fprintln(w, "This Bottle has no provisioning steps.")
 		return err
 	}
@@ -83,6 +84,15 @@ func RenderResults(w io.Writer, b *agentsv1alpha1.Bottle, format string, now tim
 	tw := tabwriter.NewWriter(w, 6, 4, 3, ' ', 0)
 	if _, err := fmt.Fprintln(tw, "STEP\tSTATUS\tUSER\tEXIT CODE\tDURATION\tOUTPUT"); err != nil {
 		return err
+	}
+	if t := b.Status.Template; t != nil {
+		// A fork's first steps ran once, in its template's golden: their
+		// results are the template's (kubectl bottle templates).
+		for _, step := range t.Steps {
+			if _, err := fmt.Fprintf(tw, "%s\tInherited\t-\t-\t-\tfrom template %s, generation %d\n", step.Name, t.Name, t.Generation); err != nil {
+				return err
+			}
+		}
 	}
 	for _, r := range rows {
 		if _, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.status, orDash(r.User), exitCodeColumn(r.ExecResult),

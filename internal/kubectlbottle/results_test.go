@@ -48,6 +48,32 @@ func TestRenderResultsTable(t *testing.T) {
 	}
 }
 
+func TestRenderResultsOfAFork(t *testing.T) {
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	b := sampleResults(start)
+	b.Spec.Provision = b.Spec.Provision[:1]
+	b.Status.ExecResults = b.Status.ExecResults[:1]
+	b.Status.Template = &agentsv1alpha1.TemplateOrigin{Name: "claude-code", Generation: 3,
+		Steps: []agentsv1alpha1.InheritedStep{{Name: "install-claude"}, {Name: "tools"}}}
+	var out bytes.Buffer
+	if err := RenderResults(&out, b, "", start); err != nil {
+		t.Fatal(err)
+	}
+	want := "STEP             STATUS      USER   EXIT CODE   DURATION   OUTPUT\n" +
+		"install-claude   Inherited   -      -           -          from template claude-code, generation 3\n" +
+		"tools            Inherited   -      -           -          from template claude-code, generation 3\n" +
+		"install          Succeeded   root   0           1.5s       added 12 packages\n"
+	if out.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
+	}
+	// A fork with no steps of its own still shows what it inherited.
+	b.Spec.Provision, b.Status.ExecResults = nil, nil
+	out.Reset()
+	if err := RenderResults(&out, b, "", start); err != nil || !strings.Contains(out.String(), "tools            Inherited") {
+		t.Fatalf("fork without own steps: %v\n%s", err, out.String())
+	}
+}
+
 func TestRenderResultsFormats(t *testing.T) {
 	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var out bytes.Buffer

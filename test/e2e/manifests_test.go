@@ -155,6 +155,9 @@ func TestInstallerApplies(t *testing.T) {
 		"NAME READY GOLDEN NODES FREE SLOTS HELD AGE IMAGE POLICY REASON MESSAGE" {
 		t.Errorf("kubectl get bottletemplates -o wide columns: %q", head)
 	}
+	if head := strings.Fields(strings.SplitN(run("get", "bottles", "-n", "default", "-o", "wide"), "\n", 2)[0]); !strings.Contains(strings.Join(head, " "), " TEMPLATE REASON MESSAGE") {
+		t.Errorf("kubectl get bottles -o wide columns: %q", head)
+	}
 	if held := run("get", "btpl", "-n", "default", "claude-code", "-o", "custom-columns=HELD:.spec.pool.heldSlots", "--no-headers"); strings.TrimSpace(held) != "2" {
 		t.Errorf("short name btpl: held slots %q", held)
 	}

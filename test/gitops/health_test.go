@@ -144,6 +144,12 @@ func TestFluxExampleWaits(t *testing.T) {
 
 func argoHealthLua(t *testing.T) string {
 	t.Helper()
+	return argoHealthLuaOf(t, healthKey)
+}
+
+// argoHealthLuaOf is the health check config/argocd sets under key.
+func argoHealthLuaOf(t *testing.T, key string) string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "config", "argocd", "argocd-cm.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -152,9 +158,9 @@ func argoHealthLua(t *testing.T) string {
 	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
 		t.Fatal(err)
 	}
-	s := cm.Data[healthKey]
+	s := cm.Data[key]
 	if s == "" {
-		t.Fatalf("argocd-cm.yaml has no %s", healthKey)
+		t.Fatalf("argocd-cm.yaml has no %s", key)
 	}
 	return s
 }

@@ -168,6 +168,7 @@ func TestAgentBoundaries(t *testing.T) {
 	e := start(t)
 	t.Run("TokenConfinedToItsNode", func(t *testing.T) { testTokenConfinedToItsNode(t, e) })
 	t.Run("SourcesOnlyInListedNamespaces", func(t *testing.T) { testSourcesOnlyInListedNamespaces(t, e) })
+	t.Run("TemplateEntryConfinedToItsNode", func(t *testing.T) { testTemplateEntryConfinedToItsNode(t, e) })
 }
 
 // testTokenConfinedToItsNode: a token bound to a Pod on node A may write
