@@ -140,6 +140,11 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	}
 	pool := viewPool(golden, ms)
 	c := decideClaim(pool, r.claims.snapshot())
+	if c.kind == claimSlot && s.bottle.Spec.MachineName != "" {
+		// A slot's name is its own: a Bottle that names its machine is
+		// forked under that name.
+		c = claim{kind: claimFork}
+	}
 	origin := &v1.TemplateOrigin{Name: t.Name, Generation: t.Generation, GoldenMachine: golden}
 	for _, step := range t.Spec.Provision {
 		origin.Steps = append(origin.Steps, v1.InheritedStep{Name: step.Name, ScriptSHA256: stepDigest(step.Script)})

@@ -227,6 +227,14 @@ var _ = Describe("A templated Bottle", func() {
 
 		By("with no free slot left, the next Bottle is forked on demand, under its own machine name")
 		Eventually(machineState(node, golden+"-s1")).Should(Equal("running"), "the slot taken is replaced")
+		named := templatedBottle(ns, "named", node, "tools")
+		named.Spec.MachineName = "my-fork"
+		Expect(k8sClient.Create(ctx, named)).To(Succeed())
+		Eventually(phaseOf(named)).Should(Equal(v1.PhaseReady))
+		Expect(get(named).Status.MachineName).To(Equal("my-fork"), "spec.machineName is honoured: a free slot is left, a fork is made under that name")
+		Expect(get(named).Status.Template.HeldSlot).To(BeFalse())
+		Expect(machineState(node, golden+"-s1")()).To(Equal("running"))
+		Expect(cli(node).Status(ctx, golden+"-s1")).To(HaveField("ForkpointHeld", BeTrue()))
 		ta.stop() // no more replenishing
 		Expect(cli(node).ForkRelease(ctx, golden+"-s1", nil)).To(Succeed(), "someone takes the free slot first")
 		b := templatedBottle(ns, "late", node, "tools",
@@ -240,7 +248,7 @@ var _ = Describe("A templated Bottle", func() {
 		Expect(guest(node, st.MachineName, "cat /home/node/seen")).To(Equal("tools\nlate\n"))
 
 		By("deleting the Bottles deletes their machines; the golden stays")
-		for _, x := range []*v1.Bottle{early, b} {
+		for _, x := range []*v1.Bottle{early, named, b} {
 			name := get(x).Status.MachineName
 			Expect(k8sClient.Delete(ctx, x)).To(Succeed())
 			Eventually(machineExists(node, name)).Should(BeFalse())
