@@ -91,6 +91,8 @@ type BottleReconciler struct {
 	// sourceDigests is what the node's Bottles last read of their
 	// ConfigMaps and Secrets (versions and digests, never values).
 	sourceDigests *sourceDigests
+	// claims are the held slots being handed out to templated Bottles.
+	claims claims
 }
 
 // DefaultMaxConcurrentReconciles: a pass spends nearly all its time waiting

@@ -32,7 +32,7 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 	if err != nil {
 		return r.blockDeletion(s, "status", err)
 	}
-	switch ownerOf(m, string(s.bottle.UID)) {
+	switch machineOwner(s, m) {
 	case machineForeign:
 		// Someone else's machine under our name: never ours to delete.
 		s.log.Info("leaving machine that belongs to something else", "machine", s.machineName)

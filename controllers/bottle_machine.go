@@ -54,6 +54,9 @@ func (r *BottleReconciler) smolvmFailure(s *scope, cond, action string, err erro
 // carries this Bottle's UID, create it when missing, and never touch a
 // machine of that name that belongs to something else.
 func (r *BottleReconciler) reconcileMachine(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
+	if s.bottle.Spec.TemplateRef != nil {
+		return r.reconcileForkedMachine(ctx, s)
+	}
 	st := s.status()
 	m, err := r.machineOf(ctx, s)
 	if err != nil {

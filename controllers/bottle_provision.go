@@ -154,22 +154,7 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		r.view.alive(s.machineName)
 	}
 
-	result.FinishedAt = &finished
-	result.Stdout, result.Stderr = tailForStatus(res.Stdout, OutputTail), tailForStatus(res.Stderr, OutputTail)
-	result.StdoutBytes, result.StderrBytes = res.StdoutBytes, res.StderrBytes
-	result.Truncated = res.Truncated || len(result.Stdout) < len(res.Stdout) || len(result.Stderr) < len(res.Stderr)
-	switch outcome {
-	case outcomeSucceeded, outcomeFailed:
-		result.ExitCode = new(int32(res.ExitCode))
-	case outcomeTimeout:
-		result.ExitCode = new(int32(124))
-		result.Error = fmt.Sprintf("timed out after %ds", step.TimeoutSeconds)
-	case outcomeCancelled:
-		result.Error = cancelledError(why)
-	case outcomeRefused:
-		// Recorded like a failure: blocked until an edit or a retry.
-		result.Error = fmt.Sprintf("not run: %v", execErr)
-	}
+	finishStep(&result, res, outcome, why, execErr, finished)
 	st.ExecResults[i] = result
 
 	switch outcome {

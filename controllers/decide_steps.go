@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 // Pure decisions about provisioning steps. Each takes plain values and
@@ -220,4 +223,27 @@ func mustCancel(run runningStep, b *v1.Bottle) string {
 // cancelledError is the Error text of a step stopped by mustCancel.
 func cancelledError(why string) string {
 	return "cancelled: " + strings.TrimSpace(why)
+}
+
+// finishStep records how a started step's exec ended in its result: the
+// one ledger entry a Bottle's steps and a template golden's steps share.
+// An outcomeError (smolvm failed) is never recorded: the caller drops the
+// result and retries.
+func finishStep(result *v1.ExecResult, res smolvm.ExecResult, outcome stepOutcome, why string, execErr error, finished metav1.MicroTime) {
+	result.FinishedAt = &finished
+	result.Stdout, result.Stderr = tailForStatus(res.Stdout, OutputTail), tailForStatus(res.Stderr, OutputTail)
+	result.StdoutBytes, result.StderrBytes = res.StdoutBytes, res.StderrBytes
+	result.Truncated = res.Truncated || len(result.Stdout) < len(res.Stdout) || len(result.Stderr) < len(res.Stderr)
+	switch outcome {
+	case outcomeSucceeded, outcomeFailed:
+		result.ExitCode = new(int32(res.ExitCode))
+	case outcomeTimeout:
+		result.ExitCode = new(int32(124))
+		result.Error = fmt.Sprintf("timed out after %ds", result.TimeoutSeconds)
+	case outcomeCancelled:
+		result.Error = cancelledError(why)
+	case outcomeRefused:
+		// Recorded like a failure: blocked until an edit or a retry.
+		result.Error = fmt.Sprintf("not run: %v", execErr)
+	}
 }

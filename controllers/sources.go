@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/bottleenv"
@@ -67,21 +68,27 @@ type sources struct {
 }
 
 func (r *BottleReconciler) newSources(namespace string) *sources {
+	return sourcesIn(r.APIReader, r.sourceDigests, r.DigestKey, namespace)
+}
+
+// sourcesIn reads one namespace's ConfigMaps and Secrets through reader
+// (uncached), for a Bottle's or a template's env and files.
+func sourcesIn(reader client.Reader, digests *sourceDigests, digestKey []byte, namespace string) *sources {
 	return &sources{
 		namespace: namespace,
 		seen:      map[string]map[string][]byte{},
-		digests:   r.sourceDigests,
-		digestKey: r.DigestKey,
+		digests:   digests,
+		digestKey: digestKey,
 		get: func(ctx context.Context, key types.NamespacedName, secret bool) (map[string][]byte, string, error) {
 			if secret {
 				var sec corev1.Secret
-				if err := r.APIReader.Get(ctx, key, &sec); err != nil {
+				if err := reader.Get(ctx, key, &sec); err != nil {
 					return nil, "", err
 				}
 				return sec.Data, sec.ResourceVersion, nil
 			}
 			var cm corev1.ConfigMap
-			if err := r.APIReader.Get(ctx, key, &cm); err != nil {
+			if err := reader.Get(ctx, key, &cm); err != nil {
 				return nil, "", err
 			}
 			data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
@@ -98,7 +105,7 @@ func (r *BottleReconciler) newSources(namespace string) *sources {
 			// nothing changed.
 			m := &metav1.PartialObjectMetadata{}
 			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kindOf(secret)))
-			if err := r.APIReader.Get(ctx, key, m); err != nil {
+			if err := reader.Get(ctx, key, m); err != nil {
 				return "", err
 			}
 			return m.ResourceVersion, nil

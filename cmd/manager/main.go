@@ -339,6 +339,17 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err := r.SetupWithManager(elected, "bottle"); err != nil {
 		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
+	tr := &controllers.TemplateReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Machines:     cli,
+		NodeName:     o.nodeName,
+		ExecMode:     mode,
+		ResyncPeriod: o.resyncPeriod,
+	}
+	if err := tr.SetupWithManager(elected, "bottletemplate"); err != nil {
+		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)
+	}
 	return &agentProcess{Manager: mgr, elector: elector}, nil
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // Every smolvm spelling the driver uses lives in this file (and the copy
-// builders in argv_copy.go). smolvm releases every few days; when a flag
+// builders in argv_copy.go, the fork ones in argv_fork.go). smolvm releases every few days; when a flag
 // moves, these files and argv_test.go change and nothing else does. The
 // builders are pure: they validate (validate.go) and return argv (without the
 // binary), never run anything.

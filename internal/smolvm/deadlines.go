@@ -59,7 +59,8 @@ func (t Timeouts) deadline(verb string, bytes int64) time.Duration {
 	case verbCreate, verbUpdate:
 		// update, like create, writes smolvm's database and boots nothing.
 		return orDefault(t.Create, def.Create)
-	case verbStart:
+	case verbStart, verbFork, verbForkRelease:
+		// A fork boots its clones; a release runs in a booted one.
 		return orDefault(t.Start, def.Start)
 	case verbCopyIn, verbCopyOut:
 		mib := (bytes + 1<<20 - 1) >> 20

@@ -44,6 +44,11 @@ type Machine struct {
 	CreatedAt string
 	Labels    map[string]string
 	Network   bool
+	// Forkable: started as a fork base (StartForkable). ForkpointHeld: a
+	// held fork slot not yet released (ForkRelease). smolvm reports no
+	// field naming a clone's golden.
+	Forkable      bool
+	ForkpointHeld bool
 }
 
 // machineJSON is the wire shape (snake_case, nullable fields). Unknown keys
@@ -58,11 +63,13 @@ type machineJSON struct {
 	CreatedAt json.RawMessage   `json:"created_at"`
 	Labels    map[string]string `json:"labels"`
 	Network   bool              `json:"network"`
+	Forkable  bool              `json:"forkable"`
+	Held      bool              `json:"forkpoint_held"`
 }
 
 func (w machineJSON) machine() Machine {
 	m := Machine{Name: w.Name, State: w.State, CPUs: w.CPUs, MemoryMiB: w.MemoryMiB,
-		Labels: w.Labels, Network: w.Network}
+		Labels: w.Labels, Network: w.Network, Forkable: w.Forkable, ForkpointHeld: w.Held}
 	if w.Image != nil {
 		m.Image = *w.Image
 	}

@@ -196,6 +196,12 @@ func TestEveryVerbRunsInRoot(t *testing.T) {
 		"Stop":         {func() error { return c.Stop(ctx, "m1") }, "machine stop --name m1"},
 		"Update":       {func() error { return c.Update(ctx, "m1", 2, 0) }, "machine update --name m1"},
 		"Delete":       {func() error { return c.Delete(ctx, "m1") }, "machine delete --name m1"},
+		// The stand-in answers every verb alike: the fork verbs are here
+		// for where they run, not for what they do.
+		"StartForkable": {func() error { return c.StartForkable(ctx, "m1") }, "machine start --name m1 --forkable"},
+		"Fork":          {func() error { return c.Fork(ctx, ForkRequest{Golden: "m1", Name: "c1"}) }, "machine fork --golden m1 --name c1"},
+		"ForkRelease":   {func() error { return c.ForkRelease(ctx, "c1", nil) }, "machine fork-release --name c1"},
+		"DeleteCascade": {func() error { return c.DeleteCascade(ctx, "m1") }, "machine delete --name m1 --cascade"},
 		"Status": {func() error {
 			m, err := c.Status(ctx, "m1")
 			if err == nil && m.State != StateStopped {

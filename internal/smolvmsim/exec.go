@@ -118,9 +118,14 @@ func cmdExec(e *env, args []string) error {
 		}
 	}
 	cmd := exec.Command(bwrap, argv...)
-	// -e overrides a --secret-env of the same name
+	// A clone's --secret-env references (fork) resolve at every exec, as
+	// the exec's own; -e overrides a secret of the same name
 	// (smolvm:src/cli/machine.rs:2713-2745, merge_env_overrides).
-	cmd.Env = guestEnv(r, image.Env, append(secrets, envs...), termName)
+	refs, err := secretRefEnv(r)
+	if err != nil {
+		return err
+	}
+	cmd.Env = guestEnv(r, image.Env, append(append(refs, secrets...), envs...), termName)
 
 	// Pdeathsig is tied to the thread that forks; keep this goroutine on
 	// one thread so the sandbox dies exactly when this process does.
@@ -205,7 +210,8 @@ func runningMachine(name string) (*store, *record, func(), error) {
 		return nil, nil, nil, err
 	}
 	defer unlock()
-	if r.State != "running" {
+	// A frozen golden's paused guest never answers.
+	if r.State != "running" || r.Frozen {
 		return nil, nil, nil, fail("%s", msgNotRunning(name))
 	}
 	release, err := s.registerExec(name)

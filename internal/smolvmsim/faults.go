@@ -18,7 +18,10 @@ import (
 //	SMOLVM_SIM_HANG="status=hang-*"             ... only for machines matching the glob
 //	SMOLVM_SIM_NO_KVM=1                         every start fails like a host without KVM
 //
-// Verbs: version, create, start, stop, delete, status, ls, exec, cp.
+// Verbs: version, create, start, stop, delete, status, ls, exec, cp, fork,
+// fork-release. smolvm's own fork figure is a 73 ms clone boot
+// (SMOLVM_SIM_LATENCY="fork=73ms"); one fork invocation sleeps once,
+// whatever its --count.
 
 // faultMessages are realistic smolvm errors for SMOLVM_SIM_FAIL.
 var faultMessages = map[string]string{
@@ -31,6 +34,9 @@ var faultMessages = map[string]string{
 	"ls":      "config operation failed: list machines: database is locked (simulated fault)",
 	"exec":    "agent operation failed: exec: connection reset by peer (simulated fault)",
 	"cp":      "agent operation failed: file transfer: connection reset by peer (simulated fault)",
+	"fork":    "agent operation failed: fork: golden FORK failed: ERR snapshot (simulated fault)",
+	// Before the claim: the slot stays held.
+	"fork-release": "database operation failed: open: database is locked (simulated fault)",
 }
 
 var verbAliases = map[string]string{"rm": "delete", "list": "ls", "copy": "cp"}

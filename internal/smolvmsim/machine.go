@@ -236,7 +236,8 @@ func cmdCreate(e *env, args []string) error {
 	return nil
 }
 
-var startSpec = &cmdSpec{usage: "smolvm machine start --name <NAME>", help: "Start a machine", flags: []flagSpec{nameFlag}}
+var startSpec = &cmdSpec{usage: "smolvm machine start [OPTIONS] --name <NAME>", help: "Start a machine",
+	flags: []flagSpec{nameFlag, {long: "--forkable"}}}
 
 func cmdStart(e *env, args []string) error {
 	p, err := startSpec.parse(args)
@@ -252,6 +253,9 @@ func cmdStart(e *env, args []string) error {
 		return err
 	}
 	defer unlock()
+	if r.State == "running" && r.Frozen {
+		return frozenStartError(s, name)
+	}
 	if r.State == "running" {
 		_, _ = fmt.Fprintf(e.stdout, "Machine '%s' already running (PID: %d)\n", name, derefPID(r.PID))
 		return nil
@@ -260,6 +264,9 @@ func cmdStart(e *env, args []string) error {
 	// and a boot failure, KVM's included, arrives wrapped as the start's
 	// (vm_common.rs:1474-1476) with its hint line (src/platform/linux.rs).
 	_, _ = fmt.Fprintf(e.stderr, "Starting machine '%s'...\n", name)
+	// Forkable for this boot only, as smolvm's ForkLaunch (clones boot
+	// from their golden's snapshot, never forkable).
+	r.Forkable = p.bools["--forkable"]
 	switch os.Getenv("SMOLVM_SIM_NO_KVM") {
 	case "", "0", "false":
 	case "permission":
@@ -327,6 +334,11 @@ func cmdStop(e *env, args []string) error {
 		_, _ = fmt.Fprintf(e.stdout, "Machine '%s' is not running (state: %s)\n", name, r.State)
 		return nil
 	}
+	if r.Frozen {
+		if err := frozenStopError(s, name); err != nil {
+			return err
+		}
+	}
 	_, _ = fmt.Fprintf(e.stdout, "Stopping machine '%s'...\n", name)
 	if err := stopMachine(s, r); err != nil {
 		return err
@@ -340,6 +352,7 @@ func cmdStop(e *env, args []string) error {
 func stopMachine(s *store, r *record) error {
 	pid := r.PID
 	r.State, r.PID = "stopped", nil
+	r.Frozen, r.Forkable = false, false
 	if err := s.save(r); err != nil {
 		return err
 	}
@@ -353,7 +366,7 @@ func stopMachine(s *store, r *record) error {
 var deleteSpec = &cmdSpec{
 	usage: "smolvm machine delete [OPTIONS] --name <NAME>",
 	help:  "Delete a machine (stops it first)",
-	flags: []flagSpec{nameFlag, {long: "--force", short: "-f"}},
+	flags: []flagSpec{nameFlag, {long: "--force", short: "-f"}, {long: "--cascade"}},
 }
 
 func cmdDelete(e *env, args []string) error {
@@ -365,12 +378,23 @@ func cmdDelete(e *env, args []string) error {
 	if err := applyFaults("delete", name); err != nil {
 		return err
 	}
+	force, cascade := p.bools["--force"], p.bools["--cascade"]
+	if err := deleteDependents(e, name, force, cascade); err != nil {
+		return err
+	}
+	return deleteMachineAsked(e, name, !force && !cascade)
+}
+
+// deleteMachine deletes one machine without asking (a cascade's clones).
+func deleteMachine(e *env, name string) error { return deleteMachineAsked(e, name, false) }
+
+func deleteMachineAsked(e *env, name string, ask bool) error {
 	s, r, unlock, err := lockedMachine(name, true)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if !p.bools["--force"] {
+	if ask {
 		_, _ = fmt.Fprintf(e.stderr, "Delete machine '%s'? [y/N] ", name)
 		// One short answer line: a caller piping megabytes costs nothing.
 		line, _ := bufio.NewReader(io.LimitReader(e.stdin, 256)).ReadString('\n')
@@ -380,7 +404,9 @@ func cmdDelete(e *env, args []string) error {
 		}
 	}
 	if r.State == "running" {
-		_, _ = fmt.Fprintf(e.stdout, "Stopping machine '%s'...\n", name)
+		if !r.Frozen {
+			_, _ = fmt.Fprintf(e.stdout, "Stopping machine '%s'...\n", name)
+		}
 		if err := stopMachine(s, r); err != nil {
 			return err
 		}
@@ -439,6 +465,11 @@ type statusJSON struct {
 	Ephemeral  bool              `json:"ephemeral"`
 	Labels     map[string]string `json:"labels"`
 	Network    bool              `json:"network"`
+
+	// smolvm's keys of fork relations: started --forkable, and a held
+	// fork slot not yet released. No key names a clone's golden.
+	Forkable      bool `json:"forkable"`
+	ForkpointHeld bool `json:"forkpoint_held"`
 }
 
 func (r *record) status() statusJSON {
@@ -450,9 +481,9 @@ func (r *record) status() statusJSON {
 	if t, err := time.Parse(time.RFC3339, r.CreatedAt); err == nil {
 		created = t.Unix()
 	}
-	return statusJSON{Name: r.Name, State: r.State, CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, PID: r.PID,
+	return statusJSON{Name: r.Name, State: r.shownState(), CPUs: r.CPUs, MemoryMiB: r.MemoryMiB, PID: r.PID,
 		CreatedAt: created, Image: r.Image, Entrypoint: []string{}, Cmd: []string{},
-		Labels: labels, Network: r.Network}
+		Labels: labels, Network: r.Network, Forkable: r.Forkable, ForkpointHeld: r.ForkpointHeld}
 }
 
 var statusSpec = &cmdSpec{
@@ -487,7 +518,9 @@ func cmdStatus(e *env, args []string) error {
 	if p.bools["--json"] {
 		return printJSON(e, r.status())
 	}
-	if r.State == "running" {
+	if r.Frozen && r.State == "running" {
+		_, _ = fmt.Fprintf(e.stdout, "Machine '%s': frozen\n", name)
+	} else if r.State == "running" {
 		_, _ = fmt.Fprintf(e.stdout, "Machine '%s': running (PID: %d)\n", name, derefPID(r.PID))
 	} else {
 		_, _ = fmt.Fprintf(e.stdout, "Machine '%s': not running\n", name)
@@ -545,7 +578,7 @@ func cmdList(e *env, args []string) error {
 		if len(n) > 18 {
 			n = n[:15] + "..."
 		}
-		_, _ = fmt.Fprintf(e.stdout, "%-20s %-12s %5d %10s\n", n, r.State, r.CPUs, fmt.Sprintf("%d MiB", r.MemoryMiB))
+		_, _ = fmt.Fprintf(e.stdout, "%-20s %-12s %5d %10s\n", n, r.shownState(), r.CPUs, fmt.Sprintf("%d MiB", r.MemoryMiB))
 	}
 	return nil
 }

@@ -83,11 +83,23 @@ func sandboxArgv(s *store, r *record, o sandboxOpts) ([]string, error) {
 		}
 	}
 	a = append(a, "--proc", "/proc", "--dev", "/dev")
-	if _, err := os.Stat(guestRunuser); err == nil {
+	_, err = os.Stat(guestRunuser)
+	hostRunuser := err == nil
+	if hostRunuser {
 		a = append(a, "--ro-bind", exe, guestRunuser)
-	} else {
-		// No runuser on the host to mount over: put ours first in PATH.
-		a = append(a, "--tmpfs", "/usr/local/sbin", "--ro-bind", exe, "/usr/local/sbin/runuser")
+	}
+	if !hostRunuser || r.Forkable {
+		// Commands the host's read-only /usr has no file to mount over go
+		// in /usr/local/sbin, early in PATH: runuser when the host has
+		// none, and smolvm's forkpoint helper in a forkable machine
+		// (smolvm installs it as /usr/local/bin/smolvm-fork-ready).
+		a = append(a, "--tmpfs", "/usr/local/sbin")
+		if !hostRunuser {
+			a = append(a, "--ro-bind", exe, "/usr/local/sbin/runuser")
+		}
+		if r.Forkable {
+			a = append(a, "--ro-bind", exe, "/usr/local/sbin/"+forkReadyName)
+		}
 	}
 	a = append(a, "--chdir", o.workdir, "--")
 	return append(a, o.command...), nil

@@ -27,6 +27,8 @@ func Main() int {
 		return runuserMain(os.Args[1:])
 	case VMMName:
 		return vmmMain(os.Args[1:])
+	case forkReadyName:
+		return forkReadyMain()
 	}
 	return logInvocation(os.Args[1:], func() int { return smolvmMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) })
 }
@@ -86,7 +88,7 @@ var topSpec = &cmdSpec{
 
 var machineSpec = &cmdSpec{
 	usage: "smolvm machine <COMMAND>",
-	help:  "Manage machines\n\nCommands:\n  create, start, stop, delete (rm), status, ls (list), exec, cp, update",
+	help:  "Manage machines\n\nCommands:\n  create, start, stop, delete (rm), status, ls (list), exec, cp, update, fork, fork-release",
 }
 
 func dispatch(e *env, args []string) error {
@@ -145,6 +147,10 @@ func dispatch(e *env, args []string) error {
 		return cmdCopy(rest)
 	case "update":
 		return cmdUpdate(e, rest)
+	case "fork":
+		return cmdFork(e, rest)
+	case "fork-release":
+		return cmdForkRelease(e, rest)
 	}
 	return machineSpec.usageErr("unrecognized subcommand '%s'", sub)
 }

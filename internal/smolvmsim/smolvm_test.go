@@ -22,7 +22,7 @@ var simBin string
 func TestMain(m *testing.M) {
 	// The test binary is the simulator too, under the names Main knows.
 	switch filepath.Base(os.Args[0]) {
-	case "runuser", VMMName, "smolvm":
+	case "runuser", VMMName, forkReadyName, "smolvm":
 		os.Exit(Main())
 	}
 	dir, err := os.MkdirTemp("", "smolvm-sim-test-")

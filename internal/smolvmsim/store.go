@@ -108,6 +108,7 @@ type record struct {
 	Workdir     string            `json:"workdir,omitempty"`
 	PulledImage string            `json:"pulled_image,omitempty"`
 	PulledAt    string            `json:"pulled_at,omitempty"`
+	forkRecord
 }
 
 func (s *store) load(name string) (*record, error) {
@@ -126,6 +127,7 @@ func (s *store) load(name string) (*record, error) {
 	// stopped, whatever the record last said.
 	if r.State == "running" && (r.PID == nil || !vmmAlive(*r.PID, r.Name)) {
 		r.State, r.PID = "stopped", nil
+		r.Frozen, r.Forkable = false, false
 	}
 	return &r, nil
 }
