@@ -76,8 +76,11 @@ const (
 	// ReasonReservationRefused: the API server refused to create the
 	// reservation Pod for another reason (admission: a missing
 	// ServiceAccount, a quota); retried.
-	ReasonReservationRefused   = "ReservationRefused"
-	ReasonNodeNameRequired     = "NodeNameRequired"
+	ReasonReservationRefused = "ReservationRefused"
+	ReasonNodeNameRequired   = "NodeNameRequired"
+	// ReasonWaitingForTemplate: a templated Bottle's BottleTemplate does
+	// not exist, so its reservation cannot be sized yet.
+	ReasonWaitingForTemplate   = "WaitingForTemplate"
 	ReasonNodeAgentUnavailable = "NodeAgentUnavailable"
 	ReasonWaitingForNodeAgent  = "WaitingForNodeAgent"
 
@@ -110,7 +113,8 @@ const (
 func ClusterReason(reason string) bool {
 	switch reason {
 	case ReasonWaitingForScheduler, ReasonUnschedulable, ReasonReservationFailed, ReasonReservationConflict, ReasonInvalidPlacement,
-		ReasonReservationRefused, ReasonNodeNameRequired, ReasonNodeAgentUnavailable, ReasonWaitingForNodeAgent:
+		ReasonReservationRefused, ReasonNodeNameRequired, ReasonNodeAgentUnavailable, ReasonWaitingForNodeAgent,
+		ReasonWaitingForTemplate:
 		return true
 	}
 	return false

@@ -28,6 +28,9 @@ type podState struct {
 	Failed string
 	// Unschedulable: kube-scheduler's PodScheduled=False message.
 	Unschedulable string
+	// TemplateMissing: the Bottle's template does not exist, so no Pod
+	// can be sized for it.
+	TemplateMissing string
 	// created: this pass made the Pod.
 	created bool
 }
@@ -47,6 +50,8 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 	switch {
 	case !reservations && nodeName == "":
 		return no(v1.ReasonNodeNameRequired, "this install runs without reservation Pods (--reservations=false), so nothing places Bottles: set spec.nodeName")
+	case pod.TemplateMissing != "":
+		return no(v1.ReasonWaitingForTemplate, "%s", pod.TemplateMissing)
 	case pod.Invalid != "":
 		return no(v1.ReasonInvalidPlacement, "the API server refused reservation Pod %s, fix spec.placement: %s", pod.Name, pod.Invalid)
 	case pod.Refused != "":

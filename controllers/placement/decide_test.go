@@ -28,6 +28,7 @@ func TestDecideScheduled(t *testing.T) {
 		{"off, node with agent", false, "n1", podState{}, live, "True/Scheduled", "no reservation Pod"},
 		{"off, node without agent", false, "n1", podState{}, dead, "False/NodeAgentUnavailable", "no agent serves"},
 		{"waiting for the scheduler", true, "", podState{Name: "bottle-b"}, Liveness{}, "False/WaitingForScheduler", "waits for kube-scheduler"},
+		{"no template yet", true, "", podState{Name: "bottle-b", TemplateMissing: "BottleTemplate ns/t does not exist"}, Liveness{}, "False/WaitingForTemplate", "ns/t does not exist"},
 		{"unschedulable", true, "", podState{Name: "bottle-b", Unschedulable: "0/3 nodes are available: 3 Insufficient memory."}, Liveness{}, "False/Unschedulable", "3 Insufficient memory"},
 		{"refused by admission, in its words", true, "", podState{Name: "bottle-b", Refused: `pods "bottle-b" is forbidden: error looking up service account team2/default: serviceaccount "default" not found`}, Liveness{}, "False/ReservationRefused", `serviceaccount "default" not found`},
 		{"refused on a named node", true, "n1", podState{Name: "bottle-b", Refused: "exceeded quota"}, live, "False/ReservationRefused", "exceeded quota"},
@@ -143,14 +144,14 @@ func TestReservationPod(t *testing.T) {
 		pinned.Spec.NodeSelector[v1.LabelSchedulable] != "true" || len(pinned.Spec.Tolerations) != 1 {
 		t.Errorf("a Bottle naming its node gets a Pod the scheduler binds there, got %+v", pinned.Spec)
 	}
-	if why := stale(p, pinned, "n1"); why == "" {
+	if why := stale(p, pinned, "n1", false); why == "" {
 		t.Error("an unbound, unpinned Pod is stale once the Bottle names a node")
 	}
-	if why := stale(pinned, pinned, "n1"); why != "" {
+	if why := stale(pinned, pinned, "n1", false); why != "" {
 		t.Errorf("a Pod pinned to the named node is not stale, got %q", why)
 	}
 	p.Spec.NodeName = "n1"
-	if why := stale(p, pinned, "n1"); why != "" {
+	if why := stale(p, pinned, "n1", false); why != "" {
 		t.Errorf("a Pod bound to the named node is not stale, got %q", why)
 	}
 	b.Spec.Placement.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
@@ -162,8 +163,17 @@ func TestReservationPod(t *testing.T) {
 		t.Errorf("every alternative term of the author's affinity must carry the node, got %q", got)
 	}
 	b.Spec.Resources.MemoryMiB = 8192
-	if why := stale(p, ReservationPod(b, o), "n1"); !strings.Contains(why, "resources") {
+	if why := stale(p, ReservationPod(b, o), "n1", false); !strings.Contains(why, "resources") {
 		t.Errorf("a resize makes the Pod stale, got %q", why)
+	}
+	// A templated Bottle's bound Pod keeps its size: its fork is the size
+	// of the golden it came from, whatever the template says now.
+	if why := stale(p, reservationPod(b, v1.Resources{CPUs: 8, MemoryMiB: 16384}, o), "n1", true); why != "" {
+		t.Errorf("a template's new size made a templated Bottle's bound Pod stale: %q", why)
+	}
+	p.Spec.NodeName = ""
+	if why := stale(p, reservationPod(b, v1.Resources{CPUs: 8, MemoryMiB: 16384}, o), "", true); !strings.Contains(why, "resources") {
+		t.Errorf("an unbound templated reservation follows its template's size, got %q", why)
 	}
 }
 

@@ -25,6 +25,10 @@ import (
 // no event.
 const conflictRetry = 10 * time.Second
 
+// templateRetry is how often a templated Bottle whose template does not
+// exist looks for it again.
+const templateRetry = 10 * time.Second
+
 // firstStatusDelay is how long a new Bottle whose reservation Pod was just
 // created waits for its binding before its first status is written anyway.
 const firstStatusDelay = 3 * time.Second
@@ -150,11 +154,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // reconcilePod creates the reservation Pod, or deletes one that no longer
 // reserves what the Bottle needs, and reports what the Pod says.
 func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Time) (podState, time.Duration, error) {
-	want := ReservationPod(b, r.Options)
+	size, missing, err := r.machineSize(ctx, b)
+	if err != nil {
+		return podState{Name: b.ReservationPodName()}, 0, err
+	}
+	want := reservationPod(b, size, r.Options)
 	st := podState{Name: want.Name}
 	pod := &corev1.Pod{}
-	err := r.Get(ctx, client.ObjectKeyFromObject(want), pod)
+	err = r.Get(ctx, client.ObjectKeyFromObject(want), pod)
 	switch {
+	case apierrors.IsNotFound(err) && missing != "":
+		// No size to reserve yet; a template made later is seen then.
+		st.TemplateMissing = missing
+		return st, templateRetry, nil
 	case apierrors.IsNotFound(err):
 		return r.createPod(ctx, want)
 	case err != nil:
@@ -169,7 +181,7 @@ func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Ti
 	case !pod.DeletionTimestamp.IsZero():
 		return st, 0, nil // being replaced: its deletion brings the Bottle back
 	}
-	if why := stale(pod, want, b.Spec.NodeName); why != "" {
+	if why := stale(pod, want, b.Spec.NodeName, b.Spec.TemplateRef != nil); why != "" {
 		return st, 0, r.deletePod(ctx, pod, why)
 	}
 	st.Node = pod.Spec.NodeName
@@ -307,4 +319,23 @@ func (r *Reconciler) nodesWithoutAgent(ctx context.Context) []string {
 		names = append(names, nodes.Items[i].Name)
 	}
 	return names
+}
+
+// machineSize is the size of b's machine, which its reservation holds: its
+// own, or its template's (a fork has its golden's size). missing says why
+// it is not known yet: the template does not exist (it may be created
+// after the Bottle, as GitOps applies in any order).
+func (r *Reconciler) machineSize(ctx context.Context, b *v1.Bottle) (size v1.Resources, missing string, err error) {
+	if b.Spec.TemplateRef == nil {
+		return b.Spec.Resources.OrDefault(), "", nil
+	}
+	t := &v1.BottleTemplate{}
+	err = r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.TemplateRef.Name}, t)
+	if apierrors.IsNotFound(err) {
+		return v1.Resources{}.OrDefault(), fmt.Sprintf("BottleTemplate %s/%s does not exist: its resources size the reservation", b.Namespace, b.Spec.TemplateRef.Name), nil
+	}
+	if err != nil {
+		return v1.Resources{}, "", fmt.Errorf("reading BottleTemplate %s: %w", b.Spec.TemplateRef.Name, err)
+	}
+	return t.Spec.Resources.OrDefault(), "", nil
 }

@@ -27,7 +27,13 @@ const ContainerName = "reservation"
 // b.spec.placement, and pinned by node affinity to spec.nodeName when set. It runs only the
 // pause image, without a service account token.
 func ReservationPod(b *v1.Bottle, o Options) *corev1.Pod {
-	res := corev1.ResourceList{corev1.ResourceCPU: cpuOf(b, o), corev1.ResourceMemory: memoryOf(b, o)}
+	return reservationPod(b, b.Spec.Resources.OrDefault(), o)
+}
+
+// reservationPod is ReservationPod for a machine of size: a templated
+// Bottle's is its template's.
+func reservationPod(b *v1.Bottle, size v1.Resources, o Options) *corev1.Pod {
+	res := corev1.ResourceList{corev1.ResourceCPU: cpuOf(size, o), corev1.ResourceMemory: memoryOf(size, o)}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        b.ReservationPodName(),
@@ -122,14 +128,14 @@ func pinnedTo(pod *corev1.Pod) string {
 	return node
 }
 
-func cpuOf(b *v1.Bottle, o Options) resource.Quantity {
-	q := *resource.NewQuantity(int64(b.Spec.Resources.OrDefault().CPUs), resource.DecimalSI)
+func cpuOf(size v1.Resources, o Options) resource.Quantity {
+	q := *resource.NewQuantity(int64(size.CPUs), resource.DecimalSI)
 	q.Add(o.OverheadCPU)
 	return q
 }
 
-func memoryOf(b *v1.Bottle, o Options) resource.Quantity {
-	q := *resource.NewQuantity(int64(b.Spec.Resources.OrDefault().MemoryMiB)<<20, resource.BinarySI)
+func memoryOf(size v1.Resources, o Options) resource.Quantity {
+	q := *resource.NewQuantity(int64(size.MemoryMiB)<<20, resource.BinarySI)
 	q.Add(o.OverheadMemory)
 	return q
 }
@@ -144,11 +150,17 @@ func placementHash(p *v1.Placement) string {
 // node ("" when it still does). Pods are all but immutable, so a stale one
 // is deleted and made again: while it waits for the scheduler, after a
 // placement change or once the Bottle names a node it is not pinned to;
-// once bound, after a resize or when the Bottle names another node.
-func stale(pod, want *corev1.Pod, node string) string {
+// once bound, after a resize or when the Bottle names another node. A
+// bound Pod of a templated Bottle keeps its size (keepSize): the Bottle's
+// machine is a fork of the golden it was made from, which an edit of the
+// template does not resize.
+func stale(pod, want *corev1.Pod, node string, keepSize bool) string {
 	have, need := pod.Spec.Containers, want.Spec.Containers
-	if len(have) != 1 || !have[0].Resources.Requests.Cpu().Equal(*need[0].Resources.Requests.Cpu()) ||
-		!have[0].Resources.Requests.Memory().Equal(*need[0].Resources.Requests.Memory()) {
+	if len(have) != 1 {
+		return "the Bottle's resources changed"
+	}
+	if !(keepSize && pod.Spec.NodeName != "") && (!have[0].Resources.Requests.Cpu().Equal(*need[0].Resources.Requests.Cpu()) ||
+		!have[0].Resources.Requests.Memory().Equal(*need[0].Resources.Requests.Memory())) {
 		return "the Bottle's resources changed"
 	}
 	switch {
