@@ -159,12 +159,13 @@ func get2(t *v1.BottleTemplate) *v1.BottleTemplate {
 	return out
 }
 
-func templatedBottle(ns, name, node, template string, steps ...v1.ProvisionStep) *v1.Bottle {
+// templatedBottle is a Bottle of the specs' template "tools" on node.
+func templatedBottle(ns, name, node string, steps ...v1.ProvisionStep) *v1.Bottle {
 	return &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1.BottleSpec{
 			NodeName:    node,
-			TemplateRef: &v1.TemplateReference{Name: template},
+			TemplateRef: &v1.TemplateReference{Name: "tools"},
 			MachineSpec: v1.MachineSpec{Provision: steps},
 		},
 	}
@@ -192,7 +193,7 @@ var _ = Describe("A templated Bottle", func() {
 		ns := newNamespace()
 
 		By("a Bottle of a template with no golden on its node waits, saying why")
-		early := templatedBottle(ns, "early", node, "tools", step("own", "true"))
+		early := templatedBottle(ns, "early", node, step("own", "true"))
 		Expect(k8sClient.Create(ctx, early)).To(Succeed())
 		Eventually(func(g Gomega) {
 			c := meta.FindStatusCondition(get(early).Status.Conditions, v1.ConditionMachineReady)
@@ -227,7 +228,7 @@ var _ = Describe("A templated Bottle", func() {
 
 		By("with no free slot left, the next Bottle is forked on demand, under its own machine name")
 		Eventually(machineState(node, golden+"-s1")).Should(Equal("running"), "the slot taken is replaced")
-		named := templatedBottle(ns, "named", node, "tools")
+		named := templatedBottle(ns, "named", node)
 		named.Spec.MachineName = "my-fork"
 		Expect(k8sClient.Create(ctx, named)).To(Succeed())
 		Eventually(phaseOf(named)).Should(Equal(v1.PhaseReady))
@@ -237,7 +238,7 @@ var _ = Describe("A templated Bottle", func() {
 		Expect(cli(node).Status(ctx, golden+"-s1")).To(HaveField("ForkpointHeld", BeTrue()))
 		ta.stop() // no more replenishing
 		Expect(cli(node).ForkRelease(ctx, golden+"-s1", nil)).To(Succeed(), "someone takes the free slot first")
-		b := templatedBottle(ns, "late", node, "tools",
+		b := templatedBottle(ns, "late", node,
 			step("own", `cat /home/node/installed > /home/node/seen; echo "$WHO" >> /home/node/seen`))
 		b.Spec.Env = []v1.EnvVar{{Name: "WHO", Value: new("late")}}
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
@@ -286,7 +287,7 @@ var _ = Describe("A BottleTemplate's goldens over its life", func() {
 		})
 		Eventually(nodeEntry(tpl, node)).Should(HaveField("FreeSlots", int32(1)))
 		g1 := nodeEntry(tpl, node)(Default).GoldenMachine
-		b := templatedBottle(ns, "user", node, "tools")
+		b := templatedBottle(ns, "user", node)
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
 		Eventually(nodeEntry(tpl, node)).Should(And(HaveField("Clones", int32(1)), HaveField("FreeSlots", int32(1))),
@@ -383,7 +384,7 @@ var _ = Describe("A templated Bottle on a node its template does not select", fu
 			},
 		}
 		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
-		b := templatedBottle(ns, "lone", node, "tools", step("own", "cat /home/node/t > /home/node/seen"))
+		b := templatedBottle(ns, "lone", node, step("own", "cat /home/node/t > /home/node/seen"))
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
 		st := get(b).Status

@@ -75,7 +75,7 @@ var _ = Describe("BottleTemplate status: one entry per node, one writer per entr
 		owners := map[string]string{}
 		for _, m := range got.ManagedFields {
 			if m.Subresource == "status" {
-				owners[m.Manager] = string(m.FieldsV1.Raw)
+				owners[m.Manager] = m.FieldsV1.GetRawString()
 			}
 		}
 		// An entry's key reads k:{"nodeName":"node-a"} in managedFields.

@@ -159,7 +159,8 @@ func stale(pod, want *corev1.Pod, node string, keepSize bool) string {
 	if len(have) != 1 {
 		return "the Bottle's resources changed"
 	}
-	if !(keepSize && pod.Spec.NodeName != "") && (!have[0].Resources.Requests.Cpu().Equal(*need[0].Resources.Requests.Cpu()) ||
+	sizeKept := keepSize && pod.Spec.NodeName != ""
+	if !sizeKept && (!have[0].Resources.Requests.Cpu().Equal(*need[0].Resources.Requests.Cpu()) ||
 		!have[0].Resources.Requests.Memory().Equal(*need[0].Resources.Requests.Memory())) {
 		return "the Bottle's resources changed"
 	}

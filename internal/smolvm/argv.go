@@ -175,9 +175,9 @@ func nameOnlyArgv(verb, sub, name string) ([]string, error) {
 // there: without it `--stream` caps output at 11 MiB and gives the command a
 // stdin that never reaches EOF (smolvm:src/agent/client.rs:2536,2597-2601,
 // crates/smolvm-agent/src/main.rs:2037-2046); with it smolvm forwards stdin,
-// and its EOF, and relays output uncapped (client.rs:1379-1535). userStdin
-// is kept for the callers' sake: it no longer changes the command line.
-func execArgv(verb string, req ExecRequest, timeout time.Duration, userStdin, tty bool) (argv []string, payload string, err error) {
+// and its EOF, and relays output uncapped (client.rs:1379-1535), whether or
+// not the caller has stdin of its own.
+func execArgv(verb string, req ExecRequest, timeout time.Duration, tty bool) (argv []string, payload string, err error) {
 	if err := checkName(verb, req.Machine); err != nil {
 		return nil, "", err
 	}

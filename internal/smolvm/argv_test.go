@@ -44,33 +44,33 @@ func TestArgvBuilders(t *testing.T) {
 		{"status", func() ([]string, error) { return statusArgv("m1") }, []string{"machine", "status", "--name", "m1", "--json"}},
 		{"list", func() ([]string, error) { return listArgv(), nil }, []string{"machine", "ls", "--json"}},
 		{"exec root argv", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m1", Argv: []string{"ls", "-la", "a b"}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m1", Argv: []string{"ls", "-la", "a b"}}, 0, false)
 		}, []string{"machine", "exec", "--name", "m1", "--stream", "-i", "--", "ls", "-la", "a b"}},
 		{"exec root script env workdir timeout stdin", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m1", Script: "echo $A", Env: []EnvVar{{"A", "x y"}}, Workdir: "/w"},
-				90*time.Second, true, false)
+				90*time.Second, false)
 		}, []string{"machine", "exec", "--name", "m1", "-w", "/w", "--timeout", "90s", "--stream", "-i", "--", "/bin/sh", "-c", `eval "$(head -c 22)"`}},
 		{"exec login script", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "node", Script: "id -un",
-				Env: []EnvVar{{"TOKEN", "it's $secret"}, {"B", ""}}, Workdir: "/workspace"}, 600*time.Second, false, false)
+				Env: []EnvVar{{"TOKEN", "it's $secret"}, {"B", ""}}, Workdir: "/workspace"}, 600*time.Second, false)
 		}, []string{"machine", "exec", "--name", "m1", "--timeout", "600s", "--stream", "-i", "--",
 			"runuser", "-l", "node", "-c", `eval "$(head -c 75)"`}},
 		{"exec login argv (seed's exec_claude shape)", func() ([]string, error) {
 			return argvOf(verbInteractive, ExecRequest{Machine: "m1", User: "node",
-				Argv: []string{"claude", "--append-system-prompt-file", "/p q", "-x'"}}, 0, true, true)
+				Argv: []string{"claude", "--append-system-prompt-file", "/p q", "-x'"}}, 0, true)
 		}, []string{"machine", "exec", "--name", "m1", "-i", "-t", "--",
 			"runuser", "-l", "node", "-c", "exec 'claude' '--append-system-prompt-file' '/p q' '-x'\\'''"}},
 		{"exec direct argv", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "node", Mode: ModeDirect,
-				Argv: []string{"id", "-un"}, Env: []EnvVar{{"K", "v"}}, Workdir: "/workspace"}, time.Second, false, false)
+				Argv: []string{"id", "-un"}, Env: []EnvVar{{"K", "v"}}, Workdir: "/workspace"}, time.Second, false)
 		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/home/node", "-e", "USER=node", "-e", "LOGNAME=node",
 			"-w", "/workspace", "--timeout", "1s", "--stream", "-i", "--", "runuser", "-u", "node", "--", "/bin/sh", "-c", `eval "$(head -c 28)"`}},
 		{"exec direct script as root with explicit home", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "root", Mode: ModeDirect, Script: "pwd"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "root", Mode: ModeDirect, Script: "pwd"}, 0, false)
 		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/root", "-e", "USER=root", "-e", "LOGNAME=root",
 			"--stream", "-i", "--", "runuser", "-u", "root", "--", "/bin/sh", "-c", `eval "$(head -c 3)"`}},
 		{"exec direct custom home", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "app", Home: "/srv/app", Mode: ModeDirect, Argv: []string{"true"}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m1", User: "app", Home: "/srv/app", Mode: ModeDirect, Argv: []string{"true"}}, 0, false)
 		}, []string{"machine", "exec", "--name", "m1", "-e", "HOME=/srv/app", "-e", "USER=app", "-e", "LOGNAME=app",
 			"--stream", "-i", "--", "runuser", "-u", "app", "--", "true"}},
 		{"cp in with mode and owner", func() ([]string, error) {
@@ -129,31 +129,31 @@ func TestArgvRejects(t *testing.T) {
 			return createArgv(MachineSpec{Name: "m", Image: "i", Env: []EnvVar{{"A;rm", secret}}})
 		}, ErrUsage},
 		{"script and argv", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Argv: []string{"y"}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Argv: []string{"y"}}, 0, false)
 		}, ErrUsage},
 		{"neither script nor argv", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m"}, 0, false)
 		}, ErrUsage},
 		{"NUL in argv", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"echo", secret + "\x00"}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"echo", secret + "\x00"}}, 0, false)
 		}, ErrUsage},
 		{"NUL in env value", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"x"}, Env: []EnvVar{{"A", secret + "\x00"}}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"x"}, Env: []EnvVar{{"A", secret + "\x00"}}}, 0, false)
 		}, ErrUsage},
 		{"env name injection in login mode", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Env: []EnvVar{{"A=1; rm -rf /; B", secret}}}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Env: []EnvVar{{"A=1; rm -rf /; B", secret}}}, 0, false)
 		}, ErrUsage},
 		{"user as flag", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", User: "-c", Script: "x"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", User: "-c", Script: "x"}, 0, false)
 		}, ErrUsage},
 		{"relative workdir", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Workdir: "work"}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Workdir: "work"}, 0, false)
 		}, ErrUsage},
 		{"negative timeout", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x"}, -time.Second, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x"}, -time.Second, false)
 		}, ErrUsage},
 		{"unknown mode", func() ([]string, error) {
-			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Mode: 7}, 0, false, false)
+			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Mode: 7}, 0, false)
 		}, ErrUsage},
 		{"host path with colon", func() ([]string, error) { return copyInArgv("m", "/tmp/a:b", "/x", 0, -1, -1) }, ErrUsage},
 		{"relative host path", func() ([]string, error) { return copyInArgv("m", "a", "/x", 0, -1, -1) }, ErrUsage},
@@ -198,7 +198,7 @@ func TestExecPayload(t *testing.T) {
 		{"interactive has none", verbInteractive, ExecRequest{Machine: "m", User: "node", Argv: []string{"claude"}}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			argv, payload, err := execArgv(tt.verb, tt.req, time.Minute, false, false)
+			argv, payload, err := execArgv(tt.verb, tt.req, time.Minute, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +213,7 @@ func TestExecPayload(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := execArgv(verbInteractive, ExecRequest{Machine: "m", Argv: []string{"sh"}, Env: []EnvVar{{"A", secret}}}, 0, true, false); ClassOf(err) != ErrUsage {
+	if _, _, err := execArgv(verbInteractive, ExecRequest{Machine: "m", Argv: []string{"sh"}, Env: []EnvVar{{"A", secret}}}, 0, false); ClassOf(err) != ErrUsage {
 		t.Fatalf("an interactive exec with Env must be refused, got %v", err)
 	}
 }
@@ -233,7 +233,7 @@ func TestFormatTimeout(t *testing.T) {
 }
 
 // argvOf is execArgv's argv alone, for the argv tables.
-func argvOf(verb string, req ExecRequest, timeout time.Duration, stdin, tty bool) ([]string, error) {
-	argv, _, err := execArgv(verb, req, timeout, stdin, tty)
+func argvOf(verb string, req ExecRequest, timeout time.Duration, tty bool) ([]string, error) {
+	argv, _, err := execArgv(verb, req, timeout, tty)
 	return argv, err
 }

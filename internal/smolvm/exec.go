@@ -83,7 +83,7 @@ func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err er
 	if timeout == 0 {
 		timeout = c.DefaultExecTimeout
 	}
-	argv, payload, err := execArgv(verbExec, req, timeout, req.Stdin != nil, false)
+	argv, payload, err := execArgv(verbExec, req, timeout, false)
 	if err != nil {
 		return ExecResult{ExitCode: -1}, err
 	}
@@ -217,7 +217,7 @@ func (c *CLI) confirmExecFailure(ctx context.Context, verb, machine, msg string)
 		return nil
 	case err == nil:
 		return &Error{Verb: verb, Class: ErrNotRunning, ExitCode: 1,
-			Message: msg + " (machine is " + string(m.State) + ")"}
+			Message: msg + " (machine is " + m.State + ")"}
 	case IsNotFound(err):
 		return &Error{Verb: verb, Class: ErrNotFound, ExitCode: 1, Message: msg}
 	}

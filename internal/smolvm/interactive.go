@@ -46,7 +46,7 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 	if err != nil {
 		return -1, err
 	}
-	argv, _, err := execArgv(verbInteractive, req, req.Timeout, true, s.TTY)
+	argv, _, err := execArgv(verbInteractive, req, req.Timeout, s.TTY)
 	if err != nil {
 		return -1, err
 	}

@@ -82,7 +82,7 @@ func TestExecInteractiveEnvNeverOnArgv(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		argv, _, err := execArgv(verbInteractive, req, 0, true, false)
+		argv, _, err := execArgv(verbInteractive, req, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
