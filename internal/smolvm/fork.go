@@ -44,14 +44,7 @@ type ForkRequest struct {
 // a running machine succeeds without making it forkable.
 func (c *CLI) StartForkable(ctx context.Context, name string) error {
 	argv, err := startForkableArgv(name)
-	if err != nil {
-		return precheckFailed(verbStart, err)
-	}
-	if c.Launcher != nil {
-		return c.startWithLauncher(ctx, name, argv)
-	}
-	_, err = c.run(ctx, verbStart, argv)
-	return err
+	return c.start(ctx, name, argv, err)
 }
 
 // Fork clones a running forkable golden. A taken clone name is

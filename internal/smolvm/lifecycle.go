@@ -29,13 +29,19 @@ func AllowHostResolution(n int) time.Duration { return time.Duration(n) * allowH
 // Start boots a machine; starting a running machine succeeds.
 func (c *CLI) Start(ctx context.Context, name string) error {
 	argv, err := startArgv(name)
-	if err != nil {
-		return precheckFailed(verbStart, err)
+	return c.start(ctx, name, argv, err)
+}
+
+// start runs a start's argv (plain or forkable), through the launcher
+// when there is one; argvErr is the argv builder's refusal.
+func (c *CLI) start(ctx context.Context, name string, argv []string, argvErr error) error {
+	if argvErr != nil {
+		return precheckFailed(verbStart, argvErr)
 	}
 	if c.Launcher != nil {
 		return c.startWithLauncher(ctx, name, argv)
 	}
-	_, err = c.run(ctx, verbStart, argv)
+	_, err := c.run(ctx, verbStart, argv)
 	return err
 }
 
