@@ -10,6 +10,11 @@ import (
 // `runuser -l`, which otherwise clears the environment).
 const secretEnvCarrier = "_BOTTLE_SESSION_ENV_"
 
+// maxEnvEntry is Linux's MAX_ARG_STRLEN: the most one NAME=value entry of a
+// process environment may hold, its NUL included. A longer one makes
+// execve fail with E2BIG ("argument list too long").
+const maxEnvEntry = 32 * 4096
+
 // secretEnv is how ExecInteractive hands ExecRequest.Env to the guest. Its
 // stdin belongs to the session, so the values cannot go there as they do for
 // Exec; they go into smolvm's process environment instead, and only
@@ -37,7 +42,15 @@ func withSecretEnv(verb string, req ExecRequest) (ExecRequest, secretEnv, error)
 			return req, se, err
 		}
 		carrier := secretEnvCarrier + strconv.Itoa(i)
-		se.procEnv = append(se.procEnv, carrier+"="+e.Value)
+		entry := carrier + "=" + e.Value
+		if len(entry)+1 > maxEnvEntry {
+			// Steps get their env on stdin and have no such limit; a
+			// session's stdin is the user's, so its env goes through
+			// smolvm's own environment. Say so, rather than E2BIG.
+			return req, se, newUsageError(verb, "environment variable %s is %d bytes: a session passes spec.env through smolvm's process environment, where Linux allows at most %d bytes per variable (steps are not limited); use a file (spec.files) for a value this large",
+				e.Name, len(e.Value), maxEnvEntry-len(carrier)-2)
+		}
+		se.procEnv = append(se.procEnv, entry)
 		guest := e.Name
 		if login {
 			guest = carrier

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,34 @@ func TestExecInteractiveEnvNeverOnArgv(t *testing.T) {
 		}
 		if !slices.Contains(se.procEnv, "_BOTTLE_SESSION_ENV_0="+secret) {
 			t.Fatalf("mode %d: smolvm's environment lacks the value: %q", mode, se.procEnv)
+		}
+	}
+}
+
+// A session's env goes through smolvm's process environment, where Linux
+// caps each variable: the largest value that fits reaches the guest, one
+// byte more is refused naming the variable, not smolvm's E2BIG.
+func TestExecInteractiveEnvAtTheKernelLimit(t *testing.T) {
+	c := newSim(t)
+	runningMachine(t, c, "senvbig")
+	largest := maxEnvEntry - len(secretEnvCarrier+"0") - 2
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{largest, true}, {largest + 1, false}} {
+		var out, errOut bytes.Buffer
+		code, err := c.ExecInteractive(testContext(t), ExecRequest{Machine: "senvbig", User: "node", Mode: ModeDirect,
+			Env:  []EnvVar{{"BIG", strings.Repeat("x", tc.size)}},
+			Argv: []string{"sh", "-c", `printf %s "$BIG" | wc -c`}},
+			Streams{Stdout: &out, Stderr: &errOut})
+		if tc.ok {
+			if err != nil || code != 0 || strings.TrimSpace(out.String()) != strconv.Itoa(tc.size) {
+				t.Fatalf("%d bytes: code %d err %v out %q stderr %q", tc.size, code, err, out.String(), errOut.String())
+			}
+			continue
+		}
+		if ClassOf(err) != ErrUsage || !strings.Contains(err.Error(), "environment variable BIG is") || !strings.Contains(err.Error(), "spec.files") {
+			t.Fatalf("%d bytes: got %v, want a usage error naming BIG", tc.size, err)
 		}
 	}
 }
