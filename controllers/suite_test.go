@@ -182,6 +182,13 @@ func startAgent(node string, o agentOptions) *agent {
 		ShutdownGrace:           o.shutdownGrace,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
+	return runAgent(node, mgr, logs)
+}
+
+// runAgent starts mgr as node's agent and returns once its cache has
+// synced: specs time what the agent does once it sees an object, so wait
+// until it can see them.
+func runAgent(node string, mgr ctrl.Manager, logs *testutil.SyncBuffer) *agent {
 	actx, acancel := context.WithCancel(ctx)
 	a := &agent{node: node, cancel: acancel, done: make(chan struct{}), logs: logs}
 	go func() {
@@ -189,8 +196,6 @@ func startAgent(node string, o agentOptions) *agent {
 		defer close(a.done)
 		Expect(mgr.Start(actx)).To(Succeed())
 	}()
-	// Specs time what the agent does once it sees a Bottle: wait until it
-	// can see them.
 	Expect(mgr.GetCache().WaitForCacheSync(actx)).To(BeTrue())
 	return a
 }

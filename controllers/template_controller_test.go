@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"context"
 	"os"
 	"time"
 
@@ -40,15 +39,7 @@ func startTemplateAgent(node string, resync ...time.Duration) *agent {
 		ResyncPeriod: period,
 	}
 	Expect(r.SetupWithManager(mgr, "template-"+node)).To(Succeed())
-	actx, acancel := context.WithCancel(ctx)
-	a := &agent{node: node, cancel: acancel, done: make(chan struct{}), logs: logs}
-	go func() {
-		defer GinkgoRecover()
-		defer close(a.done)
-		Expect(mgr.Start(actx)).To(Succeed())
-	}()
-	Expect(mgr.GetCache().WaitForCacheSync(actx)).To(BeTrue())
-	return a
+	return runAgent(node, mgr, logs)
 }
 
 func nodeEntry(t *v1.BottleTemplate, node string) func(Gomega) v1.TemplateNodeStatus {
