@@ -168,11 +168,11 @@ func TestReservationPod(t *testing.T) {
 	}
 	// A templated Bottle's bound Pod keeps its size: its fork is the size
 	// of the golden it came from, whatever the template says now.
-	if why := stale(p, reservationPod(b, v1.Resources{CPUs: 8, MemoryMiB: 16384}, o), "n1", true); why != "" {
+	if why := stale(p, reservationPod(b, machineFacts{size: v1.Resources{CPUs: 8, MemoryMiB: 16384}}, o), "n1", true); why != "" {
 		t.Errorf("a template's new size made a templated Bottle's bound Pod stale: %q", why)
 	}
 	p.Spec.NodeName = ""
-	if why := stale(p, reservationPod(b, v1.Resources{CPUs: 8, MemoryMiB: 16384}, o), "", true); !strings.Contains(why, "resources") {
+	if why := stale(p, reservationPod(b, machineFacts{size: v1.Resources{CPUs: 8, MemoryMiB: 16384}}, o), "", true); !strings.Contains(why, "resources") {
 		t.Errorf("an unbound templated reservation follows its template's size, got %q", why)
 	}
 }

@@ -154,11 +154,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // reconcilePod creates the reservation Pod, or deletes one that no longer
 // reserves what the Bottle needs, and reports what the Pod says.
 func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Time) (podState, time.Duration, error) {
-	size, missing, err := r.machineSize(ctx, b)
+	facts, missing, err := r.machineOf(ctx, b)
 	if err != nil {
 		return podState{Name: b.ReservationPodName()}, 0, err
 	}
-	want := reservationPod(b, size, r.Options)
+	want := reservationPod(b, facts, r.Options)
 	st := podState{Name: want.Name}
 	pod := &corev1.Pod{}
 	err = r.Get(ctx, client.ObjectKeyFromObject(want), pod)
@@ -319,23 +319,4 @@ func (r *Reconciler) nodesWithoutAgent(ctx context.Context) []string {
 		names = append(names, nodes.Items[i].Name)
 	}
 	return names
-}
-
-// machineSize is the size of b's machine, which its reservation holds: its
-// own, or its template's (a fork has its golden's size). missing says why
-// it is not known yet: the template does not exist (it may be created
-// after the Bottle, as GitOps applies in any order).
-func (r *Reconciler) machineSize(ctx context.Context, b *v1.Bottle) (size v1.Resources, missing string, err error) {
-	if b.Spec.TemplateRef == nil {
-		return b.Spec.Resources.OrDefault(), "", nil
-	}
-	t := &v1.BottleTemplate{}
-	err = r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.TemplateRef.Name}, t)
-	if apierrors.IsNotFound(err) {
-		return v1.Resources{}.OrDefault(), fmt.Sprintf("BottleTemplate %s/%s does not exist: its resources size the reservation", b.Namespace, b.Spec.TemplateRef.Name), nil
-	}
-	if err != nil {
-		return v1.Resources{}, "", fmt.Errorf("reading BottleTemplate %s: %w", b.Spec.TemplateRef.Name, err)
-	}
-	return t.Spec.Resources.OrDefault(), "", nil
 }

@@ -27,19 +27,20 @@ const ContainerName = "reservation"
 // b.spec.placement, and pinned by node affinity to spec.nodeName when set. It runs only the
 // pause image, without a service account token.
 func ReservationPod(b *v1.Bottle, o Options) *corev1.Pod {
-	return reservationPod(b, b.Spec.Resources.OrDefault(), o)
+	return reservationPod(b, machineFacts{size: b.Spec.Resources.OrDefault()}, o)
 }
 
-// reservationPod is ReservationPod for a machine of size: a templated
-// Bottle's is its template's.
-func reservationPod(b *v1.Bottle, size v1.Resources, o Options) *corev1.Pod {
-	res := corev1.ResourceList{corev1.ResourceCPU: cpuOf(size, o), corev1.ResourceMemory: memoryOf(size, o)}
+// reservationPod is ReservationPod for a machine f describes: a templated
+// Bottle's size is its template's, a template of policy Selected confines
+// it to the nodes it selects, and nodes with a warm golden are preferred.
+func reservationPod(b *v1.Bottle, f machineFacts, o Options) *corev1.Pod {
+	res := corev1.ResourceList{corev1.ResourceCPU: cpuOf(f.size, o), corev1.ResourceMemory: memoryOf(f.size, o)}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        b.ReservationPodName(),
 			Namespace:   b.Namespace,
 			Labels:      map[string]string{v1.LabelReservation: "true"},
-			Annotations: map[string]string{AnnotationPlacement: placementHash(b.Spec.Placement)},
+			Annotations: map[string]string{AnnotationPlacement: placementHash(b.Spec.Placement, f.requiredLabels)},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1.GroupVersion.String(), Kind: "Bottle", Name: b.Name, UID: b.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -66,7 +67,10 @@ func reservationPod(b *v1.Bottle, size v1.Resources, o Options) *corev1.Pod {
 		},
 	}
 	sel := map[string]string{}
+	maps.Copy(sel, f.requiredLabels)
 	if p := b.Spec.Placement; p != nil {
+		// The Bottle's own selector wins a key both name: the Pod then
+		// fits no node the template keeps goldens on, and says so.
 		maps.Copy(sel, p.NodeSelector)
 		pod.Spec.Affinity = p.Affinity.DeepCopy()
 		for _, t := range p.Tolerations {
@@ -76,6 +80,7 @@ func reservationPod(b *v1.Bottle, size v1.Resources, o Options) *corev1.Pod {
 	sel[v1.LabelKVMNode] = "true"
 	sel[v1.LabelSchedulable] = "true"
 	pod.Spec.NodeSelector = sel
+	prefer(pod, f)
 	if b.Spec.NodeName != "" {
 		// Not spec.nodeName on the Pod, which would skip kube-scheduler: a
 		// Bottle naming its node still passes its filters (fit, taints,
@@ -140,8 +145,18 @@ func memoryOf(size v1.Resources, o Options) resource.Quantity {
 	return q
 }
 
-func placementHash(p *v1.Placement) string {
-	raw, _ := json.Marshal(p) // a Placement always marshals
+// placementHash hashes what the Pod must be scheduled with: the Bottle's
+// placement and the labels its template requires (absent for most
+// Bottles, which keeps their hash as it was).
+func placementHash(p *v1.Placement, required map[string]string) string {
+	var v any = p
+	if len(required) > 0 {
+		v = struct {
+			Placement *v1.Placement     `json:"placement"`
+			Template  map[string]string `json:"template"`
+		}{p, required}
+	}
+	raw, _ := json.Marshal(v) // a Placement always marshals
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
 }
