@@ -76,7 +76,7 @@ var _ = Describe("A templated Bottle's node", Ordered, func() {
 		ns := namespace("tpl-warm")
 		t := &v1.BottleTemplate{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "claude"},
-			Spec: v1.BottleTemplateSpec{MachineSpec: v1.MachineSpec{Image: "node:22", Resources: v1.Resources{CPUs: 1, MemoryMiB: 1024}}},
+			Spec:       v1.BottleTemplateSpec{MachineSpec: v1.MachineSpec{Image: "node:22", Resources: v1.Resources{CPUs: 1, MemoryMiB: 1024}}},
 		}
 		Expect(k8sClient.Create(ctx, t)).To(Succeed())
 		// What warm-a's agent writes once its golden is provisioned (the
