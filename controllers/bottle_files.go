@@ -7,10 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,7 +48,7 @@ func (f desiredFile) inPlace(h v1.FileStatus) bool {
 
 // desiredFiles lists the prompt (when it has a source) and spec.files, with
 // the digests of their contents (read only when their source changed).
-func desiredFiles(ctx context.Context, spec *v1.BottleSpec, execUser string, src *sources) ([]desiredFile, error) {
+func desiredFiles(ctx context.Context, spec *v1.MachineSpec, execUser string, src *sources) ([]desiredFile, error) {
 	var out []desiredFile
 	if spec.Prompt != nil && spec.PromptPath != "" {
 		ref := contentRef{inline: spec.Prompt.Inline, cm: spec.Prompt.ConfigMapKeyRef, sec: spec.Prompt.SecretKeyRef}
@@ -96,7 +93,7 @@ func loadContent(ctx context.Context, src *sources, f *desiredFile) error {
 // calls this phase again after each step while files wait).
 func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, ctrl.Result, error) {
 	st := s.status()
-	want, err := desiredFiles(ctx, s.spec(), s.execUser(), s.sources)
+	want, err := desiredFiles(ctx, &s.spec().MachineSpec, s.execUser(), s.sources)
 	if err != nil {
 		return r.sourceMissing(s, v1.ConditionFilesReady, err)
 	}
@@ -168,23 +165,10 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 	return true, ctrl.Result{}, nil
 }
 
-// copyFiles materialises files in a private host directory and lands them
-// in the guest (copyInSafely), recording each one placed in copied.
+// copyFiles lands files in the guest (guestFiles.land), recording each one
+// placed in copied.
 func (r *BottleReconciler) copyFiles(ctx context.Context, s *scope, files []desiredFile, copied map[string]v1.FileStatus) (bool, ctrl.Result, error) {
-	dir, err := os.MkdirTemp(r.TempDir, tempPattern)
-	if err != nil {
-		return false, ctrl.Result{}, fmt.Errorf("creating private temp dir: %w", err)
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	copies := make([]hostCopy, len(files))
-	for i, f := range files {
-		host := filepath.Join(dir, strconv.Itoa(i))
-		if err := os.WriteFile(host, f.content.data, 0o600); err != nil {
-			return false, ctrl.Result{}, fmt.Errorf("materialising %s: %w", f.path, err)
-		}
-		copies[i] = hostCopy{host: host, f: f}
-	}
-	results, err := r.copyInSafely(ctx, s, copies)
+	results, err := r.guest().land(ctx, s.machineName, files)
 	var refusal *placeResult
 	var refusedFile desiredFile
 	for i, res := range results {

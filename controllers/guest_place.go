@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -191,12 +193,51 @@ func (e *guestCallError) Unwrap() error { return e.err }
 // copied, in order; on a smolvm failure (a *guestCallError) the files
 // before the failed copy are still placed and returned.
 func (r *BottleReconciler) copyInSafely(ctx context.Context, s *scope, files []hostCopy) ([]placeResult, error) {
+	return r.guest().copyIn(ctx, s.machineName, files)
+}
+
+func (r *BottleReconciler) placeStaged(ctx context.Context, s *scope, args []string) ([]placeResult, error) {
+	return r.guest().place(ctx, s.machineName, args)
+}
+
+func (r *BottleReconciler) guest() guestFiles {
+	return guestFiles{machines: r.Machines, timeouts: r.CallTimeouts, tempDir: r.TempDir}
+}
+
+// guestFiles lands files in a machine, a Bottle's or a template's golden.
+type guestFiles struct {
+	machines Machines
+	timeouts CallTimeouts
+	// tempDir is where contents are materialised before `machine cp`.
+	tempDir string
+}
+
+// land materialises files in a private host directory, removed before it
+// returns, and lands them in machine (copyIn).
+func (g guestFiles) land(ctx context.Context, machine string, files []desiredFile) ([]placeResult, error) {
+	dir, err := os.MkdirTemp(g.tempDir, tempPattern)
+	if err != nil {
+		return nil, fmt.Errorf("creating private temp dir: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	copies := make([]hostCopy, len(files))
+	for i, f := range files {
+		host := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(host, f.content.data, 0o600); err != nil {
+			return nil, fmt.Errorf("materialising %s: %w", f.path, err)
+		}
+		copies[i] = hostCopy{host: host, f: f}
+	}
+	return g.copyIn(ctx, machine, copies)
+}
+
+func (g guestFiles) copyIn(ctx context.Context, machine string, files []hostCopy) ([]placeResult, error) {
 	args := make([]string, 0, 4*len(files))
 	var failed error
 	for i, c := range files {
 		staged := path.Join(stagingDir, fmt.Sprintf(".bottle-staged-%d", i))
-		cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.copyTimeout(len(c.f.content.data)))
-		err := r.Machines.CopyIn(cctx, s.machineName, c.host, staged, stagedMode, 0, 0)
+		cctx, cancel := context.WithTimeout(ctx, g.timeouts.copyTimeout(len(c.f.content.data)))
+		err := g.machines.CopyIn(cctx, machine, c.host, staged, stagedMode, 0, 0)
 		cancel()
 		if err != nil {
 			failed = &guestCallError{action: "copy " + c.f.path, err: err}
@@ -207,7 +248,7 @@ func (r *BottleReconciler) copyInSafely(ctx context.Context, s *scope, files []h
 	if len(args) == 0 {
 		return nil, failed
 	}
-	results, err := r.placeStaged(ctx, s, args)
+	results, err := g.place(ctx, machine, args)
 	if err != nil {
 		return nil, &guestCallError{action: "place files", err: err}
 	}
@@ -215,12 +256,12 @@ func (r *BottleReconciler) copyInSafely(ctx context.Context, s *scope, files []h
 }
 
 // placeStaged runs placeFiles and reads one result per file.
-func (r *BottleReconciler) placeStaged(ctx context.Context, s *scope, args []string) ([]placeResult, error) {
+func (g guestFiles) place(ctx context.Context, machine string, args []string) ([]placeResult, error) {
 	n := len(args) / 4
-	res, err := r.Machines.Exec(ctx, smolvm.ExecRequest{
-		Machine: s.machineName,
+	res, err := g.machines.Exec(ctx, smolvm.ExecRequest{
+		Machine: machine,
 		Argv:    append([]string{"sh", "-c", placeFiles, "sh"}, args...),
-		Timeout: r.CallTimeouts.Lookup,
+		Timeout: g.timeouts.Lookup,
 		// Room for every line: messages name paths, which the API bounds
 		// to 8 KiB in all.
 		OutputLimit: 64 << 10,

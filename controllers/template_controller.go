@@ -50,8 +50,7 @@ const (
 // pool.heldSlots held slots free. It writes only its node's entry of the
 // template's status (server-side apply under FieldManagerAgentOn(node)).
 //
-// Not done yet (docs/templates.md): templates' files and prompt, step
-// retry, cancellation and logs.
+// Not done yet (docs/templates.md): step retry, cancellation and logs.
 type TemplateReconciler struct {
 	client.Client
 	// APIReader reads this node's Node (for its labels).
@@ -63,6 +62,8 @@ type TemplateReconciler struct {
 	// claimed meanwhile are replaced then); 0 means a minute.
 	ResyncPeriod time.Duration
 	CallTimeouts CallTimeouts
+	// TempDir is where file contents are materialised before `machine cp`.
+	TempDir string
 
 	// entries are the node entries this agent last applied, by template:
 	// the cache may still hold an older one (a step's start without its
@@ -252,10 +253,6 @@ func (r *TemplateReconciler) writeEntry(ctx context.Context, g *golden) error {
 }
 
 func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ctrl.Result, error) {
-	if len(g.t.Spec.Files) > 0 || g.t.Spec.Prompt != nil {
-		g.set(v1.PhaseFailed, v1.ReasonReconcileError, "this agent does not copy a template's files or prompt into its golden yet")
-		return ctrl.Result{}, nil
-	}
 	m, err := r.machine(ctx, g.name)
 	if err != nil {
 		return r.smolvmFailure(g, "list", err)
@@ -332,9 +329,9 @@ func (r *TemplateReconciler) machineSpec(g *golden) smolvm.MachineSpec {
 	}
 }
 
-// provision runs the template's steps in the golden with a Bottle's
-// ledger: planSteps decides, finishStep records, each start and result is
-// applied before the next step.
+// provision lands the template's files and runs its steps in the golden
+// with a Bottle's ledger: planSteps decides, finishStep records, each start
+// and result is applied before the next step.
 func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ctrl.Result, error) {
 	execUser := g.t.Spec.ExecUser
 	if execUser == "" {
@@ -342,10 +339,19 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 	}
 	steps := g.t.Spec.Provision
 	for {
+		waits, ok, res, err := r.goldenFiles(ctx, g, execUser)
+		if !ok {
+			return false, res, err
+		}
 		plan := planSteps(execUser, steps, g.entry.ExecResults, retryRequest{})
 		g.entry.ExecResults = g.entry.ExecResults[:plan.Keep]
 		switch plan.Action {
 		case stepsDone:
+			if len(waits) > 0 {
+				v, _ := ownerWaitVerdict(waits, false)
+				g.set(v1.PhaseFailed, v.Reason, "%s", v.Message)
+				return false, ctrl.Result{}, nil
+			}
 			return true, ctrl.Result{}, nil
 		case stepBlocked:
 			res := g.entry.ExecResults[plan.Index]

@@ -29,6 +29,8 @@ const MaxHeldSlots = 64
 // machine) and how warm it is kept there. Bottles naming it in
 // spec.templateRef are forks of their node's golden.
 // +kubebuilder:validation:XValidation:rule="has(self.image)",message="image is required: set spec.image to the OCI image the template's golden machine boots",fieldPath=".image"
+// +kubebuilder:validation:XValidation:rule="!has(self.files) || self.files.all(f, !has(f.secretKeyRef))",message="files[].secretKeyRef is not allowed on a template: its files are in its golden machine and in every Bottle forked from it; give each Bottle its Secret in its own spec.files or spec.env",fieldPath=".files"
+// +kubebuilder:validation:XValidation:rule="!has(self.prompt) || !has(self.prompt.secretKeyRef)",message="prompt.secretKeyRef is not allowed on a template: its prompt is in its golden machine and in every Bottle forked from it; use inline or configMapKeyRef, or give each Bottle its own prompt",fieldPath=".prompt"
 type BottleTemplateSpec struct {
 	// MachineSpec is the golden machine and its provisioning: image
 	// (required), resources, network, execUser, env, files, prompt and

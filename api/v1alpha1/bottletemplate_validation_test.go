@@ -73,6 +73,13 @@ var _ = Describe("BottleTemplate validation by the API server", func() {
 		Entry("allowCIDRs not a CIDR", invalid{func(t *v1.BottleTemplate) { t.Spec.Network.AllowCIDRs = []string{"10.0.0.0/33"} }, "spec.network.allowCIDRs[0]", "must be CIDRs"}),
 		Entry("execUser uppercase", invalid{func(t *v1.BottleTemplate) { t.Spec.ExecUser = "Node" }, "spec.execUser", "POSIX user name"}),
 		Entry("prompt without promptPath", invalid{func(t *v1.BottleTemplate) { t.Spec.Prompt = &v1.ContentSource{Inline: inline("hi")} }, "spec.prompt", "prompt requires promptPath"}),
+		Entry("a file from a Secret", invalid{func(t *v1.BottleTemplate) {
+			t.Spec.Files = []v1.File{{Path: "/a", Inline: inline("1")}, {Path: "/b", SecretKeyRef: &v1.KeyRef{Name: "s", Key: "k"}}}
+		}, "spec.files", "files[].secretKeyRef is not allowed on a template: its files are in its golden machine and in every Bottle forked from it"}),
+		Entry("a prompt from a Secret", invalid{func(t *v1.BottleTemplate) {
+			t.Spec.PromptPath = "/p"
+			t.Spec.Prompt = &v1.ContentSource{SecretKeyRef: &v1.KeyRef{Name: "s", Key: "k"}}
+		}, "spec.prompt", "prompt.secretKeyRef is not allowed on a template"}),
 		Entry("file path relative", invalid{func(t *v1.BottleTemplate) { t.Spec.Files = []v1.File{{Path: "a", Inline: inline("1")}} }, "spec.files[0].path", "absolute path"}),
 		Entry("step names not unique", invalid{func(t *v1.BottleTemplate) {
 			t.Spec.Provision = []v1.ProvisionStep{{Name: "a", Script: "true"}, {Name: "a", Script: "false"}}

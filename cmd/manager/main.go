@@ -346,6 +346,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		NodeName:     o.nodeName,
 		ExecMode:     mode,
 		ResyncPeriod: o.resyncPeriod,
+		TempDir:      copyDir,
 	}
 	if err := tr.SetupWithManager(elected, "bottletemplate"); err != nil {
 		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)

@@ -1,0 +1,93 @@
+package controllers_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+)
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+var _ = Describe("A BottleTemplate's files and prompt", func() {
+	It("land in the golden before its steps, are recorded by digest, and are in every fork", func() {
+		const node = "node-golden-files"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "files"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node)
+		DeferCleanup(a.stop)
+		ns := newNamespace()
+		Expect(k8sClient.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns},
+			Data:       map[string]string{"settings.json": `{"theme":"dark"}`},
+		})).To(Succeed())
+
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{
+					Image:      "node:22",
+					PromptPath: "/home/node/prompt.md",
+					Prompt:     &v1.ContentSource{Inline: new("review the diff")},
+					Files: []v1.File{
+						{Path: "/home/node/.claude/settings.json", Owner: "node", ConfigMapKeyRef: &v1.KeyRef{Name: "settings", Key: "settings.json"}},
+						{Path: "/etc/tools.conf", Inline: new("tools=1\n")},
+					},
+					Provision: []v1.ProvisionStep{
+						step("read", `cat /home/node/.claude/settings.json /etc/tools.conf /home/node/prompt.md > /home/node/seen`),
+					},
+				},
+				Pool: v1.TemplatePool{NodeSelector: map[string]string{"pool": "files"}, HeldSlots: 1},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(And(HaveField("Phase", v1.PhaseReady), HaveField("FreeSlots", int32(1))))
+		entry := nodeEntry(tpl, node)(Default)
+		Expect(entry.ExecResults).To(ConsistOf(HaveField("ExitCode", HaveValue(BeEquivalentTo(0)))), "the step found every file")
+		Expect(entry.Files).To(HaveExactElements(
+			And(HaveField("Path", "/home/node/prompt.md"), HaveField("SHA256", sha256Hex("review the diff")), HaveField("Owner", "node")),
+			And(HaveField("Path", "/home/node/.claude/settings.json"), HaveField("SHA256", sha256Hex(`{"theme":"dark"}`)), HaveField("Mode", int32(0o644))),
+			And(HaveField("Path", "/etc/tools.conf"), HaveField("SHA256", sha256Hex("tools=1\n")), HaveField("Owner", "")),
+		))
+		Expect(guest(node, entry.GoldenMachine+"-s0", "cat /home/node/seen; stat -c %U /home/node/.claude/settings.json")).
+			To(Equal("{\"theme\":\"dark\"}tools=1\nreview the diff" + "node\n"))
+	})
+
+	It("fail the golden, naming the file, when a file's owner never comes to exist", func() {
+		const node = "node-golden-noowner"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "noowner"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node)
+		DeferCleanup(a.stop)
+		ns := newNamespace()
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{
+					Image:     "node:22",
+					Files:     []v1.File{{Path: "/home/ghost/notes", Owner: "ghost", Inline: new("x")}},
+					Provision: []v1.ProvisionStep{step("noop", "true")},
+				},
+				Pool: v1.TemplatePool{NodeSelector: map[string]string{"pool": "noowner"}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(And(
+			HaveField("Phase", v1.PhaseFailed),
+			HaveField("Reason", v1.ReasonOwnerNotFound),
+			HaveField("Message", ContainSubstring(`user "ghost" does not exist yet for /home/ghost/notes`)),
+		))
+		Expect(nodeEntry(tpl, node)(Default).ExecResults).To(ConsistOf(HaveField("Name", "noop")), "the steps ran first: one of them might have made the user")
+	})
+})
