@@ -91,3 +91,41 @@ var _ = Describe("A BottleTemplate's files and prompt", func() {
 		Expect(nodeEntry(tpl, node)(Default).ExecResults).To(ConsistOf(HaveField("Name", "noop")), "the steps ran first: one of them might have made the user")
 	})
 })
+
+var _ = Describe("A BottleTemplate's failed golden step", func() {
+	It("runs again when the template's retry annotation changes, once per token", func() {
+		const node = "node-golden-retry"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "retry"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node)
+		DeferCleanup(a.stop)
+		ns := newNamespace()
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{
+					Image:     "node:22",
+					Provision: []v1.ProvisionStep{step("needs-flag", `echo ran >> /tmp/runs; test -f /tmp/flag`)},
+				},
+				Pool: v1.TemplatePool{NodeSelector: map[string]string{"pool": "retry"}, HeldSlots: 1},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(And(
+			HaveField("Phase", v1.PhaseFailed),
+			HaveField("Reason", v1.ReasonStepFailed),
+			HaveField("Message", ContainSubstring(v1.AnnotationRetry)),
+		))
+		golden := nodeEntry(tpl, node)(Default).GoldenMachine
+		Expect(guest(node, golden, "cat /tmp/runs")).To(Equal("ran\n"), "a failed step is not run again by itself")
+
+		guest(node, golden, "touch /tmp/flag")
+		cur := get2(tpl)
+		cur.Annotations = map[string]string{v1.AnnotationRetry: "1"}
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(And(HaveField("Phase", v1.PhaseReady), HaveField("LastHandledRetry", "1")))
+		Expect(nodeEntry(tpl, node)(Default).ExecResults).To(ConsistOf(HaveField("ExitCode", HaveValue(BeEquivalentTo(0)))))
+		Expect(guest(node, golden+"-s0", "cat /tmp/runs")).To(Equal("ran\nran\n"), "run once more for the token, and in the fork as the golden was")
+	})
+})

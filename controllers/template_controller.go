@@ -50,7 +50,7 @@ const (
 // pool.heldSlots held slots free. It writes only its node's entry of the
 // template's status (server-side apply under FieldManagerAgentOn(node)).
 //
-// Not done yet (docs/templates.md): step retry, cancellation and logs.
+// Not done yet (docs/templates.md): a golden step's cancellation and logs.
 type TemplateReconciler struct {
 	client.Client
 	// APIReader reads this node's Node (for its labels).
@@ -338,12 +338,18 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 		execUser = v1.DefaultExecUser
 	}
 	steps := g.t.Spec.Provision
+	// A retry is for a golden still provisioning or failed: a frozen one
+	// (forked) runs nothing, and is made again by editing the template.
+	retry := pendingRetry(g.t.Annotations, g.entry.LastHandledRetry)
 	for {
 		waits, ok, res, err := r.goldenFiles(ctx, g, execUser)
 		if !ok {
 			return false, res, err
 		}
-		plan := planSteps(execUser, steps, g.entry.ExecResults, retryRequest{})
+		plan := planSteps(execUser, steps, g.entry.ExecResults, retry)
+		if plan.RetryHandled {
+			g.entry.LastHandledRetry, retry = retry.Token, retryRequest{}
+		}
 		g.entry.ExecResults = g.entry.ExecResults[:plan.Keep]
 		switch plan.Action {
 		case stepsDone:
@@ -355,7 +361,7 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 			return true, ctrl.Result{}, nil
 		case stepBlocked:
 			res := g.entry.ExecResults[plan.Index]
-			g.set(v1.PhaseFailed, v1.ReasonStepFailed, "step %q (%d/%d) %s; edit the step to run it again",
+			g.set(v1.PhaseFailed, v1.ReasonStepFailed, "step %q (%d/%d) %s; to run it again, set the template's "+v1.AnnotationRetry+" annotation to a new value, or edit the step",
 				res.Name, plan.Index+1, len(steps), stepOutcomeText(res))
 			return false, ctrl.Result{}, nil
 		}
