@@ -186,13 +186,13 @@ type phase func(ctx context.Context, s *scope) (done bool, res ctrl.Result, err 
 func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	// While the Lease cannot be renewed, no pass starts; the passes
 	// running (a step) go on.
-	if err := r.awaitLease(ctx); err != nil {
+	if err := awaitLease(ctx, r.Lease); err != nil {
 		return ctrl.Result{}, err
 	}
 	// A pass that runs when the agent is told to stop finishes its step
 	// (drainContext); stop is how it knows to start no other.
 	stop := ctx
-	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace, r.deposed())
+	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace, deposedOf(r.Lease))
 	defer cancelDrain()
 	cached := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {

@@ -77,7 +77,7 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 	step := spec.Provision[i]
 	user := stepUser(s.execUser(), step)
 
-	if !r.leaseHeld() {
+	if !leaseHeld(r.Lease) {
 		// The Lease is not renewed: start no step; the next pass waits for
 		// it (awaitLease).
 		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil

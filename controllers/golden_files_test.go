@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -127,5 +128,49 @@ var _ = Describe("A BottleTemplate's failed golden step", func() {
 		Eventually(nodeEntry(tpl, node)).Should(And(HaveField("Phase", v1.PhaseReady), HaveField("LastHandledRetry", "1")))
 		Expect(nodeEntry(tpl, node)(Default).ExecResults).To(ConsistOf(HaveField("ExitCode", HaveValue(BeEquivalentTo(0)))))
 		Expect(guest(node, golden+"-s0", "cat /tmp/runs")).To(Equal("ran\nran\n"), "run once more for the token, and in the fork as the golden was")
+	})
+})
+
+var _ = Describe("A template agent told to stop", func() {
+	It("finishes the golden's running step within its grace, records it, starts no other, and the next agent does not run it again", func() {
+		const node = "node-golden-drain"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "drain"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgentWith(node, time.Second, 40*time.Second)
+		ns := newNamespace()
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{
+					Image: "node:22",
+					Provision: []v1.ProvisionStep{
+						step("drain", "echo x >> /home/node/drain-runs; while [ ! -e /tmp/release ]; do sleep 0.05; done; echo released"),
+						step("after", "echo x >> /home/node/after-runs"),
+					},
+				},
+				Pool: v1.TemplatePool{NodeSelector: map[string]string{"pool": "drain"}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("Phase", v1.PhaseProvisioning))
+		golden := nodeEntry(tpl, node)(Default).GoldenMachine
+		Eventually(guestPoll(node, golden, "cat /home/node/drain-runs 2>/dev/null || true")).Should(Equal("x\n"))
+
+		By("stopping the agent while the step runs: it waits for the step")
+		a.cancel()
+		Consistently(a.done, "1s", "50ms").ShouldNot(BeClosed(), "the agent did not wait for the golden's running step")
+		guest(node, golden, "touch /tmp/release")
+		Eventually(a.done).Should(BeClosed())
+		results := nodeEntry(tpl, node)(Default).ExecResults
+		Expect(results).To(HaveLen(1), "the step after it did not start while the agent stopped")
+		Expect(results[0].FinishedAt).NotTo(BeNil(), "the drained step's result is recorded")
+		Expect(results[0].Stdout).To(Equal("released\n"))
+
+		By("a fresh agent goes on from there")
+		a = startTemplateAgent(node)
+		DeferCleanup(a.stop)
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("Phase", v1.PhaseReady))
+		Expect(guest(node, golden, "cat /home/node/drain-runs /home/node/after-runs")).To(Equal("x\nx\n"), "the drained step ran once, the next one once")
 	})
 })

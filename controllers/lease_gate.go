@@ -18,21 +18,21 @@ type LeaseGate interface {
 	Deposed() <-chan struct{}
 }
 
-// awaitLease blocks a pass until the Lease allows work (no gate: at once).
-func (r *BottleReconciler) awaitLease(ctx context.Context) error {
-	if r.Lease == nil {
+// awaitLease blocks a pass until gate allows work (no gate: at once).
+func awaitLease(ctx context.Context, gate LeaseGate) error {
+	if gate == nil {
 		return nil
 	}
-	return r.Lease.Wait(ctx)
+	return gate.Wait(ctx)
 }
 
 // leaseHeld says whether the next step may start.
-func (r *BottleReconciler) leaseHeld() bool { return r.Lease == nil || r.Lease.Held() }
+func leaseHeld(gate LeaseGate) bool { return gate == nil || gate.Held() }
 
-// deposed is the gate's Deposed, or nil (never) without a gate.
-func (r *BottleReconciler) deposed() <-chan struct{} {
-	if r.Lease == nil {
+// deposedOf is gate's Deposed, or nil (never) without a gate.
+func deposedOf(gate LeaseGate) <-chan struct{} {
+	if gate == nil {
 		return nil
 	}
-	return r.Lease.Deposed()
+	return gate.Deposed()
 }

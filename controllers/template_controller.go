@@ -62,6 +62,12 @@ type TemplateReconciler struct {
 	// claimed meanwhile are replaced then); 0 means a minute.
 	ResyncPeriod time.Duration
 	CallTimeouts CallTimeouts
+	// Lease gates work on the node's machines as for Bottles: no pass
+	// starts, and no step, unless this agent holds the node's Lease.
+	Lease LeaseGate
+	// ShutdownGrace is how long a pass running a golden's step when the
+	// agent is told to stop may finish it (drainContext), as for Bottles.
+	ShutdownGrace time.Duration
 	// TempDir is where file contents are materialised before `machine cp`.
 	TempDir string
 
@@ -114,6 +120,12 @@ func goldenName(namespace, name, uid, generation string) string {
 // deletes the goldens it no longer needs once nothing forked from them is
 // left.
 func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if err := awaitLease(ctx, r.Lease); err != nil {
+		return ctrl.Result{}, err
+	}
+	stop := ctx
+	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace, deposedOf(r.Lease))
+	defer cancelDrain()
 	t := &v1.BottleTemplate{}
 	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
 		if !apierrors.IsNotFound(err) {
@@ -134,7 +146,7 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		_, err := r.retireOld(ctx, t.Namespace, t.Name, "")
 		return ctrl.Result{RequeueAfter: r.ResyncPeriod}, err
 	}
-	g := &golden{t: t, name: GoldenMachineName(t)}
+	g := &golden{t: t, name: GoldenMachineName(t), stop: stop}
 	if g.entry, err = r.entryOf(ctx, t, g.name); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -159,8 +171,11 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 // golden is one pass over a template's golden on this node.
 type golden struct {
-	t       *v1.BottleTemplate
-	name    string
+	t    *v1.BottleTemplate
+	name string
+	// stop is the pass's context as controller-runtime gave it: once it
+	// ends the agent is stopping, and no further step starts.
+	stop    context.Context
 	entry   *v1.TemplateNodeStatus
 	written *v1.TemplateNodeStatus
 }
@@ -364,6 +379,11 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 			g.set(v1.PhaseFailed, v1.ReasonStepFailed, "step %q (%d/%d) %s; to run it again, set the template's "+v1.AnnotationRetry+" annotation to a new value, or edit the step",
 				res.Name, plan.Index+1, len(steps), stepOutcomeText(res))
 			return false, ctrl.Result{}, nil
+		}
+		if !leaseHeld(r.Lease) || stopping(g.stop) {
+			// Start no step without the Lease, nor once the agent is
+			// stopping: the next pass (or agent) goes on from here.
+			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
 		}
 		step := steps[plan.Index]
 		env, err := r.env(ctx, g)

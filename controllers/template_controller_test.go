@@ -28,15 +28,25 @@ func startTemplateAgent(node string, resync ...time.Duration) *agent {
 	if len(resync) > 0 {
 		period = resync[0]
 	}
+	return startTemplateAgentWith(node, period, 0)
+}
+
+// startTemplateAgentWith is startTemplateAgent with a ShutdownGrace (0:
+// a golden's step is cut off at stop).
+func startTemplateAgentWith(node string, period, grace time.Duration) *agent {
 	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
 	logs := &testutil.SyncBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
-	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
+	mopts := testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger)
+	if grace > 0 {
+		mopts.GracefulShutdownTimeout = new(grace + 5*time.Second)
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
 	Expect(err).NotTo(HaveOccurred())
 	r := &controllers.TemplateReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), NodeName: node,
 		Machines:     smolvm.New(simPath, "SMOLVM_DATA_DIR="+dataDir(node)),
-		ResyncPeriod: period,
+		ResyncPeriod: period, ShutdownGrace: grace,
 	}
 	Expect(r.SetupWithManager(mgr, "template-"+node)).To(Succeed())
 	return runAgent(node, mgr, logs)

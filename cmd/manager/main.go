@@ -340,13 +340,15 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
 	tr := &controllers.TemplateReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Machines:     cli,
-		NodeName:     o.nodeName,
-		ExecMode:     mode,
-		ResyncPeriod: o.resyncPeriod,
-		TempDir:      copyDir,
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Machines:      cli,
+		NodeName:      o.nodeName,
+		ExecMode:      mode,
+		ResyncPeriod:  o.resyncPeriod,
+		TempDir:       copyDir,
+		Lease:         elector,
+		ShutdownGrace: o.shutdownGrace,
 	}
 	if err := tr.SetupWithManager(elected, "bottletemplate"); err != nil {
 		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,6 +40,10 @@ type options struct {
 	resyncPeriod      time.Duration
 	jsonOut           string
 	plugin            string
+	templateLatency   string
+	templateStep      time.Duration
+	pool              int
+	phases            string
 }
 
 func main() {
@@ -57,6 +62,10 @@ func main() {
 	flag.IntVar(&o.resyncs, "resyncs", 3, "Resync periods of the agent measured while the batch's Bottles idle.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Second, "The agent's --resync-period.")
 	flag.StringVar(&o.jsonOut, "json", "", "Also write the figures as JSON to this file.")
+	flag.StringVar(&o.templateLatency, "template-latency", "start=2s,exec=200ms,fork=73ms", "SMOLVM_SIM_LATENCY for the template figures (fork: smolvm's own clone boot figure).")
+	flag.DurationVar(&o.templateStep, "template-step", time.Minute, "How long the template's one step (and the plain Bottle's) takes.")
+	flag.IntVar(&o.pool, "pool", 50, "Held slots of the template, and templated Bottles made at once against them.")
+	flag.StringVar(&o.phases, "phases", "quiet,batch,template", "Phases to run, comma-separated: quiet (single Bottles, exec), batch (many at once, idle), template.")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 
@@ -90,12 +99,18 @@ func benchmark(ctx context.Context, o *options) error {
 		return err
 	}
 	f := &figures{CPUs: runtime.NumCPU(), LoadStart: loadAverage(), QuietLatency: o.quietLatency, BatchLatency: o.batchLatency}
-	if err := quietPhase(ctx, o, f); err != nil {
-		return err
-	}
-	f.LoadMiddle = loadAverage()
-	if err := batchPhase(ctx, o, f); err != nil {
-		return err
+	phases := map[string]func(context.Context, *options, *figures) error{"quiet": quietPhase, "batch": batchPhase, "template": templatePhase}
+	for i, name := range strings.Split(o.phases, ",") {
+		run, ok := phases[name]
+		if !ok {
+			return fmt.Errorf("-phases: unknown phase %q (quiet, batch, template)", name)
+		}
+		if i > 0 {
+			f.LoadMiddle = append(f.LoadMiddle, loadAverage())
+		}
+		if err := run(ctx, o, f); err != nil {
+			return err
+		}
 	}
 	f.LoadEnd = loadAverage()
 	if err := f.print(os.Stdout); err != nil {

@@ -12,13 +12,16 @@ import (
 
 // figures is everything one run measured (-json writes it).
 type figures struct {
-	CPUs                           int
-	LoadStart, LoadMiddle, LoadEnd string
-	QuietLatency, BatchLatency     string
-	Single                         singleFigures
-	Batch                          batchFigures
-	Idle                           idleFigures
-	Exec                           execFigures
+	CPUs               int
+	LoadStart, LoadEnd string
+	// LoadMiddle is the load average between phases.
+	LoadMiddle                 []string
+	QuietLatency, BatchLatency string
+	Single                     singleFigures
+	Batch                      batchFigures
+	Idle                       idleFigures
+	Exec                       execFigures
+	Template                   *templateFigures `json:",omitempty"`
 }
 
 // bottleRun is one Bottle's way to Ready: by the controller (from create
@@ -127,7 +130,7 @@ type figure struct{ name, controller, baseline, comparison, goal, who string }
 func (f *figures) print(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nbench-e2e: %d CPUs; load average %s at the start, %s between the phases, %s at the end\n",
-		f.CPUs, f.LoadStart, f.LoadMiddle, f.LoadEnd)
+		f.CPUs, f.LoadStart, strings.Join(f.LoadMiddle, "; "), f.LoadEnd)
 	fmt.Fprintf(&b, "single Bottles and exec: SMOLVM_SIM_LATENCY=%s; batch and idle: %s\n", f.QuietLatency, f.BatchLatency)
 	for _, fig := range f.rows() {
 		fmt.Fprintf(&b, "\n%s\n", fig.name)
@@ -207,6 +210,7 @@ func (f *figures) rows() []figure {
 				c.total()*1e3, c.total()*1e3/float64(i.Bottles), c.Agent*1e3, c.Smolvm*1e3, c.ControlPlane*1e3, i.ProcessesPerResync, verbs(i.ByVerb), i.Periods),
 			"", "", "one smolvm process per node per resync", ""})
 	}
+	out = append(out, f.Template.rows()...)
 	e := f.Exec
 	if len(e.PluginMs) > 0 {
 		p, d := median(e.PluginMs), median(e.DirectMs)
