@@ -32,6 +32,8 @@ type templateFigures struct {
 	// BatchSeconds from the first create to the last Ready.
 	Batch        []bottleRun
 	BatchSeconds float64
+	// CreateSeconds is how long the batch's create calls took, together.
+	CreateSeconds float64
 }
 
 func benchTemplateObject(step time.Duration, pool int) *v1.BottleTemplate {
@@ -143,16 +145,24 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 	if err := waitFreeSlots(ctx, d.client, d.node, o.pool, 5*time.Minute); err != nil {
 		return err
 	}
-	var names []string
+	// At once: one create call each, all in flight together (as a
+	// pipeline's parallel jobs would), not one after the other.
+	names := make([]string, o.pool)
+	errs := make(chan error, o.pool)
 	start = time.Now()
 	for i := range o.pool {
-		name := fmt.Sprintf("pool-%d", i)
-		w.created(name, time.Now())
-		if err := d.client.Create(ctx, templated(name, d.node, "")); err != nil {
+		names[i] = fmt.Sprintf("pool-%d", i)
+		go func(name string) {
+			w.created(name, time.Now())
+			errs <- d.client.Create(ctx, templated(name, d.node, ""))
+		}(names[i])
+	}
+	for range o.pool {
+		if err := <-errs; err != nil {
 			return err
 		}
-		names = append(names, name)
 	}
+	tf.CreateSeconds = time.Since(start).Seconds()
 	if times, err = w.waitReady(ctx, d.client, names, 5*time.Minute); err != nil {
 		return err
 	}
@@ -240,7 +250,7 @@ func (tf *templateFigures) rows() []figure {
 	if len(tf.Batch) > 0 {
 		lat := pick(tf.Batch, secs)
 		out = append(out, figure{fmt.Sprintf("%d templated Bottles at once against a pool of %d", len(tf.Batch), tf.Pool),
-			fmt.Sprintf("%.2f s from the first create to the last Ready (p50 %.2f s, p90 %.2f s each)", tf.BatchSeconds, median(lat), percentile(lat, 90)),
+			fmt.Sprintf("%.2f s from the first create to the last Ready (p50 %.2f s, p90 %.2f s each; the %d create calls, in flight together, took %.2f s)", tf.BatchSeconds, median(lat), percentile(lat, 90), len(tf.Batch), tf.CreateSeconds),
 			fmt.Sprintf("the golden: %.1f s from the template's create to %d free held slots", tf.GoldenSeconds, tf.Pool),
 			"", "< 2 s", ""})
 	}
