@@ -112,8 +112,18 @@ func withoutSimKnobs(env []string) []string {
 	return out
 }
 
-// stop runs hack/dev-down.sh --clean for this environment.
+// stop runs hack/dev-down.sh --clean for this environment, keeping its
+// logs and the simulator's invocation log next to the report
+// (WORKDIR/logs-PHASE) for a later look at where the time went.
 func (d *devEnv) stop() {
+	kept := d.dir + "-logs"
+	if err := os.MkdirAll(kept, 0o755); err == nil {
+		for _, src := range append([]string{d.simLog}, globLogs(d.dir)...) {
+			if data, err := os.ReadFile(src); err == nil {
+				_ = os.WriteFile(filepath.Join(kept, filepath.Base(src)), data, 0o644)
+			}
+		}
+	}
 	cmd := exec.Command(filepath.Join(d.repo, "hack", "dev-down.sh"), "--clean")
 	cmd.Dir = d.repo
 	cmd.Env = append(withoutSimKnobs(os.Environ()), "DEV_DIR="+d.dir)
@@ -143,4 +153,10 @@ func (d *devEnv) pids() map[string]int {
 		}
 	}
 	return out
+}
+
+// globLogs are the dev environment's process logs (hack/dev-up.sh).
+func globLogs(dir string) []string {
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	return logs
 }
