@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -69,14 +68,14 @@ func (c *claims) snapshot() map[string]bool {
 // machineOwner says whether m is the Bottle's machine. A fork carries its
 // golden's labels, not the Bottle's UID (smolvm has no way to label a
 // clone): it is the Bottle's when it is the machine its status names and
-// was forked from the golden its status names.
+// its labels name the golden its status names.
 func machineOwner(s *scope, m *smolvm.Machine) ownership {
 	t := s.status().Template
 	if s.bottle.Spec.TemplateRef == nil || t == nil || m == nil {
 		return ownerOf(m, string(s.bottle.UID))
 	}
 	if m.Labels[v1.LabelNamespace] == s.bottle.Namespace && m.Labels[v1.LabelName] == t.Name &&
-		m.Labels[labelTemplateGeneration] == strconv.FormatInt(t.Generation, 10) {
+		goldenName(s.bottle.Namespace, t.Name, m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine]) == t.GoldenMachine {
 		return machineOurs
 	}
 	return machineForeign

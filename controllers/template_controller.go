@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -38,7 +41,12 @@ var _ GoldenMachines = (*smolvm.CLI)(nil)
 // golden's record into its clones). They are not a Bottle's LabelUID, so
 // no Bottle ever takes a golden for its own machine.
 const (
-	labelTemplateUID        = "agents.bot-bottle.dev/template-uid"
+	labelTemplateUID = "agents.bot-bottle.dev/template-uid"
+	// labelTemplateMachine is MachineDigest of the spec the golden was
+	// made from: with the template's UID it names the golden.
+	labelTemplateMachine = "agents.bot-bottle.dev/template-machine"
+	// labelTemplateGeneration is the template's generation when the
+	// golden was made (for people; nothing is keyed on it).
 	labelTemplateGeneration = "agents.bot-bottle.dev/template-generation"
 )
 
@@ -104,16 +112,26 @@ func templateOf(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.TemplateRef.Name}}}
 }
 
-// GoldenMachineName is the golden of a template generation: one per
-// generation, so an edit makes a new golden and the old one's clones keep
-// theirs.
+// GoldenMachineName is the golden of a template's machine: one per
+// MachineSpec, so an edit of the machine (image, resources, network, user,
+// env, files, prompt, steps) makes a new golden and the old one's clones
+// keep theirs, while an edit of the pool alone (held slots, selector,
+// policy) keeps the golden and its steps' results.
 func GoldenMachineName(t *v1.BottleTemplate) string {
-	return goldenName(t.Namespace, t.Name, string(t.UID), strconv.FormatInt(t.Generation, 10))
+	return goldenName(t.Namespace, t.Name, string(t.UID), MachineDigest(t.Spec.MachineSpec))
 }
 
-func goldenName(namespace, name, uid, generation string) string {
-	gen := "g" + generation
-	return v1.MachineNameFor(namespace, name+"-"+gen, uid+"/"+gen)
+func goldenName(namespace, name, uid, machine string) string {
+	return v1.MachineNameFor(namespace, name+"-g", uid+"/"+machine)
+}
+
+// MachineDigest identifies a template's machine: 16 hex digits of the
+// SHA-256 of its MachineSpec as JSON (field order is the struct's, so the
+// same spec always gives the same digest).
+func MachineDigest(spec v1.MachineSpec) string {
+	raw, _ := json.Marshal(spec) // a MachineSpec always marshals
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8])
 }
 
 // Reconcile moves this node's golden of one template towards its spec, and
@@ -241,7 +259,11 @@ func (r *TemplateReconciler) entryOf(ctx context.Context, t *v1.BottleTemplate, 
 		}
 	}
 	if known != nil && known.GoldenMachine == golden {
-		return known.DeepCopy(), nil
+		// The same golden serves every generation of the same machine
+		// (a pool edit): the entry says it is current.
+		e := known.DeepCopy()
+		e.TemplateGeneration = t.Generation
+		return e, nil
 	}
 	return &v1.TemplateNodeStatus{NodeName: r.NodeName, GoldenMachine: golden, TemplateGeneration: t.Generation,
 		Phase: v1.PhasePending}, nil
@@ -336,6 +358,7 @@ func (r *TemplateReconciler) machineSpec(g *golden) smolvm.MachineSpec {
 		AllowHosts: spec.Network.AllowHosts, AllowCIDRs: spec.Network.AllowCIDRs,
 		Labels: map[string]string{
 			labelTemplateUID:        string(g.t.UID),
+			labelTemplateMachine:    MachineDigest(g.t.Spec.MachineSpec),
 			labelTemplateGeneration: strconv.FormatInt(g.t.Generation, 10),
 			v1.LabelNamespace:       g.t.Namespace,
 			v1.LabelName:            g.t.Name,
@@ -489,20 +512,20 @@ func (r *TemplateReconciler) retireOld(ctx context.Context, namespace, name, cur
 	goldens := map[string]*old{}
 	var forked []smolvm.Machine
 	for _, m := range ms {
-		uid, gen := m.Labels[labelTemplateUID], m.Labels[labelTemplateGeneration]
-		if uid == "" || m.Labels[v1.LabelNamespace] != namespace || m.Labels[v1.LabelName] != name {
+		uid, mach := m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine]
+		if uid == "" || mach == "" || m.Labels[v1.LabelNamespace] != namespace || m.Labels[v1.LabelName] != name {
 			continue
 		}
-		if g := goldenName(namespace, name, uid, gen); m.Name == g {
+		if g := goldenName(namespace, name, uid, mach); m.Name == g {
 			if g != current {
-				goldens[g] = &old{gen: gen}
+				goldens[g] = &old{gen: m.Labels[labelTemplateGeneration]}
 			}
 			continue
 		}
 		forked = append(forked, m)
 	}
 	for _, m := range forked {
-		g := goldenName(namespace, name, m.Labels[labelTemplateUID], m.Labels[labelTemplateGeneration])
+		g := goldenName(namespace, name, m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine])
 		if o := goldens[g]; o != nil {
 			if _, slot := slotIndex(g, m.Name); !slot {
 				o.clones++
@@ -537,7 +560,7 @@ func forkedOnDemand(golden string, g *smolvm.Machine, ms []smolvm.Machine) int {
 			continue
 		}
 		if m.Labels[labelTemplateUID] != "" && m.Labels[labelTemplateUID] == g.Labels[labelTemplateUID] &&
-			m.Labels[labelTemplateGeneration] == g.Labels[labelTemplateGeneration] {
+			m.Labels[labelTemplateMachine] == g.Labels[labelTemplateMachine] {
 			n++
 		}
 	}

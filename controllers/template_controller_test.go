@@ -122,11 +122,16 @@ var _ = Describe("A BottleTemplate's golden on a selected node", func() {
 		Expect(guest(node, golden+"-s2", "cat /home/node/runs")).To(Equal("installed-once\n"))
 		Expect(nodeEntry(tpl, node)(Default).ExecResults[0].StartedAt).To(Equal(entry.ExecResults[0].StartedAt))
 
-		By("more held slots asked for are forked")
+		By("more held slots asked for are forked from the same golden: a pool edit is not a machine edit")
 		cur := get2(tpl)
 		cur.Spec.Pool.HeldSlots = 3
 		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
-		Eventually(nodeEntry(tpl, node)).Should(HaveField("FreeSlots", int32(3)))
+		Eventually(nodeEntry(tpl, node)).Should(And(HaveField("FreeSlots", int32(3)), HaveField("TemplateGeneration", get2(tpl).Generation)))
+		e := nodeEntry(tpl, node)(Default)
+		Expect(e.GoldenMachine).To(Equal(golden))
+		Expect(e.ExecResults[0].StartedAt).To(Equal(entry.ExecResults[0].StartedAt), "the steps did not run again")
+		Expect(e.RetiredGoldens).To(BeEmpty())
+		Expect(guest(node, golden+"-s3", "cat /home/node/runs")).To(Equal("installed-once\n"))
 	})
 
 	It("leaves a template alone on a node its selector does not match", func() {

@@ -52,8 +52,10 @@ type TemplateNodeStatus struct {
 	// +required
 	NodeName string `json:"nodeName"`
 
-	// TemplateGeneration is the template generation the golden was, or is
-	// being, provisioned from.
+	// TemplateGeneration is the template generation this entry is for. A
+	// golden serves every generation of the same machine (an edit of
+	// spec.pool alone keeps it): the agent moves the entry to the current
+	// generation on its next pass.
 	// +optional
 	TemplateGeneration int64 `json:"templateGeneration,omitempty"`
 
@@ -108,7 +110,7 @@ type TemplateNodeStatus struct {
 	// +optional
 	Clones int32 `json:"clones,omitempty"`
 
-	// RetiredGoldens are the node's goldens of earlier generations, kept
+	// RetiredGoldens are the node's goldens of earlier machine specs, kept
 	// only because clones of them still exist: each is deleted with its
 	// last clone.
 	// +optional
@@ -117,13 +119,13 @@ type TemplateNodeStatus struct {
 	RetiredGoldens []RetiredGolden `json:"retiredGoldens,omitempty"`
 }
 
-// RetiredGolden is a golden of an earlier template generation that still
-// has clones.
+// RetiredGolden is a golden of an earlier machine spec of the template
+// that still has clones.
 type RetiredGolden struct {
 	// MachineName is the golden's smolvm machine name.
 	// +required
 	MachineName string `json:"machineName"`
-	// TemplateGeneration is the generation it was provisioned from.
+	// TemplateGeneration is the generation it was made for.
 	// +optional
 	TemplateGeneration int64 `json:"templateGeneration,omitempty"`
 	// Clones is the number of its clones that still exist.
@@ -135,7 +137,7 @@ type RetiredGolden struct {
 type TemplateOrigin struct {
 	// Name of the BottleTemplate.
 	Name string `json:"name"`
-	// Generation of the template the golden was provisioned from.
+	// Generation of the template when the Bottle was forked.
 	// +optional
 	Generation int64 `json:"generation,omitempty"`
 	// GoldenMachine is the golden's smolvm machine name on the Bottle's
