@@ -174,3 +174,75 @@ var _ = Describe("A template agent told to stop", func() {
 		Expect(guest(node, golden, "cat /home/node/drain-runs /home/node/after-runs")).To(Equal("x\nx\n"), "the drained step ran once, the next one once")
 	})
 })
+
+var _ = Describe("A node the template no longer selects", func() {
+	It("deletes its golden and slots and removes its entry from the template's status", func() {
+		const node = "node-golden-leave"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "leave"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node)
+		DeferCleanup(a.stop)
+		ns := newNamespace()
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{step("noop", "true")}},
+				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "leave"}, Policy: v1.PoolSelected, HeldSlots: 1},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("FreeSlots", int32(1)))
+		golden := nodeEntry(tpl, node)(Default).GoldenMachine
+
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(nodeObj), nodeObj)).To(Succeed())
+		nodeObj.Labels["pool"] = "elsewhere"
+		Expect(k8sClient.Update(ctx, nodeObj)).To(Succeed())
+		Eventually(machineExists(node, golden)).Should(BeFalse())
+		Expect(machineExists(node, golden+"-s0")()).To(BeFalse())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("NodeName", BeEmpty()), "the entry is gone, not left saying Ready")
+	})
+})
+
+var _ = Describe("A golden step of a template that is edited or deleted", func() {
+	It("is cancelled at once; the edit's golden is provisioned and the old one deleted", func() {
+		const node = "node-golden-cancel"
+		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "cancel"}}}
+		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		a := startTemplateAgent(node, time.Hour)
+		DeferCleanup(a.stop)
+		ns := newNamespace()
+		forever := v1.ProvisionStep{Name: "install", TimeoutSeconds: 3600, Script: "while [ ! -e /tmp/never ]; do sleep 0.05; done"}
+		tpl := &v1.BottleTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+			Spec: v1.BottleTemplateSpec{
+				MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{forever}},
+				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "cancel"}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("Phase", v1.PhaseProvisioning))
+		old := nodeEntry(tpl, node)(Default).GoldenMachine
+
+		cur := get2(tpl)
+		cur.Spec.Provision[0].Script = "echo v2"
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).WithTimeout(20*time.Second).Should(And(
+			HaveField("Phase", v1.PhaseReady), HaveField("GoldenMachine", Not(Equal(old)))),
+			"the step of the old golden (an hour's timeout) no longer holds the template up")
+		Eventually(machineExists(node, old)).Should(BeFalse())
+
+		By("deleting the template cancels its running step too")
+		cur = get2(tpl)
+		cur.Spec.Provision = []v1.ProvisionStep{forever}
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(nodeEntry(tpl, node)).Should(HaveField("Phase", v1.PhaseProvisioning))
+		Expect(k8sClient.Delete(ctx, get2(tpl))).To(Succeed())
+		Eventually(func(g Gomega) {
+			ms, err := cli(node).List(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ms).To(BeEmpty())
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+	})
+})

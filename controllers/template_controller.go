@@ -58,7 +58,7 @@ const (
 // pool.heldSlots held slots free. It writes only its node's entry of the
 // template's status (server-side apply under FieldManagerAgentOn(node)).
 //
-// Not done yet (docs/templates.md): a golden step's cancellation and logs.
+// Not done yet (docs/templates.md): a golden step's logs.
 type TemplateReconciler struct {
 	client.Client
 	// APIReader reads this node's Node (for its labels).
@@ -84,6 +84,9 @@ type TemplateReconciler struct {
 	// result), which must never be taken for the truth.
 	mu      sync.Mutex
 	entries map[types.UID]*v1.TemplateNodeStatus
+	// running are the golden steps running now, cancelled by a template
+	// edit or delete.
+	running goldenSteps
 }
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
@@ -100,6 +103,7 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 		// template: the slot is replaced, an old golden retired, now
 		// rather than at the next resync.
 		Watches(&v1.Bottle{}, handler.EnqueueRequestsFromMapFunc(templateOf)).
+		Watches(&v1.BottleTemplate{}, goldenStepWatch(&r.running)).
 		Complete(r)
 }
 
@@ -161,8 +165,11 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	if !keep || !t.DeletionTimestamp.IsZero() {
-		_, err := r.retireOld(ctx, t.Namespace, t.Name, "")
-		return ctrl.Result{RequeueAfter: r.ResyncPeriod}, err
+		kept, err := r.retireOld(ctx, t.Namespace, t.Name, "")
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: r.ResyncPeriod}, r.leave(ctx, t, kept)
 	}
 	g := &golden{t: t, name: GoldenMachineName(t), stop: stop}
 	if g.entry, err = r.entryOf(ctx, t, g.name); err != nil {
@@ -267,6 +274,45 @@ func (r *TemplateReconciler) entryOf(ctx context.Context, t *v1.BottleTemplate, 
 	}
 	return &v1.TemplateNodeStatus{NodeName: r.NodeName, GoldenMachine: golden, TemplateGeneration: t.Generation,
 		Phase: v1.PhasePending}, nil
+}
+
+// leave says that this node keeps no golden of t any more: its entry goes
+// once no golden of t is left here; until then it lists the goldens kept
+// for their clones, at generation 0, which counts for no generation (no
+// Bottle is placed or forked here for it).
+func (r *TemplateReconciler) leave(ctx context.Context, t *v1.BottleTemplate, kept []v1.RetiredGolden) error {
+	had := false
+	for _, n := range t.Status.Nodes {
+		had = had || n.NodeName == r.NodeName
+	}
+	r.mu.Lock()
+	_, known := r.entries[t.UID]
+	r.mu.Unlock()
+	if !had && !known && len(kept) == 0 {
+		return nil
+	}
+	var entry *v1.TemplateNodeStatus
+	if len(kept) > 0 {
+		entry = &v1.TemplateNodeStatus{NodeName: r.NodeName, Phase: v1.PhaseDeleting, Reason: v1.ReasonMachineDeleted,
+			Message:        fmt.Sprintf("this node keeps no golden of the template; %d earlier golden(s) kept for their clones", len(kept)),
+			RetiredGoldens: kept}
+	}
+	u, err := t.NodeStatusApplyObject(entry)
+	if err != nil {
+		return err
+	}
+	if err := r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(v1.FieldManagerAgentOn(r.NodeName)), client.ForceOwnership); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.mu.Lock()
+	if entry == nil {
+		delete(r.entries, t.UID)
+	} else {
+		r.entries[t.UID] = entry
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 // writeEntry applies this node's entry when it changed.
@@ -424,19 +470,36 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 			g.entry.ExecResults = g.entry.ExecResults[:plan.Index]
 			return false, ctrl.Result{}, err
 		}
-		out, execErr := r.Machines.Exec(ctx, smolvm.ExecRequest{
+		stepCtx, release := r.running.start(ctx, g.t.UID, g.name)
+		// An edit may have landed between this pass's read and the
+		// registration; later ones reach it through the watch.
+		latest := &v1.BottleTemplate{}
+		if err := r.Get(ctx, client.ObjectKeyFromObject(g.t), latest); err == nil {
+			r.running.observe(g.t.UID, latest)
+		} else if apierrors.IsNotFound(err) {
+			r.running.observe(g.t.UID, nil)
+		}
+		out, execErr := r.Machines.Exec(stepCtx, smolvm.ExecRequest{
 			Machine: g.name, User: user, Script: step.Script, Env: env,
 			Timeout: time.Duration(step.TimeoutSeconds) * time.Second, Mode: r.ExecMode, OutputLimit: OutputTail,
 		})
+		why := cancelReason(stepCtx)
+		release()
 		if ctx.Err() != nil {
 			return false, ctrl.Result{}, ctx.Err()
 		}
-		outcome := classifyStep(out.ExitCode, execErr, "")
+		outcome := classifyStep(out.ExitCode, execErr, why)
 		if outcome == outcomeError {
 			g.entry.ExecResults = g.entry.ExecResults[:plan.Index]
 			return r.smolvmFailureStep(g, step.Name, execErr)
 		}
-		finishStep(&g.entry.ExecResults[plan.Index], out, outcome, "", execErr, metav1.NowMicro())
+		finishStep(&g.entry.ExecResults[plan.Index], out, outcome, why, execErr, metav1.NowMicro())
+		if why != "" {
+			// The golden is no longer wanted: record the cancellation;
+			// the next pass goes to the new golden, or retires this one.
+			g.set(v1.PhaseFailed, v1.ReasonStepFailed, "step %q %s", step.Name, cancelledError(why))
+			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		}
 	}
 }
 
