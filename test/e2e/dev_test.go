@@ -130,6 +130,7 @@ func TestDevUpDown(t *testing.T) {
 	devExecChecks(ctx, t, d)
 	devSessionChecks(ctx, t, d)
 	devNewNamespaceChecks(ctx, t, d)
+	devTemplateChecks(ctx, t, d)
 
 	down()
 	for _, pid := range pids {
