@@ -184,6 +184,14 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Entry("promptPath with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/home/node/" }, "spec.promptPath", "must be canonical"}),
 		Entry("promptPath '/'", invalid{func(b *v1.Bottle) { b.Spec.PromptPath = "/" }, "spec.promptPath", "must be canonical"}),
 		Entry("file path with '//'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "//a", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
+		Entry("a file path that is another file's directory", invalid{func(b *v1.Bottle) {
+			b.Spec.Files = []v1.File{{Path: "/home/node/cfg", Inline: inline("1")}, {Path: "/home/node/cfg/inner.json", Inline: inline("{}")}}
+		}, "spec.files", "a files[].path must not be a directory of another files[].path"}),
+		Entry("a file path under the prompt path", invalid{func(b *v1.Bottle) {
+			b.Spec.PromptPath = "/home/node/prompt"
+			b.Spec.Prompt = &v1.ContentSource{Inline: inline("hi")}
+			b.Spec.Files = []v1.File{{Path: "/home/node/prompt/extra.md", Inline: inline("1")}}
+		}, "spec.promptPath", "promptPath and a files[].path must not be one the other's directory"}),
 		Entry("file path that is a staging name", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/var/lib/.bottle-staged-1", Inline: inline("1")}} }, "spec.files[0].path", "the agent stages copies there"}),
 		Entry("file path with '/./'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/./b", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
 		Entry("file path with a trailing '/'", invalid{func(b *v1.Bottle) { b.Spec.Files = []v1.File{{Path: "/a/b/", Inline: inline("1")}} }, "spec.files[0].path", "must be canonical"}),
