@@ -67,6 +67,9 @@ const (
 	// the Bottle (see ClusterReason).
 	ReasonScheduled           = "Scheduled"
 	ReasonWaitingForScheduler = "WaitingForScheduler"
+	// ReasonWaitingForKubelet: the reservation Pod is bound to a node
+	// whose kubelet has not admitted it yet.
+	ReasonWaitingForKubelet = "WaitingForKubelet"
 	ReasonUnschedulable       = "Unschedulable"
 	ReasonReservationFailed   = "ReservationFailed"
 	ReasonReservationConflict = "ReservationConflict"

@@ -28,6 +28,9 @@ type podState struct {
 	Failed string
 	// Unschedulable: kube-scheduler's PodScheduled=False message.
 	Unschedulable string
+	// Unadmitted: the Pod is bound to a node that runs a kubelet, which has
+	// not admitted it yet (no start time, not running).
+	Unadmitted bool
 	// TemplateMissing: the Bottle's template does not exist, so no Pod
 	// can be sized for it.
 	TemplateMissing string
@@ -42,7 +45,10 @@ type verdict struct {
 }
 
 // decideScheduled is the Scheduled condition: True once the reservation is
-// bound to the Bottle's node and that node's agent is live.
+// bound to the Bottle's node, that node's kubelet (when it runs one)
+// admitted it, and the node's agent is live. The kubelet's admission is
+// what says the VM's CPUs and memory are the node's to give: a Pod it
+// refuses (OutOfcpu) ends Failed instead.
 func decideScheduled(reservations bool, nodeName string, pod podState, agent Liveness) verdict {
 	no := func(reason, format string, args ...any) verdict {
 		return verdict{metav1.ConditionFalse, reason, fmt.Sprintf(format, args...)}
@@ -72,6 +78,8 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 		return no(v1.ReasonUnschedulable, "on node %s: %s", nodeName, pod.Unschedulable)
 	case pod.Node != nodeName:
 		return no(v1.ReasonWaitingForScheduler, "reservation Pod %s waits for kube-scheduler to bind it to node %s", pod.Name, nodeName)
+	case pod.Unadmitted:
+		return no(v1.ReasonWaitingForKubelet, "reservation Pod %s is bound to node %s; waiting for its kubelet to admit it", pod.Name, nodeName)
 	}
 	return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("reservation Pod %s bound to node %s, served by %s", pod.Name, nodeName, agent.Detail)}
 }

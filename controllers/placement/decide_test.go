@@ -36,6 +36,7 @@ func TestDecideScheduled(t *testing.T) {
 		{"failed pod", true, "n1", podState{Name: "bottle-b", Node: "n1", Failed: "OutOfmemory: no room"}, live, "False/ReservationFailed", "OutOfmemory"},
 		{"bound, agent live", true, "n1", podState{Name: "bottle-b", Node: "n1"}, live, "True/Scheduled", "bound to node n1, served by agent a1"},
 		{"bound, agent gone", true, "n1", podState{Name: "bottle-b", Node: "n1"}, dead, "False/NodeAgentUnavailable", "no agent serves"},
+		{"bound, its kubelet has not admitted it", true, "n1", podState{Name: "bottle-b", Node: "n1", Unadmitted: true}, live, "False/WaitingForKubelet", "bound to node n1; waiting for its kubelet to admit it"},
 		{"named node, pod not bound yet", true, "n1", podState{Name: "bottle-b"}, live, "False/WaitingForScheduler", "waits for kube-scheduler to bind it to node n1"},
 		{"named node too small", true, "n1", podState{Name: "bottle-b", Unschedulable: "0/3 nodes are available: 1 Insufficient cpu."}, live, "False/Unschedulable", "on node n1: 0/3 nodes are available: 1 Insufficient cpu."},
 	} {

@@ -196,6 +196,11 @@ func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Ti
 	if c := podScheduled(pod); c != nil && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
 		st.Unschedulable = c.Message
 	}
+	if st.Node != "" {
+		if st.Unadmitted, err = r.unadmitted(ctx, pod); err != nil {
+			return st, 0, err
+		}
+	}
 	return st, 0, nil
 }
 
@@ -271,6 +276,23 @@ func (r *Reconciler) deleteOrphan(ctx context.Context, key types.NamespacedName)
 // bind records the node kube-scheduler chose in spec.nodeName. The CRD
 // lets it be set only while empty, so a race with a user setting another
 // node fails instead of moving the Bottle.
+// unadmitted says whether pod, bound to its node, still waits for that
+// node's kubelet: the kubelet sets the Pod's start time once it admitted
+// it, and fails it when it does not. A node without a kubelet (its Node
+// reports no kubelet version: a node object alone, as in tests and
+// without a kubelet on a real cluster) has nothing to wait for: the
+// scheduler's binding is the word.
+func (r *Reconciler) unadmitted(ctx context.Context, pod *corev1.Pod) (bool, error) {
+	if pod.Status.StartTime != nil || pod.Status.Phase != corev1.PodPending {
+		return false, nil
+	}
+	node := &corev1.Node{}
+	if err := r.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, node); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return node.Status.NodeInfo.KubeletVersion != "", nil
+}
+
 func (r *Reconciler) bind(ctx context.Context, b *v1.Bottle, node string) error {
 	patch := client.MergeFrom(b.DeepCopy())
 	b.Spec.NodeName = node
