@@ -69,7 +69,7 @@ const (
 	ReasonWaitingForScheduler = "WaitingForScheduler"
 	// ReasonWaitingForKubelet: the reservation Pod is bound to a node
 	// whose kubelet has not admitted it yet.
-	ReasonWaitingForKubelet = "WaitingForKubelet"
+	ReasonWaitingForKubelet   = "WaitingForKubelet"
 	ReasonUnschedulable       = "Unschedulable"
 	ReasonReservationFailed   = "ReservationFailed"
 	ReasonReservationConflict = "ReservationConflict"
