@@ -15,10 +15,10 @@ import (
 )
 
 // OutputTail is the budget of each stream's tail in status, counted in
-// bytes once JSON-escaped (a '<' costs 6): enough to read an error, small
-// enough that 32 steps of two tails stay far below etcd's limit (32 x 2 x
-// 4 KiB = 256 KiB at most).
-const OutputTail = 4096
+// bytes once JSON-escaped (a '<' costs 6): the API's budget
+// (v1.MaxTailJSONBytes, which the status size arithmetic in
+// api/v1alpha1/budget.go counts on), so the two cannot drift.
+const OutputTail = v1.MaxTailJSONBytes
 
 // reconcileProvision runs the steps back to back in one pass. Status is
 // written when a step starts (it shows with startedAt and no finishedAt) and
