@@ -335,6 +335,9 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	}
 	if logs != nil {
 		r.StepLogs = logs
+		if err := elected.Add(sweepStepLogs(mgr, logs)); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.SetupWithManager(elected, "bottle"); err != nil {
 		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)

@@ -3,7 +3,8 @@
 // holding its last Limit bytes (stdout and stderr interleaved in the order
 // the agent received them), a small timestamp index, and, once the step
 // ended, a metadata file. Logs live under Dir/<Bottle UID>/ and are removed
-// with the Bottle.
+// with the Bottle; all of them together stay under the node limit
+// (caps.go), and Sweep removes those of UIDs no longer known.
 //
 // Writing never fails a step: a full disk loses log bytes, not results.
 package steplog
@@ -41,6 +42,8 @@ type Store struct {
 	live map[string]*stepLog // by key(uid, step): logs being written
 	// latest is the step most recently begun per Bottle UID.
 	latest map[string]string
+	// nodeLimit bounds all logs together (SetNodeLimit); 0: unbounded.
+	nodeLimit int64
 }
 
 // New opens (creating) the store in dir; limit <= 0 means DefaultLimit.
@@ -77,6 +80,9 @@ func (s *Store) Begin(uid, step string) (*Writer, error) {
 		return nil, err
 	}
 	data, meta := s.paths(uid, step)
+	// The log this step replaces goes first; then room for a full one.
+	_ = os.Remove(data)
+	_ = s.makeRoom(s.limit)
 	_ = os.Remove(meta)
 	f, err := os.OpenFile(data, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
