@@ -36,7 +36,7 @@ func TestAgentSweepsTheStepLogsOfGoneBottles(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	simPath, err := testutil.Simulator(simDir)
 	g.Expect(err).NotTo(HaveOccurred())
-	const node, ns = "sweep-node", "bottle-system"
+	const node, ns = "sweep-node", "sweep-leases"
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	b := &v1.Bottle{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "default"},
 		Spec: v1.BottleSpec{NodeName: node, RunState: v1.RunStateStopped, MachineSpec: v1.MachineSpec{Image: "node:22"}}}
