@@ -72,7 +72,7 @@ envtest: ## Build (once) kube-apiserver, etcd and kubectl for the tests; prints 
 .PHONY: test
 test: manifests generate fmt vet deps smolvm-sim ## Run every test against a real kube-apiserver + etcd and the smolvm simulator.
 	assets="$$(hack/envtest-bins.sh | tail -n1)"; \
-	hack/node-bins.sh >/dev/null && \
+	hack/node-bins.sh kube-controller-manager >/dev/null && \
 	KUBEBUILDER_ASSETS="$$assets" SMOLVM_SIM_BIN="$(LOCALBIN)/smolvm-sim" go test ./... $(GOTEST_FLAGS)
 
 .PHONY: test-unit
