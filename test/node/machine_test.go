@@ -26,7 +26,8 @@ var counters = regexp.MustCompile(`\[\d+:\d+\]|(?m)^#.*$`)
 // watchedPaths are the host paths the node or the installed project may
 // create outside NODE_DIR.
 var watchedPaths = []string{
-	"/var/log/pods", "/var/log/containers", "/var/lib/cni", "/run/netns", "/opt/smolvm",
+	// Not /run/netns: other tests name their network namespaces there.
+	"/var/log/pods", "/var/log/containers", "/var/lib/cni", "/opt/smolvm",
 	"/run/dbus", "/var/lib/bottle-controller", "/run/bottle-controller", "/var/lib/kubelet",
 	"/etc/kubernetes", "/root/.config/systemd", "/root/.local/share/systemd", "/run/systemd/system",
 }
@@ -47,9 +48,10 @@ func snapshot(t *testing.T) machineState {
 	var m []string
 	for _, l := range strings.Split(string(mounts), "\n") {
 		// Mount ids change with unrelated mounts of other tests (their
-		// t.TempDir tmpfs, bwrap); the mount point and source do not.
+		// t.TempDir tmpfs, bwrap; `ip netns add` binds /run/netns); the
+		// mount point and source do not.
 		f := strings.Fields(l)
-		if len(f) > 4 && !strings.HasPrefix(f[4], "/tmp/") {
+		if len(f) > 4 && !strings.HasPrefix(f[4], "/tmp/") && !strings.HasPrefix(f[4], "/run/netns") {
 			m = append(m, f[4]+" "+strings.Join(f[5:], " "))
 		}
 	}
@@ -109,6 +111,9 @@ func (before machineState) diff(t *testing.T, after machineState) {
 type nodeProcess struct {
 	pid         int
 	comm, state string
+	// argv0 is the program name it was started as: the simulator's VMM is
+	// /opt/smolvm/bin/smolvm started as smolvm-sim-vmm (comm says smolvm).
+	argv0 string
 }
 
 func nodeProcesses(t *testing.T, nodeDir, systemdCgroup string) []nodeProcess {
@@ -141,7 +146,8 @@ func nodeProcesses(t *testing.T, nodeDir, systemdCgroup string) []nodeProcess {
 		if open < 0 || closing < open || len(s) < closing+3 {
 			continue
 		}
-		ps = append(ps, nodeProcess{pid: pid, comm: s[open+1 : closing], state: s[closing+2 : closing+3]})
+		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+		ps = append(ps, nodeProcess{pid: pid, comm: s[open+1 : closing], state: s[closing+2 : closing+3], argv0: filepath.Base(string(argv0))})
 	}
 	return ps
 }

@@ -117,7 +117,9 @@ func TestRealNode(t *testing.T) {
 		bin: filepath.Join(dir, "bin"), node: "bottle-node", sdCgroup: "bottle-node-systemd"}
 	t.Cleanup(func() {
 		start := time.Now()
-		out, err := exec.Command(filepath.Join(repo, "hack/node-down.sh")).CombinedOutput()
+		down := exec.Command(filepath.Join(repo, "hack/node-down.sh"))
+		down.Env = append(os.Environ(), "NODE_DIR="+dir)
+		out, err := down.CombinedOutput()
 		if err != nil {
 			t.Errorf("hack/node-down.sh: %v\n%s", err, out)
 		}
@@ -127,9 +129,6 @@ func TestRealNode(t *testing.T) {
 		}
 		before.diff(t, snapshot(t))
 	})
-	// node-down.sh reads NODE_DIR too.
-	t.Setenv("NODE_DIR", dir)
-
 	start := time.Now()
 	c.run(ctx, "", "hack/node-up.sh")
 	t.Logf("node-up took %s", time.Since(start).Round(time.Second))
@@ -185,9 +184,10 @@ func install(ctx context.Context, c *cluster) {
 	c.run(ctx, "", "make", "image", "IMG="+agentImage)
 	c.run(ctx, "", "ctr", "--address", filepath.Join(c.dir, "containerd/containerd.sock"), "--namespace", "k8s.io",
 		"images", "import", "dist/image/bottle-agent.tar")
+	before := c.run(ctx, "", "git", "status", "--porcelain", "--untracked-files=no")
 	c.run(ctx, "", "make", "build-installer", "IMG="+agentImage)
-	if status := c.run(ctx, "", "git", "status", "--porcelain", "--untracked-files=no"); status != "" {
-		c.t.Errorf("make build-installer changed tracked files:\n%s", status)
+	if after := c.run(ctx, "", "git", "status", "--porcelain", "--untracked-files=no"); after != before {
+		c.t.Errorf("make build-installer changed tracked files:\n%s\nbefore:\n%s", after, before)
 	}
 	c.kubectl(ctx, "apply", "--server-side", "-f", "dist/install.yaml")
 	manifest := c.run(ctx, "", "go", "run", "./cmd/gencerts", "-out", filepath.Join(c.dir, "exec-certs"), "-cluster-manifest")
@@ -260,7 +260,7 @@ func plugin(ctx context.Context, c *cluster) {
 func vmms(c *cluster) map[int]string {
 	found := map[int]string{}
 	for _, p := range nodeProcesses(c.t, c.dir, c.sdCgroup) {
-		if p.comm != "smolvm-sim-vmm" || p.state == "Z" {
+		if p.argv0 != "smolvm-sim-vmm" || p.state == "Z" {
 			continue
 		}
 		cgroup, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.pid))
