@@ -81,6 +81,15 @@ if [[ -e "${dir}/ns/mnt" ]]; then
 	umount "${dir}/ns" 2>/dev/null
 fi
 
+# Network namespaces of this node's pods that reached the host's /run/netns
+# (not expected: the node's mount namespace shares nothing with the host).
+for f in /run/netns/cni-*; do
+	[[ -e "${f}" ]] || continue
+	grep -qx "$(basename "${f}")" "${dir}/netns.before" 2>/dev/null && continue
+	umount "${f}" 2>/dev/null
+	rm -f "${f}"
+done
+
 # iptables/nft: kube-proxy's own cleanup, then tables that did not exist
 # before go, and tables that did get their saved rules back.
 if [[ -f "${dir}/nft-tables.before" ]]; then

@@ -76,6 +76,7 @@ mkdir -p "${dir}"/{bin,pki,logs,pids,etc,cni/net.d,cni/ipam,containerd,kubelet,i
 # exist before.
 created() { echo "$1" >>"${dir}/created"; }
 [[ -e /run/netns ]] || created "netns /run/netns"
+ls /run/netns >"${dir}/netns.before" 2>/dev/null || true
 for p in /var/log/pods /var/log/containers /var/lib/cni /opt/smolvm /run/dbus /var/lib/bottle-controller /run/bottle-controller /var/lib/kubelet /etc/kubernetes /root/.config/systemd /root/.local/share/systemd; do
 	[[ -e "${p}" ]] || created "path ${p}"
 done
@@ -206,7 +207,10 @@ mount --bind "${dir}/ns" "${dir}/ns"
 mount --make-private "${dir}/ns"
 created "mount ${dir}/ns"
 touch "${dir}/ns/mnt"
-unshare --mount="${dir}/ns/mnt" --propagation shared true
+# Private first: a mount the host shares (`ip netns add` makes /run/netns
+# one) would otherwise stay in the host's peer group, and the node's netns
+# mounts would appear on the host. Then shared, among the node's own mounts.
+unshare --mount="${dir}/ns/mnt" --propagation private mount --make-rshared /
 
 # --- containerd (Debian's), its own root, state and socket.
 sock="${dir}/containerd/containerd.sock"
