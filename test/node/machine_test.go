@@ -74,8 +74,8 @@ func snapshot(t *testing.T) machineState {
 	}
 	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	return machineState{
-		links:     out("ip", "-o", "link", "show"),
-		routes:    out("ip", "route", "show", "table", "all"),
+		links:     ours(out("ip", "-o", "link", "show"), "bottle-br0", "veth"),
+		routes:    ours(out("ip", "route", "show", "table", "all"), "bottle-br0", "10.244.0.", "10.97.0."),
 		mounts:    strings.Join(m, "\n"),
 		nft:       out("nft", "list", "tables"),
 		iptables:  counters.ReplaceAllString(out("iptables-save"), ""),
@@ -84,6 +84,22 @@ func snapshot(t *testing.T) machineState {
 		paths:     strings.Join(paths, "\n"),
 		ipForward: string(fwd),
 	}
+}
+
+// ours keeps the lines naming the node's bridge, its CNI's veth ends or its
+// address ranges (hack/node-env.sh's defaults): other tests on this machine
+// make and remove their own links and routes meanwhile.
+func ours(lines string, marks ...string) string {
+	var keep []string
+	for _, l := range strings.Split(lines, "\n") {
+		for _, m := range marks {
+			if strings.Contains(l, m) {
+				keep = append(keep, l)
+				break
+			}
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // diff reports every field of after that differs from before.
