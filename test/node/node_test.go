@@ -88,7 +88,10 @@ func (c *cluster) eventually(timeout time.Duration, what string, f func() string
 	}
 }
 
-func TestRealNode(t *testing.T) {
+// requireNode skips (fails under CI) unless make test-e2e-node runs this
+// package as root on a machine that can run the node.
+func requireNode(t *testing.T) {
+	t.Helper()
 	if os.Getenv("E2E_NODE") != "1" {
 		t.Skip("real-node e2e: run it with `make test-e2e-node` (E2E_NODE=1); it brings up a kubelet as root")
 	}
@@ -98,13 +101,17 @@ func TestRealNode(t *testing.T) {
 		}
 		t.Skip("real-node e2e: skipped, not root (a kubelet, containerd and a bridge need root)")
 	}
-	repo := testutil.RepoRoot()
-	if out, err := exec.Command(filepath.Join(repo, "hack/node-up.sh"), "--check").CombinedOutput(); err != nil {
+	if out, err := exec.Command(filepath.Join(testutil.RepoRoot(), "hack/node-up.sh"), "--check").CombinedOutput(); err != nil {
 		if testutil.InCI() {
 			t.Fatalf("real-node e2e: this CI machine cannot run a node: %s", out)
 		}
 		t.Skipf("real-node e2e: skipped: %s", out)
 	}
+}
+
+func TestRealNode(t *testing.T) {
+	requireNode(t)
+	repo := testutil.RepoRoot()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 
