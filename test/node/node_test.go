@@ -238,6 +238,14 @@ func readmeChecks(ctx context.Context, c *cluster) {
 	if id := c.run(ctx, "", "kubectl", "bottle", "exec", "reviewer", "--", "id", "-un"); id != "node\n" {
 		c.t.Errorf("kubectl bottle exec reviewer -- id -un: %q, want node", id)
 	}
+	// The shipped RBAC lets each component record its events (leader
+	// election writes core/v1 Events).
+	for _, component := range []string{"cluster-controller", "agent"} {
+		logs := c.kubectl(ctx, "-n", "bottle-system", "logs", "-l", "app.kubernetes.io/component="+component, "--tail=-1", "--prefix")
+		if strings.Contains(logs, "is forbidden") {
+			c.t.Errorf("the %s was refused by RBAC:\n%s", component, logs)
+		}
+	}
 }
 
 // plugin: logs of a provisioning step, a file copied in and out with its
