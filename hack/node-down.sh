@@ -93,7 +93,7 @@ done
 # iptables/nft: kube-proxy's own cleanup, then tables that did not exist
 # before go, and tables that did get their saved rules back.
 if [[ -f "${dir}/nft-tables.before" ]]; then
-	node_bins="$(ENVTEST_CACHE_DIR="${ENVTEST_CACHE_DIR:-}" "${repo}/hack/node-bins.sh" kube-proxy 2>/dev/null | tail -n1)"
+	node_bins="$(cat "${dir}/node-bins.path" 2>/dev/null)"
 	[[ -x "${node_bins}/kube-proxy" ]] && "${node_bins}/kube-proxy" --cleanup >/dev/null 2>&1
 	nft list tables 2>/dev/null | while read -r _ family name; do
 		grep -qx "table ${family} ${name}" "${dir}/nft-tables.before" || nft delete table "${family}" "${name}"

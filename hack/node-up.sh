@@ -72,6 +72,8 @@ kubectl="${assets}/kubectl"
 
 mkdir -p "${dir}"/{bin,pki,logs,pids,etc,cni/net.d,cni/ipam,containerd,kubelet,images}
 : >"${dir}/created"
+# node-down.sh runs this kube-proxy's --cleanup.
+echo "${node_bins}" >"${dir}/node-bins.path"
 # created records what node-down.sh removes besides ${dir}: only what did not
 # exist before.
 created() { echo "$1" >>"${dir}/created"; }
