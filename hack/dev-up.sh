@@ -28,7 +28,7 @@ background=false
 for arg in "$@"; do
 	case "${arg}" in
 	--background) background=true ;;
-	-h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "dev-up: unknown argument ${arg}" >&2; exit 2 ;;
 	esac
 done
