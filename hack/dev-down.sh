@@ -30,6 +30,11 @@ for name in agent cluster kube-controller-manager kube-scheduler kube-apiserver 
 	stop "${name}"
 done
 
+# The real node of hack/dev-node-up.sh, when make dev ran one.
+if [[ -d "${dev}/node" ]]; then
+	NODE_DIR="${dev}/node" "${repo}/hack/node-down.sh"
+fi
+
 if ${clean}; then
 	rm -rf "${dev}"
 	echo "dev-down: removed ${dev}" >&2

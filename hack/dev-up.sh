@@ -14,6 +14,12 @@
 # skip the sample, DEV_RESYNC_PERIOD (30s): the agent's --resync-period. The
 # agent inherits this environment, so SMOLVM_SIM_* knobs (docs/smolvm.md)
 # reach the simulator.
+#
+# Where this machine can run a kubelet (root, cgroups: hack/node-up.sh
+# --check), `make dev` runs a real node instead (hack/dev-node-up.sh): the
+# project installed as the README says, its agent and cluster controller as
+# Pods. DEV_KUBELET=0 keeps the processes below; DEV_KUBELET=1 fails where no
+# kubelet can run.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +28,7 @@ background=false
 for arg in "$@"; do
 	case "${arg}" in
 	--background) background=true ;;
-	-h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	-h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "dev-up: unknown argument ${arg}" >&2; exit 2 ;;
 	esac
 done
@@ -36,10 +42,24 @@ logs="${dev}/logs"
 pids="${dev}/pids"
 say() { printf 'dev-up: %s\n' "$*" >&2; }
 
-if [[ -d "${pids}" ]] && compgen -G "${pids}/*.pid" >/dev/null; then
+if { [[ -d "${pids}" ]] && compgen -G "${pids}/*.pid" >/dev/null; } || [[ -e "${dev}/node/created" ]]; then
 	say "a previous dev environment is still recorded in ${pids}; stopping it first"
 	DEV_DIR="${dev}" "${repo}/hack/dev-down.sh"
 fi
+
+case "${DEV_KUBELET:-auto}" in
+0) ;;
+*)
+	if why="$(hack/node-up.sh --check 2>&1)"; then
+		exec env DEV_DIR="${dev}" hack/dev-node-up.sh "$@"
+	fi
+	if [[ "${DEV_KUBELET:-auto}" == 1 ]]; then
+		say "DEV_KUBELET=1 but ${why#node-up: }"
+		exit 1
+	fi
+	say "${why#node-up: }; the agent and the cluster controller run as processes on a Node stated by hand"
+	;;
+esac
 mkdir -p "${dev}/bin" "${pki}" "${logs}" "${pids}"
 
 hack/ensure-deps.sh
@@ -47,7 +67,7 @@ say "building the control plane binaries (first run: ~9 minutes, cached afterwar
 assets="$(hack/envtest-bins.sh | tail -n1)"
 kubectl="${assets}/kubectl"
 say "building kube-controller-manager (first run: 1-5 minutes after the control plane, cached afterwards)"
-node_bins="$(hack/node-bins.sh | tail -n1)"
+node_bins="$(hack/node-bins.sh kube-controller-manager | tail -n1)"
 
 say "building bin/manager, the smolvm simulator and kubectl-bottle"
 go build -o bin/manager ./cmd/manager

@@ -2,9 +2,22 @@
 # Installs the system packages the tests and `make dev` need on a fresh
 # Debian machine: bubblewrap (the smolvm simulator's sandbox) and dbus-daemon
 # (the private bus of the systemd launcher's tests). Idempotent.
+#
+#   hack/ensure-deps.sh node   also what hack/node-up.sh's real node needs:
+#                              containerd, runc, the CNI plugins, iptables,
+#                              conntrack, nft, systemd (the binary)
 set -euo pipefail
 
 missing=()
+if [[ "${1:-}" == node ]]; then
+	command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+	command -v runc >/dev/null 2>&1 || [[ -x /usr/sbin/runc ]] || missing+=(runc)
+	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+	command -v iptables >/dev/null 2>&1 || [[ -x /usr/sbin/iptables ]] || missing+=(iptables)
+	command -v conntrack >/dev/null 2>&1 || [[ -x /usr/sbin/conntrack ]] || missing+=(conntrack)
+	command -v nft >/dev/null 2>&1 || [[ -x /usr/sbin/nft ]] || missing+=(nftables)
+	[[ -x /lib/systemd/systemd ]] || missing+=(systemd)
+fi
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 [[ -x /usr/sbin/runuser || -x /usr/bin/runuser || -x /sbin/runuser ]] || missing+=(util-linux)
@@ -25,4 +38,4 @@ apt-get update -qq
 if [[ " ${missing[*]} " == *" dbus-daemon "* ]] && ! apt-cache show dbus-daemon >/dev/null 2>&1; then
 	missing=("${missing[@]/#dbus-daemon/dbus}")
 fi
-apt-get install -y -qq "${missing[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

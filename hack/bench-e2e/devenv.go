@@ -67,6 +67,8 @@ func startDev(ctx context.Context, o *options, phase, latency string) (*devEnv, 
 		"DEV_APISERVER_PORT="+strconv.Itoa(o.apiPort),
 		"DEV_ETCD_PORT="+strconv.Itoa(o.etcdPort),
 		"DEV_NODE="+d.node,
+		// The processes path: the benchmark reads their pids and logs.
+		"DEV_KUBELET=0",
 		"DEV_SAMPLE=0",
 		// Room for every Bottle's reservation: capacity is not measured.
 		"DEV_NODE_CPUS=4000",

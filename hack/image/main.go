@@ -27,8 +27,10 @@ func main() {
 	platform := flag.String("platform", "linux/"+runtime.GOARCH, "os/arch of the image.")
 	out := flag.String("out", "dist/image", "Output directory: bottle-agent.tar and oci/.")
 	created := flag.String("created", os.Getenv("SOURCE_DATE_EPOCH"), "Creation time, Unix seconds (default $SOURCE_DATE_EPOCH, else now).")
+	// hack/node-up.sh packs its pause program (./hack/pause) the same way.
+	pkg := flag.String("pkg", "./cmd/manager", "Go package packed as the image's entrypoint.")
 	flag.Parse()
-	if err := run(*img, *ver, *rev, *platform, *out, *created, "./cmd/manager"); err != nil {
+	if err := run(*img, *ver, *rev, *platform, *out, *created, *pkg); err != nil {
 		fmt.Fprintf(os.Stderr, "image: %v\n", err)
 		os.Exit(1)
 	}

@@ -86,6 +86,8 @@ func TestDevUpDown(t *testing.T) {
 		"DEV_APISERVER_PORT="+strconv.Itoa(apiPort),
 		"DEV_ETCD_PORT="+strconv.Itoa(etcdPort),
 		"DEV_NODE=e2e-node",
+		// The processes path; the kubelet path is make test-e2e-node's (test/node).
+		"DEV_KUBELET=0",
 		// A real smolvm on a KVM host would make this test boot VMs.
 		"PATH="+withoutSmolvm(os.Getenv("PATH")),
 	)}
