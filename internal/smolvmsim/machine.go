@@ -294,11 +294,14 @@ func cmdStart(e *env, args []string) error {
 	}
 	// A real process stands behind a running machine, detached like
 	// smolvm's VMM; its pid is the machine's.
-	pid, err := startVMM(s.recordPath(name), name)
+	pid, guestNet, err := startVMM(s.recordPath(name), name)
 	if err != nil {
 		return fail("agent operation failed: start machine: start VMM: %v", err)
 	}
-	r.State, r.PID = "running", &pid
+	if guestNet == guestNetNone {
+		_, _ = fmt.Fprintf(e.stderr, "simulator: egress allowlist of '%s' cannot be enforced without root; the machine has no network\n", name)
+	}
+	r.State, r.PID, r.GuestNet = "running", &pid, guestNet
 	if err := s.save(r); err != nil {
 		stopVMM(pid, name)
 		return err
@@ -351,7 +354,7 @@ func cmdStop(e *env, args []string) error {
 // registered under the machine lock, which the caller holds).
 func stopMachine(s *store, r *record) error {
 	pid := r.PID
-	r.State, r.PID = "stopped", nil
+	r.State, r.PID, r.GuestNet = "stopped", nil, ""
 	r.Frozen, r.Forkable = false, false
 	if err := s.save(r); err != nil {
 		return err

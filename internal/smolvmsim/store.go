@@ -93,21 +93,25 @@ func (s *store) lockMachine(name string, exclusive bool) (func(), error) {
 // record is one machine as persisted. The JSON of `status`/`ls` is a
 // separate view (statusJSON) so internal fields stay private.
 type record struct {
-	Name        string            `json:"name"`
-	State       string            `json:"state"`
-	CPUs        int               `json:"cpus"`
-	MemoryMiB   int               `json:"memory_mib"`
-	PID         *int              `json:"pid"`
-	CreatedAt   string            `json:"created_at"`
-	Image       *string           `json:"image"`
-	Labels      map[string]string `json:"labels"`
-	Network     bool              `json:"network"`
-	AllowHosts  []string          `json:"allow_hosts,omitempty"`
-	AllowCIDRs  []string          `json:"allowed_cidrs,omitempty"`
-	Env         []string          `json:"env,omitempty"`
-	Workdir     string            `json:"workdir,omitempty"`
-	PulledImage string            `json:"pulled_image,omitempty"`
-	PulledAt    string            `json:"pulled_at,omitempty"`
+	Name       string            `json:"name"`
+	State      string            `json:"state"`
+	CPUs       int               `json:"cpus"`
+	MemoryMiB  int               `json:"memory_mib"`
+	PID        *int              `json:"pid"`
+	CreatedAt  string            `json:"created_at"`
+	Image      *string           `json:"image"`
+	Labels     map[string]string `json:"labels"`
+	Network    bool              `json:"network"`
+	AllowHosts []string          `json:"allow_hosts,omitempty"`
+	AllowCIDRs []string          `json:"allowed_cidrs,omitempty"`
+	// GuestNet is the running machine's own network (egress_net.go): the
+	// path of the namespace its VMM enforces the allowlist in, or
+	// guestNetNone; empty without an allowlist.
+	GuestNet    string   `json:"guest_net,omitempty"`
+	Env         []string `json:"env,omitempty"`
+	Workdir     string   `json:"workdir,omitempty"`
+	PulledImage string   `json:"pulled_image,omitempty"`
+	PulledAt    string   `json:"pulled_at,omitempty"`
 	forkRecord
 }
 
@@ -126,7 +130,7 @@ func (s *store) load(name string) (*record, error) {
 	// A running machine whose VMM is gone (killed, host rebooted) is
 	// stopped, whatever the record last said.
 	if r.State == "running" && (r.PID == nil || !vmmAlive(*r.PID, r.Name)) {
-		r.State, r.PID = "stopped", nil
+		r.State, r.PID, r.GuestNet = "stopped", nil, ""
 		r.Frozen, r.Forkable = false, false
 	}
 	return &r, nil
