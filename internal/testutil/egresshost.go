@@ -1,0 +1,174 @@
+package testutil
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Egress test hosts: each is a TCP server in a network namespace the test
+// creates, reached from the host over a veth pair in 198.18.0.0/15 (RFC
+// 2544's benchmarking range, never routed on the Internet), named in a hosts
+// file the simulator resolves with (SMOLVM_SIM_HOSTS). No test reaches any
+// other address.
+
+// EgressHostsMissing says why egress hosts cannot be made here, or nil:
+// network namespaces and the simulator's enforcement need root, ip, nft and
+// nsenter.
+func EgressHostsMissing() error {
+	if os.Geteuid() != 0 {
+		return errors.New("egress enforcement tests need root (network namespaces, nftables); the simulator gives an allowlisted machine no network without it")
+	}
+	for _, tool := range []string{"ip", "nft", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("egress enforcement tests need %s (hack/ensure-deps.sh installs iproute2, nftables, util-linux)", tool)
+		}
+	}
+	return nil
+}
+
+// RequireEgressHosts skips (fails under CI) where egress hosts cannot be
+// made.
+func RequireEgressHosts(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs network namespaces: skipped under -short")
+	}
+	if err := EgressHostsMissing(); err != nil {
+		if InCI() {
+			t.Fatal(err)
+		}
+		t.Skip(err.Error())
+	}
+}
+
+// EgressHost is one test server.
+type EgressHost struct {
+	Name string // the name the simulator resolves it by
+	IP   string // its address, 198.18.N.2
+	Port int
+	// CIDR is a /30 holding only this host.
+	CIDR string
+}
+
+// Addr is IP:Port.
+func (h EgressHost) Addr() string { return net.JoinHostPort(h.IP, fmt.Sprint(h.Port)) }
+
+// EgressHosts is a set of test hosts and the hosts file naming them.
+type EgressHosts struct {
+	// File is the hosts file: pass it to the simulator as SMOLVM_SIM_HOSTS.
+	File string
+	mu   sync.Mutex
+}
+
+var egressNet atomic.Int32
+
+// NewEgressHosts makes an empty hosts file; Add puts servers in it.
+func NewEgressHosts(t testing.TB) *EgressHosts {
+	t.Helper()
+	RequireEgressHosts(t)
+	f := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &EgressHosts{File: f}
+}
+
+// Add starts a server named name that answers every connection with
+// "hello from NAME\n", in a namespace of its own, and removes both when
+// the test ends.
+func (h *EgressHosts) Add(t testing.TB, name string) EgressHost {
+	t.Helper()
+	// A /30 per host, distinct per process and call (modulo 512).
+	n := egressNet.Add(1)
+	idx := (os.Getpid()*8 + int(n)) % 512
+	second, third := 18+idx/256, idx%256
+	ns := fmt.Sprintf("bt-eg-%d-%d", os.Getpid(), n)
+	hostIf, nsIf := fmt.Sprintf("bteg%dh%d", os.Getpid()%10000, n), fmt.Sprintf("bteg%dn%d", os.Getpid()%10000, n)
+	sub := fmt.Sprintf("198.%d.%d", second, third)
+	run := func(argv ...string) {
+		t.Helper()
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	run("ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", hostIf).Run() })
+	run("ip", "addr", "add", sub+".1/30", "dev", hostIf)
+	run("ip", "link", "set", hostIf, "up")
+	run("ip", "-n", ns, "link", "set", "lo", "up")
+	run("ip", "-n", ns, "addr", "add", sub+".2/30", "dev", nsIf)
+	run("ip", "-n", ns, "link", "set", nsIf, "up")
+	ip := sub + ".2"
+	l, err := listenIn("/run/netns/"+ns, ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }()
+				_, _ = fmt.Fprintf(c, "hello from %s\n", name)
+				_, _ = bufio.NewReader(c).ReadString('\n')
+			}()
+		}
+	}()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, err := os.OpenFile(h.File, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := fmt.Fprintf(f, "%s %s\n", ip, name); err != nil {
+		t.Fatal(err)
+	}
+	return EgressHost{Name: name, IP: ip, Port: l.Addr().(*net.TCPAddr).Port, CIDR: sub + ".0/30"}
+}
+
+// listenIn opens a TCP listener inside the namespace at nsPath: a socket
+// belongs to the namespace of the thread that made it.
+func listenIn(nsPath, addr string) (net.Listener, error) {
+	type res struct {
+		l   net.Listener
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread is left locked (and so discarded when this
+		// goroutine ends) rather than switched back.
+		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- res{err: err}
+			return
+		}
+		defer func() { _ = unix.Close(fd) }()
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			ch <- res{err: fmt.Errorf("setns %s: %w", nsPath, err)}
+			return
+		}
+		l, err := net.Listen("tcp4", addr)
+		ch <- res{l, err}
+	}()
+	r := <-ch
+	return r.l, r.err
+}
