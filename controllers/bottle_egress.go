@@ -114,8 +114,8 @@ func (r *BottleReconciler) reconcileEgress(ctx context.Context, s *scope) (bool,
 	if !prev.at.IsZero() {
 		window = now.Sub(prev.at).Round(time.Second)
 	}
-	for _, note := range egressEventNotes(tallies, window) {
-		r.event(s, corev1.EventTypeWarning, v1.ReasonEgressRefused, "Egress", "%s", note)
+	for _, e := range egressEvents(tallies, window) {
+		r.event(s, corev1.EventTypeWarning, v1.ReasonEgressRefused, e.action, "%s", e.note)
 	}
 	return true, ctrl.Result{}, nil
 }

@@ -152,23 +152,43 @@ func mergeRefusals(old []v1.EgressRefusal, tallies []egressTally, max int) []v1.
 // recently refused destinations each get one, the rest one more between them.
 const maxEgressEventsPerRead = 5
 
-// egressEventNotes are the Warning events of one read: one per destination,
-// aggregated ("refused connect to pypi.org:443 ×12 in the last 1m0s"), at
-// most maxEgressEventsPerRead plus one that counts the rest.
-func egressEventNotes(tallies []egressTally, window time.Duration) []string {
-	var notes []string
+// egressEvent is one Warning event of a read.
+type egressEvent struct {
+	// action keys the event: Kubernetes folds events of one object, reason
+	// and action into one series (client-go tools/events getKey), so each
+	// destination has an action of its own, or their notes would be lost.
+	action, note string
+}
+
+// maxEventAction is events.k8s.io's limit on action.
+const maxEventAction = 128
+
+// egressEvents are the Warning events of one read: one per destination,
+// aggregated ("refused connect to 10.0.0.1:443 ×12 in the last 1m0s"), at
+// most maxEgressEventsPerRead plus one that counts the rest. A destination
+// refused again within the series window adds to its event's series count
+// (kubectl describe's "xN"): the note keeps the first read's count; status
+// has the totals.
+func egressEvents(tallies []egressTally, window time.Duration) []egressEvent {
+	var out []egressEvent
 	for i, t := range tallies {
 		if i == maxEgressEventsPerRead {
 			rest := int64(0)
 			for _, r := range tallies[i:] {
 				rest += r.count
 			}
-			notes = append(notes, fmt.Sprintf("refused %d more destinations ×%d in the last %s (kubectl bottle egress lists them)", len(tallies)-i, rest, window))
+			out = append(out, egressEvent{action: "EgressRefusedMore",
+				note: fmt.Sprintf("refused %d more destinations ×%d in the last %s (kubectl bottle egress lists them)", len(tallies)-i, rest, window)})
 			break
 		}
-		notes = append(notes, fmt.Sprintf("refused %s ×%d in the last %s", egressTarget(t.op, t.dest), t.count, window))
+		action := egressTarget(t.op, t.dest)
+		if len(action) > maxEventAction {
+			action = action[:maxEventAction]
+		}
+		out = append(out, egressEvent{action: action,
+			note: fmt.Sprintf("refused %s ×%d in the last %s", egressTarget(t.op, t.dest), t.count, window)})
 	}
-	return notes
+	return out
 }
 
 // egressTarget says what was refused: "connect to 10.0.0.1:443",

@@ -73,7 +73,7 @@ func TestEgressEventNotes(t *testing.T) {
 		fresh = append(fresh, denial(1, "connect", "10.0.0.1:443"))
 	}
 	fresh = append(fresh, denial(2, "resolve", "pypi.org"))
-	notes := egressEventNotes(tallyDenials(fresh), 5*time.Minute)
+	notes := egressNotes(tallyDenials(fresh), 5*time.Minute)
 	want := []string{"refused resolve pypi.org ×1 in the last 5m0s", "refused connect to 10.0.0.1:443 ×12 in the last 5m0s"}
 	if fmt.Sprint(notes) != fmt.Sprint(want) {
 		t.Fatalf("notes %q, want %q", notes, want)
@@ -82,8 +82,21 @@ func TestEgressEventNotes(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		fresh = append(fresh, denial(i, "connect", fmt.Sprintf("10.0.0.%d:443", i)))
 	}
-	notes = egressEventNotes(tallyDenials(fresh), time.Minute)
+	notes = egressNotes(tallyDenials(fresh), time.Minute)
 	if len(notes) != maxEgressEventsPerRead+1 || notes[maxEgressEventsPerRead] != "refused 3 more destinations ×3 in the last 1m0s (kubectl bottle egress lists them)" {
 		t.Fatalf("events are bounded per read: %q", notes)
 	}
+}
+
+func egressNotes(tallies []egressTally, window time.Duration) []string {
+	var notes []string
+	actions := map[string]bool{}
+	for _, e := range egressEvents(tallies, window) {
+		notes = append(notes, e.note)
+		if actions[e.action] {
+			panic("two events of one read share an action: Kubernetes would fold them into one series")
+		}
+		actions[e.action] = true
+	}
+	return notes
 }

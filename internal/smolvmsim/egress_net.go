@@ -266,7 +266,12 @@ func answerDNS(query []byte, pol *egressPolicy, rec *denialRecorder) []byte {
 		}
 	}
 	if q.Type == dnsmessage.TypeA && resp.RCode == dnsmessage.RCodeSuccess {
-		pol.learn(ips)
+		// Only an allowed name's answer opens its addresses; with no
+		// name filter (CIDRs only) answers open nothing
+		// (stack.rs:821-822, Forward { learn: false }).
+		if pol.dnsFilterActive() {
+			pol.learn(ips)
+		}
 		for _, ip := range ips {
 			resp.Answers = append(resp.Answers, dnsmessage.Resource{
 				Header: dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: uint32(learnedTTL / time.Second)},

@@ -40,7 +40,7 @@ func EgressHostsMissing() error {
 
 // RequireEgressHosts skips (fails under CI) where egress hosts cannot be
 // made.
-func RequireEgressHosts(t testing.TB) {
+func RequireEgressHosts(t EgressT) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs network namespaces: skipped under -short")
@@ -51,6 +51,17 @@ func RequireEgressHosts(t testing.TB) {
 		}
 		t.Skip(err.Error())
 	}
+}
+
+// EgressT is what the egress helpers need of a test: testing.TB and
+// Ginkgo's GinkgoT() both have it.
+type EgressT interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	TempDir() string
+	Cleanup(func())
 }
 
 // EgressHost is one test server.
@@ -75,7 +86,7 @@ type EgressHosts struct {
 var egressNet atomic.Int32
 
 // NewEgressHosts makes an empty hosts file; Add puts servers in it.
-func NewEgressHosts(t testing.TB) *EgressHosts {
+func NewEgressHosts(t EgressT) *EgressHosts {
 	t.Helper()
 	RequireEgressHosts(t)
 	f := filepath.Join(t.TempDir(), "hosts")
@@ -88,7 +99,7 @@ func NewEgressHosts(t testing.TB) *EgressHosts {
 // Add starts a server named name that answers every connection with
 // "hello from NAME\n", in a namespace of its own, and removes both when
 // the test ends.
-func (h *EgressHosts) Add(t testing.TB, name string) EgressHost {
+func (h *EgressHosts) Add(t EgressT, name string) EgressHost {
 	t.Helper()
 	// A /30 per host, distinct per process and call (modulo 512).
 	n := egressNet.Add(1)
