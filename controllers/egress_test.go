@@ -110,10 +110,21 @@ var _ = Describe("egress", func() {
 		Consistently(func() []v1.EgressRefusal { return get(b).Status.EgressRefusals }, 5*time.Second, time.Second).
 			Should(Equal(counted), "a refusal was counted twice")
 
-		By("removing the host from the allowlist (recreatePolicy OnChange): the new machine cannot reach it")
+		By("removing the host from the allowlist (recreatePolicy Never): Stalled, the machine as it was")
 		got := get(b)
-		got.Spec.RecreatePolicy = v1.RecreateOnChange
 		got.Spec.Network.AllowHosts = nil
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseFailed))
+		c := meta.FindStatusCondition(get(b).Status.Conditions, v1.ConditionMachineUpToDate)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Reason).To(Equal(v1.ReasonRecreateRequired))
+		Expect(c.Message).To(ContainSubstring("spec.network"))
+		out, errOut, code = probe(node, machine, allowed.Name, allowed.Port)
+		Expect(code).To(Equal(0), "docs/security.md: until it is recreated the machine keeps its allowlist: %s", errOut)
+
+		By("recreatePolicy OnChange: the new machine cannot reach the removed host")
+		got = get(b)
+		got.Spec.RecreatePolicy = v1.RecreateOnChange
 		Expect(k8sClient.Update(ctx, got)).To(Succeed())
 		Eventually(eventReasons(b)).Should(ContainElement(v1.ReasonMachineRecreating))
 		Eventually(func() bool {
