@@ -119,7 +119,7 @@ var _ = Describe("egress", func() {
 		Expect(c).NotTo(BeNil())
 		Expect(c.Reason).To(Equal(v1.ReasonRecreateRequired))
 		Expect(c.Message).To(ContainSubstring("spec.network"))
-		out, errOut, code = probe(node, machine, allowed.Name, allowed.Port)
+		_, errOut, code = probe(node, machine, allowed.Name, allowed.Port)
 		Expect(code).To(Equal(0), "docs/security.md: until it is recreated the machine keeps its allowlist: %s", errOut)
 
 		By("recreatePolicy OnChange: the new machine cannot reach the removed host")

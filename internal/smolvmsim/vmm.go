@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // VMMName is argv[0] of the stand-in for a running machine's VMM: Main runs
@@ -75,7 +76,7 @@ func startVMM(recordPath, name string) (pid int, guestNet string, err error) {
 // vmmNetwork builds the machine's network when its record has an
 // allowlist, and says on fd 3 what start records: "-" (none of its own),
 // guestNetNone, the namespace's path, or "error: ...".
-func vmmNetwork(name, recordPath string) {
+func vmmNetwork(recordPath string) {
 	ready := os.NewFile(3, "ready")
 	if ready == nil {
 		return
@@ -116,7 +117,7 @@ func vmmMain(args []string) int {
 		return 2
 	}
 	recordPath := args[1]
-	vmmNetwork(args[0], recordPath)
+	vmmNetwork(recordPath)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	signal.Ignore(syscall.SIGHUP)
