@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,7 @@ type EgressT interface {
 // EgressHost is one test server.
 type EgressHost struct {
 	Name string // the name the simulator resolves it by
-	IP   string // its address, 198.18.N.2
+	IP   string // its address, in 198.18.0.0/15
 	Port int
 	// CIDR is a /30 holding only this host.
 	CIDR string
@@ -101,13 +102,9 @@ func NewEgressHosts(t EgressT) *EgressHosts {
 // the test ends.
 func (h *EgressHosts) Add(t EgressT, name string) EgressHost {
 	t.Helper()
-	// A /30 per host, distinct per process and call (modulo 512).
 	n := egressNet.Add(1)
-	idx := (os.Getpid()*8 + int(n)) % 512
-	second, third := 18+idx/256, idx%256
 	ns := fmt.Sprintf("bt-eg-%d-%d", os.Getpid(), n)
 	hostIf, nsIf := fmt.Sprintf("bteg%dh%d", os.Getpid()%10000, n), fmt.Sprintf("bteg%dn%d", os.Getpid()%10000, n)
-	sub := fmt.Sprintf("198.%d.%d", second, third)
 	run := func(argv ...string) {
 		t.Helper()
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
@@ -118,12 +115,12 @@ func (h *EgressHosts) Add(t EgressT, name string) EgressHost {
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	run("ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", hostIf).Run() })
-	run("ip", "addr", "add", sub+".1/30", "dev", hostIf)
+	base := claimSubnet(t, hostIf)
+	ip := base.Next().Next().String()
 	run("ip", "link", "set", hostIf, "up")
 	run("ip", "-n", ns, "link", "set", "lo", "up")
-	run("ip", "-n", ns, "addr", "add", sub+".2/30", "dev", nsIf)
+	run("ip", "-n", ns, "addr", "add", ip+"/30", "dev", nsIf)
 	run("ip", "-n", ns, "link", "set", nsIf, "up")
-	ip := sub + ".2"
 	l, err := listenIn("/run/netns/"+ns, ip+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +149,42 @@ func (h *EgressHosts) Add(t EgressT, name string) EgressHost {
 	if _, err := fmt.Fprintf(f, "%s %s\n", ip, name); err != nil {
 		t.Fatal(err)
 	}
-	return EgressHost{Name: name, IP: ip, Port: l.Addr().(*net.TCPAddr).Port, CIDR: sub + ".0/30"}
+	return EgressHost{Name: name, IP: ip, Port: l.Addr().(*net.TCPAddr).Port, CIDR: netip.PrefixFrom(base, 30).String()}
 }
+
+// claimSubnet gives hostIf the first 198.18.0.0/15 /30 no interface of the
+// host has yet, under a lock shared by every test process, and returns its
+// first three octets.
+func claimSubnet(t EgressT, hostIf string) netip.Addr {
+	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "bottle-egress-hosts.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Close() }()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "-4", "-o", "addr", "show").Output()
+	if err != nil {
+		t.Fatalf("ip addr show: %v", err)
+	}
+	taken := string(out)
+	for base := netip.MustParseAddr("198.18.0.0"); egressRange.Contains(base); base = base.Next().Next().Next().Next() {
+		host := base.Next()
+		if strings.Contains(taken, " "+host.String()+"/") {
+			continue
+		}
+		if out, err := exec.Command("ip", "addr", "add", host.String()+"/30", "dev", hostIf).CombinedOutput(); err != nil {
+			t.Fatalf("ip addr add: %v: %s", err, out)
+		}
+		return base
+	}
+	t.Fatal("no free /30 in " + egressRange.String())
+	return netip.Addr{}
+}
+
+var egressRange = netip.MustParsePrefix("198.18.0.0/15")
 
 // listenIn opens a TCP listener inside the namespace at nsPath: a socket
 // belongs to the namespace of the thread that made it.
