@@ -41,8 +41,19 @@ const (
 )
 
 // canEnforceEgress: building a network namespace and its nftables rules
-// needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN in the host's namespaces).
-func canEnforceEgress() bool { return os.Geteuid() == 0 }
+// needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN in the host's namespaces) and
+// iproute2, nftables and nsenter (hack/ensure-deps.sh installs them).
+func canEnforceEgress() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	for _, tool := range []string{"ip", "nft", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return false
+		}
+	}
+	return true
+}
 
 // egressEnforced reports whether a record's machine has an allowlist.
 func (r *record) hasAllowlist() bool { return len(r.AllowHosts) > 0 || len(r.AllowCIDRs) > 0 }

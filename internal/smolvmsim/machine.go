@@ -299,7 +299,7 @@ func cmdStart(e *env, args []string) error {
 		return fail("agent operation failed: start machine: start VMM: %v", err)
 	}
 	if guestNet == guestNetNone {
-		_, _ = fmt.Fprintf(e.stderr, "simulator: egress allowlist of '%s' cannot be enforced without root; the machine has no network\n", name)
+		_, _ = fmt.Fprintf(e.stderr, "simulator: egress allowlist of '%s' cannot be enforced here (it needs root, ip, nft and nsenter); the machine has no network\n", name)
 	}
 	r.State, r.PID, r.GuestNet = "running", &pid, guestNet
 	if err := s.save(r); err != nil {
