@@ -196,8 +196,15 @@ func listenIn(nsPath, addr string) (net.Listener, error) {
 	ch := make(chan res, 1)
 	go func() {
 		runtime.LockOSThread()
-		// The thread is left locked (and so discarded when this
-		// goroutine ends) rather than switched back.
+		// Back to the thread's own namespace afterwards, then unlocked:
+		// a locked goroutine that ends takes its thread with it, except
+		// the main thread, which would stay in the test's namespace.
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- res{err: err}
+			return
+		}
+		defer func() { _ = unix.Close(home) }()
 		fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			ch <- res{err: err}
@@ -209,6 +216,9 @@ func listenIn(nsPath, addr string) (net.Listener, error) {
 			return
 		}
 		l, err := net.Listen("tcp4", addr)
+		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
 		ch <- res{l, err}
 	}()
 	r := <-ch
