@@ -99,7 +99,7 @@ func readEgressDenials(path string, limit int) []egressDenial {
 }
 
 // parseEgressDenialLine is smolvm's parse_egress_denial_line
-// (src/agent/manager.rs:440-468): anchored on the marker, the operation one
+// (src/agent/manager.rs:437-468): anchored on the marker, the operation one
 // of connect/sendto/resolve, a leading "to " dropped from the destination, the
 // bracketed first token as the timestamp.
 func parseEgressDenialLine(line string) (egressDenial, bool) {
