@@ -2,8 +2,12 @@ package smolvmsim
 
 import (
 	"encoding/json"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
@@ -94,5 +98,70 @@ func TestEgressEnforced(t *testing.T) {
 	t.Cleanup(func() { s.run("machine", "delete", "-f", "--name", "open") })
 	if r := exec("open", probe(unlisted.Addr())...); !strings.Contains(r.stdout, "hello from "+unlisted.Name) {
 		t.Fatalf("--net alone is open: %+v", r)
+	}
+}
+
+// Without root the simulator cannot build a machine's network, so an
+// allowlisted machine gets none at all, and start says so: never an
+// unenforced network.
+func TestEgressWithoutRootHasNoNetwork(t *testing.T) {
+	testutil.RequireBwrap(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the simulator as another user")
+	}
+	dir, err := os.MkdirTemp("", "egress-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "smolvm")
+	data, err := os.ReadFile(simBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	for _, p := range []string{dir, bin} {
+		if err := os.Chown(p, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, string, int) {
+		cmd := osexec.Command(bin, args...)
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir, "SMOLVM_DATA_DIR=" + filepath.Join(dir, "data"), "SMOLVM_SIM_PULL=0"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*osexec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), code
+	}
+	if _, e, code := run("machine", "create", "--name", "m", "--allow-cidr", "198.18.0.0/15"); code != 0 {
+		t.Fatalf("create as nobody: %s", e)
+	}
+	_, e, code := run("machine", "start", "--name", "m")
+	t.Cleanup(func() { run("machine", "delete", "-f", "--name", "m") })
+	if code != 0 {
+		t.Fatalf("start as nobody: %s", e)
+	}
+	if !strings.Contains(e, "cannot be enforced here (it needs root, ip, nft and nsenter); the machine has no network") {
+		t.Fatalf("start did not say the allowlist is not enforced: %q", e)
+	}
+	_, e, code = run("machine", "exec", "--name", "m", "--", "ip", "route", "get", "198.18.0.2")
+	if code == 0 || !strings.Contains(e, "Network is unreachable") {
+		if strings.Contains(e, "user namespace") || strings.Contains(e, "setting up uid map") {
+			t.Skipf("this host allows no unprivileged user namespaces: %s", e)
+		}
+		t.Fatalf("an allowlisted machine without root has a route: exit %d, %q", code, e)
 	}
 }
