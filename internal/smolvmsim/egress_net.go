@@ -55,7 +55,7 @@ func canEnforceEgress() bool {
 	return true
 }
 
-// egressEnforced reports whether a record's machine has an allowlist.
+// hasAllowlist reports whether a record's machine has an allowlist.
 func (r *record) hasAllowlist() bool { return len(r.AllowHosts) > 0 || len(r.AllowCIDRs) > 0 }
 
 // startGuestNet builds the guest namespace in the calling VMM process and

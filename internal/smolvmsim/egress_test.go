@@ -39,6 +39,11 @@ func TestEgressEnforced(t *testing.T) {
 	byCIDR := hosts.Add(t, "cidr.egress.test")
 	unlisted := hosts.Add(t, "unlisted.egress.test")
 	s := newSim(t, "SMOLVM_SIM_HOSTS="+hosts.File, "SMOLVM_SIM_PULL=0")
+	// smolvm resolves every --allow-host at create and refuses one that
+	// does not resolve (src/cli/machine.rs:82-110); the hosts file is the
+	// simulator's DNS.
+	expect(t, "an allow-host the hosts file does not hold", s.run("machine", "create", "--name", "typo", "--allow-host", "alowed.egress.test"), "",
+		"Error: config operation failed: --allow-host: failed to resolve 'alowed.egress.test': failed to lookup address information: Name or service not known\n", 1)
 	s.ok("machine", "create", "--name", "m1", "--allow-host", allowed.Name, "--allow-cidr", byCIDR.CIDR)
 	s.ok("machine", "start", "--name", "m1")
 	t.Cleanup(func() { s.run("machine", "delete", "-f", "--name", "m1") })

@@ -173,8 +173,11 @@ func cmdCreate(e *env, args []string) error {
 		// it reserves the name, and any failure is fatal
 		// (smolvm:src/cli/machine.rs:82-110, src/smolfile.rs:38-80). The
 		// simulator asks no DNS: the reserved .invalid domain (RFC 2606)
-		// is the one that never resolves.
-		if strings.HasSuffix(strings.TrimSuffix(h, "."), ".invalid") {
+		// never resolves, and with SMOLVM_SIM_HOSTS set, a name that file
+		// does not hold does not either.
+		unresolvable := strings.HasSuffix(strings.TrimSuffix(h, "."), ".invalid") ||
+			(os.Getenv(SimHostsEnv) != "" && len(lookupSimHost(h)) == 0)
+		if unresolvable {
 			return fail("config operation failed: --allow-host: failed to resolve '%s': failed to lookup address information: Name or service not known", h)
 		}
 	}
