@@ -57,19 +57,21 @@ const (
 
 // Driver verbs: the `verb` label of the metrics and Error.Verb.
 const (
-	verbVersion      = "version"
-	verbCreate       = "create"
-	verbStart        = "start"
-	verbStop         = "stop"
-	verbDelete       = "delete"
-	verbStatus       = "status"
-	verbList         = "list"
-	verbExec         = "exec"
-	verbInteractive  = "exec_interactive"
-	verbCopyIn       = "copy_in"
-	verbCopyOut      = "copy_out"
-	verbEgressEvents = "egress_events"
+	verbVersion     = "version"
+	verbCreate      = "create"
+	verbStart       = "start"
+	verbStop        = "stop"
+	verbDelete      = "delete"
+	verbStatus      = "status"
+	verbList        = "list"
+	verbExec        = "exec"
+	verbInteractive = "exec_interactive"
+	verbCopyIn      = "copy_in"
+	verbCopyOut     = "copy_out"
 )
+
+// verbEgressEvents lists a machine's refused egress.
+const verbEgressEvents = "egress_events"
 
 func versionArgv() []string { return []string{flagVersion} }
 

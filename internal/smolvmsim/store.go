@@ -93,25 +93,27 @@ func (s *store) lockMachine(name string, exclusive bool) (func(), error) {
 // record is one machine as persisted. The JSON of `status`/`ls` is a
 // separate view (statusJSON) so internal fields stay private.
 type record struct {
-	Name       string            `json:"name"`
-	State      string            `json:"state"`
-	CPUs       int               `json:"cpus"`
-	MemoryMiB  int               `json:"memory_mib"`
-	PID        *int              `json:"pid"`
-	CreatedAt  string            `json:"created_at"`
-	Image      *string           `json:"image"`
-	Labels     map[string]string `json:"labels"`
-	Network    bool              `json:"network"`
-	AllowHosts []string          `json:"allow_hosts,omitempty"`
-	AllowCIDRs []string          `json:"allowed_cidrs,omitempty"`
+	Name        string            `json:"name"`
+	State       string            `json:"state"`
+	CPUs        int               `json:"cpus"`
+	MemoryMiB   int               `json:"memory_mib"`
+	PID         *int              `json:"pid"`
+	CreatedAt   string            `json:"created_at"`
+	Image       *string           `json:"image"`
+	Labels      map[string]string `json:"labels"`
+	Network     bool              `json:"network"`
+	AllowHosts  []string          `json:"allow_hosts,omitempty"`
+	AllowCIDRs  []string          `json:"allowed_cidrs,omitempty"`
+	Env         []string          `json:"env,omitempty"`
+	Workdir     string            `json:"workdir,omitempty"`
+	PulledImage string            `json:"pulled_image,omitempty"`
+	PulledAt    string            `json:"pulled_at,omitempty"`
+
 	// GuestNet is the running machine's own network (egress_net.go): the
 	// path of the namespace its VMM enforces the allowlist in, or
 	// guestNetNone; empty without an allowlist.
-	GuestNet    string   `json:"guest_net,omitempty"`
-	Env         []string `json:"env,omitempty"`
-	Workdir     string   `json:"workdir,omitempty"`
-	PulledImage string   `json:"pulled_image,omitempty"`
-	PulledAt    string   `json:"pulled_at,omitempty"`
+	GuestNet string `json:"guest_net,omitempty"`
+
 	forkRecord
 }
 
