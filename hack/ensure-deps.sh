@@ -11,9 +11,13 @@ command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 [[ -x /usr/sbin/runuser || -x /usr/bin/runuser || -x /sbin/runuser ]] || missing+=(util-linux)
 command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus-daemon)
-command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
-[[ -x /usr/sbin/ip || -x /sbin/ip || -x /usr/bin/ip ]] || missing+=(iproute2)
-[[ -x /usr/sbin/nft || -x /sbin/nft ]] || missing+=(nftables)
+# Only root can enforce an allowlist (docs/security.md#egress): without root
+# the simulator gives an allowlisted machine no network and needs none of these.
+if [[ $(id -u) -eq 0 ]]; then
+	command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+	[[ -x /usr/sbin/ip || -x /sbin/ip || -x /usr/bin/ip ]] || missing+=(iproute2)
+	[[ -x /usr/sbin/nft || -x /sbin/nft ]] || missing+=(nftables)
+fi
 
 if ((${#missing[@]} == 0)); then
 	exit 0
