@@ -72,8 +72,9 @@ var _ = Describe("egress", func() {
 		byCIDR := hosts.Add(GinkgoT(), "cidr.egress.test")
 		unlisted := hosts.Add(GinkgoT(), "unlisted.egress.test")
 		const node = "node-egress"
-		a := startAgent(node, agentOptions{resync: 2 * time.Second, simEnv: []string{"SMOLVM_SIM_HOSTS=" + hosts.File}})
-		defer a.stop()
+		opts := agentOptions{resync: 2 * time.Second, simEnv: []string{"SMOLVM_SIM_HOSTS=" + hosts.File}}
+		a := startAgent(node, opts)
+		defer func() { a.stop() }()
 
 		ns := newNamespace()
 		b := bottle(ns, node)
@@ -109,6 +110,12 @@ var _ = Describe("egress", func() {
 		counted := get(b).Status.EgressRefusals
 		Consistently(func() []v1.EgressRefusal { return get(b).Status.EgressRefusals }, 5*time.Second, time.Second).
 			Should(Equal(counted), "a refusal was counted twice")
+
+		By("restarting the agent: its cursor is gone, status says what was read")
+		a.stop()
+		a = startAgent(node, opts)
+		Consistently(func() []v1.EgressRefusal { return get(b).Status.EgressRefusals }, 5*time.Second, time.Second).
+			Should(Equal(counted), "a restarted agent counted a refusal again")
 
 		By("removing the host from the allowlist (recreatePolicy Never): Stalled, the machine as it was")
 		got := get(b)
