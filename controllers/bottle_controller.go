@@ -81,6 +81,7 @@ type BottleReconciler struct {
 	SmolvmRetryBase, SmolvmRetryMax time.Duration
 
 	metrics *phaseTracker
+	egress  *egressReads
 	records *records
 	steps   *inflight
 	view    *machineView
@@ -131,6 +132,7 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	r.backoff = newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax)
 	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.metrics = newPhaseTracker()
+	r.egress = newEgressReads()
 	if err := r.prepareStart(mgr.GetLogger()); err != nil {
 		return err
 	}
@@ -198,6 +200,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.metrics.forget(req.NamespacedName)
+			r.egress.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -277,7 +280,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
 
-	phases := []phase{r.reconcileMachine, r.reconcilePower, r.reconcileFiles, r.reconcileProvision}
+	phases := []phase{r.reconcileMachine, r.reconcilePower, r.reconcileEgress, r.reconcileFiles, r.reconcileProvision}
 	for _, p := range phases {
 		done, res, err := p(ctx, s)
 		if err != nil || !done {

@@ -19,6 +19,8 @@ type Machines interface {
 	CopyIn(ctx context.Context, machine, hostPath, guestPath string, mode os.FileMode, uid, gid int) error
 	// Update sets a stopped machine's vCPUs and memory (0: unchanged).
 	Update(ctx context.Context, name string, cpus, memMiB int) error
+	// EgressEvents lists what the machine's egress policy refused.
+	EgressEvents(ctx context.Context, name string, limit int) ([]smolvm.EgressDenial, error)
 }
 
 var _ Machines = (*smolvm.CLI)(nil)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and `make dev` need on a fresh
-# Debian machine: bubblewrap (the smolvm simulator's sandbox) and dbus-daemon
-# (the private bus of the systemd launcher's tests). Idempotent.
+# Debian machine: bubblewrap (the smolvm simulator's sandbox), dbus-daemon
+# (the private bus of the systemd launcher's tests), and iproute2, nftables
+# and nsenter (util-linux), with which the simulator enforces an egress
+# allowlist and the tests make their own hosts. Idempotent.
 #
 #   hack/ensure-deps.sh node   also what hack/node-up.sh's real node needs:
 #                              containerd, runc, the CNI plugins, iptables,
@@ -22,6 +24,13 @@ command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 [[ -x /usr/sbin/runuser || -x /usr/bin/runuser || -x /sbin/runuser ]] || missing+=(util-linux)
 command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus-daemon)
+# Only root can enforce an allowlist (docs/security.md#egress): without root
+# the simulator gives an allowlisted machine no network and needs none of these.
+if [[ $(id -u) -eq 0 ]]; then
+	command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+	[[ -x /usr/sbin/ip || -x /sbin/ip || -x /usr/bin/ip ]] || missing+=(iproute2)
+	[[ -x /usr/sbin/nft || -x /sbin/nft ]] || missing+=(nftables)
+fi
 
 if ((${#missing[@]} == 0)); then
 	exit 0

@@ -79,6 +79,17 @@ type BottleStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	ExecResults []ExecResult `json:"execResults,omitempty"`
+
+	// EgressRefusals are the destinations the machine's egress allowlist
+	// refused, most recently refused first, at most 16: read from smolvm
+	// once per resync period while the machine runs. `kubectl bottle
+	// egress` lists them with the spec.network patch that would allow
+	// them.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.operation == a.operation && b.destination == a.destination))",message="egressRefusals holds one entry per operation and destination"
+	EgressRefusals []EgressRefusal `json:"egressRefusals,omitempty"`
 }
 
 // FileStatus records one file copied into the guest.

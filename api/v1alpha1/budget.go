@@ -10,13 +10,14 @@ package v1alpha1
 //	paths          MaxPathChars × 6, ×4          192 KiB (spec, status.files,
 //	               and the managedFields keys of both)
 //	status tails   32 steps × 2 × MaxTailJSONBytes 256 KiB
+//	egress         MaxEgressRefusals × 300 × 6    29 KiB (guest-chosen names)
 //	the rest       names, refs, hosts, env names, ≈ 200 KiB
 //	               conditions, per-step records
 //
 // budget_test.go ("Bottle size budget") writes such a Bottle and status to
-// a real API server and etcd: 1,476,505 bytes stored. A templated Bottle
+// a real API server and etcd: 1,507,298 bytes stored. A templated Bottle
 // records up to 32 inherited steps in status.template but may not set
-// image, resources or network: 1,446,248 bytes in the same test. The CEL rules on BottleSpec
+// image, resources or network: 1,477,041 bytes in the same test. The CEL rules on BottleSpec
 // enforce the two spec totals; the agent enforces the tail budget.
 const (
 	// MaxContentChars bounds the characters of prompt.inline, files[].inline,

@@ -119,6 +119,12 @@ func worstCaseStatus(b *v1.Bottle) v1.BottleStatus {
 			Stdout: tail, Stderr: tail, StdoutBytes: 1 << 40, StderrBytes: 1 << 40, Truncated: true,
 			StartedAt: &micro, FinishedAt: &micro, ScriptSHA256: strings.Repeat("a", 64), Error: fill("smolvm exec: ", 1024, "e")})
 	}
+	// A guest chooses the names it resolves: every refused destination at
+	// its longest, every character escaped.
+	for i := range v1.MaxEgressRefusals {
+		st.EgressRefusals = append(st.EgressRefusals, v1.EgressRefusal{Operation: v1.EgressResolve,
+			Destination: fmt.Sprintf("%02d", i) + escaped(298), Count: 1 << 40, FirstSeen: now, LastSeen: now})
+	}
 	return st
 }
 
@@ -185,6 +191,7 @@ var _ = Describe("Bottle size budget", func() {
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), got)).To(Succeed())
 		Expect(got.Status.ExecResults).To(HaveLen(32))
 		Expect(got.Status.Files).To(HaveLen(65))
+		Expect(got.Status.EgressRefusals).To(HaveLen(v1.MaxEgressRefusals))
 		stored, err := json.Marshal(got)
 		Expect(err).NotTo(HaveOccurred())
 		spec, _ := json.Marshal(got.Spec)

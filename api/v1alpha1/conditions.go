@@ -122,3 +122,7 @@ func ClusterReason(reason string) bool {
 	}
 	return false
 }
+
+// ReasonEgressRefused is the reason of the Warning event that reports what
+// a machine's egress allowlist refused (one per destination per read).
+const ReasonEgressRefused = "EgressRefused"

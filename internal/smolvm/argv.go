@@ -25,6 +25,8 @@ const (
 	subList   = "ls"
 	subExec   = "exec"
 	subCopy   = "cp"
+	// subEgressEvents lists refused egress (smolvm:src/cli/machine.rs:350-351).
+	subEgressEvents = "egress-events"
 
 	flagVersion   = "--version"
 	flagName      = "--name"
@@ -49,6 +51,7 @@ const (
 	flagMode      = "--mode"
 	flagUID       = "--uid"
 	flagGID       = "--gid"
+	flagLimit     = "--limit"
 	endOfFlags    = "--"
 )
 
@@ -66,6 +69,9 @@ const (
 	verbCopyIn      = "copy_in"
 	verbCopyOut     = "copy_out"
 )
+
+// verbEgressEvents lists a machine's refused egress.
+const verbEgressEvents = "egress_events"
 
 func versionArgv() []string { return []string{flagVersion} }
 
@@ -159,6 +165,18 @@ func statusArgv(name string) ([]string, error) {
 		return nil, err
 	}
 	return append(argv, flagJSON), nil
+}
+
+// egressEventsArgv: the newest limit denials as JSON.
+func egressEventsArgv(name string, limit int) ([]string, error) {
+	argv, err := nameOnlyArgv(verbEgressEvents, subEgressEvents, name)
+	if err != nil {
+		return nil, err
+	}
+	if limit < 0 {
+		return nil, newUsageError(verbEgressEvents, "limit is negative")
+	}
+	return append(argv, flagLimit, strconv.Itoa(limit), flagJSON), nil
 }
 
 func listArgv() []string { return []string{cmdMachine, subList, flagJSON} }

@@ -42,6 +42,7 @@ func TestArgvBuilders(t *testing.T) {
 		{"stop", func() ([]string, error) { return stopArgv("m1") }, []string{"machine", "stop", "--name", "m1"}},
 		{"delete always -f", func() ([]string, error) { return deleteArgv("m1") }, []string{"machine", "delete", "--name", "m1", "-f"}},
 		{"status", func() ([]string, error) { return statusArgv("m1") }, []string{"machine", "status", "--name", "m1", "--json"}},
+		{"egress-events", func() ([]string, error) { return egressEventsArgv("m1", 50) }, []string{"machine", "egress-events", "--name", "m1", "--limit", "50", "--json"}},
 		{"list", func() ([]string, error) { return listArgv(), nil }, []string{"machine", "ls", "--json"}},
 		{"exec root argv", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m1", Argv: []string{"ls", "-la", "a b"}}, 0, false)

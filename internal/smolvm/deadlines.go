@@ -48,7 +48,8 @@ func (t Timeouts) deadline(verb string, bytes int64) time.Duration {
 	switch verb {
 	case verbVersion:
 		return orDefault(t.Version, def.Version)
-	case verbStatus:
+	case verbStatus, verbEgressEvents:
+		// egress-events, like status, reads what smolvm wrote.
 		return orDefault(t.Status, def.Status)
 	case verbList:
 		return orDefault(t.List, def.List)

@@ -184,7 +184,61 @@ func guestImitation(family, line string) oracleRow {
 	}
 }
 
+// egressEventsWant calls EgressEvents (limit 2) and checks what it parsed.
+func egressEventsWant(want ...EgressDenial) func(context.Context, *CLI, *startSignal) (ExecResult, error) {
+	return func(ctx context.Context, c *CLI, _ *startSignal) (ExecResult, error) {
+		got, err := c.EgressEvents(ctx, oracleMachine, 2)
+		if err != nil {
+			return ExecResult{}, err
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return ExecResult{}, fmt.Errorf("egress events %v, want %v", got, want)
+		}
+		return ExecResult{}, nil
+	}
+}
+
+// egressLogged gives the simulator's m1 three denials in smolvm's log format
+// (crates/smolvm-network/src/lib.rs:211-217, egress.rs:275-303) and a line
+// that is not one.
+func egressLogged(t testing.TB, ctx context.Context, c *CLI) {
+	t.Helper()
+	created(t, ctx, c)
+	var dir string
+	for _, kv := range c.Env {
+		if v, ok := strings.CutPrefix(kv, "SMOLVM_DATA_DIR="); ok {
+			dir = v
+		}
+	}
+	log := "[2026-08-13T02:31:01Z]: egress policy denied connect to 10.0.0.1:443\n" +
+		"[2026-08-13T02:31:02Z]: virtio-net: blocking DNS query by allow-host policy name=pypi.org\n" +
+		"[2026-08-13T02:31:02Z]: egress policy denied resolve pypi.org\n" +
+		"[2026-08-13T02:31:03Z]: egress policy denied sendto 10.0.0.2:53\n"
+	if err := os.WriteFile(filepath.Join(dir, "machines", oracleMachine, "egress-denials.log"), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var oracleRows = []oracleRow{
+	{
+		name: "egress-events of a machine that refused nothing", src: "src/cli/machine.rs:4061-4079; src/agent/manager.rs:406-410",
+		call:    egressEventsWant(),
+		replies: map[string]reply{"egress-events": {stdout: "[]\n"}},
+		sim:     true, setup: created, real: true,
+	},
+	{
+		name: "egress-events of a missing machine", src: "src/agent/manager.rs:403-410 (no log is no denials, never an error)",
+		call:    egressEventsWant(),
+		replies: map[string]reply{"egress-events": {stdout: "[]\n"}},
+		sim:     true, real: true,
+	},
+	{
+		name: "egress-events, newest kept, oldest first", src: "src/cli/machine.rs:4068-4074; src/agent/manager.rs:406-468",
+		call: egressEventsWant(EgressDenial{"2026-08-13T02:31:02Z", "resolve", "pypi.org"}, EgressDenial{"2026-08-13T02:31:03Z", "sendto", "10.0.0.2:53"}),
+		replies: map[string]reply{"egress-events": {stdout: "[\n  {\n    \"timestamp\": \"2026-08-13T02:31:02Z\",\n    \"operation\": \"resolve\",\n" +
+			"    \"dest\": \"pypi.org\"\n  },\n  {\n    \"timestamp\": \"2026-08-13T02:31:03Z\",\n    \"operation\": \"sendto\",\n    \"dest\": \"10.0.0.2:53\"\n  }\n]\n"}},
+		sim: true, setup: egressLogged,
+	},
 	{
 		name: "create", src: "src/cli/vm_common.rs:720-740",
 		call: create(plainSpec),

@@ -38,6 +38,7 @@ case "$1 $2" in
 "--version "*) echo "smolvm 1.9.3 ($marker)" ;;
 "machine status") echo '{"name":"m1","state":"stopped","cpus":2,"memory_mib":1024}' ;;
 "machine ls") echo '[{"name":"m1","state":"stopped"}]' ;;
+"machine egress-events") echo '[{"timestamp":"2026-08-13T02:31:01Z","operation":"resolve","dest":"pypi.org"}]' ;;
 "machine cp")
   case "$3" in
   m1:*) echo "out of the guest" > "$4" ;;
@@ -216,6 +217,13 @@ func TestEveryVerbRunsInRoot(t *testing.T) {
 			}
 			return err
 		}, "machine ls"},
+		"EgressEvents": {func() error {
+			es, err := c.EgressEvents(ctx, "m1", 5)
+			if err == nil && (len(es) != 1 || es[0].Dest != "pypi.org") {
+				err = fmt.Errorf("egress events %+v", es)
+			}
+			return err
+		}, "machine egress-events --name m1 --limit 5 --json"},
 		"Exec": {func() error {
 			res, err := c.Exec(ctx, ExecRequest{Machine: "m1", Argv: []string{"true"}})
 			// Exec always passes -i: the stand-in reads an empty stdin.

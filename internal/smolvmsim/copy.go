@@ -175,7 +175,7 @@ func helperCommand(s *store, r *record, args ...string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bwrap, argv...)
+	cmd := sandboxCommand(r, bwrap, argv)
 	cmd.Env = guestEnv(r, nil, nil, "")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd, nil

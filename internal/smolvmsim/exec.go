@@ -117,7 +117,7 @@ func cmdExec(e *env, args []string) error {
 			termName = "xterm-256color" // smolvm:src/agent/client.rs:716-721
 		}
 	}
-	cmd := exec.Command(bwrap, argv...)
+	cmd := sandboxCommand(r, bwrap, argv)
 	// A clone's --secret-env references (fork) resolve at every exec, as
 	// the exec's own; -e overrides a secret of the same name
 	// (smolvm:src/cli/machine.rs:2713-2745, merge_env_overrides).

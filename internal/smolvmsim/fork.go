@@ -404,11 +404,11 @@ func bootClone(s *store, clone string, env []string) error {
 			return agentErr("fork env", "write: %v", err)
 		}
 	}
-	pid, err := startVMM(s.recordPath(clone), clone)
+	pid, guestNet, err := startVMM(s.recordPath(clone), clone)
 	if err != nil {
 		return agentErr("batch fork boot", "clone '%s': start VMM: %v", clone, err)
 	}
-	r.State, r.PID = "running", &pid
+	r.State, r.PID, r.GuestNet = "running", &pid, guestNet
 	if err := s.save(r); err != nil {
 		stopVMM(pid, clone)
 		return err

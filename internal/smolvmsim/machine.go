@@ -173,8 +173,11 @@ func cmdCreate(e *env, args []string) error {
 		// it reserves the name, and any failure is fatal
 		// (smolvm:src/cli/machine.rs:82-110, src/smolfile.rs:38-80). The
 		// simulator asks no DNS: the reserved .invalid domain (RFC 2606)
-		// is the one that never resolves.
-		if strings.HasSuffix(strings.TrimSuffix(h, "."), ".invalid") {
+		// never resolves, and with SMOLVM_SIM_HOSTS set, a name that file
+		// does not hold does not either.
+		unresolvable := strings.HasSuffix(strings.TrimSuffix(h, "."), ".invalid") ||
+			(os.Getenv(SimHostsEnv) != "" && len(lookupSimHost(h)) == 0)
+		if unresolvable {
 			return fail("config operation failed: --allow-host: failed to resolve '%s': failed to lookup address information: Name or service not known", h)
 		}
 	}
@@ -294,11 +297,14 @@ func cmdStart(e *env, args []string) error {
 	}
 	// A real process stands behind a running machine, detached like
 	// smolvm's VMM; its pid is the machine's.
-	pid, err := startVMM(s.recordPath(name), name)
+	pid, guestNet, err := startVMM(s.recordPath(name), name)
 	if err != nil {
 		return fail("agent operation failed: start machine: start VMM: %v", err)
 	}
-	r.State, r.PID = "running", &pid
+	if guestNet == guestNetNone {
+		_, _ = fmt.Fprintf(e.stderr, "simulator: egress allowlist of '%s' cannot be enforced here (it needs root, ip, nft and nsenter); the machine has no network\n", name)
+	}
+	r.State, r.PID, r.GuestNet = "running", &pid, guestNet
 	if err := s.save(r); err != nil {
 		stopVMM(pid, name)
 		return err
@@ -351,7 +357,7 @@ func cmdStop(e *env, args []string) error {
 // registered under the machine lock, which the caller holds).
 func stopMachine(s *store, r *record) error {
 	pid := r.PID
-	r.State, r.PID = "stopped", nil
+	r.State, r.PID, r.GuestNet = "stopped", nil, ""
 	r.Frozen, r.Forkable = false, false
 	if err := s.save(r); err != nil {
 		return err

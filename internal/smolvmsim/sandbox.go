@@ -52,7 +52,7 @@ func sandboxArgv(s *store, r *record, o sandboxOpts) ([]string, error) {
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts",
 		"--hostname", sandboxHostname(r.Name),
 	}
-	if !r.Network {
+	if !r.Network || r.GuestNet == guestNetNone {
 		a = append(a, "--unshare-net")
 	}
 	if !hostIsRoot() {
@@ -103,6 +103,15 @@ func sandboxArgv(s *store, r *record, o sandboxOpts) ([]string, error) {
 	}
 	a = append(a, "--chdir", o.workdir, "--")
 	return append(a, o.command...), nil
+}
+
+// sandboxCommand runs bwrap with argv, inside the machine's own network
+// namespace when its VMM enforces an allowlist (egress_net.go).
+func sandboxCommand(r *record, bwrap string, argv []string) *exec.Cmd {
+	if r.GuestNet != "" && r.GuestNet != guestNetNone {
+		return exec.Command("nsenter", append([]string{"--net=" + r.GuestNet, "--", bwrap}, argv...)...)
+	}
+	return exec.Command(bwrap, argv...)
 }
 
 // guestEnv is the environment of a sandbox's first process: a fresh one (a

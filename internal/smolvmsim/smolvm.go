@@ -88,7 +88,7 @@ var topSpec = &cmdSpec{
 
 var machineSpec = &cmdSpec{
 	usage: "smolvm machine <COMMAND>",
-	help:  "Manage machines\n\nCommands:\n  create, start, stop, delete (rm), status, ls (list), exec, cp, update, fork, fork-release",
+	help:  "Manage machines\n\nCommands:\n  create, start, stop, delete (rm), status, ls (list), exec, cp, update, fork, fork-release, egress-events",
 }
 
 func dispatch(e *env, args []string) error {
@@ -151,6 +151,8 @@ func dispatch(e *env, args []string) error {
 		return cmdFork(e, rest)
 	case "fork-release":
 		return cmdForkRelease(e, rest)
+	case "egress-events":
+		return cmdEgressEvents(e, rest)
 	}
 	return machineSpec.usageErr("unrecognized subcommand '%s'", sub)
 }

@@ -108,6 +108,12 @@ type record struct {
 	Workdir     string            `json:"workdir,omitempty"`
 	PulledImage string            `json:"pulled_image,omitempty"`
 	PulledAt    string            `json:"pulled_at,omitempty"`
+
+	// GuestNet is the running machine's own network (egress_net.go): the
+	// path of the namespace its VMM enforces the allowlist in, or
+	// guestNetNone; empty without an allowlist.
+	GuestNet string `json:"guest_net,omitempty"`
+
 	forkRecord
 }
 
@@ -126,7 +132,7 @@ func (s *store) load(name string) (*record, error) {
 	// A running machine whose VMM is gone (killed, host rebooted) is
 	// stopped, whatever the record last said.
 	if r.State == "running" && (r.PID == nil || !vmmAlive(*r.PID, r.Name)) {
-		r.State, r.PID = "stopped", nil
+		r.State, r.PID, r.GuestNet = "stopped", nil, ""
 		r.Frozen, r.Forkable = false, false
 	}
 	return &r, nil

@@ -1,15 +1,21 @@
 package smolvmsim
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // VMMName is argv[0] of the stand-in for a running machine's VMM: Main runs
@@ -21,23 +27,84 @@ const VMMName = "smolvm-sim-vmm"
 // own session and process group, so it outlives the invocation that started
 // it and whatever process group that invocation belonged to (the agent's).
 // Its pid is the machine's pid in status.
-func startVMM(recordPath, name string) (int, error) {
+func startVMM(recordPath, name string) (pid int, guestNet string, err error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return 0, err
+		return 0, "", err
+	}
+	// The VMM says on this pipe whether the machine's network is ready
+	// (egress_net.go), as smolvm's start returns once the VM boots.
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = ready.Close() }()
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if v, ok := os.LookupEnv(SimHostsEnv); ok {
+		env = append(env, SimHostsEnv+"="+v)
 	}
 	cmd := &exec.Cmd{
 		Path:        exe,
 		Args:        []string{VMMName, name, recordPath},
-		Env:         []string{"PATH=/usr/bin:/bin"},
+		Env:         env,
+		ExtraFiles:  []*os.File{readyW},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, err
+	err = cmd.Start()
+	_ = readyW.Close()
+	if err != nil {
+		return 0, "", err
 	}
-	pid := cmd.Process.Pid
+	pid = cmd.Process.Pid
 	_ = cmd.Process.Release()
-	return pid, nil
+	_ = ready.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, rerr := bufio.NewReader(ready).ReadString('\n')
+	line = strings.TrimSpace(line)
+	switch {
+	case rerr != nil && line == "":
+		stopVMM(pid, name)
+		return 0, "", fmt.Errorf("VMM did not report its network: %v", rerr)
+	case strings.HasPrefix(line, "error: "):
+		stopVMM(pid, name)
+		return 0, "", errors.New(strings.TrimPrefix(line, "error: "))
+	case line == "-":
+		return pid, "", nil
+	}
+	return pid, line, nil
+}
+
+// vmmNetwork builds the machine's network when its record has an
+// allowlist, and says on fd 3 what start records: "-" (none of its own),
+// guestNetNone, the namespace's path, or "error: ...".
+func vmmNetwork(recordPath string) {
+	ready := os.NewFile(3, "ready")
+	if ready == nil {
+		return
+	}
+	unix.CloseOnExec(3)
+	defer func() { _ = ready.Close() }()
+	var r record
+	data, err := os.ReadFile(recordPath)
+	if err == nil {
+		err = json.Unmarshal(data, &r)
+	}
+	switch {
+	case err != nil:
+		_, _ = fmt.Fprintf(ready, "error: read machine: %v\n", err)
+	case !r.hasAllowlist():
+		_, _ = fmt.Fprintln(ready, "-")
+	case !canEnforceEgress():
+		_, _ = fmt.Fprintln(ready, guestNetNone)
+	default:
+		pol := newEgressPolicy(&r)
+		rec := &denialRecorder{path: filepath.Join(filepath.Dir(recordPath), egressDenialsLog)}
+		path, err := startGuestNet(pol, rec)
+		if err != nil {
+			_, _ = fmt.Fprintf(ready, "error: egress policy: %v\n", err)
+			return
+		}
+		_, _ = fmt.Fprintln(ready, path)
+	}
 }
 
 // vmmMain is the stand-in VMM: it runs until stopped (SIGTERM/SIGINT) or
@@ -50,6 +117,7 @@ func vmmMain(args []string) int {
 		return 2
 	}
 	recordPath := args[1]
+	vmmNetwork(recordPath)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	signal.Ignore(syscall.SIGHUP)
