@@ -2,12 +2,15 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -60,6 +63,17 @@ func TestClusterControllerScope(t *testing.T) {
 			t.Errorf("got %v, want refused saying %q", err, says)
 		}
 	}
+
+	// Policies reach the admission plugin through informers: wait until
+	// this one refuses (a new name each attempt: one that got through
+	// before the policy loaded stays).
+	attempt := 0
+	NewWithT(t).Eventually(func() error {
+		attempt++
+		p := reservation(agentNS)
+		p.Name = fmt.Sprintf("probe-%d", attempt)
+		return cc.Create(ctx, p)
+	}).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).Should(MatchError(ContainSubstring("bottle-cluster-scope")))
 
 	t.Run("ReservationPodAllowed", func(t *testing.T) {
 		if err := cc.Create(ctx, reservation(team)); err != nil {
