@@ -182,6 +182,16 @@ func startAgent(node string, o agentOptions) *agent {
 		ShutdownGrace:           o.shutdownGrace,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
+	rr := &controllers.BottleRunReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: apiReader,
+		Recorder:  mgr.GetEventRecorder("bottle-agent"),
+		Machines:  r.Machines,
+		NodeName:  node,
+		Logs:      o.stepLogs,
+		QueuePoll: 200 * time.Millisecond,
+	}
+	Expect(rr.SetupWithManager(ctx, mgr, "bottlerun-"+node)).To(Succeed())
 	return runAgent(node, mgr, logs)
 }
 

@@ -350,6 +350,22 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err := tr.SetupWithManager(elected, "bottletemplate"); err != nil {
 		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)
 	}
+	rr := &controllers.BottleRunReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("bottle-agent"),
+		Machines:  cli,
+		NodeName:  o.nodeName,
+		ExecMode:  mode,
+		Lease:     elector,
+		DigestKey: r.DigestKey,
+	}
+	if logs != nil {
+		rr.Logs = logs
+	}
+	if err := rr.SetupWithManager(ctx, elected, "bottlerun"); err != nil {
+		return nil, fmt.Errorf("setting up the BottleRun controller: %w", err)
+	}
 	return &agentProcess{Manager: mgr, elector: elector}, nil
 }
 
