@@ -36,10 +36,10 @@ exec claude -p "$BOTTLE_RUN_PROMPT"
 // runFlags are `kubectl bottle run`'s flags.
 type runFlags struct {
 	name, template, user, script, claude, concurrency string
-	timeout, ttl                                       time.Duration
-	env, outputs                                       []string
-	rm                                                 bool
-	poll                                               time.Duration
+	timeout, ttl                                      time.Duration
+	env, outputs                                      []string
+	rm                                                bool
+	poll                                              time.Duration
 }
 
 func newRunCommand(o *options) *cobra.Command {
@@ -340,4 +340,3 @@ func (l *runLog) stream(ctx context.Context, cfg *rest.Config, w io.Writer) erro
 	_, err = io.Copy(w, body)
 	return err
 }
-
