@@ -23,6 +23,8 @@ const (
 	runForbidden
 	// runFinished: nothing to run; only the TTL is left.
 	runFinished
+	// runWake: the Bottle was stopped for idleness: wake it, then wait.
+	runWake
 )
 
 // runPlan is decideRun's verdict.
@@ -50,6 +52,8 @@ func decideRun(run *v1.BottleRun, b *v1.Bottle, active string, mine bool, queue 
 		return runPlan{Action: runWait, Why: "running"}
 	case !b.DeletionTimestamp.IsZero():
 		return runPlan{Action: runWait, Why: fmt.Sprintf("Bottle %q is being deleted", b.Name)}
+	case idleStopped(b):
+		return runPlan{Action: runWake, Why: fmt.Sprintf("starting Bottle %q, stopped for idleness", b.Name)}
 	case b.Spec.RunState == v1.RunStateStopped:
 		return runPlan{Action: runWait, Why: fmt.Sprintf("Bottle %q has runState Stopped", b.Name)}
 	case b.Status.Phase != v1.PhaseReady:
@@ -136,4 +140,9 @@ func runUser(run *v1.BottleRun, b *v1.Bottle) string {
 		return run.Spec.User
 	}
 	return b.ExecUser()
+}
+
+// idleStopped says whether the agent stopped the Bottle for idleness.
+func idleStopped(b *v1.Bottle) bool {
+	return b.Status.Lifecycle != nil && b.Status.Lifecycle.IdleStoppedAt != nil
 }

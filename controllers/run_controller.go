@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
 )
@@ -51,6 +52,9 @@ type BottleRunReconciler struct {
 	// QueuePoll is how often a queued or waiting run looks again; 0 means
 	// a second.
 	QueuePoll time.Duration
+	// Activity is the node's activity record (shared with the Bottle
+	// reconciler): a run is use, and a run wakes an idle-stopped Bottle.
+	Activity *activity.Tracker
 
 	active  *activeRuns
 	digests *sourceDigests
@@ -219,6 +223,14 @@ func (r *BottleRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, r.finish(ctx, run, func(st *v1.BottleRunStatus) {
 			st.Reason, st.Message = v1.ReasonRunConcurrencyForbidden, plan.Why
 		})
+	case runWake:
+		if r.Activity != nil {
+			r.Activity.Wake(client.ObjectKeyFromObject(b), b.UID)
+		}
+		if err := r.pending(ctx, run, b, plan.Why); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: r.QueuePoll}, nil
 	case runWait:
 		if run.Status.StartedAt != nil {
 			return ctrl.Result{}, nil
@@ -262,6 +274,9 @@ func (r *BottleRunReconciler) start(ctx context.Context, run *v1.BottleRun, b *v
 	}
 	runCtx, release := r.active.start(ctx, run.UID)
 	defer release()
+	if r.Activity != nil {
+		defer r.Activity.Begin(b.UID)()
+	}
 
 	user := runUser(run, b)
 	started := metav1.NowMicro()

@@ -79,6 +79,19 @@ type BottleStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	ExecResults []ExecResult `json:"execResults,omitempty"`
+
+	// Lifecycle is the idle stop's record (spec.lifecycle).
+	// +optional
+	Lifecycle *LifecycleStatus `json:"lifecycle,omitempty"`
+}
+
+// LifecycleStatus records an idle stop.
+type LifecycleStatus struct {
+	// IdleStoppedAt is when the agent stopped the machine for idleness; it
+	// stays stopped (phase Stopped, Ready reason IdleStopped) until a
+	// session or run starts it again, which clears this.
+	// +optional
+	IdleStoppedAt *metav1.Time `json:"idleStoppedAt,omitempty"`
 }
 
 // FileStatus records one file copied into the guest.

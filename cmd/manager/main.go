@@ -26,6 +26,7 @@ import (
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/agentlease"
 	"github.com/bot-bottle/bottle-controller/internal/nodecheck"
 	"github.com/bot-bottle/bottle-controller/internal/reaper"
@@ -267,7 +268,10 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err != nil {
 		return nil, err
 	}
-	if err := addExecServer(mgr, o, cli, mode, logs); err != nil {
+	// One record of every session, step and run of the node's Bottles, for
+	// spec.lifecycle.stopAfterIdle and waking an idle-stopped Bottle.
+	tracker := activity.New()
+	if err := addExecServer(mgr, o, cli, mode, logs, tracker); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -329,6 +333,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		RequireReservation:      o.reservations,
 		TempDir:                 copyDir,
 		Lease:                   elector,
+		Activity:                tracker,
 	}
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
 		return nil, fmt.Errorf("--digest-key-file: %w", err)
@@ -359,6 +364,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		ExecMode:  mode,
 		Lease:     elector,
 		DigestKey: r.DigestKey,
+		Activity:  tracker,
 	}
 	if logs != nil {
 		rr.Logs = logs

@@ -31,6 +31,8 @@ const LabelRun = "agents.bot-bottle.dev/bottlerun"
 // +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottleruns/status,verbs=patch
 // +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottles,verbs=create;delete
 
+// (RetentionReconciler deletes Bottles too: the rule above.)
+
 // SetupWithManager registers the reconciler.
 func (r *FreshRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
