@@ -10,9 +10,9 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
-	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
 )
 
