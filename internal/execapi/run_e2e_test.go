@@ -129,3 +129,69 @@ func (l *runLogForTest) read(s *e2eSuite, user string) error {
 		agentsv1alpha1.BottleRunResource + "/" + l.name + "/" + agentsv1alpha1.SubresourceLog
 	return kube.Discovery().RESTClient().Get().AbsPath(path).Do(context.Background()).Error()
 }
+
+// startIdleAgent runs node-idle's Bottle reconciler, sharing the activity
+// record with node-idle's exec API server, as cmd/manager wires them.
+func startIdleAgent(t *testing.T, s *e2eSuite) {
+	t.Helper()
+	g := NewWithT(t)
+	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), nodeIdle), suiteLogger(nodeIdle)))
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &controllers.BottleReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Machines: s.simIdle, NodeName: nodeIdle,
+		ExecMode: smolvm.ModeLogin, TempDir: t.TempDir(), ResyncPeriod: 2 * time.Second, Activity: s.idle,
+	}
+	g.Expect(r.SetupWithManager(mgr, "bottle-idle-e2e")).To(Succeed())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = mgr.Start(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+}
+
+// The idle lifecycle through the API server: a Bottle its agent stopped
+// for idleness is started again by `kubectl bottle attach` (and exec),
+// which waits for it instead of refusing.
+func TestAttachWakesAnIdleStoppedBottle(t *testing.T) {
+	s := needSuite(t)
+	g := NewWithT(t)
+	startIdleAgent(t, s)
+	ctx := context.Background()
+	b := &agentsv1alpha1.Bottle{
+		ObjectMeta: metav1.ObjectMeta{Name: "sleepy", Namespace: testNamespace},
+		Spec: agentsv1alpha1.BottleSpec{
+			NodeName: nodeIdle,
+			MachineSpec: agentsv1alpha1.MachineSpec{
+				Image: "node:22-bookworm", ExecUser: "node", PromptPath: promptPath,
+				Files: []agentsv1alpha1.File{{Path: "/opt/bin/claude", Mode: ptrTo[int32](0o755), Inline: ptrTo(fakeClaude)},
+					{Path: "/etc/profile.d/opt-bin.sh", Inline: ptrTo("PATH=/opt/bin:$PATH\n")}},
+				Provision: []agentsv1alpha1.ProvisionStep{{Name: "mark", Script: "echo kept > /home/node/mark", TimeoutSeconds: 60}},
+			},
+			Lifecycle: &agentsv1alpha1.Lifecycle{StopAfterIdle: &metav1.Duration{Duration: 2 * time.Second}},
+		},
+	}
+	g.Expect(s.admin.Create(ctx, b)).To(Succeed())
+	t.Cleanup(func() { _ = s.admin.Delete(context.Background(), b) })
+	key := types.NamespacedName{Namespace: testNamespace, Name: "sleepy"}
+	idleStopped := func() bool {
+		cur := &agentsv1alpha1.Bottle{}
+		if err := s.admin.Get(ctx, key, cur); err != nil {
+			return false
+		}
+		return cur.Status.Phase == agentsv1alpha1.PhaseStopped && cur.Status.Lifecycle != nil && cur.Status.Lifecycle.IdleStoppedAt != nil
+	}
+	g.Eventually(idleStopped, 60*time.Second, 100*time.Millisecond).Should(BeTrue())
+
+	code, out, errOut := kubectlBottle(t, "alice", "", "attach", "sleepy", "-T", "--", "--resume")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(ContainSubstring("arg:--resume"))
+	g.Expect(out).To(ContainSubstring("user:node"))
+
+	g.Eventually(idleStopped, 60*time.Second, 100*time.Millisecond).Should(BeTrue(), "idle again after the session")
+	code, out, errOut = kubectlBottle(t, "alice", "", "exec", "sleepy", "--", "cat", "/home/node/mark")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(Equal("kept\n"), "the disk was kept across the idle stops")
+}
