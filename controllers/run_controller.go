@@ -161,6 +161,12 @@ func (r *BottleRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if !run.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	if retry := pendingRetry(run.Annotations, run.Status.LastHandledRetry); retry.Token != "" && run.Finished() && run.Status.NodeName == r.NodeName {
+		// Asked for explicitly (kubectl annotate, a pipeline): the
+		// finished run starts over, its old result replaced, once per
+		// token. Its agent (the one that ran it) handles it.
+		return ctrl.Result{}, r.resetForRetry(ctx, run, retry.Token)
+	}
 	target := run.TargetBottle()
 	b := &v1.Bottle{}
 	var bottleErr error
@@ -497,4 +503,19 @@ func (o *logOut) close() {
 	if o != nil {
 		_ = o.w.Close()
 	}
+}
+
+// resetForRetry clears a finished run's result so it runs again, recording
+// the retry token in the same locked write: a token runs the run once.
+func (r *BottleRunReconciler) resetForRetry(ctx context.Context, run *v1.BottleRun, token string) error {
+	st := &v1.BottleRunStatus{
+		Phase: v1.RunPhasePending, ObservedGeneration: run.Generation, BottleName: run.Status.BottleName,
+		Reason: v1.ReasonRunWaiting, Message: fmt.Sprintf("retry %q requested", token), LastHandledRetry: token,
+	}
+	setRunCondition(st, run.Generation, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonRunWaiting, st.Message)
+	next := run.DeepCopy()
+	next.Status = *st
+	// A merge patch cannot remove fields it does not name: replace the
+	// whole status, locked to the version read.
+	return client.IgnoreNotFound(r.Status().Update(ctx, next))
 }

@@ -203,6 +203,28 @@ var _ = Describe("BottleRuns", Ordered, ContinueOnFailure, func() {
 		Expect(q.Status.StartedAt.Before(fr.Status.FinishedAt)).To(BeFalse(), "the queued run started before the first ended")
 	})
 
+	It("runs a finished run again only when the retry annotation asks, once per value", func() {
+		r := newRun(ns, "again", b.Name, "sh", "-c", "echo x >> /tmp/again; wc -l < /tmp/again; exit 1")
+		Expect(k8sClient.Create(ctx, r)).To(Succeed())
+		Eventually(runPhase(r)).Should(Equal(v1.RunPhaseFailed))
+		first := getRun(r)
+		Expect(first.Status.Stdout).To(Equal("1\n"))
+
+		first.Annotations = map[string]string{v1.AnnotationRetry: "try-2"}
+		Expect(k8sClient.Update(ctx, first)).To(Succeed())
+		Eventually(func() string { return getRun(r).Status.Stdout }).Should(Equal("2\n"))
+		Eventually(runPhase(r)).Should(Equal(v1.RunPhaseFailed))
+		second := getRun(r)
+		Expect(second.Status.LastHandledRetry).To(Equal("try-2"))
+		Expect(second.Status.StartedAt.After(first.Status.FinishedAt.Time)).To(BeTrue())
+
+		By("a later run in the Bottle shows the retried one ran exactly twice")
+		probe := newRun(ns, "again-probe", b.Name, "cat", "/tmp/again")
+		Expect(k8sClient.Create(ctx, probe)).To(Succeed())
+		Eventually(runPhase(probe)).Should(Equal(v1.RunPhaseSucceeded))
+		Expect(getRun(probe).Status.Stdout).To(Equal("x\nx\n"))
+	})
+
 	It("deletes a finished run after ttlSecondsAfterFinished, with its log", func() {
 		r := newRun(ns, "ttl", b.Name, "echo", "bye")
 		r.Spec.TTLSecondsAfterFinished = ptr.To[int32](1)

@@ -252,6 +252,12 @@ type BottleRunStatus struct {
 	// +optional
 	FinishedAt *metav1.MicroTime `json:"finishedAt,omitempty"`
 
+	// LastHandledRetry is the last value of the agents.bot-bottle.dev/retry
+	// annotation the agent acted on: a new value on a finished run runs it
+	// again, once (the previous result is replaced).
+	// +optional
+	LastHandledRetry string `json:"lastHandledRetry,omitempty"`
+
 	// Outputs are the contents of spec.outputs, read after the command.
 	// +optional
 	// +listType=map
