@@ -256,7 +256,7 @@ func (r *BottleRunReconciler) pending(ctx context.Context, run *v1.BottleRun, b 
 	st := run.Status.DeepCopy()
 	st.Phase, st.BottleName, st.Reason, st.Message = v1.RunPhasePending, b.Name, v1.ReasonRunWaiting, why
 	st.ObservedGeneration = run.Generation
-	setRunCondition(st, run.Generation, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonRunWaiting, why)
+	setRunCondition(st, run.Generation, v1.ConditionReconciling, v1.ReasonRunWaiting, why)
 	return r.patchStatus(ctx, run, st, false)
 }
 
@@ -291,7 +291,7 @@ func (r *BottleRunReconciler) start(ctx context.Context, run *v1.BottleRun, b *v
 	st.StartedAt, st.Reason = &started, v1.ReasonRunStarted
 	st.Message = fmt.Sprintf("running in Bottle %q as %s", b.Name, user)
 	st.ObservedGeneration = run.Generation
-	setRunCondition(st, run.Generation, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonRunStarted, st.Message)
+	setRunCondition(st, run.Generation, v1.ConditionReconciling, v1.ReasonRunStarted, st.Message)
 	// The ledger first: with the optimistic lock, a stale cache (another
 	// agent, or this one before a restart, already started it) makes this
 	// write fail, and nothing runs.
@@ -387,13 +387,13 @@ func (r *BottleRunReconciler) finishLocked(ctx context.Context, run *v1.BottleRu
 	meta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
 	if st.Reason == v1.ReasonRunSucceeded {
 		st.Phase = v1.RunPhaseSucceeded
-		setRunCondition(st, run.Generation, v1.ConditionComplete, metav1.ConditionTrue, st.Reason, st.Message)
+		setRunCondition(st, run.Generation, v1.ConditionComplete, st.Reason, st.Message)
 		r.event(run, corev1.EventTypeNormal, st.Reason, "Run", "%s", st.Message)
 	} else {
 		st.Phase = v1.RunPhaseFailed
-		setRunCondition(st, run.Generation, v1.ConditionFailed, metav1.ConditionTrue, st.Reason, st.Message)
+		setRunCondition(st, run.Generation, v1.ConditionFailed, st.Reason, st.Message)
 		// kstatus reads Stalled=True as Failed (Flux's wait, Argo CD).
-		setRunCondition(st, run.Generation, v1.ConditionStalled, metav1.ConditionTrue, st.Reason, st.Message)
+		setRunCondition(st, run.Generation, v1.ConditionStalled, st.Reason, st.Message)
 		r.event(run, corev1.EventTypeWarning, st.Reason, "Run", "%s", st.Message)
 	}
 	if st.NodeName == "" {
@@ -459,7 +459,7 @@ func (r *BottleRunReconciler) patchStatus(ctx context.Context, run *v1.BottleRun
 	}
 	next := run.DeepCopy()
 	next.Status = *st
-	var p client.Patch = client.MergeFrom(run)
+	p := client.MergeFrom(run)
 	if lock {
 		p = client.MergeFromWithOptions(run, client.MergeFromWithOptimisticLock{})
 	}
@@ -484,9 +484,11 @@ func equalRunStatus(a, b *v1.BottleRunStatus) bool {
 	return a.StartedAt.Equal(b.StartedAt) && a.FinishedAt.Equal(b.FinishedAt)
 }
 
-func setRunCondition(st *v1.BottleRunStatus, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+// setRunCondition sets a condition True: a run's conditions are only ever
+// True or absent (as a Job's).
+func setRunCondition(st *v1.BottleRunStatus, gen int64, typ, reason, msg string) {
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen,
+		Type: typ, Status: metav1.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen,
 	})
 }
 
@@ -512,7 +514,7 @@ func (r *BottleRunReconciler) resetForRetry(ctx context.Context, run *v1.BottleR
 		Phase: v1.RunPhasePending, ObservedGeneration: run.Generation, BottleName: run.Status.BottleName,
 		Reason: v1.ReasonRunWaiting, Message: fmt.Sprintf("retry %q requested", token), LastHandledRetry: token,
 	}
-	setRunCondition(st, run.Generation, v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonRunWaiting, st.Message)
+	setRunCondition(st, run.Generation, v1.ConditionReconciling, v1.ReasonRunWaiting, st.Message)
 	next := run.DeepCopy()
 	next.Status = *st
 	// A merge patch cannot remove fields it does not name: replace the
