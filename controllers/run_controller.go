@@ -64,7 +64,7 @@ type BottleRunReconciler struct {
 const runBottleIndex = "bottleRun.target"
 
 // +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottleruns,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottleruns/status,verbs=patch
+// +kubebuilder:rbac:groups=agents.bot-bottle.dev,resources=bottleruns/status,verbs=patch;update
 
 // SetupWithManager registers the reconciler.
 func (r *BottleRunReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, name string) error {
@@ -292,15 +292,8 @@ func (r *BottleRunReconciler) start(ctx context.Context, run *v1.BottleRun, b *v
 	st.Message = fmt.Sprintf("running in Bottle %q as %s", b.Name, user)
 	st.ObservedGeneration = run.Generation
 	setRunCondition(st, run.Generation, v1.ConditionReconciling, v1.ReasonRunStarted, st.Message)
-	// The ledger first: with the optimistic lock, a stale cache (another
-	// agent, or this one before a restart, already started it) makes this
-	// write fail, and nothing runs.
-	if err := r.patchStatus(ctx, run, st, true); err != nil {
-		return ctrl.Result{}, err
-	}
-	run.Status = *st
-	r.event(run, corev1.EventTypeNormal, v1.ReasonRunStarted, "Run", "started in Bottle %q as %s", b.Name, user)
-
+	// The log exists before the status says started, so a reader who saw
+	// the start finds it (kubectl bottle run follows it at once).
 	var out *logOut
 	if r.Logs != nil {
 		if w, err := r.Logs.Begin(string(run.UID), v1.RunLogStep); err == nil {
@@ -309,6 +302,16 @@ func (r *BottleRunReconciler) start(ctx context.Context, run *v1.BottleRun, b *v
 			logger.Error(err, "cannot keep the run's log")
 		}
 	}
+	// The ledger first: with the optimistic lock, a stale cache (another
+	// agent, or this one before a restart, already started it) makes this
+	// write fail, and nothing runs.
+	if err := r.patchStatus(ctx, run, st, true); err != nil {
+		out.close()
+		return ctrl.Result{}, err
+	}
+	run.Status = *st
+	r.event(run, corev1.EventTypeNormal, v1.ReasonRunStarted, "Run", "started in Bottle %q as %s", b.Name, user)
+
 	req := smolvm.ExecRequest{
 		Machine: b.MachineName(), User: user, Env: env,
 		Timeout:     time.Duration(run.Spec.TimeoutSeconds) * time.Second,

@@ -87,6 +87,7 @@ func TestPluginRunStreamsOutputAndExitsWithTheCommandsCode(t *testing.T) {
 	g.Expect(code).To(Equal(7), errOut)
 	g.Expect(out).To(Equal("hello from the run\n"), "the output comes through bottleruns/log")
 	g.Expect(errOut).To(ContainSubstring("bottlerun/plugin-run created"))
+	g.Expect(errOut).NotTo(ContainSubstring("cannot stream"), "the log exists once the run is seen started")
 
 	// The run and its result stay behind.
 	run := &agentsv1alpha1.BottleRun{}
