@@ -109,6 +109,12 @@ func TestPluginRunStreamsOutputAndExitsWithTheCommandsCode(t *testing.T) {
 	err := s.admin.Get(context.Background(), types.NamespacedName{Namespace: testNamespace, Name: "plugin-rm"}, &agentsv1alpha1.BottleRun{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "--rm must delete the run: %v", err)
 
+	// --claude: claude -p PROMPT as the execUser, with the Bottle's prompt
+	// file (the fake claude prints its arguments and user).
+	code, out, errOut = kubectlBottle(t, "alice", "", "run", "local", "--rm", "--claude", "review 'this' $commit")
+	g.Expect(code).To(Equal(0), errOut)
+	g.Expect(out).To(Equal("arg:-p\narg:review 'this' $commit\narg:--append-system-prompt-file\narg:" + promptPath + "\nuser:node\n"))
+
 	// A Bottle that does not exist is refused at once.
 	code, _, errOut = kubectlBottle(t, "alice", "", "run", "nope", "--", "true")
 	g.Expect(code).To(Equal(1))
