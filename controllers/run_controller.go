@@ -255,6 +255,9 @@ func (r *BottleRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 func (r *BottleRunReconciler) pending(ctx context.Context, run *v1.BottleRun, b *v1.Bottle, why string) error {
 	st := run.Status.DeepCopy()
 	st.Phase, st.BottleName, st.Reason, st.Message = v1.RunPhasePending, b.Name, v1.ReasonRunWaiting, why
+	// The claim: from now on only this node's agent may write the run
+	// (config/policy/agent_run_scope.yaml).
+	st.NodeName = r.NodeName
 	st.ObservedGeneration = run.Generation
 	setRunCondition(st, run.Generation, v1.ConditionReconciling, v1.ReasonRunWaiting, why)
 	return r.patchStatus(ctx, run, st, false)
@@ -474,7 +477,7 @@ func (r *BottleRunReconciler) patchStatus(ctx context.Context, run *v1.BottleRun
 }
 
 func equalRunStatus(a, b *v1.BottleRunStatus) bool {
-	if a.Phase != b.Phase || a.Reason != b.Reason || a.Message != b.Message || a.BottleName != b.BottleName ||
+	if a.Phase != b.Phase || a.Reason != b.Reason || a.Message != b.Message || a.BottleName != b.BottleName || a.NodeName != b.NodeName ||
 		a.ObservedGeneration != b.ObservedGeneration || len(a.Conditions) != len(b.Conditions) {
 		return false
 	}
@@ -516,6 +519,10 @@ func (r *BottleRunReconciler) resetForRetry(ctx context.Context, run *v1.BottleR
 	st := &v1.BottleRunStatus{
 		Phase: v1.RunPhasePending, ObservedGeneration: run.Generation, BottleName: run.Status.BottleName,
 		Reason: v1.ReasonRunWaiting, Message: fmt.Sprintf("retry %q requested", token), LastHandledRetry: token,
+	}
+	if run.Spec.BottleRef != nil {
+		// A Bottle never changes node; a fresh one may land elsewhere.
+		st.NodeName = run.Status.NodeName
 	}
 	setRunCondition(st, run.Generation, v1.ConditionReconciling, v1.ReasonRunWaiting, st.Message)
 	next := run.DeepCopy()
