@@ -182,7 +182,7 @@ var _ = Describe("BottleRuns", Ordered, ContinueOnFailure, func() {
 	})
 
 	It("enforces concurrency: Forbid fails while another run is active, Queue runs after it", func() {
-		first := newRun(ns, "first", b.Name, "sh", "-c", "sleep 2; echo first")
+		first := newRun(ns, "first", b.Name, "sh", "-c", "sleep 5; echo first")
 		Expect(k8sClient.Create(ctx, first)).To(Succeed())
 		Eventually(runPhase(first)).Should(Equal(v1.RunPhaseRunning))
 		forbid := newRun(ns, "forbid", b.Name, "echo", "never")
