@@ -2,6 +2,7 @@ package execapi
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,11 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
@@ -201,4 +204,30 @@ func TestAttachWakesAnIdleStoppedBottle(t *testing.T) {
 	code, out, errOut = kubectlBottle(t, "alice", "", "exec", "sleepy", "--", "cat", "/home/node/mark")
 	g.Expect(code).To(Equal(0), errOut)
 	g.Expect(out).To(Equal("kept\n"), "the disk was kept across the idle stops")
+}
+
+// kubectl bottle run streams the output while the command runs: the first
+// line is seen before the command may go on (it waits for a file the test
+// writes only then).
+func TestPluginRunStreamsLive(t *testing.T) {
+	s := needSuite(t)
+	g := NewWithT(t)
+	startRunAgent(t, s)
+	grantRuns(t, s, "alice")
+	ctx := context.Background()
+	_, _ = s.simA.Exec(ctx, smolvm.ExecRequest{Machine: "local-1", Argv: []string{"rm", "-f", "/tmp/live-go"}, Timeout: time.Minute})
+
+	out, errOut := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: out, ErrOut: errOut}
+		code <- kubectlbottle.Main([]string{"--kubeconfig", s.kubeconfig, "--as", "alice", "-n", testNamespace,
+			"run", "local", "--rm", "--", "sh", "-c", "echo first; while [ ! -e /tmp/live-go ]; do sleep 0.05; done; echo second"}, streams)
+	}()
+	g.Eventually(out.String, 60*time.Second, 50*time.Millisecond).Should(Equal("first\n"), "stderr: %s", errOut.String())
+	res, err := s.simA.Exec(ctx, smolvm.ExecRequest{Machine: "local-1", Argv: []string{"touch", "/tmp/live-go"}, Timeout: time.Minute})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.ExitCode).To(BeZero())
+	g.Eventually(code, 60*time.Second).Should(Receive(Equal(0)), "stderr: %s", errOut.String())
+	g.Expect(out.String()).To(Equal("first\nsecond\n"))
 }
