@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
@@ -76,6 +77,10 @@ type BottleReconciler struct {
 	// (drainContext); 0 cuts the step off at once. The manager's
 	// GracefulShutdownTimeout must exceed it.
 	ShutdownGrace time.Duration
+	// Activity is the node's record of sessions, steps and runs, for
+	// spec.lifecycle.stopAfterIdle and waking an idle-stopped Bottle; nil
+	// never stops a Bottle for idleness.
+	Activity *activity.Tracker
 	// SmolvmRetryBase and SmolvmRetryMax bound the per-Bottle exponential
 	// backoff after a smolvm failure (zero: the defaults).
 	SmolvmRetryBase, SmolvmRetryMax time.Duration
@@ -94,6 +99,9 @@ type BottleReconciler struct {
 	sourceDigests *sourceDigests
 	// claims are the held slots being handed out to templated Bottles.
 	claims claims
+	// startedAt is when this agent process set up: a Bottle's idle time
+	// counts from it at the latest.
+	startedAt time.Time
 }
 
 // DefaultMaxConcurrentReconciles: a pass spends nearly all its time waiting
@@ -145,12 +153,20 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	}
 	r.owners = newMissingOwners(r.ResyncPeriod)
 	r.sourceDigests = newSourceDigests()
-	return ctrl.NewControllerManagedBy(mgr).
+	r.startedAt = time.Now()
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		Watches(&v1.Bottle{}, r.bottleEvents()).
 		WatchesRawSource(r.resync(mgr.GetLogger().WithValues("controller", name))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
+	if r.Activity != nil {
+		wake, err := r.wakeSource(mgr)
+		if err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(wake)
+	}
+	return b.Complete(r)
 }
 
 // bottleEvents enqueues every Bottle event, and first lets the registry of
@@ -172,6 +188,9 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 			r.records.forget(e.Object.GetUID())
 			r.owners.forget(e.Object.GetUID())
 			r.backoff.forget(e.Object.GetUID())
+			if r.Activity != nil {
+				r.Activity.Forget(e.Object.GetUID())
+			}
 			enqueue.Delete(ctx, e, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
@@ -252,6 +271,8 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return r.reconcileDelete(ctx, s)
 	}
 
+	r.applyIdleStop(s)
+
 	if r.awaitReservation(s) {
 		// The cluster controller's status write wakes this Bottle up.
 		return ctrl.Result{}, nil
@@ -289,7 +310,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 	// Everything is in place; the resync looks again for drift.
 	r.backoff.forget(bottle.UID)
-	return ctrl.Result{}, nil
+	return r.idleCheck(s), nil
 }
 
 // load overlays what this agent knows of the Bottle's status on the cached

@@ -266,13 +266,13 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 		return false, ctrl.Result{RequeueAfter: left}, nil
 	case powerNone:
 		if s.spec().RunState == v1.RunStateStopped {
-			s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")
+			s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, s.stoppedMessage())
 			return false, ctrl.Result{}, nil
 		}
 		s.setCondition(v1.ConditionMachineReady, metav1.ConditionTrue, v1.ReasonMachineRunning, "machine is running")
 		return true, ctrl.Result{}, nil
 	case powerStop:
-		s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, "runState is Stopped")
+		s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, v1.ReasonMachineStopped, s.stoppedMessage())
 		if err := r.retryProgress(ctx, s, v1.ConditionMachineReady, v1.ReasonMachineStopped, "stopping machine "+s.machineName); err != nil {
 			return false, ctrl.Result{}, err
 		}

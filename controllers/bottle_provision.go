@@ -119,6 +119,10 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		r.steps.observe(s.bottle.UID, latest)
 	}
 	out, endLog := r.stepLog(s, step.Name)
+	if r.Activity != nil {
+		// A step is use: the Bottle is not idle while it runs.
+		defer r.Activity.Begin(s.bottle.UID)()
+	}
 	res, execErr := r.Machines.Exec(stepCtx, smolvm.ExecRequest{
 		Machine:     s.machineName,
 		User:        user,

@@ -53,6 +53,8 @@ type scope struct {
 	pending bool
 	// unreserved is set while the machine waits for the reservation Pod.
 	unreserved bool
+	// idleStopped: the machine is stopped for idleness (applyIdleStop).
+	idleStopped bool
 }
 
 func (s *scope) wait(reason, message string) { s.waiting = verdict{reason, message} }

@@ -39,6 +39,9 @@ type summaryInput struct {
 	// Unreserved: no machine yet, and none is made until the Bottle's
 	// reservation Pod is bound to this node.
 	Unreserved bool
+	// IdleStopped: RunState is Stopped because the machine was stopped for
+	// idleness (spec.lifecycle.stopAfterIdle), not by the spec.
+	IdleStopped bool
 }
 
 // summary is the phase and the three kstatus conditions.
@@ -100,6 +103,10 @@ func summarize(in summaryInput) summary {
 		// checks (kstatus) call it Current. The phase says Stopped.
 		out.ReadyTrue = true
 		out.Ready = verdict{v1.ReasonMachineStopped, "machine stopped as runState asks; its disk is kept"}
+		if in.IdleStopped {
+			out.Ready = verdict{v1.ReasonIdleStopped, "machine stopped after spec.lifecycle.stopAfterIdle without a session, step or run; " +
+				"its disk is kept, and a session or run starts it again"}
+		}
 	default:
 		v := in.Waiting
 		switch {
@@ -125,7 +132,7 @@ func (s *scope) summaryInput(reconcileErr error) summaryInput {
 		FilesWaitForSteps: meta.IsStatusConditionFalse(st.Conditions, v1.ConditionFilesReady) &&
 			meta.FindStatusCondition(st.Conditions, v1.ConditionFilesReady).Reason == v1.ReasonWaitingForOwner,
 		Stalled: s.stalled, Waiting: s.waiting, NotApplied: s.notApplied, Pending: s.pending,
-		Unreserved: s.unreserved,
+		Unreserved: s.unreserved, IdleStopped: s.idleStopped,
 	}
 	if reconcileErr != nil {
 		in.Err = reconcileErr.Error()

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
@@ -145,6 +146,8 @@ type agentOptions struct {
 	retryBase time.Duration
 	// shutdownGrace is ShutdownGrace (0: steps are cut off at stop).
 	shutdownGrace time.Duration
+	// activity, when set, is the node's activity record (idle stop, wake).
+	activity *activity.Tracker
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -180,8 +183,20 @@ func startAgent(node string, o agentOptions) *agent {
 		UnreachableGrace:        o.unreachableGrace,
 		SmolvmRetryBase:         o.retryBase,
 		ShutdownGrace:           o.shutdownGrace,
+		Activity:                o.activity,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
+	rr := &controllers.BottleRunReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: apiReader,
+		Recorder:  mgr.GetEventRecorder("bottle-agent"),
+		Machines:  r.Machines,
+		NodeName:  node,
+		Logs:      o.stepLogs,
+		QueuePoll: 200 * time.Millisecond,
+		Activity:  o.activity,
+	}
+	Expect(rr.SetupWithManager(ctx, mgr, "bottlerun-"+node)).To(Succeed())
 	return runAgent(node, mgr, logs)
 }
 

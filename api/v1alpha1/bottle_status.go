@@ -90,6 +90,19 @@ type BottleStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.operation == a.operation && b.destination == a.destination))",message="egressRefusals holds one entry per operation and destination"
 	EgressRefusals []EgressRefusal `json:"egressRefusals,omitempty"`
+
+	// Lifecycle is the idle stop's record (spec.lifecycle).
+	// +optional
+	Lifecycle *LifecycleStatus `json:"lifecycle,omitempty"`
+}
+
+// LifecycleStatus records an idle stop.
+type LifecycleStatus struct {
+	// IdleStoppedAt is when the agent stopped the machine for idleness; it
+	// stays stopped (phase Stopped, Ready reason IdleStopped) until a
+	// session or run starts it again, which clears this.
+	// +optional
+	IdleStoppedAt *metav1.Time `json:"idleStoppedAt,omitempty"`
 }
 
 // FileStatus records one file copied into the guest.

@@ -1,6 +1,9 @@
 package v1alpha1
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // RunState is the desired power state of a Bottle's machine. A string enum
 // rather than a bool so it can grow (e.g. Suspended) without a new field.
@@ -87,6 +90,32 @@ type BottleSpec struct {
 	// +optional
 	// +kubebuilder:default=Never
 	RecreatePolicy RecreatePolicy `json:"recreatePolicy,omitempty"`
+
+	// Lifecycle stops an idle Bottle's machine and deletes a Bottle after a
+	// retention period. Unset: the Bottle runs until told otherwise.
+	// +optional
+	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
+}
+
+// Lifecycle is a Bottle's idle stop and retention.
+type Lifecycle struct {
+	// StopAfterIdle stops the machine (disk kept, spec.runState unchanged,
+	// status.lifecycle.idleStoppedAt set) once no session (exec, attach,
+	// cp), provisioning step or BottleRun has used it for that long, as the
+	// node agent measures. A session or run on the Bottle starts it again
+	// and waits for it. A Go duration of at least 1s, e.g. 30m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="stopAfterIdle must be a duration of at least 1s, such as 30m"
+	StopAfterIdle *metav1.Duration `json:"stopAfterIdle,omitempty"`
+
+	// DeleteAfter deletes the Bottle that long after its machine was
+	// stopped for idleness (with stopAfterIdle), or after its creation
+	// (without). A Go duration of at least 1s, e.g. 168h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="deleteAfter must be a duration of at least 1s, such as 168h"
+	DeleteAfter *metav1.Duration `json:"deleteAfter,omitempty"`
 }
 
 // TemplateReference names a BottleTemplate in the referrer's namespace.

@@ -63,6 +63,11 @@ const (
 	ReasonStepFailed    = "StepFailed"
 	ReasonStepSucceeded = "StepSucceeded"
 
+	// ReasonIdleStopped: Ready=True, phase Stopped: the agent stopped the
+	// machine after spec.lifecycle.stopAfterIdle without use; a session or
+	// a run starts it again.
+	ReasonIdleStopped = "IdleStopped"
+
 	// Scheduled, and Ready/Reconciling/Stalled while no agent speaks for
 	// the Bottle (see ClusterReason).
 	ReasonScheduled           = "Scheduled"

@@ -26,7 +26,7 @@ var (
 // addKnownTypes registers the API's types, and the meta/v1 types every
 // group-version needs (ListOptions, DeleteOptions, ...), with scheme.
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &Bottle{}, &BottleList{}, &BottleTemplate{}, &BottleTemplateList{})
+	scheme.AddKnownTypes(GroupVersion, &Bottle{}, &BottleList{}, &BottleTemplate{}, &BottleTemplateList{}, &BottleRun{}, &BottleRunList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -98,6 +98,14 @@ func newCluster(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the placement controller: %w", err)
 	}
+	fr := &placement.FreshRunReconciler{Client: mgr.GetClient()}
+	if err := fr.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the fresh-Bottle run controller: %w", err)
+	}
+	rt := &placement.RetentionReconciler{Client: mgr.GetClient()}
+	if err := rt.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the retention controller: %w", err)
+	}
 	ts := &templatesummary.Reconciler{Client: mgr.GetClient(), Heartbeats: r.Heartbeats, AgentNamespace: c.AgentNamespace}
 	if err := ts.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the template summary controller: %w", err)

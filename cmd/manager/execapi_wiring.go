@@ -10,6 +10,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/execapi"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -72,7 +73,7 @@ func (e *execOptions) validate() error {
 // addExecServer runs the exec API in the manager. It reads Bottles and Nodes
 // through the uncached reader: the cache holds only this node's Bottles,
 // and a gateway serves Bottles of every node.
-func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smolvm.ExecMode, logs *steplog.Store) error {
+func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smolvm.ExecMode, logs *steplog.Store, tracker *activity.Tracker) error {
 	if o.exec.bindAddress == "0" {
 		return nil
 	}
@@ -96,6 +97,7 @@ func addExecServer(mgr ctrl.Manager, o *options, machines *smolvm.CLI, mode smol
 		Machines:            machines,
 		ExecMode:            mode,
 		StepLogs:            logs,
+		Activity:            tracker,
 		Logger:              ctrl.Log.WithName("exec-api"),
 	})
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/agentlease"
 	"github.com/bot-bottle/bottle-controller/internal/nodecheck"
 	"github.com/bot-bottle/bottle-controller/internal/reaper"
@@ -267,7 +268,10 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err != nil {
 		return nil, err
 	}
-	if err := addExecServer(mgr, o, cli, mode, logs); err != nil {
+	// One record of every session, step and run of the node's Bottles, for
+	// spec.lifecycle.stopAfterIdle and waking an idle-stopped Bottle.
+	tracker := activity.New()
+	if err := addExecServer(mgr, o, cli, mode, logs, tracker); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -329,6 +333,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		RequireReservation:      o.reservations,
 		TempDir:                 copyDir,
 		Lease:                   elector,
+		Activity:                tracker,
 	}
 	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
 		return nil, fmt.Errorf("--digest-key-file: %w", err)
@@ -355,6 +360,23 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	}
 	if err := tr.SetupWithManager(elected, "bottletemplate"); err != nil {
 		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)
+	}
+	rr := &controllers.BottleRunReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("bottle-agent"),
+		Machines:  cli,
+		NodeName:  o.nodeName,
+		ExecMode:  mode,
+		Lease:     elector,
+		DigestKey: r.DigestKey,
+		Activity:  tracker,
+	}
+	if logs != nil {
+		rr.Logs = logs
+	}
+	if err := rr.SetupWithManager(ctx, elected, "bottlerun"); err != nil {
+		return nil, fmt.Errorf("setting up the BottleRun controller: %w", err)
 	}
 	return &agentProcess{Manager: mgr, elector: elector}, nil
 }

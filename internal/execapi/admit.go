@@ -23,6 +23,8 @@ func sessionRefusal(b *agentsv1alpha1.Bottle) error {
 	case b.Spec.RunState == agentsv1alpha1.RunStateStopped:
 		return conflict("bottle %q has no running machine: runState is Stopped: set it to Running "+
 			"(kubectl patch bottle %s --type merge -p '{\"spec\":{\"runState\":\"Running\"}}')", b.Name, b.Name)
+	case idleStopped(b):
+		// Not refused: the Bottle's agent starts it again (wakeIdle).
 	case phase == agentsv1alpha1.PhaseStopped:
 		return conflict("bottle %q has no running machine (phase Stopped) while its agent starts it again: "+
 			"wait with kubectl bottle wait %s --for=Ready", b.Name, b.Name)

@@ -27,6 +27,7 @@ var apiResources = metav1.APIResourceList{
 		{Name: "bottles/" + agentsv1alpha1.SubresourceExec, Namespaced: true, Kind: "BottleExecOptions", Verbs: metav1.Verbs{"get", "create"}},
 		{Name: "bottles/" + agentsv1alpha1.SubresourceAttach, Namespaced: true, Kind: "BottleAttachOptions", Verbs: metav1.Verbs{"get", "create"}},
 		{Name: "bottles/" + agentsv1alpha1.SubresourceLog, Namespaced: true, Kind: "BottleLogOptions", Verbs: metav1.Verbs{"get"}},
+		{Name: agentsv1alpha1.BottleRunResource + "/" + agentsv1alpha1.SubresourceLog, Namespaced: true, Kind: "BottleRunLogOptions", Verbs: metav1.Verbs{"get"}},
 	},
 }
 

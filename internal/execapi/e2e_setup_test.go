@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
@@ -43,6 +44,9 @@ const (
 	testNamespace = "team"
 	nodeA, nodeB  = "node-a", "node-b"
 	nodeLost      = "node-lost"
+	// nodeIdle's agent runs a real Bottle reconciler in the idle test
+	// (run_e2e_test.go), with the activity record its server shares.
+	nodeIdle = "node-idle"
 	// testKeepAlive is short so the idle test is quick, yet long enough
 	// that the missedPings periods of silence a session tolerates (3 s)
 	// cannot pass between two pongs on a loaded 2-core machine.
@@ -78,6 +82,8 @@ type e2eSuite struct {
 	simA       *smolvm.CLI // node-a's simulator, for the direct baseline
 	dir        string      // lives as long as the suite
 	logsA      *steplog.Store
+	simIdle    *smolvm.CLI
+	idle       *activity.Tracker
 }
 
 var (
@@ -190,6 +196,8 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	simA := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "smolvm-a"))
 	simB := smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "smolvm-b"))
 	s.simA = simA
+	s.simIdle = smolvm.New(sim, "SMOLVM_DATA_DIR="+filepath.Join(dir, "smolvm-idle"))
+	s.idle = activity.New()
 	for _, m := range []struct {
 		cli  *smolvm.CLI
 		name string
@@ -207,12 +215,16 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	if err != nil {
 		return nil, err
 	}
+	lnIdle, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
 	s.addrA, s.addrB = lnA.Addr().String(), lnB.Addr().String()
 	closedAddr, err := closedPort()
 	if err != nil {
 		return nil, err
 	}
-	agents := map[string]string{nodeA: s.addrA, nodeB: s.addrB, nodeLost: closedAddr}
+	agents := map[string]string{nodeA: s.addrA, nodeB: s.addrB, nodeLost: closedAddr, nodeIdle: lnIdle.Addr().String()}
 	reader, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		return nil, err
@@ -227,7 +239,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 		node string
 		ln   net.Listener
 		sim  *smolvm.CLI
-	}{{nodeA, lnA, simA}, {nodeB, lnB, simB}} {
+	}{{nodeA, lnA, simA}, {nodeB, lnB, simB}, {nodeIdle, lnIdle, s.simIdle}} {
 		srv, err := NewServer(cfg, reader, Options{
 			NodeName:            n.node,
 			Listener:            n.ln,
@@ -245,6 +257,9 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 		})
 		if n.node == nodeA {
 			srv.opts.StepLogs = s.logsA
+		}
+		if n.node == nodeIdle {
+			srv.opts.Activity = s.idle
 		}
 		if err != nil {
 			return nil, err

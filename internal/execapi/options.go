@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
@@ -98,6 +99,15 @@ type Options struct {
 	// StepLogs serves bottles/log; nil answers 503.
 	StepLogs *steplog.Store
 
+	// Activity records each session as use of its Bottle (for
+	// spec.lifecycle.stopAfterIdle) and wakes an idle-stopped Bottle; it
+	// is the agent's Bottle reconciler's. Nil: sessions on an idle-stopped
+	// Bottle are refused like those on a stopped one.
+	Activity *activity.Tracker
+	// WakeTimeout bounds how long a session waits for an idle-stopped
+	// Bottle to be Ready again; 0 means DefaultWakeTimeout.
+	WakeTimeout time.Duration
+
 	// Logger; the zero value discards.
 	Logger logr.Logger
 }
@@ -111,6 +121,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.WakeTimeout <= 0 {
+		o.WakeTimeout = DefaultWakeTimeout
 	}
 	if len(o.GatewayClientNames) == 0 {
 		o.GatewayClientNames = []string{certs.DefaultAgentClientCN}

@@ -45,7 +45,7 @@ func (s *Server) proxyToAgent(w http.ResponseWriter, r *http.Request, node strin
 	target := &url.URL{
 		Scheme:   "https",
 		Host:     addr,
-		Path:     fmt.Sprintf("%s/namespaces/%s/bottles/%s/%s", agentPathPrefix, sr.namespace, sr.name, sr.subresource),
+		Path:     fmt.Sprintf("%s/namespaces/%s/%s/%s/%s", agentPathPrefix, sr.namespace, sr.parent(), sr.name, sr.subresource),
 		RawQuery: r.URL.RawQuery,
 	}
 	// A transport per session: its TLS config holds the CA and client

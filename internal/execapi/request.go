@@ -14,6 +14,9 @@ import (
 // (the parameters of `kubectl exec`, plus `user`).
 type sessionRequest struct {
 	namespace, name, subresource string
+	// resource is the parent resource in the agent path: "" for bottles,
+	// or bottleruns (bottleruns/log).
+	resource string
 	// command: the command for exec, extra claude arguments for attach.
 	command               []string
 	stdin, stdout, stderr bool
@@ -98,3 +101,11 @@ func boolParam(q url.Values, key string, def bool) (bool, error) {
 
 // envNameRE is a shell identifier: the guest exports these names.
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// parent is the resource in the agent path.
+func (sr *sessionRequest) parent() string {
+	if sr.resource != "" {
+		return sr.resource
+	}
+	return agentsv1alpha1.BottleResource
+}

@@ -163,6 +163,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+gv, s.authenticated(http.HandlerFunc(serveResources)))
 	mux.Handle(gv+"/namespaces/{namespace}/bottles/{name}/{subresource}", s.authenticated(http.HandlerFunc(s.serveGateway)))
 	mux.Handle(agentPathPrefix+"/namespaces/{namespace}/bottles/{name}/{subresource}", s.agentCaller(http.HandlerFunc(s.serveAgent)))
+	mux.Handle("GET "+gv+"/namespaces/{namespace}/"+agentsv1alpha1.BottleRunResource+"/{name}/"+agentsv1alpha1.SubresourceLog, s.authenticated(http.HandlerFunc(s.serveRunLogGateway)))
+	mux.Handle("GET "+agentPathPrefix+"/namespaces/{namespace}/"+agentsv1alpha1.BottleRunResource+"/{name}/"+agentsv1alpha1.SubresourceLog, s.agentCaller(http.HandlerFunc(s.serveRunLogAgent)))
 	mux.HandleFunc("/", serveNotFound)
 	return mux
 }

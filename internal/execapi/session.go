@@ -46,6 +46,18 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 		writeStatus(w, err)
 		return
 	}
+	if idleStopped(b) {
+		woken, err := s.wakeIdle(r.Context(), b)
+		if err != nil {
+			writeStatus(w, err)
+			return
+		}
+		b = woken
+	}
+	if s.opts.Activity != nil {
+		// A session is use: the Bottle is not idle while it lasts.
+		defer s.opts.Activity.Begin(b.UID)()
+	}
 	// Sessions end with the server, not with the HTTP request: a hijacked
 	// request's context is never cancelled by the peer going away.
 	ctx, cancel := context.WithCancel(s.baseContext())

@@ -91,7 +91,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &options{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "kubectl-bottle",
-		Short: "Work with Bottles: attach to claude, exec commands, copy files, read step logs and results, wait for a phase, see where templates are warm, see refused egress",
+		Short: "Work with Bottles: attach to claude, exec commands, run one-shot tasks, copy files, read step logs and results, wait for a phase, see where templates are warm, see refused egress",
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl bottle",
 		},
@@ -102,7 +102,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	o.flags.addFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newAttachCommand(o), newExecCommand(o), newLogsCommand(o), newCpCommand(o), newResultsCommand(o), newWaitCommand(o), newRetryCommand(o), newTemplatesCommand(o), newEgressCommand(o))
+	cmd.AddCommand(newAttachCommand(o), newExecCommand(o), newLogsCommand(o), newCpCommand(o), newResultsCommand(o), newWaitCommand(o), newRetryCommand(o), newTemplatesCommand(o), newEgressCommand(o), newRunCommand(o))
 	return cmd
 }
 

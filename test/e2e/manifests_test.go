@@ -147,6 +147,9 @@ func TestInstallerApplies(t *testing.T) {
 	run("apply", "--server-side", "-k", filepath.Join(root, "config", "samples"))
 	run("get", "bottle", "-n", "default", "reviewer")
 	run("get", "bottletemplate", "-n", "default", "claude-code")
+	if out := run("get", "brun", "-n", "default", "hello", "-o", "jsonpath={.spec.bottleRef.name} {.spec.concurrencyPolicy} {.spec.outputs[0].maxBytes}"); out != "reviewer Queue 16384" {
+		t.Errorf("sample BottleRun: %q, want its Bottle, the default policy and output bound", out)
+	}
 	if ref := run("get", "bottle", "-n", "default", "reviewer-fork", "-o", "jsonpath={.spec.templateRef.name}"); ref != "claude-code" {
 		t.Errorf("sample templated Bottle names template %q", ref)
 	}

@@ -170,6 +170,7 @@ func TestAgentBoundaries(t *testing.T) {
 	t.Run("SourcesOnlyInListedNamespaces", func(t *testing.T) { testSourcesOnlyInListedNamespaces(t, e) })
 	t.Run("TemplateEntryConfinedToItsNode", func(t *testing.T) { testTemplateEntryConfinedToItsNode(t, e) })
 	t.Run("LeasesConfinedToOwnNode", func(t *testing.T) { testLeasesConfinedToOwnNode(t, e) })
+	t.Run("RunsConfinedToTheirNode", func(t *testing.T) { testRunsConfinedToTheirNode(t, e) })
 }
 
 // testTokenConfinedToItsNode: a token bound to a Pod on node A may write
