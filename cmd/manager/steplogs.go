@@ -80,7 +80,7 @@ func (s *stepLogOptions) open() (*steplog.Store, error) {
 }
 
 // sweepStepLogs removes, once the cache has synced, the logs of every UID
-// that is not a Bottle of this node: Bottles deleted while no agent ran
+// that is neither a Bottle of this node nor a BottleRun: Bottles deleted while no agent ran
 // here, or whose finalizer was removed by hand. The cache holds this
 // node's Bottles only, and a Bottle never changes node.
 func sweepStepLogs(mgr manager.Manager, store *steplog.Store) manager.RunnableFunc {
@@ -92,9 +92,17 @@ func sweepStepLogs(mgr manager.Manager, store *steplog.Store) manager.RunnableFu
 		if err := mgr.GetClient().List(ctx, &bottles); err != nil {
 			return fmt.Errorf("listing Bottles to sweep step logs: %w", err)
 		}
+		// Runs keep their output in the same store, under their own UID.
+		var runs v1.BottleRunList
+		if err := mgr.GetClient().List(ctx, &runs); err != nil {
+			return fmt.Errorf("listing BottleRuns to sweep step logs: %w", err)
+		}
 		known := map[string]bool{}
 		for _, b := range bottles.Items {
 			known[string(b.UID)] = true
+		}
+		for _, r := range runs.Items {
+			known[string(r.UID)] = true
 		}
 		n, err := store.Sweep(func(uid string) bool { return known[uid] })
 		if n > 0 {

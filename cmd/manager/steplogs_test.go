@@ -42,10 +42,15 @@ func TestAgentSweepsTheStepLogsOfGoneBottles(t *testing.T) {
 		Spec: v1.BottleSpec{NodeName: node, RunState: v1.RunStateStopped, MachineSpec: v1.MachineSpec{Image: "node:22"}}}
 	g.Expect(c.Create(ctx, b)).To(Succeed())
 
+	run := &v1.BottleRun{ObjectMeta: metav1.ObjectMeta{Name: "kept-run", Namespace: "default"},
+		Spec: v1.BottleRunSpec{BottleRef: &v1.BottleReference{Name: "kept"}, Command: []string{"true"}}}
+	g.Expect(c.Create(ctx, run)).To(Succeed())
+
 	dir := t.TempDir()
 	logs := filepath.Join(dir, "step-logs")
 	gone, kept := filepath.Join(logs, "5e1d3c2b-0000-4000-8000-000000000001"), filepath.Join(logs, string(b.UID))
-	for _, d := range []string{gone, kept} {
+	keptRun := filepath.Join(logs, string(run.UID))
+	for _, d := range []string{gone, kept, keptRun} {
 		g.Expect(os.MkdirAll(d, 0o700)).To(Succeed())
 		g.Expect(os.WriteFile(filepath.Join(d, "73746570.log"), []byte("output"), 0o600)).To(Succeed())
 	}
@@ -55,4 +60,5 @@ func TestAgentSweepsTheStepLogsOfGoneBottles(t *testing.T) {
 	g.Eventually(func() bool { _, err := os.Stat(gone); return os.IsNotExist(err) }, 60*time.Second).Should(BeTrue(),
 		"the logs of a Bottle that is gone are removed")
 	g.Expect(kept).To(BeADirectory(), "the logs of the node's Bottle stay")
+	g.Expect(keptRun).To(BeADirectory(), "the output of a BottleRun stays")
 }
