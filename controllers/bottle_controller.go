@@ -57,9 +57,6 @@ type BottleReconciler struct {
 	// digests survive agent restarts; without one, a random key per process
 	// is used and Secret files are copied again after a restart.
 	DigestKey []byte
-	// CallTimeouts bound each smolvm call but exec steps (which have their
-	// own timeoutSeconds); zero fields take DefaultCallTimeouts.
-	CallTimeouts CallTimeouts
 	// StepLogs keeps each step's full output on this node; nil keeps none.
 	StepLogs StepLogs
 	// RequireReservation holds a Bottle without a machine until its
@@ -138,7 +135,6 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 		r.SmolvmRetryMax = DefaultSmolvmRetryMax
 	}
 	r.backoff = newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax)
-	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.metrics = newPhaseTracker()
 	r.egress = newEgressReads()
 	if err := r.prepareStart(mgr.GetLogger()); err != nil {

@@ -42,9 +42,7 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 				return r.blockDeletion(s, "stop", err)
 			}
 		}
-		dctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Delete)
-		err := r.Machines.Delete(dctx, s.machineName)
-		cancel()
+		err := r.Machines.Delete(ctx, s.machineName)
 		if err != nil && !smolvm.IsNotFound(err) {
 			return r.blockDeletion(s, "delete", err)
 		}

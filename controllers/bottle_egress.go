@@ -92,9 +92,7 @@ func (r *BottleReconciler) reconcileEgress(ctx context.Context, s *scope) (bool,
 	if !prev.known {
 		prev.cursor = cursorFromStatus(st.EgressRefusals)
 	}
-	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
-	defer cancel()
-	events, err := r.Machines.EgressEvents(cctx, s.machineName, egressReadLimit)
+	events, err := r.Machines.EgressEvents(ctx, s.machineName, egressReadLimit)
 	if err != nil {
 		s.log.Info("reading the machine's egress refusals failed; next resync tries again", "error", err.Error())
 		r.egress.set(key, egressRead{cursor: prev.cursor, at: now, known: prev.known})

@@ -106,10 +106,9 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 	if err := r.retryProgress(ctx, s, v1.ConditionMachineReady, v1.ReasonProgressing, creatingMessage(s)); err != nil {
 		return false, ctrl.Result{}, err
 	}
-	// smolvm resolves every allowHost at create, 10 s each at worst.
-	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create+smolvm.AllowHostResolution(len(s.spec().Network.AllowHosts)))
-	err := r.Machines.Create(cctx, r.machineSpec(s))
-	cancel()
+	// The driver bounds the call (--smolvm-create-timeout), with 10 s more
+	// per allowHost: smolvm resolves each at create.
+	err := r.Machines.Create(ctx, r.machineSpec(s))
 	if smolvm.IsAlreadyExists(err) {
 		// The name is taken (by our own machine an agent created before
 		// it could say so, or by someone else's): look, adopting it if it
@@ -191,9 +190,7 @@ func (r *BottleReconciler) resizeMachine(ctx context.Context, s *scope, m *smolv
 			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
 		}
 	}
-	uctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
-	err := r.Machines.Update(uctx, s.machineName, cpus, memMiB)
-	cancel()
+	err := r.Machines.Update(ctx, s.machineName, cpus, memMiB)
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "update", err)
 	}
@@ -221,9 +218,7 @@ func (r *BottleReconciler) removeMachine(ctx context.Context, s *scope, m *smolv
 			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
 		}
 	}
-	dctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Delete)
-	defer cancel()
-	if err := r.Machines.Delete(dctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
+	if err := r.Machines.Delete(ctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "delete", err)
 	}
 	r.view.saw(s.machineName, nil)
@@ -298,9 +293,7 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
 		}
 	}
-	sctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Start)
-	err := r.Machines.Start(sctx, s.machineName)
-	cancel()
+	err := r.Machines.Start(ctx, s.machineName)
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "start", err)
 	}
@@ -319,7 +312,5 @@ func (r *BottleReconciler) reconcilePower(ctx context.Context, s *scope) (bool, 
 }
 
 func (r *BottleReconciler) stop(ctx context.Context, name string) error {
-	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Stop)
-	defer cancel()
-	return r.Machines.Stop(cctx, name)
+	return r.Machines.Stop(ctx, name)
 }

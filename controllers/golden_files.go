@@ -55,7 +55,7 @@ func (r *TemplateReconciler) goldenFiles(ctx context.Context, g *golden, execUse
 	if err := r.writeEntry(ctx, g); err != nil {
 		return nil, false, ctrl.Result{}, err
 	}
-	results, err := guestFiles{machines: r.Machines, timeouts: r.CallTimeouts, tempDir: r.TempDir}.land(ctx, g.name, todo)
+	results, err := guestFiles{machines: r.Machines, tempDir: r.TempDir}.land(ctx, g.name, todo)
 	copied := map[string]v1.FileStatus{}
 	waits = map[string][]string{}
 	var refusal string

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -201,13 +202,17 @@ func (r *BottleReconciler) placeStaged(ctx context.Context, s *scope, args []str
 }
 
 func (r *BottleReconciler) guest() guestFiles {
-	return guestFiles{machines: r.Machines, timeouts: r.CallTimeouts, tempDir: r.TempDir}
+	return guestFiles{machines: r.Machines, tempDir: r.TempDir}
 }
+
+// placeTimeout bounds the exec of placeFiles in the guest (a few file
+// moves, ownership and mode changes). Every smolvm verb's deadline is in
+// smolvm.Timeouts, applied by the driver; an exec is bounded by its request.
+const placeTimeout = 30 * time.Second
 
 // guestFiles lands files in a machine, a Bottle's or a template's golden.
 type guestFiles struct {
 	machines Machines
-	timeouts CallTimeouts
 	// tempDir is where contents are materialised before `machine cp`.
 	tempDir string
 }
@@ -236,9 +241,7 @@ func (g guestFiles) copyIn(ctx context.Context, machine string, files []hostCopy
 	var failed error
 	for i, c := range files {
 		staged := path.Join(stagingDir, fmt.Sprintf(".bottle-staged-%d", i))
-		cctx, cancel := context.WithTimeout(ctx, g.timeouts.copyTimeout(len(c.f.content.data)))
-		err := g.machines.CopyIn(cctx, machine, c.host, staged, stagedMode, 0, 0)
-		cancel()
+		err := g.machines.CopyIn(ctx, machine, c.host, staged, stagedMode, 0, 0)
 		if err != nil {
 			failed = &guestCallError{action: "copy " + c.f.path, err: err}
 			break
@@ -261,7 +264,7 @@ func (g guestFiles) place(ctx context.Context, machine string, args []string) ([
 	res, err := g.machines.Exec(ctx, smolvm.ExecRequest{
 		Machine: machine,
 		Argv:    append([]string{"sh", "-c", placeFiles, "sh"}, args...),
-		Timeout: g.timeouts.Lookup,
+		Timeout: placeTimeout,
 		// Room for every line: messages name paths, which the API bounds
 		// to 8 KiB in all.
 		OutputLimit: 64 << 10,

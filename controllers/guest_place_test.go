@@ -46,7 +46,7 @@ func placeOnSimulator(t *testing.T) (*BottleReconciler, *scope, func(script stri
 		}
 		return res.Stdout
 	}
-	r := &BottleReconciler{Machines: cli, CallTimeouts: DefaultCallTimeouts}
+	r := &BottleReconciler{Machines: cli}
 	return r, &scope{machineName: "links"}, guest
 }
 

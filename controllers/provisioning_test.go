@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
 )
 
@@ -357,9 +357,9 @@ var _ = Describe("hung smolvm calls", func() {
 	It("names the hung verb in a condition and keeps the other Bottles going", func() {
 		const node = "node-hang"
 		a := startAgent(node, agentOptions{
-			workers:      4,
-			simEnv:       []string{"SMOLVM_SIM_HANG=start=hang-*,delete=hang-*"},
-			callTimeouts: controllers.CallTimeouts{Start: 2 * time.Second, Delete: 2 * time.Second},
+			workers:  4,
+			simEnv:   []string{"SMOLVM_SIM_HANG=start=hang-*,delete=hang-*"},
+			timeouts: smolvm.Timeouts{Start: 2 * time.Second, Delete: 2 * time.Second},
 		})
 		defer a.stop()
 		ns := newNamespace()

@@ -77,7 +77,5 @@ func (r *BottleReconciler) resyncOnce(ctx context.Context, logger logr.Logger, q
 
 // listMachines is the view's one question to smolvm.
 func (r *BottleReconciler) listMachines(ctx context.Context) ([]smolvm.Machine, error) {
-	cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
-	defer cancel()
-	return r.Machines.List(cctx)
+	return r.Machines.List(ctx)
 }

@@ -133,8 +133,9 @@ type agentOptions struct {
 	simEnv []string
 	// workers is MaxConcurrentReconciles (0: the default).
 	workers int
-	// callTimeouts bound smolvm calls (defaults: DefaultCallTimeouts).
-	callTimeouts controllers.CallTimeouts
+	// timeouts are the driver's smolvm deadlines (zero fields: the
+	// defaults), as the agent's --smolvm-*-timeout flags set them.
+	timeouts smolvm.Timeouts
 	// stepLogs, when set, keeps the steps' full output.
 	stepLogs controllers.StepLogs
 	// apiReads, when set, counts the agent's uncached reads.
@@ -168,17 +169,18 @@ func startAgent(node string, o agentOptions) *agent {
 	if o.apiReads != nil {
 		apiReader = countingAPIReader{Reader: apiReader, counts: o.apiReads}
 	}
+	machines := smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...)
+	machines.Timeouts = o.timeouts
 	r := &controllers.BottleReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               apiReader,
 		Recorder:                mgr.GetEventRecorder("bottle-agent"),
-		Machines:                smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...),
+		Machines:                machines,
 		NodeName:                node,
 		ResyncPeriod:            o.resync,
 		SourceRetryPeriod:       time.Second,
 		TempDir:                 GinkgoT().TempDir(),
 		MaxConcurrentReconciles: o.workers,
-		CallTimeouts:            o.callTimeouts,
 		StepLogs:                o.stepLogs,
 		UnreachableGrace:        o.unreachableGrace,
 		SmolvmRetryBase:         o.retryBase,

@@ -69,7 +69,6 @@ type TemplateReconciler struct {
 	// ResyncPeriod is how often a template is looked at again (slots
 	// claimed meanwhile are replaced then); 0 means a minute.
 	ResyncPeriod time.Duration
-	CallTimeouts CallTimeouts
 	// Lease gates work on the node's machines as for Bottles: no pass
 	// starts, and no step, unless this agent holds the node's Lease.
 	Lease LeaseGate
@@ -96,7 +95,6 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 	if r.ResyncPeriod == 0 {
 		r.ResyncPeriod = time.Minute
 	}
-	r.CallTimeouts = r.CallTimeouts.withDefaults()
 	r.entries = map[types.UID]*v1.TemplateNodeStatus{}
 	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).
 		// A Bottle of this node that took a slot, or went, wakes its
@@ -345,9 +343,7 @@ func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ct
 		if err := r.writeEntry(ctx, g); err != nil {
 			return ctrl.Result{}, err
 		}
-		cctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Create)
-		err := r.Machines.Create(cctx, r.machineSpec(g))
-		cancel()
+		err := r.Machines.Create(ctx, r.machineSpec(g))
 		if err != nil && !smolvm.IsAlreadyExists(err) {
 			return r.smolvmFailure(g, "create", err)
 		}
@@ -365,9 +361,7 @@ func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ct
 		if err := r.writeEntry(ctx, g); err != nil {
 			return ctrl.Result{}, err
 		}
-		sctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Start)
-		err := r.Machines.StartForkable(sctx, g.name)
-		cancel()
+		err := r.Machines.StartForkable(ctx, g.name)
 		if err != nil {
 			return r.smolvmFailure(g, "start", err)
 		}
@@ -387,9 +381,7 @@ func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ct
 }
 
 func (r *TemplateReconciler) machine(ctx context.Context, name string) (*smolvm.Machine, error) {
-	lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
-	defer cancel()
-	ms, err := r.Machines.List(lctx)
+	ms, err := r.Machines.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -514,9 +506,7 @@ func (r *TemplateReconciler) env(ctx context.Context, g *golden) ([]smolvm.EnvVa
 // keepSlots forks held slots until pool.heldSlots are free, and counts
 // them in the entry. The golden is Ready once its steps succeeded.
 func (r *TemplateReconciler) keepSlots(ctx context.Context, g *golden) (ctrl.Result, error) {
-	lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
-	ms, err := r.Machines.List(lctx)
-	cancel()
+	ms, err := r.Machines.List(ctx)
 	if err != nil {
 		return r.smolvmFailure(g, "list", err)
 	}
@@ -525,9 +515,7 @@ func (r *TemplateReconciler) keepSlots(ctx context.Context, g *golden) (ctrl.Res
 		if _, err := fillSlots(ctx, r.Machines, g.name, names); err != nil {
 			return r.smolvmFailure(g, "fork a held slot", err)
 		}
-		lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
-		ms, err = r.Machines.List(lctx)
-		cancel()
+		ms, err = r.Machines.List(ctx)
 		if err != nil {
 			return r.smolvmFailure(g, "list", err)
 		}
@@ -562,9 +550,7 @@ func (r *TemplateReconciler) smolvmFailureStep(g *golden, step string, err error
 // told apart by name: a clone carries its golden's labels, and the
 // golden's name follows from them.
 func (r *TemplateReconciler) retireOld(ctx context.Context, namespace, name, current string) ([]v1.RetiredGolden, error) {
-	lctx, cancel := context.WithTimeout(ctx, r.CallTimeouts.Status)
-	ms, err := r.Machines.List(lctx)
-	cancel()
+	ms, err := r.Machines.List(ctx)
 	if err != nil {
 		return nil, err
 	}

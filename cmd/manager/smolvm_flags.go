@@ -11,7 +11,8 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
-// smolvmTimeouts are the per-verb deadlines of smolvm calls.
+// smolvmTimeouts are the per-verb deadlines of smolvm calls: the flags set
+// smolvm.Timeouts, the agent's one table of them (docs/smolvm.md#deadlines).
 type smolvmTimeouts struct {
 	smolvm.Timeouts
 	exec time.Duration
@@ -24,12 +25,12 @@ func (t *smolvmTimeouts) bindFlags(fs *flag.FlagSet) {
 		d    *time.Duration
 		what string
 	}{
-		{"smolvm-status-timeout", &t.Status, "Deadline of machine status."},
+		{"smolvm-status-timeout", &t.Status, "Deadline of machine status and machine egress-events."},
 		{"smolvm-list-timeout", &t.List, "Deadline of machine ls."},
 		{"smolvm-stop-timeout", &t.Stop, "Deadline of machine stop."},
 		{"smolvm-delete-timeout", &t.Delete, "Deadline of machine delete (it stops a running machine first)."},
-		{"smolvm-create-timeout", &t.Create, "Deadline of machine create."},
-		{"smolvm-start-timeout", &t.Start, "Deadline of machine start (the first start pulls the image)."},
+		{"smolvm-create-timeout", &t.Create, "Deadline of machine create (plus 10s per allowHost) and machine update."},
+		{"smolvm-start-timeout", &t.Start, "Deadline of machine start (the first start pulls the image), machine fork and a fork's release."},
 		{"smolvm-copy-timeout", &t.Copy, "Deadline of machine cp of an empty file; --smolvm-copy-timeout-per-mib is added per MiB."},
 		{"smolvm-copy-timeout-per-mib", &t.CopyPerMiB, "Added to --smolvm-copy-timeout per MiB copied."},
 		{"smolvm-version-timeout", &t.Version, "Deadline of smolvm --version at start."},

@@ -20,16 +20,8 @@ var apiGroup = metav1.APIGroup{
 	},
 }
 
-var apiResources = metav1.APIResourceList{
-	TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
-	GroupVersion: agentsv1alpha1.SubresourceGroupVersion.String(),
-	APIResources: []metav1.APIResource{
-		{Name: "bottles/" + agentsv1alpha1.SubresourceExec, Namespaced: true, Kind: "BottleExecOptions", Verbs: metav1.Verbs{"get", "create"}},
-		{Name: "bottles/" + agentsv1alpha1.SubresourceAttach, Namespaced: true, Kind: "BottleAttachOptions", Verbs: metav1.Verbs{"get", "create"}},
-		{Name: "bottles/" + agentsv1alpha1.SubresourceLog, Namespaced: true, Kind: "BottleLogOptions", Verbs: metav1.Verbs{"get"}},
-		{Name: agentsv1alpha1.BottleRunResource + "/" + agentsv1alpha1.SubresourceLog, Namespaced: true, Kind: "BottleRunLogOptions", Verbs: metav1.Verbs{"get"}},
-	},
-}
+// apiResources is built once from the subresources table.
+var apiResources = apiResourceList()
 
 // Legacy discovery only: the aggregator asks for aggregated discovery first
 // and falls back to /apis/GROUP/VERSION when it gets plain JSON.

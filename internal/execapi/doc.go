@@ -1,4 +1,5 @@
-// Package execapi serves `bottles/exec` and `bottles/attach` as an
+// Package execapi serves `bottles/exec`, `bottles/attach`, `bottles/log` and
+// `bottleruns/log` (the table in subresources.go) as an
 // aggregated API (group subresources.agents.bot-bottle.dev), the way
 // KubeVirt's virt-api serves VM consoles:
 //

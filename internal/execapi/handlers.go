@@ -21,20 +21,11 @@ const requesterHeader = "X-Bottle-Exec-Requester"
 // certificate only.
 const agentPathPrefix = "/agent/" + agentsv1alpha1.SubresourceVersion
 
-// serveGateway is the aggregated API: authorize, find the Bottle, then run
-// the session here or on the Bottle's node.
+// serveGateway is the aggregated API's exec and attach: authorize, find
+// the Bottle, then run the session here or on the Bottle's node.
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	u := userFrom(r)
 	sub := r.PathValue("subresource")
-	if sub == agentsv1alpha1.SubresourceLog {
-		s.serveLogGateway(w, r)
-		return
-	}
-	if sub != agentsv1alpha1.SubresourceExec && sub != agentsv1alpha1.SubresourceAttach {
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
-			"the server could not find the requested resource: bottles/%s (try exec, attach or log)", sub))
-		return
-	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		writeStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
 			"%s is not supported on bottles/%s", r.Method, sub))
@@ -86,19 +77,12 @@ type bottleRead struct {
 	err error
 }
 
-// serveAgent runs a session the gateway of another node authorized.
+// serveAgent runs an exec or attach session the gateway of another node
+// authorized.
 func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("subresource") == agentsv1alpha1.SubresourceLog {
-		s.serveLogAgent(w, r)
-		return
-	}
 	sr, err := parseSessionRequest(r)
 	if err != nil {
 		writeStatus(w, err)
-		return
-	}
-	if sr.subresource != agentsv1alpha1.SubresourceExec && sr.subresource != agentsv1alpha1.SubresourceAttach {
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "unknown subresource %q", sr.subresource))
 		return
 	}
 	b, err := s.sessionBottle(r.Context(), sr.namespace, sr.name)

@@ -161,10 +161,13 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /apis", s.authenticated(http.HandlerFunc(serveGroupList)))
 	mux.Handle("GET /apis/"+agentsv1alpha1.SubresourceGroup, s.authenticated(http.HandlerFunc(serveGroup)))
 	mux.Handle("GET "+gv, s.authenticated(http.HandlerFunc(serveResources)))
-	mux.Handle(gv+"/namespaces/{namespace}/bottles/{name}/{subresource}", s.authenticated(http.HandlerFunc(s.serveGateway)))
-	mux.Handle(agentPathPrefix+"/namespaces/{namespace}/bottles/{name}/{subresource}", s.agentCaller(http.HandlerFunc(s.serveAgent)))
-	mux.Handle("GET "+gv+"/namespaces/{namespace}/"+agentsv1alpha1.BottleRunResource+"/{name}/"+agentsv1alpha1.SubresourceLog, s.authenticated(http.HandlerFunc(s.serveRunLogGateway)))
-	mux.Handle("GET "+agentPathPrefix+"/namespaces/{namespace}/"+agentsv1alpha1.BottleRunResource+"/{name}/"+agentsv1alpha1.SubresourceLog, s.agentCaller(http.HandlerFunc(s.serveRunLogAgent)))
+	for _, sr := range subresources {
+		mux.Handle(sr.pattern(gv), s.authenticated(sr.bind(s, sr.gateway)))
+		mux.Handle(sr.pattern(agentPathPrefix), s.agentCaller(sr.bind(s, sr.agent)))
+	}
+	// Any other Bottle subresource: a Status naming the ones there are.
+	mux.Handle(gv+"/namespaces/{namespace}/"+agentsv1alpha1.BottleResource+"/{name}/{subresource}", s.authenticated(http.HandlerFunc(serveUnknownSubresource)))
+	mux.Handle(agentPathPrefix+"/namespaces/{namespace}/"+agentsv1alpha1.BottleResource+"/{name}/{subresource}", s.agentCaller(http.HandlerFunc(serveUnknownSubresource)))
 	mux.HandleFunc("/", serveNotFound)
 	return mux
 }

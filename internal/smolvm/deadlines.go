@@ -1,6 +1,7 @@
 package smolvm
 
 import (
+	"fmt"
 	"os"
 	"time"
 )
@@ -10,12 +11,23 @@ import (
 // ever. A call that reaches its deadline is killed with its whole process
 // group and returns an *Error of class ErrTimeout naming the verb. Zero
 // fields take DefaultTimeouts' values. Exec is bounded by its request's
-// Timeout (or CLI.DefaultExecTimeout) instead.
+// Timeout (or CLI.DefaultExecTimeout, --smolvm-exec-timeout) instead.
+//
+// This is the agent's one table of smolvm deadlines: the reconcilers set
+// none of their own, so a --smolvm-*-timeout flag (cmd/manager) is the
+// deadline the call gets. docs/smolvm.md quotes it.
 type Timeouts struct {
-	Version, Status, List, Stop, Delete time.Duration
-	Create, Start                       time.Duration
-	// Copy bounds a copy of an empty file; CopyPerMiB is added per MiB of
-	// the file (a floor on the throughput smolvm must reach).
+	Version time.Duration // smolvm --version at start-up; --smolvm-version-timeout
+	Status  time.Duration // machine status and egress-events; --smolvm-status-timeout
+	List    time.Duration // machine ls; --smolvm-list-timeout
+	Stop    time.Duration // machine stop; --smolvm-stop-timeout
+	Delete  time.Duration // machine delete (stops a running machine first); --smolvm-delete-timeout
+	Create  time.Duration // machine create and update, plus AllowHostResolution; --smolvm-create-timeout
+	Start   time.Duration // machine start, fork and fork release; --smolvm-start-timeout
+	// Copy bounds a copy of an empty file (--smolvm-copy-timeout);
+	// CopyPerMiB is added per MiB of the file, rounded up
+	// (--smolvm-copy-timeout-per-mib): a floor on the throughput smolvm
+	// must reach.
 	Copy, CopyPerMiB time.Duration
 }
 
@@ -42,7 +54,9 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// deadline is the time a call of verb may take; bytes sizes a copy.
+// deadline is the time a call of verb may take; bytes sizes a copy. A verb
+// without a case is a programming error, not a default: it panics, and
+// TestEveryVerbIsInTheTable finds every verb constant of this package.
 func (t Timeouts) deadline(verb string, bytes int64) time.Duration {
 	def := DefaultTimeouts()
 	switch verb {
@@ -67,7 +81,7 @@ func (t Timeouts) deadline(verb string, bytes int64) time.Duration {
 		mib := (bytes + 1<<20 - 1) >> 20
 		return orDefault(t.Copy, def.Copy) + time.Duration(mib)*orDefault(t.CopyPerMiB, def.CopyPerMiB)
 	}
-	return def.Start
+	panic(fmt.Sprintf("smolvm: verb %q has no deadline in Timeouts", verb))
 }
 
 // fileSize is the size of a host file, 0 when it cannot be read (smolvm

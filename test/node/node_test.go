@@ -1,8 +1,8 @@
-// Package node is `make test-e2e-node`: the project installed as the README
+// Package node is `make test-e2e-node`: the project installed as docs/deploy.md
 // says, from the manifests it ships, on a real one-node cluster
 // (hack/node-up.sh: kubelet, containerd, CNI bridge, kube-proxy, systemd as a
 // user manager on the system bus, the smolvm simulator at
-// /opt/smolvm/bin/smolvm), then uninstalled as the README says, and the node
+// /opt/smolvm/bin/smolvm), then uninstalled as docs/deploy.md says, and the node
 // taken down leaving the machine as it was found.
 //
 // It runs only when E2E_NODE=1 (make test-e2e-node sets it), so `go test
@@ -148,11 +148,11 @@ func TestRealNode(t *testing.T) {
 		name string
 		f    func(context.Context, *cluster)
 	}{
-		{"install as the README says", install},
-		{"the README's checks", readmeChecks},
+		{"install as deploy.md says", install},
+		{"deploy.md's checks", readmeChecks},
 		{"exec, logs and cp through kubectl bottle", plugin},
 		{"a step runs once through an agent rollout restart, in a new namespace", rolloutDuringStep},
-		{"uninstall as the README says", uninstall},
+		{"uninstall as deploy.md says", uninstall},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -183,7 +183,7 @@ func dumpState(ctx context.Context, c *cluster) {
 	}
 }
 
-// install follows the README's "Install on a cluster": an own image
+// install follows docs/deploy.md's "Install step by step": an own image
 // (`make build-installer IMG=…`), which the node gets from containerd's store
 // instead of a registry; install.yaml applied unchanged; gencerts; the KVM
 // label; the sample's namespace given source access.
@@ -205,7 +205,7 @@ func install(ctx context.Context, c *cluster) {
 }
 
 // readmeChecks are "Check that it worked", with the sample cut to 1 vCPU:
-// this node has 2 CPUs, and the sample's 2 need more than 2.25 (README).
+// this node has 2 CPUs, and the sample's 2 need more than 2.25 (docs/deploy.md).
 func readmeChecks(ctx context.Context, c *cluster) {
 	c.kubectl(ctx, "-n", "bottle-system", "rollout", "status", "daemonset/bottle-agent", "--timeout=5m")
 	c.kubectl(ctx, "wait", "--for=condition=Available", "--timeout=2m", "apiservice/v1alpha1.subresources.agents.bot-bottle.dev")
@@ -391,7 +391,7 @@ func rolloutDuringStep(ctx context.Context, c *cluster) {
 	noZombies(c)
 }
 
-// uninstall follows the README: Bottles first, then install.yaml and the
+// uninstall follows docs/deploy.md: Bottles first, then install.yaml and the
 // certificate Secret; what it says stays on the node (an empty smolvm data
 // directory and step logs, an empty files directory) and the RoleBinding
 // made by hand are all that is left.
@@ -425,7 +425,7 @@ func uninstall(ctx context.Context, c *cluster) {
 		}
 		return ""
 	})
-	// What the README names as left on each node, and that it is empty.
+	// What docs/deploy.md names as left on each node, and that it is empty.
 	for dir, allowed := range map[string][]string{
 		"/var/lib/bottle-controller":                 {"smolvm", "step-logs"},
 		"/var/lib/bottle-controller/smolvm/machines": nil,
@@ -443,7 +443,7 @@ func uninstall(ctx context.Context, c *cluster) {
 				ok = ok || e.Name() == a
 			}
 			if !ok {
-				c.t.Errorf("left on the node after uninstall: %s (the README does not name it)", filepath.Join(dir, e.Name()))
+				c.t.Errorf("left on the node after uninstall: %s (docs/deploy.md does not name it)", filepath.Join(dir, e.Name()))
 			}
 		}
 	}
