@@ -22,9 +22,7 @@ func sha256Hex(s string) string {
 var _ = Describe("A BottleTemplate's files and prompt", func() {
 	It("land in the golden before its steps, are recorded by digest, and are in every fork", func() {
 		const node = "node-golden-files"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "files"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "files")
 		a := startTemplateAgent(node)
 		DeferCleanup(a.stop)
 		ns := newNamespace()
@@ -66,9 +64,7 @@ var _ = Describe("A BottleTemplate's files and prompt", func() {
 
 	It("fail the golden, naming the file, when a file's owner never comes to exist", func() {
 		const node = "node-golden-noowner"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "noowner"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "noowner")
 		a := startTemplateAgent(node)
 		DeferCleanup(a.stop)
 		ns := newNamespace()
@@ -96,9 +92,7 @@ var _ = Describe("A BottleTemplate's files and prompt", func() {
 var _ = Describe("A BottleTemplate's failed golden step", func() {
 	It("runs again when the template's retry annotation changes, once per token", func() {
 		const node = "node-golden-retry"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "retry"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "retry")
 		a := startTemplateAgent(node)
 		DeferCleanup(a.stop)
 		ns := newNamespace()
@@ -134,9 +128,7 @@ var _ = Describe("A BottleTemplate's failed golden step", func() {
 var _ = Describe("A template agent told to stop", func() {
 	It("finishes the golden's running step within its grace, records it, starts no other, and the next agent does not run it again", func() {
 		const node = "node-golden-drain"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "drain"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "drain")
 		a := startTemplateAgentWith(node, time.Second, 40*time.Second)
 		ns := newNamespace()
 		tpl := &v1.BottleTemplate{
@@ -178,9 +170,7 @@ var _ = Describe("A template agent told to stop", func() {
 var _ = Describe("A node the template no longer selects", func() {
 	It("deletes its golden and slots and removes its entry from the template's status", func() {
 		const node = "node-golden-leave"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "leave"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		nodeObj := poolNode(node, "leave")
 		a := startTemplateAgent(node)
 		DeferCleanup(a.stop)
 		ns := newNamespace()
@@ -207,9 +197,7 @@ var _ = Describe("A node the template no longer selects", func() {
 var _ = Describe("A golden step of a template that is edited or deleted", func() {
 	It("is cancelled at once; the edit's golden is provisioned and the old one deleted", func() {
 		const node = "node-golden-cancel"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "cancel"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "cancel")
 		a := startTemplateAgent(node, time.Hour)
 		DeferCleanup(a.stop)
 		ns := newNamespace()

@@ -6,7 +6,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -34,9 +33,7 @@ func startFreshRuns() *agent {
 var _ = Describe("A BottleRun in a fresh Bottle", func() {
 	It("forks a Bottle from the template, runs in it, keeps the outputs and deletes the Bottle", func() {
 		const node = "node-fresh-runs"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "fresh"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "fresh")
 		ta := startTemplateAgent(node)
 		DeferCleanup(ta.stop)
 		ba := startAgent(node, agentOptions{resync: 2 * time.Second})

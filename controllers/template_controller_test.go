@@ -68,9 +68,7 @@ func nodeEntry(t *v1.BottleTemplate, node string) func(Gomega) v1.TemplateNodeSt
 var _ = Describe("A BottleTemplate's golden on a selected node", func() {
 	It("is created, started forkable, provisioned once with the ledger, and keeps its held slots", func() {
 		const node = "node-golden"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "claude"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "claude")
 		a := startTemplateAgent(node)
 		DeferCleanup(a.stop)
 		ns := newNamespace()
@@ -136,9 +134,7 @@ var _ = Describe("A BottleTemplate's golden on a selected node", func() {
 
 	It("leaves a template alone on a node its selector does not match", func() {
 		const node = "node-unselected"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "other"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "other")
 		a := startTemplateAgent(node)
 		DeferCleanup(a.stop)
 		ns := newNamespace()
@@ -180,9 +176,7 @@ func templatedBottle(ns, name, node string, steps ...v1.ProvisionStep) *v1.Bottl
 var _ = Describe("A templated Bottle", func() {
 	It("takes a held slot, or is forked on demand, runs its own steps after the template's, and its machine goes with it", func() {
 		const node = "node-forks"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "forks"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "forks")
 		// No resync within the spec: a slot taken is replaced because the
 		// Bottle that took it wakes its template.
 		ta := startTemplateAgent(node, time.Hour)
@@ -267,9 +261,7 @@ var _ = Describe("A templated Bottle", func() {
 var _ = Describe("A BottleTemplate's goldens over its life", func() {
 	It("makes a new golden for an edit, deletes the old one with its last clone, and the last one with the template", func() {
 		const node = "node-retire"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "retire"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "retire")
 		ta := startTemplateAgent(node)
 		DeferCleanup(ta.stop)
 		ba := startAgent(node, agentOptions{resync: 2 * time.Second})
@@ -332,9 +324,7 @@ var _ = Describe("A BottleTemplate's goldens over its life", func() {
 var _ = Describe("A BottleTemplate's golden across agent restarts", func() {
 	It("is adopted by the next agent: no step runs again and no slot is forked again", func() {
 		const node = "node-adopt"
-		nodeObj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": "adopt"}}}
-		Expect(k8sClient.Create(ctx, nodeObj)).To(Succeed())
-		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, nodeObj))).To(Succeed()) })
+		poolNode(node, "adopt")
 		a := startTemplateAgent(node)
 		ns := newNamespace()
 		tpl := &v1.BottleTemplate{
@@ -404,3 +394,12 @@ var _ = Describe("A templated Bottle on a node its template does not select", fu
 		Consistently(machineState(node, golden), 3*time.Second, 500*time.Millisecond).Should(Equal(smolvm.StateFrozen))
 	})
 })
+
+// poolNode makes a Node labelled pool=pool (what a template's
+// pool.nodeSelector matches), deleted after the spec.
+func poolNode(node, pool string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"pool": pool}}}
+	Expect(k8sClient.Create(ctx, n)).To(Succeed())
+	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, n))).To(Succeed()) })
+	return n
+}
