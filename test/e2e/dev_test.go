@@ -133,6 +133,7 @@ func TestDevUpDown(t *testing.T) {
 	devSessionChecks(ctx, t, d)
 	devNewNamespaceChecks(ctx, t, d)
 	devTemplateChecks(ctx, t, d)
+	devRunChecks(ctx, t, d)
 
 	down()
 	for _, pid := range pids {
