@@ -47,6 +47,10 @@ type BottleRunReconciler struct {
 	Logs StepLogs
 	// Lease gates starting a run, as it gates steps; nil starts at once.
 	Lease LeaseGate
+	// ShutdownGrace is how long a running run may finish when the agent is
+	// told to stop (drainContext), as a step may: a rollout then records
+	// its result instead of leaving it for the next agent to mark Lost.
+	ShutdownGrace time.Duration
 	// DigestKey is the install's key (see BottleReconciler.DigestKey).
 	DigestKey []byte
 	// QueuePoll is how often a queued or waiting run looks again; 0 means
@@ -154,6 +158,9 @@ func (r *BottleRunReconciler) bottleEvents(c client.Reader) handler.EventHandler
 // Reconcile moves one run along: wait, start (once), record the end, and
 // delete it when its TTL is up.
 func (r *BottleRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	stop := ctx
+	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace, deposedOf(r.Lease))
+	defer cancelDrain()
 	run := &v1.BottleRun{}
 	if err := r.Get(ctx, req.NamespacedName, run); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -248,7 +255,7 @@ func (r *BottleRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// runs, and the poll covers a run ahead that ends.
 		return ctrl.Result{RequeueAfter: r.QueuePoll}, nil
 	}
-	return r.start(ctx, run, b)
+	return r.start(ctx, stop, run, b)
 }
 
 // pending writes Pending with why, if that is news.
@@ -264,11 +271,16 @@ func (r *BottleRunReconciler) pending(ctx context.Context, run *v1.BottleRun, b 
 }
 
 // start records the start, runs the command, reads the outputs and records
-// the end.
-func (r *BottleRunReconciler) start(ctx context.Context, run *v1.BottleRun, b *v1.Bottle) (ctrl.Result, error) {
+// the end. ctx outlives the agent's stop by ShutdownGrace (drainContext);
+// stop is the pass's own context, ended once the agent is told to stop.
+func (r *BottleRunReconciler) start(ctx, stop context.Context, run *v1.BottleRun, b *v1.Bottle) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
-	if r.Lease != nil && !r.Lease.Held() {
+	if !leaseHeld(r.Lease) {
 		return ctrl.Result{RequeueAfter: r.QueuePoll}, nil
+	}
+	if stopping(stop) {
+		// The agent is stopping: start nothing new; the next agent will.
+		return ctrl.Result{}, nil
 	}
 	key := client.ObjectKeyFromObject(b)
 	env, err := sourcesIn(r.APIReader, r.digests, r.DigestKey, run.Namespace).env(ctx, runEnv(b.Spec.Env, run.Spec.Env))
@@ -332,8 +344,9 @@ func (r *BottleRunReconciler) start(ctx context.Context, run *v1.BottleRun, b *v
 	res, execErr := r.Machines.Exec(runCtx, req)
 	why := cancelReason(runCtx)
 	if ctx.Err() != nil {
-		// The agent is stopping: the end stays unrecorded, and the next
-		// agent marks the run Lost (never runs it again).
+		// The agent stopped and the run outlasted ShutdownGrace: the end
+		// stays unrecorded, and the next agent marks the run Lost (never
+		// runs it again).
 		out.close()
 		logger.Info("the agent is stopping: run cut off; it will be marked Lost", "run", run.Name)
 		return ctrl.Result{}, ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -257,5 +258,24 @@ var _ = Describe("BottleRuns", Ordered, ContinueOnFailure, func() {
 		Expect(k8sClient.Create(ctx, probe)).To(Succeed())
 		Eventually(runPhase(probe)).Should(Equal(v1.RunPhaseSucceeded))
 		Expect(strings.Count(getRun(probe).Status.Stdout, "ran")).To(Equal(1))
+	})
+
+	It("finishes within the agent's shutdown grace when the agent is told to stop, and records its result", func() {
+		a.stop()
+		a = startAgent(node, agentOptions{stepLogs: store, shutdownGrace: 40 * time.Second})
+		r := newRun(ns, "drained", b.Name, "sh", "-c", "echo x >> /tmp/drained-count; while [ ! -e /tmp/release-run ]; do sleep 0.05; done; echo released")
+		Expect(k8sClient.Create(ctx, r)).To(Succeed())
+		Eventually(runPhase(r)).Should(Equal(v1.RunPhaseRunning))
+		machine := get(b).Status.MachineName
+		Eventually(guestPoll(node, machine, "cat /tmp/drained-count")).Should(Equal("x\n"))
+
+		a.cancel()
+		Consistently(a.done, "1s", "50ms").ShouldNot(BeClosed(), "the agent did not wait for its running run")
+		guest(node, machine, "touch /tmp/release-run")
+		Eventually(a.done).Should(BeClosed())
+		got := getRun(r)
+		Expect(got.Status.Phase).To(Equal(v1.RunPhaseSucceeded), "a rollout records the run's end instead of leaving it Lost")
+		Expect(got.Status.Stdout).To(Equal("released\n"))
+		a = startAgent(node, agentOptions{stepLogs: store})
 	})
 })

@@ -189,14 +189,15 @@ func startAgent(node string, o agentOptions) *agent {
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	rr := &controllers.BottleRunReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: apiReader,
-		Recorder:  mgr.GetEventRecorder("bottle-agent"),
-		Machines:  r.Machines,
-		NodeName:  node,
-		Logs:      o.stepLogs,
-		QueuePoll: 200 * time.Millisecond,
-		Activity:  o.activity,
+		Client:        mgr.GetClient(),
+		APIReader:     apiReader,
+		Recorder:      mgr.GetEventRecorder("bottle-agent"),
+		Machines:      r.Machines,
+		NodeName:      node,
+		Logs:          o.stepLogs,
+		QueuePoll:     200 * time.Millisecond,
+		Activity:      o.activity,
+		ShutdownGrace: o.shutdownGrace,
 	}
 	Expect(rr.SetupWithManager(ctx, mgr, "bottlerun-"+node)).To(Succeed())
 	return runAgent(node, mgr, logs)

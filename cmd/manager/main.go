@@ -362,15 +362,16 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)
 	}
 	rr := &controllers.BottleRunReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("bottle-agent"),
-		Machines:  cli,
-		NodeName:  o.nodeName,
-		ExecMode:  mode,
-		Lease:     elector,
-		DigestKey: r.DigestKey,
-		Activity:  tracker,
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder("bottle-agent"),
+		Machines:      cli,
+		NodeName:      o.nodeName,
+		ExecMode:      mode,
+		Lease:         elector,
+		ShutdownGrace: o.shutdownGrace,
+		DigestKey:     r.DigestKey,
+		Activity:      tracker,
 	}
 	if logs != nil {
 		rr.Logs = logs
