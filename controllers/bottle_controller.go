@@ -85,7 +85,7 @@ type BottleReconciler struct {
 	metrics *phaseTracker
 	egress  *egressReads
 	records *records
-	steps   *inflight
+	steps   *inflight[*v1.Bottle, runningStep]
 	view    *machineView
 	owners  *missingOwners
 	// unreachable times how long each machine has been unreachable.
@@ -141,7 +141,7 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 		return err
 	}
 	r.records = newRecords()
-	r.steps = newInflight()
+	r.steps = newInflight(mustCancel)
 	r.view = newMachineView(r.listMachines, min(maxViewAge, r.ResyncPeriod))
 	r.unreachable = newUnreachableClock()
 	if r.UnreachableGrace == 0 {
@@ -180,7 +180,7 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 			enqueue.Update(ctx, e, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
-			r.steps.observe(e.Object.GetUID(), nil)
+			r.steps.gone(e.Object.GetUID())
 			r.records.forget(e.Object.GetUID())
 			r.owners.forget(e.Object.GetUID())
 			r.backoff.forget(e.Object.GetUID())

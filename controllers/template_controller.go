@@ -85,7 +85,7 @@ type TemplateReconciler struct {
 	entries map[types.UID]*v1.TemplateNodeStatus
 	// running are the golden steps running now, cancelled by a template
 	// edit or delete.
-	running goldenSteps
+	running *goldenSteps
 }
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
@@ -96,12 +96,13 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 		r.ResyncPeriod = time.Minute
 	}
 	r.entries = map[types.UID]*v1.TemplateNodeStatus{}
+	r.running = newInflight(mustCancelGolden)
 	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).
 		// A Bottle of this node that took a slot, or went, wakes its
 		// template: the slot is replaced, an old golden retired, now
 		// rather than at the next resync.
 		Watches(&v1.Bottle{}, handler.EnqueueRequestsFromMapFunc(templateOf)).
-		Watches(&v1.BottleTemplate{}, goldenStepWatch(&r.running)).
+		Watches(&v1.BottleTemplate{}, goldenStepWatch(r.running)).
 		Complete(r)
 }
 
@@ -469,7 +470,7 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 		if err := r.Get(ctx, client.ObjectKeyFromObject(g.t), latest); err == nil {
 			r.running.observe(g.t.UID, latest)
 		} else if apierrors.IsNotFound(err) {
-			r.running.observe(g.t.UID, nil)
+			r.running.gone(g.t.UID)
 		}
 		out, execErr := r.Machines.Exec(stepCtx, smolvm.ExecRequest{
 			Machine: g.name, User: user, Script: step.Script, Env: env,
