@@ -169,22 +169,10 @@ func (r *BottleReconciler) reconcileFiles(ctx context.Context, s *scope) (bool, 
 // placed in copied.
 func (r *BottleReconciler) copyFiles(ctx context.Context, s *scope, files []desiredFile, copied map[string]v1.FileStatus) (bool, ctrl.Result, error) {
 	results, err := r.guest().land(ctx, s.machineName, files)
-	var refusal *placeResult
-	var refusedFile desiredFile
-	for i, res := range results {
-		f := files[i]
-		switch res.outcome {
-		case placed:
-			now := metav1.Now()
-			copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
-		case ownerMissing:
-			r.owners.add(s.bottle.UID, f.owner)
-			s.waitForOwner(f)
-		case refused:
-			if refusal == nil {
-				refusal, refusedFile = &results[i], f
-			}
-		}
+	ownerless, refusedFile, why := tally(files, results, copied)
+	for _, f := range ownerless {
+		r.owners.add(s.bottle.UID, f.owner)
+		s.waitForOwner(f)
 	}
 	if len(results) > 0 {
 		r.view.alive(s.machineName)
@@ -192,8 +180,8 @@ func (r *BottleReconciler) copyFiles(ctx context.Context, s *scope, files []desi
 	if failed, ok := errors.AsType[*guestCallError](err); ok {
 		return r.smolvmFailure(s, v1.ConditionFilesReady, failed.action, failed.err)
 	}
-	if refusal != nil {
-		return r.unsafePath(s, refusedFile, refusal.msg)
+	if refusedFile != nil {
+		return r.unsafePath(s, *refusedFile, why)
 	}
 	return true, ctrl.Result{}, nil
 }

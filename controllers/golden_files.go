@@ -3,9 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
@@ -57,21 +55,10 @@ func (r *TemplateReconciler) goldenFiles(ctx context.Context, g *golden, execUse
 	}
 	results, err := guestFiles{machines: r.Machines, tempDir: r.TempDir}.land(ctx, g.name, todo)
 	copied := map[string]v1.FileStatus{}
+	ownerless, refusedFile, why := tally(todo, results, copied)
 	waits = map[string][]string{}
-	var refusal string
-	for i, res := range results {
-		f := todo[i]
-		switch res.outcome {
-		case placed:
-			now := metav1.Now()
-			copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
-		case ownerMissing:
-			waits[f.owner] = append(waits[f.owner], f.path)
-		case refused:
-			if refusal == "" {
-				refusal = fmt.Sprintf("file %s: %s", f.path, res.msg)
-			}
-		}
+	for _, f := range ownerless {
+		waits[f.owner] = append(waits[f.owner], f.path)
 	}
 	// What did land is recorded even when a later file failed.
 	g.entry.Files = mergeFileStatus(want, have, copied)
@@ -81,10 +68,10 @@ func (r *TemplateReconciler) goldenFiles(ctx context.Context, g *golden, execUse
 	} else if err != nil {
 		return nil, false, ctrl.Result{}, err
 	}
-	if refusal != "" {
+	if refusedFile != nil {
 		// Nothing else writes into a golden: a refusal is the image's (a
 		// link where a directory is expected), fixed by editing the template.
-		g.set(v1.PhaseFailed, v1.ReasonUnsafePath, "%s; edit the template to change the path", refusal)
+		g.set(v1.PhaseFailed, v1.ReasonUnsafePath, "file %s: %s; edit the template to change the path", refusedFile.path, why)
 		return nil, false, ctrl.Result{}, nil
 	}
 	return waits, true, ctrl.Result{}, nil

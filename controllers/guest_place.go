@@ -178,6 +178,27 @@ type placeResult struct {
 	msg     string
 }
 
+// tally records in copied the status of each file results says was
+// placed (now), and returns the files whose owner the guest lacks and the
+// first one refused, with why.
+func tally(files []desiredFile, results []placeResult, copied map[string]v1.FileStatus) (ownerless []desiredFile, refusedFile *desiredFile, why string) {
+	for i, res := range results {
+		f := files[i]
+		switch res.outcome {
+		case placed:
+			now := metav1.Now()
+			copied[f.path] = v1.FileStatus{Path: f.path, SHA256: f.sha256, Bytes: int64(len(f.content.data)), Mode: f.mode, Owner: f.owner, CopiedAt: &now}
+		case ownerMissing:
+			ownerless = append(ownerless, f)
+		case refused:
+			if refusedFile == nil {
+				refusedFile, why = &files[i], res.msg
+			}
+		}
+	}
+	return ownerless, refusedFile, why
+}
+
 // guestCallError is a smolvm failure while landing files, with the action
 // that failed ("copy /path", "place files").
 type guestCallError struct {
