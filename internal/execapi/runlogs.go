@@ -34,16 +34,25 @@ func (s *Server) readRun(r *http.Request) (*agentsv1alpha1.BottleRun, error) {
 	return run, nil
 }
 
-// serveRunLogGateway serves the log here or proxies to the run's node.
-func (s *Server) serveRunLogGateway(w http.ResponseWriter, r *http.Request) {
+// runLogRequest parses a run log request and reads its run; when either
+// fails it has answered, and ok is false.
+func (s *Server) runLogRequest(w http.ResponseWriter, r *http.Request) (lr *logRequest, run *agentsv1alpha1.BottleRun, ok bool) {
 	lr, err := parseLogRequest(r)
 	if err != nil {
 		writeStatus(w, err)
-		return
+		return nil, nil, false
 	}
-	run, err := s.readRun(r)
-	if err != nil {
+	if run, err = s.readRun(r); err != nil {
 		writeStatus(w, err)
+		return nil, nil, false
+	}
+	return lr, run, true
+}
+
+// serveRunLogGateway serves the log here or proxies to the run's node.
+func (s *Server) serveRunLogGateway(w http.ResponseWriter, r *http.Request) {
+	lr, run, ok := s.runLogRequest(w, r)
+	if !ok {
 		return
 	}
 	node := run.Status.NodeName
@@ -68,14 +77,8 @@ func (s *Server) serveRunLogGateway(w http.ResponseWriter, r *http.Request) {
 
 // serveRunLogAgent serves a run log request a gateway forwarded.
 func (s *Server) serveRunLogAgent(w http.ResponseWriter, r *http.Request) {
-	lr, err := parseLogRequest(r)
-	if err != nil {
-		writeStatus(w, err)
-		return
-	}
-	run, err := s.readRun(r)
-	if err != nil {
-		writeStatus(w, err)
+	lr, run, ok := s.runLogRequest(w, r)
+	if !ok {
 		return
 	}
 	if run.Status.NodeName != s.opts.NodeName {
