@@ -37,7 +37,7 @@ help: ## Display this help.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from markers, and config/source-access from its namespaces.txt.
-	$(CONTROLLER_GEN) rbac:roleName=bottle-manager-role crd paths="./api/...;./controllers;./internal/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=bottle-manager-role crd paths="./api/...;./controllers/agent;./controllers/nodecheck;./internal/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=bottle-cluster-role paths="./controllers/placement" output:rbac:artifacts:config=config/rbac/cluster
 	go run ./hack/source-access config/source-access
 
@@ -92,12 +92,12 @@ bench: deps smolvm-sim ## Run the micro-benchmarks (go test -bench; the exec one
 	assets="$$(hack/envtest-bins.sh | tail -n1)"; \
 	KUBEBUILDER_ASSETS="$$assets" SMOLVM_SIM_BIN="$(LOCALBIN)/smolvm-sim" KUBECTL_BOTTLE_BIN="$(LOCALBIN)/kubectl-bottle" go test -run '^$$' -bench . -benchmem ./...
 
-# Flags for hack/bench-e2e, e.g. BENCH_E2E_FLAGS='-batch 20 -hand-batch 5'.
+# Flags for test/bench-e2e, e.g. BENCH_E2E_FLAGS='-batch 20 -hand-batch 5'.
 BENCH_E2E_FLAGS ?=
 
 .PHONY: bench-e2e
 bench-e2e: deps ## Benchmark the whole system on dev environments (hack/dev-up.sh) against the same work by hand; prints each figure next to its by-hand baseline (docs/benchmarks.md, ~10 min).
-	go run ./hack/bench-e2e $(BENCH_E2E_FLAGS)
+	go run ./test/bench-e2e $(BENCH_E2E_FLAGS)
 
 .PHONY: smolvm-sim
 smolvm-sim: ## Build the smolvm simulator into ./bin once for every test package (SMOLVM_SIM_BIN).

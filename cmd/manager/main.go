@@ -25,10 +25,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/controllers/agent"
+	"github.com/bot-bottle/bottle-controller/controllers/nodecheck"
 	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/agentlease"
-	"github.com/bot-bottle/bottle-controller/internal/nodecheck"
 	"github.com/bot-bottle/bottle-controller/internal/reaper"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/version"
@@ -95,7 +95,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.execMode, "exec-mode", "login", "How steps switch user in the guest: login (runuser -l USER -c) or direct (runuser -u USER --, for guests whose PAM login setup hangs).")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
-	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles,
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", agent.DefaultMaxConcurrentReconciles,
 		"Bottles reconciled (and provisioning steps and smolvm processes run) in parallel; passes mostly wait on their VMs.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", time.Minute, "How often a Ready Bottle's machine is checked for drift.")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 50*time.Second, "When the agent is told to stop, how long a running provisioning step may go on to finish and have its result recorded; a step still running then is cut off, and the next agent runs it again. Keep it below the Pod's terminationGracePeriodSeconds. 0 cuts steps off at once.")
@@ -320,7 +320,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		return &agentProcess{Manager: mgr, elector: elector}, nil
 	}
 
-	r := &controllers.BottleReconciler{
+	r := &agent.BottleReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("bottle-agent"),
@@ -335,7 +335,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		Lease:                   elector,
 		Activity:                tracker,
 	}
-	if r.DigestKey, err = controllers.LoadDigestKey(o.digestKeyFile); err != nil {
+	if r.DigestKey, err = agent.LoadDigestKey(o.digestKeyFile); err != nil {
 		return nil, fmt.Errorf("--digest-key-file: %w", err)
 	}
 	if logs != nil {
@@ -347,7 +347,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err := r.SetupWithManager(elected, "bottle"); err != nil {
 		return nil, fmt.Errorf("setting up the Bottle controller: %w", err)
 	}
-	tr := &controllers.TemplateReconciler{
+	tr := &agent.TemplateReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		Machines:      cli,
@@ -361,7 +361,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	if err := tr.SetupWithManager(elected, "bottletemplate"); err != nil {
 		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)
 	}
-	rr := &controllers.BottleRunReconciler{
+	rr := &agent.BottleRunReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		Recorder:      mgr.GetEventRecorder("bottle-agent"),
@@ -386,7 +386,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 // API server (spec.nodeName is a CRD selectable field), and keeps Secrets and
 // ConfigMaps out of it: they are read on demand.
 func NewManagerOptions(scheme *runtime.Scheme, o *options) ctrl.Options {
-	opts := controllers.ManagerOptions(scheme, o.nodeName)
+	opts := agent.ManagerOptions(scheme, o.nodeName)
 	opts.Metrics = metricsserver.Options{BindAddress: o.metricsAddr}
 	opts.HealthProbeBindAddress = o.probeAddr
 	// The manager waits for the passes that drain a step at shutdown

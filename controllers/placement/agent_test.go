@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/controllers/agent"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
@@ -27,9 +27,9 @@ import (
 func startAgent(node, simPath, dataDir string) context.CancelFunc {
 	Expect(os.MkdirAll(dataDir, 0o755)).To(Succeed())
 	logger := zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true))
-	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), node), logger))
+	mgr, err := ctrl.NewManager(cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), node), logger))
 	Expect(err).NotTo(HaveOccurred())
-	r := &controllers.BottleReconciler{
+	r := &agent.BottleReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("bottle-agent"),
 		Machines: smolvm.New(simPath, "SMOLVM_DATA_DIR="+dataDir), NodeName: node,
 		TempDir: GinkgoT().TempDir(), RequireReservation: true,

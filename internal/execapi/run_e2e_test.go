@@ -17,7 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/controllers"
+	"github.com/bot-bottle/bottle-controller/controllers/agent"
 	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
@@ -30,10 +30,10 @@ import (
 func startRunAgent(t *testing.T, s *e2eSuite) {
 	t.Helper()
 	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA)))
+	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA)))
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
-	rr := &controllers.BottleRunReconciler{
+	rr := &agent.BottleRunReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Machines: s.simA, NodeName: nodeA,
 		ExecMode: smolvm.ModeLogin, Logs: s.logsA, QueuePoll: 100 * time.Millisecond,
 	}
@@ -145,10 +145,10 @@ func (l *runLogForTest) read(s *e2eSuite, user string) error {
 func startIdleAgent(t *testing.T, s *e2eSuite) {
 	t.Helper()
 	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(controllers.ManagerOptions(testenv.Scheme(), nodeIdle), suiteLogger(nodeIdle)))
+	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeIdle), suiteLogger(nodeIdle)))
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &controllers.BottleReconciler{
+	r := &agent.BottleReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Machines: s.simIdle, NodeName: nodeIdle,
 		ExecMode: smolvm.ModeLogin, TempDir: t.TempDir(), ResyncPeriod: 2 * time.Second, Activity: s.idle,
 	}

@@ -8,7 +8,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
-// ManagerOptions turns an agent's manager options (controllers.ManagerOptions)
+// ManagerOptions turns an agent's manager options (agent.ManagerOptions)
 // into a test's: no metrics or probe listeners, the test's logger, and
 // controller names that may repeat because a suite starts many managers in
 // one process.

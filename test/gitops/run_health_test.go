@@ -11,7 +11,7 @@ import (
 
 // The BottleRun's health as Argo CD (the Lua in config/argocd) and Flux
 // (kstatus) see it, over the statuses the agent writes
-// (controllers/run_controller.go: pending, start, finish).
+// (controllers/agent/run_controller.go: pending, start, finish).
 func TestBottleRunHealth(t *testing.T) {
 	script := argoHealthLuaOf(t, "resource.customizations.health.agents.bot-bottle.dev_BottleRun")
 	cases := []struct {

@@ -1,4 +1,0 @@
-package controllers
-
-// NoStagedCopies is noStagedCopies for the external test package's specs.
-const NoStagedCopies = noStagedCopies
