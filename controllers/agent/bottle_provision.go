@@ -220,7 +220,7 @@ func classifyStep(exitCode int, err error, cancelWhy string) stepOutcome {
 		return outcomeCancelled
 	case err != nil && smolvm.IsTimeout(err):
 		return outcomeTimeout
-	case err != nil && smolvm.ClassOf(err) == smolvm.ErrUsage:
+	case err != nil && smolvm.ClassOf(err) == smolvm.ClassUsage:
 		return outcomeRefused
 	case err != nil:
 		return outcomeError

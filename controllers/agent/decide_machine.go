@@ -184,13 +184,13 @@ type failurePolicy struct {
 // else is retried with the workqueue's backoff.
 func decideFailure(class smolvm.ErrorClass) failurePolicy {
 	switch class {
-	case smolvm.ErrKVMUnavailable:
+	case smolvm.ClassKVMUnavailable:
 		return failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: stallReasons[v1.ReasonKVMUnavailable]}
-	case smolvm.ErrInvalidName:
+	case smolvm.ClassInvalidName:
 		return failurePolicy{Reason: v1.ReasonInvalidName, Stall: stallReasons[v1.ReasonInvalidName]}
-	case smolvm.ErrUnresolvableHost:
+	case smolvm.ClassUnresolvableHost:
 		return failurePolicy{Reason: v1.ReasonAllowHostUnresolvable, Stall: stallReasons[v1.ReasonAllowHostUnresolvable]}
-	case smolvm.ErrTimeout:
+	case smolvm.ClassTimeout:
 		return failurePolicy{Reason: v1.ReasonSmolvmTimeout}
 	default:
 		return failurePolicy{Reason: v1.ReasonSmolvmError}

@@ -133,12 +133,12 @@ func TestDecideFailure(t *testing.T) {
 		class smolvm.ErrorClass
 		want  failurePolicy
 	}{
-		{smolvm.ErrKVMUnavailable, failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: true}},
-		{smolvm.ErrInvalidName, failurePolicy{Reason: v1.ReasonInvalidName, Stall: true}},
-		{smolvm.ErrUnresolvableHost, failurePolicy{Reason: v1.ReasonAllowHostUnresolvable, Stall: true}},
-		{smolvm.ErrTimeout, failurePolicy{Reason: v1.ReasonSmolvmTimeout}},
-		{smolvm.ErrNotRunning, failurePolicy{Reason: v1.ReasonSmolvmError}},
-		{smolvm.ErrOther, failurePolicy{Reason: v1.ReasonSmolvmError}},
+		{smolvm.ClassKVMUnavailable, failurePolicy{Reason: v1.ReasonKVMUnavailable, Stall: true}},
+		{smolvm.ClassInvalidName, failurePolicy{Reason: v1.ReasonInvalidName, Stall: true}},
+		{smolvm.ClassUnresolvableHost, failurePolicy{Reason: v1.ReasonAllowHostUnresolvable, Stall: true}},
+		{smolvm.ClassTimeout, failurePolicy{Reason: v1.ReasonSmolvmTimeout}},
+		{smolvm.ClassNotRunning, failurePolicy{Reason: v1.ReasonSmolvmError}},
+		{smolvm.ClassOther, failurePolicy{Reason: v1.ReasonSmolvmError}},
 	}
 	for _, tc := range cases {
 		if got := decideFailure(tc.class); got != tc.want {

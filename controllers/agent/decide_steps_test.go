@@ -173,10 +173,10 @@ func TestMustCancel(t *testing.T) {
 }
 
 func TestClassifyStep(t *testing.T) {
-	timeout := &smolvm.Error{Verb: "exec", Class: smolvm.ErrTimeout}
-	cancelled := &smolvm.Error{Verb: "exec", Class: smolvm.ErrCanceled}
-	gone := &smolvm.Error{Verb: "exec", Class: smolvm.ErrNotRunning}
-	usage := &smolvm.Error{Verb: "exec", Class: smolvm.ErrUsage, ExitCode: -1, Message: "script contains a NUL byte"}
+	timeout := &smolvm.Error{Verb: "exec", Class: smolvm.ClassTimeout}
+	cancelled := &smolvm.Error{Verb: "exec", Class: smolvm.ClassCanceled}
+	gone := &smolvm.Error{Verb: "exec", Class: smolvm.ClassNotRunning}
+	usage := &smolvm.Error{Verb: "exec", Class: smolvm.ClassUsage, ExitCode: -1, Message: "script contains a NUL byte"}
 	cases := []struct {
 		name string
 		code int

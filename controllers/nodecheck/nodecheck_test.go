@@ -43,7 +43,7 @@ func TestSmolvmMissingMarksBottles(t *testing.T) {
 
 	// The real startup check against a path with no smolvm.
 	_, checkErr := smolvm.New("/nonexistent/smolvm").CheckVersion(ctx)
-	if smolvm.ClassOf(checkErr) != smolvm.ErrNotInstalled {
+	if smolvm.ClassOf(checkErr) != smolvm.ClassNotInstalled {
 		t.Fatalf("CheckVersion of a missing binary: %v", checkErr)
 	}
 	state := nodecheck.NewState(checkErr)

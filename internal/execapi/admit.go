@@ -6,7 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // sessionRefusal says why no exec or attach session can start in b, or nil
@@ -15,23 +15,23 @@ import (
 // can debug a failed or hung step. It decides from the Bottle alone (no
 // smolvm call, no extra round trip); when the machine turns out not to run,
 // smolvm's refusal reaches the client as the session's final status.
-func sessionRefusal(b *agentsv1alpha1.Bottle) error {
+func sessionRefusal(b *v1.Bottle) error {
 	phase := b.Status.Phase
 	switch {
 	case b.DeletionTimestamp != nil:
 		return conflict("bottle %q is being deleted (phase %s): no new sessions", b.Name, phaseName(phase))
-	case b.Spec.RunState == agentsv1alpha1.RunStateStopped:
+	case b.Spec.RunState == v1.RunStateStopped:
 		return conflict("bottle %q has no running machine: runState is Stopped: set it to Running "+
 			"(kubectl patch bottle %s --type merge -p '{\"spec\":{\"runState\":\"Running\"}}')", b.Name, b.Name)
 	case idleStopped(b):
 		// Not refused: the Bottle's agent starts it again (wakeIdle).
-	case phase == agentsv1alpha1.PhaseStopped:
+	case phase == v1.PhaseStopped:
 		return conflict("bottle %q has no running machine (phase Stopped) while its agent starts it again: "+
 			"wait with kubectl bottle wait %s --for=Ready", b.Name, b.Name)
-	case phase == agentsv1alpha1.PhasePending:
+	case phase == v1.PhasePending:
 		return conflict("bottle %q has no machine yet (phase Pending%s): wait with kubectl bottle wait %s --for=Provisioning",
 			b.Name, conditionMessage(b), b.Name)
-	case phase == agentsv1alpha1.PhaseDeleting:
+	case phase == v1.PhaseDeleting:
 		return conflict("bottle %q is being deleted (phase Deleting): no new sessions", b.Name)
 	}
 	if b.NodeName() == "" {
@@ -40,7 +40,7 @@ func sessionRefusal(b *agentsv1alpha1.Bottle) error {
 	return nil
 }
 
-func phaseName(p agentsv1alpha1.Phase) string {
+func phaseName(p v1.Phase) string {
 	if p == "" {
 		return "unknown"
 	}
@@ -48,9 +48,9 @@ func phaseName(p agentsv1alpha1.Phase) string {
 }
 
 // conditionMessage is ": <Ready message>" when there is one.
-func conditionMessage(b *agentsv1alpha1.Bottle) string {
+func conditionMessage(b *v1.Bottle) string {
 	for _, c := range b.Status.Conditions {
-		if c.Type == agentsv1alpha1.ConditionReady && c.Message != "" {
+		if c.Type == v1.ConditionReady && c.Message != "" {
 			return ": " + c.Message
 		}
 	}

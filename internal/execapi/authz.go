@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // authorize asks the API server whether u may `create bottles/<sub>` on the
@@ -25,7 +25,7 @@ func (s *Server) authorize(ctx context.Context, u user.Info, namespace, name, su
 	attrs := &authorizationv1.ResourceAttributes{
 		Namespace:   namespace,
 		Verb:        "create",
-		Group:       agentsv1alpha1.GroupVersion.Group,
+		Group:       v1.GroupVersion.Group,
 		Resource:    "bottles",
 		Subresource: sub,
 		Name:        name,

@@ -5,18 +5,18 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
-// The aggregated group is agentsv1alpha1.SubresourceGroupVersion. Its only
+// The aggregated group is v1.SubresourceGroupVersion. Its only
 // resources are the subresources; the aggregator creates the parent
 // "bottles" entry in aggregated discovery.
 var apiGroup = metav1.APIGroup{
 	TypeMeta: metav1.TypeMeta{Kind: "APIGroup", APIVersion: "v1"},
-	Name:     agentsv1alpha1.SubresourceGroup,
-	Versions: []metav1.GroupVersionForDiscovery{{GroupVersion: agentsv1alpha1.SubresourceGroupVersion.String(), Version: agentsv1alpha1.SubresourceVersion}},
+	Name:     v1.SubresourceGroup,
+	Versions: []metav1.GroupVersionForDiscovery{{GroupVersion: v1.SubresourceGroupVersion.String(), Version: v1.SubresourceVersion}},
 	PreferredVersion: metav1.GroupVersionForDiscovery{
-		GroupVersion: agentsv1alpha1.SubresourceGroupVersion.String(), Version: agentsv1alpha1.SubresourceVersion,
+		GroupVersion: v1.SubresourceGroupVersion.String(), Version: v1.SubresourceVersion,
 	},
 }
 

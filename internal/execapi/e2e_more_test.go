@@ -16,7 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
@@ -51,7 +51,7 @@ func TestExecIntoFailedBottle(t *testing.T) {
 func bottleUID(t *testing.T, name string) string {
 	t.Helper()
 	s := needSuite(t)
-	b := &agentsv1alpha1.Bottle{}
+	b := &v1.Bottle{}
 	if err := s.admin.Get(context.Background(), types.NamespacedName{Namespace: testNamespace, Name: name}, b); err != nil {
 		t.Fatal(err)
 	}

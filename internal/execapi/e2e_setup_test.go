@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/activity"
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -357,10 +357,10 @@ func (s *e2eSuite) registerAPIService(ctx context.Context) error {
 	apiService := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apiregistration.k8s.io/v1",
 		"kind":       "APIService",
-		"metadata":   map[string]any{"name": agentsv1alpha1.SubresourceVersion + "." + agentsv1alpha1.SubresourceGroup},
+		"metadata":   map[string]any{"name": v1.SubresourceVersion + "." + v1.SubresourceGroup},
 		"spec": map[string]any{
-			"group":                agentsv1alpha1.SubresourceGroup,
-			"version":              agentsv1alpha1.SubresourceVersion,
+			"group":                v1.SubresourceGroup,
+			"version":              v1.SubresourceVersion,
 			"groupPriorityMinimum": int64(1000),
 			"versionPriority":      int64(15),
 			"caBundle":             s.bundle.ExecCA.CertPEM(),
@@ -411,7 +411,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 	frontDoorOnly := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "front-door-only", Namespace: testNamespace},
 		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{agentsv1alpha1.SubresourceGroup}, Resources: []string{"bottles/exec"}, Verbs: []string{"get", "create"},
+			APIGroups: []string{v1.SubresourceGroup}, Resources: []string{"bottles/exec"}, Verbs: []string{"get", "create"},
 		}},
 	}
 	if err := s.admin.Create(ctx, frontDoorOnly); err != nil {
@@ -421,8 +421,8 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 	oneBottle := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "exec-local-only", Namespace: testNamespace},
 		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{agentsv1alpha1.SubresourceGroup}, Resources: []string{"bottles/exec"}, ResourceNames: []string{"local"}, Verbs: []string{"get"}},
-			{APIGroups: []string{agentsv1alpha1.GroupVersion.Group}, Resources: []string{"bottles/exec"}, ResourceNames: []string{"local"}, Verbs: []string{"create"}},
+			{APIGroups: []string{v1.SubresourceGroup}, Resources: []string{"bottles/exec"}, ResourceNames: []string{"local"}, Verbs: []string{"get"}},
+			{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"bottles/exec"}, ResourceNames: []string{"local"}, Verbs: []string{"create"}},
 		},
 	}
 	if err := s.admin.Create(ctx, oneBottle); err != nil {
@@ -449,15 +449,15 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 
 	bottles := []struct {
 		name, node, machine string
-		phase               agentsv1alpha1.Phase
+		phase               v1.Phase
 	}{
-		{"local", nodeA, "local-1", agentsv1alpha1.PhaseReady},
-		{"remote", nodeB, "remote-1", agentsv1alpha1.PhaseReady},
-		{"lost", nodeLost, "lost-1", agentsv1alpha1.PhaseReady},
-		{"provisioning", nodeA, "prov-1", agentsv1alpha1.PhaseProvisioning},
-		{"stopped", nodeA, "stopped-1", agentsv1alpha1.PhaseStopped},
-		{"failed", nodeA, "local-1", agentsv1alpha1.PhaseFailed},
-		{"withenv", nodeA, "local-1", agentsv1alpha1.PhaseReady},
+		{"local", nodeA, "local-1", v1.PhaseReady},
+		{"remote", nodeB, "remote-1", v1.PhaseReady},
+		{"lost", nodeLost, "lost-1", v1.PhaseReady},
+		{"provisioning", nodeA, "prov-1", v1.PhaseProvisioning},
+		{"stopped", nodeA, "stopped-1", v1.PhaseStopped},
+		{"failed", nodeA, "local-1", v1.PhaseFailed},
+		{"withenv", nodeA, "local-1", v1.PhaseReady},
 	}
 	key := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "agent-key", Namespace: testNamespace},
@@ -467,33 +467,33 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 		return err
 	}
 	for _, bt := range bottles {
-		b := &agentsv1alpha1.Bottle{
+		b := &v1.Bottle{
 			ObjectMeta: metav1.ObjectMeta{Name: bt.name, Namespace: testNamespace},
-			Spec: agentsv1alpha1.BottleSpec{
+			Spec: v1.BottleSpec{
 				NodeName: bt.node,
-				MachineSpec: agentsv1alpha1.MachineSpec{
+				MachineSpec: v1.MachineSpec{
 					Image:      "node:22-bookworm",
 					ExecUser:   "node",
 					PromptPath: promptPath,
 				},
 			},
 		}
-		if bt.phase == agentsv1alpha1.PhaseStopped {
-			b.Spec.RunState = agentsv1alpha1.RunStateStopped
+		if bt.phase == v1.PhaseStopped {
+			b.Spec.RunState = v1.RunStateStopped
 		}
 		if bt.name == "withenv" {
 			lit := "a 'literal' $value"
-			b.Spec.Env = []agentsv1alpha1.EnvVar{
-				{Name: "ANTHROPIC_API_KEY", ValueFrom: &agentsv1alpha1.EnvVarSource{SecretKeyRef: &agentsv1alpha1.KeyRef{Name: "agent-key", Key: "key"}}},
+			b.Spec.Env = []v1.EnvVar{
+				{Name: "ANTHROPIC_API_KEY", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.KeyRef{Name: "agent-key", Key: "key"}}},
 				{Name: "LIT", Value: &lit},
 				{Name: "PATH", Value: ptrTo("/opt/bin:/usr/bin:/bin")},
 			}
-			b.Spec.Provision = []agentsv1alpha1.ProvisionStep{{Name: "install", Script: "true"}, {Name: "slow", Script: "true"}}
+			b.Spec.Provision = []v1.ProvisionStep{{Name: "install", Script: "true"}, {Name: "slow", Script: "true"}}
 		}
 		if err := s.admin.Create(ctx, b); err != nil {
 			return err
 		}
-		b.Status = agentsv1alpha1.BottleStatus{
+		b.Status = v1.BottleStatus{
 			Phase: bt.phase, NodeName: bt.node, MachineName: bt.machine, ObservedGeneration: b.Generation,
 		}
 		if err := s.admin.Status().Update(ctx, b); err != nil {
@@ -507,7 +507,7 @@ func (s *e2eSuite) createFixtures(ctx context.Context) error {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: "carol",
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: testNamespace, Verb: "get", Group: agentsv1alpha1.SubresourceGroup, Resource: "bottles", Subresource: "exec", Name: "local",
+				Namespace: testNamespace, Verb: "get", Group: v1.SubresourceGroup, Resource: "bottles", Subresource: "exec", Name: "local",
 			},
 		}}
 		res, err := s.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})

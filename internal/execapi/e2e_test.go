@@ -24,7 +24,7 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // kubectlBottle runs the plugin as user (impersonated by the admin
@@ -264,7 +264,7 @@ func TestAgentEndpointRequiresExecCAClientCert(t *testing.T) {
 		})
 	}
 	t.Run("gateway without front-proxy certificate", func(t *testing.T) {
-		gw := "https://" + s.addrA + "/apis/" + agentsv1alpha1.SubresourceGroupVersion.String() + "/namespaces/" + testNamespace + "/bottles/local/exec?command=id"
+		gw := "https://" + s.addrA + "/apis/" + v1.SubresourceGroupVersion.String() + "/namespaces/" + testNamespace + "/bottles/local/exec?command=id"
 		code := get(t, gw, &tls.Config{RootCAs: s.bundle.ExecCA.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{agentClient}})
 		if code != http.StatusUnauthorized {
 			t.Fatalf("status %d, want 401", code)
@@ -275,7 +275,7 @@ func TestAgentEndpointRequiresExecCAClientCert(t *testing.T) {
 func TestDiscovery(t *testing.T) {
 	s := needSuite(t)
 	dc := discovery.NewDiscoveryClientForConfigOrDie(s.cfg)
-	list, err := dc.ServerResourcesForGroupVersion(agentsv1alpha1.SubresourceGroupVersion.String())
+	list, err := dc.ServerResourcesForGroupVersion(v1.SubresourceGroupVersion.String())
 	if err != nil {
 		t.Fatal(err)
 	}

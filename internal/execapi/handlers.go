@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // requesterHeader carries the authorized user's name from the gateway to the
@@ -19,7 +19,7 @@ const requesterHeader = "X-Bottle-Exec-Requester"
 
 // agentPathPrefix is the agent endpoint, reachable with an exec-CA client
 // certificate only.
-const agentPathPrefix = "/agent/" + agentsv1alpha1.SubresourceVersion
+const agentPathPrefix = "/agent/" + v1.SubresourceVersion
 
 // serveGateway is the aggregated API's exec and attach: authorize, find
 // the Bottle, then run the session here or on the Bottle's node.
@@ -73,7 +73,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 }
 
 type bottleRead struct {
-	b   *agentsv1alpha1.Bottle
+	b   *v1.Bottle
 	err error
 }
 
@@ -106,8 +106,8 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 
 // readBottle reads the Bottle from the API server (not a cache: the
 // manager's cache holds only this node's Bottles).
-func (s *Server) readBottle(ctx context.Context, ns, name string) (*agentsv1alpha1.Bottle, error) {
-	b := &agentsv1alpha1.Bottle{}
+func (s *Server) readBottle(ctx context.Context, ns, name string) (*v1.Bottle, error) {
+	b := &v1.Bottle{}
 	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, b); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
@@ -120,7 +120,7 @@ func (s *Server) readBottle(ctx context.Context, ns, name string) (*agentsv1alph
 }
 
 // sessionBottle reads the Bottle and requires that a machine may run.
-func (s *Server) sessionBottle(ctx context.Context, ns, name string) (*agentsv1alpha1.Bottle, error) {
+func (s *Server) sessionBottle(ctx context.Context, ns, name string) (*v1.Bottle, error) {
 	b, err := s.readBottle(ctx, ns, name)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func (s *Server) sessionBottle(ctx context.Context, ns, name string) (*agentsv1a
 }
 
 // onThisNode refuses, on the agent endpoint, a Bottle of another node.
-func (s *Server) onThisNode(b *agentsv1alpha1.Bottle) error {
+func (s *Server) onThisNode(b *v1.Bottle) error {
 	if node := b.NodeName(); node != s.opts.NodeName {
 		return statusError(http.StatusConflict, metav1.StatusReasonConflict,
 			"bottle %q runs on node %q, not on %q", b.Name, node, s.opts.NodeName)

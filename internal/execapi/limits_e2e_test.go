@@ -12,7 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 
 	"github.com/bot-bottle/bottle-controller/internal/certs"
 	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
@@ -113,7 +113,7 @@ func TestLogFollowsTakeSessionSlots(t *testing.T) {
 	kube, err := kubernetes.NewForConfig(as(s, "alice"))
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = kube.CoreV1().RESTClient().Get().
-		AbsPath("/apis", agentsv1alpha1.SubresourceGroupVersion.String(), "namespaces", testNamespace, "bottles", "withenv", "log").
+		AbsPath("/apis", v1.SubresourceGroupVersion.String(), "namespaces", testNamespace, "bottles", "withenv", "log").
 		Param("step", "slow").Param("follow", "true").MaxRetries(0).Stream(context.Background())
 	g.Expect(apierrors.IsTooManyRequests(err)).To(BeTrue(), "follow %d: %v", testSessionsPerUser+1, err)
 	g.Expect(err).To(MatchError(ContainSubstring(`user "alice" already has 3 sessions (exec, attach, log follows)`)))

@@ -9,7 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
 )
 
@@ -78,7 +78,7 @@ func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 		s.serveLog(w, r, b)
 		return
 	}
-	s.proxyToAgent(w, r, node, &sessionRequest{namespace: ns, name: name, subresource: agentsv1alpha1.SubresourceLog}, userFrom(r).GetName())
+	s.proxyToAgent(w, r, node, &sessionRequest{namespace: ns, name: name, subresource: v1.SubresourceLog}, userFrom(r).GetName())
 }
 
 // serveLogAgent serves a log request a gateway forwarded.
@@ -117,7 +117,7 @@ func (s *Server) followSlot(lr *logRequest, user string) (func(), error) {
 	return s.sessions.acquire(user)
 }
 
-func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *agentsv1alpha1.Bottle) {
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *v1.Bottle) {
 	lr, err := parseLogRequest(r)
 	if err != nil {
 		writeStatus(w, err)
@@ -154,13 +154,13 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *agentsv1alp
 
 // pickStep is the step asked for, else the one this agent began last, else
 // the last with a recorded result.
-func (s *Server) pickStep(b *agentsv1alpha1.Bottle, asked string) (string, error) {
+func (s *Server) pickStep(b *v1.Bottle, asked string) (string, error) {
 	names := make([]string, 0, len(b.Spec.Provision))
 	for _, st := range b.Spec.Provision {
 		names = append(names, st.Name)
 	}
 	if asked != "" {
-		if !slices.Contains(names, asked) && !slices.ContainsFunc(b.Status.ExecResults, func(r agentsv1alpha1.ExecResult) bool { return r.Name == asked }) {
+		if !slices.Contains(names, asked) && !slices.ContainsFunc(b.Status.ExecResults, func(r v1.ExecResult) bool { return r.Name == asked }) {
 			return "", statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 				"bottle %q has no step %q (its steps: %s)", b.Name, asked, orNone(names))
 		}
@@ -176,7 +176,7 @@ func (s *Server) pickStep(b *agentsv1alpha1.Bottle, asked string) (string, error
 		"bottle %q has not run a provisioning step yet (its steps: %s)", b.Name, orNone(names))
 }
 
-func logError(b *agentsv1alpha1.Bottle, step string, err error) error {
+func logError(b *v1.Bottle, step string, err error) error {
 	if errors.Is(err, steplog.ErrNotFound) {
 		return statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"step %q of bottle %q has no log on node %q: it has not run there yet (phase %s)", step, b.Name, b.NodeName(), phaseName(b.Status.Phase))

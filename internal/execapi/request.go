@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strconv"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
@@ -28,7 +28,7 @@ type sessionRequest struct {
 }
 
 // guestUserRE is spec.execUser's rule.
-var guestUserRE = regexp.MustCompile(agentsv1alpha1.UserNamePattern)
+var guestUserRE = regexp.MustCompile(v1.UserNamePattern)
 
 // parseSessionRequest reads the path values of the session patterns and the
 // query. Booleans are strict (true/false/1/0); stdout and stderr default to
@@ -62,14 +62,14 @@ func parseSessionRequest(r *http.Request) (*sessionRequest, error) {
 		return nil, err
 	}
 	switch sr.subresource {
-	case agentsv1alpha1.SubresourceExec:
+	case v1.SubresourceExec:
 		if len(sr.command) == 0 || sr.command[0] == "" {
 			return nil, badRequest("exec needs a command: add one or more command= parameters")
 		}
 		if sr.user != "" && !guestUserRE.MatchString(sr.user) {
 			return nil, badRequest("user must be a POSIX user name matching %s", guestUserRE)
 		}
-	case agentsv1alpha1.SubresourceAttach:
+	case v1.SubresourceAttach:
 		if sr.user != "" {
 			return nil, badRequest("attach runs claude as the Bottle's execUser; user is only accepted by exec")
 		}
@@ -107,5 +107,5 @@ func (sr *sessionRequest) parent() string {
 	if sr.resource != "" {
 		return sr.resource
 	}
-	return agentsv1alpha1.BottleResource
+	return v1.BottleResource
 }

@@ -10,7 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
@@ -61,12 +61,12 @@ func TestParseSessionRequest(t *testing.T) {
 }
 
 func TestGuestCommand(t *testing.T) {
-	b := &agentsv1alpha1.Bottle{
-		Spec:   agentsv1alpha1.BottleSpec{MachineName: "spec-m", MachineSpec: agentsv1alpha1.MachineSpec{ExecUser: "agent", PromptPath: "/p/prompt.md"}},
-		Status: agentsv1alpha1.BottleStatus{MachineName: "m-1"},
+	b := &v1.Bottle{
+		Spec:   v1.BottleSpec{MachineName: "spec-m", MachineSpec: v1.MachineSpec{ExecUser: "agent", PromptPath: "/p/prompt.md"}},
+		Status: v1.BottleStatus{MachineName: "m-1"},
 	}
 	env := []smolvm.EnvVar{{Name: "ANTHROPIC_API_KEY", Value: "k"}}
-	attach := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin, env)
+	attach := guestCommand(b, &sessionRequest{subresource: v1.SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin, env)
 	want := smolvm.ExecRequest{Machine: "m-1", User: "agent", Mode: smolvm.ModeLogin, Env: env,
 		Argv: []string{"claude", "--append-system-prompt-file", "/p/prompt.md", "--resume", "x y"}}
 	if !reflect.DeepEqual(attach, want) {
@@ -74,17 +74,17 @@ func TestGuestCommand(t *testing.T) {
 	}
 
 	b.Spec.PromptPath = ""
-	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceAttach}, smolvm.ModeDirect, nil); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
+	if got := guestCommand(b, &sessionRequest{subresource: v1.SubresourceAttach}, smolvm.ModeDirect, nil); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
 		t.Fatalf("attach without prompt = %+v", got)
 	}
 
-	exec := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin, nil)
+	exec := guestCommand(b, &sessionRequest{subresource: v1.SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin, nil)
 	if exec.User != "root" || !reflect.DeepEqual(exec.Argv, []string{"id"}) {
 		t.Fatalf("exec --user root = %+v", exec)
 	}
 	b.Spec.ExecUser = ""
-	if got := guestCommand(b, &sessionRequest{subresource: agentsv1alpha1.SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin, nil); got.User != agentsv1alpha1.DefaultExecUser {
-		t.Fatalf("empty execUser runs as %q, want %q", got.User, agentsv1alpha1.DefaultExecUser)
+	if got := guestCommand(b, &sessionRequest{subresource: v1.SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin, nil); got.User != v1.DefaultExecUser {
+		t.Fatalf("empty execUser runs as %q, want %q", got.User, v1.DefaultExecUser)
 	}
 }
 

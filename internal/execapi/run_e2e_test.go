@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers/agent"
 	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -55,7 +55,7 @@ func grantRuns(t *testing.T, s *e2eSuite, user string) {
 	ctx := context.Background()
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "runs-" + user, Namespace: testNamespace},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{agentsv1alpha1.GroupVersion.Group},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group},
 			Resources: []string{"bottleruns", "bottles"}, Verbs: []string{"create", "get", "delete", "list", "watch"}}},
 	}
 	rb := &rbacv1.RoleBinding{
@@ -72,7 +72,7 @@ func grantRuns(t *testing.T, s *e2eSuite, user string) {
 	g.Eventually(func() bool {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: user, ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: testNamespace, Verb: "create", Group: agentsv1alpha1.GroupVersion.Group, Resource: "bottleruns"},
+				Namespace: testNamespace, Verb: "create", Group: v1.GroupVersion.Group, Resource: "bottleruns"},
 		}}
 		res, err := s.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 		return err == nil && res.Status.Allowed
@@ -93,9 +93,9 @@ func TestPluginRunStreamsOutputAndExitsWithTheCommandsCode(t *testing.T) {
 	g.Expect(errOut).NotTo(ContainSubstring("cannot stream"), "the log exists once the run is seen started")
 
 	// The run and its result stay behind.
-	run := &agentsv1alpha1.BottleRun{}
+	run := &v1.BottleRun{}
 	g.Expect(s.admin.Get(context.Background(), types.NamespacedName{Namespace: testNamespace, Name: "plugin-run"}, run)).To(Succeed())
-	g.Expect(run.Status.Phase).To(Equal(agentsv1alpha1.RunPhaseFailed))
+	g.Expect(run.Status.Phase).To(Equal(v1.RunPhaseFailed))
 	g.Expect(*run.Status.ExitCode).To(Equal(int32(7)))
 	g.Expect(run.Status.Stdout).To(Equal("hello from the run\n"))
 
@@ -109,7 +109,7 @@ func TestPluginRunStreamsOutputAndExitsWithTheCommandsCode(t *testing.T) {
 		"sh", "-c", `echo "hi $WHO"`)
 	g.Expect(code).To(Equal(0), errOut)
 	g.Expect(out).To(Equal("hi world\n"))
-	err := s.admin.Get(context.Background(), types.NamespacedName{Namespace: testNamespace, Name: "plugin-rm"}, &agentsv1alpha1.BottleRun{})
+	err := s.admin.Get(context.Background(), types.NamespacedName{Namespace: testNamespace, Name: "plugin-rm"}, &v1.BottleRun{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "--rm must delete the run: %v", err)
 
 	// --claude: claude -p PROMPT as the execUser, with the Bottle's prompt
@@ -135,8 +135,8 @@ func (l *runLogForTest) read(s *e2eSuite, user string) error {
 	if err != nil {
 		return err
 	}
-	path := "/apis/" + agentsv1alpha1.SubresourceGroupVersion.String() + "/namespaces/" + testNamespace + "/" +
-		agentsv1alpha1.BottleRunResource + "/" + l.name + "/" + agentsv1alpha1.SubresourceLog
+	path := "/apis/" + v1.SubresourceGroupVersion.String() + "/namespaces/" + testNamespace + "/" +
+		v1.BottleRunResource + "/" + l.name + "/" + v1.SubresourceLog
 	return kube.Discovery().RESTClient().Get().AbsPath(path).Do(context.Background()).Error()
 }
 
@@ -170,28 +170,28 @@ func TestAttachWakesAnIdleStoppedBottle(t *testing.T) {
 	g := NewWithT(t)
 	startIdleAgent(t, s)
 	ctx := context.Background()
-	b := &agentsv1alpha1.Bottle{
+	b := &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: "sleepy", Namespace: testNamespace},
-		Spec: agentsv1alpha1.BottleSpec{
+		Spec: v1.BottleSpec{
 			NodeName: nodeIdle,
-			MachineSpec: agentsv1alpha1.MachineSpec{
+			MachineSpec: v1.MachineSpec{
 				Image: "node:22-bookworm", ExecUser: "node", PromptPath: promptPath,
-				Files: []agentsv1alpha1.File{{Path: "/opt/bin/claude", Mode: ptrTo[int32](0o755), Inline: ptrTo(fakeClaude)},
+				Files: []v1.File{{Path: "/opt/bin/claude", Mode: ptrTo[int32](0o755), Inline: ptrTo(fakeClaude)},
 					{Path: "/etc/profile.d/opt-bin.sh", Inline: ptrTo("PATH=/opt/bin:$PATH\n")}},
-				Provision: []agentsv1alpha1.ProvisionStep{{Name: "mark", Script: "echo kept > /home/node/mark", TimeoutSeconds: 60}},
+				Provision: []v1.ProvisionStep{{Name: "mark", Script: "echo kept > /home/node/mark", TimeoutSeconds: 60}},
 			},
-			Lifecycle: &agentsv1alpha1.Lifecycle{StopAfterIdle: &metav1.Duration{Duration: 2 * time.Second}},
+			Lifecycle: &v1.Lifecycle{StopAfterIdle: &metav1.Duration{Duration: 2 * time.Second}},
 		},
 	}
 	g.Expect(s.admin.Create(ctx, b)).To(Succeed())
 	t.Cleanup(func() { _ = s.admin.Delete(context.Background(), b) })
 	key := types.NamespacedName{Namespace: testNamespace, Name: "sleepy"}
 	idleStopped := func() bool {
-		cur := &agentsv1alpha1.Bottle{}
+		cur := &v1.Bottle{}
 		if err := s.admin.Get(ctx, key, cur); err != nil {
 			return false
 		}
-		return cur.Status.Phase == agentsv1alpha1.PhaseStopped && cur.Status.Lifecycle != nil && cur.Status.Lifecycle.IdleStoppedAt != nil
+		return cur.Status.Phase == v1.PhaseStopped && cur.Status.Lifecycle != nil && cur.Status.Lifecycle.IdleStoppedAt != nil
 	}
 	g.Eventually(idleStopped, 60*time.Second, 100*time.Millisecond).Should(BeTrue())
 

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
 )
 
@@ -19,10 +19,10 @@ import (
 // (status.nodeName), keyed by the run's UID, so it outlives a fresh Bottle
 // made for the run; it goes with the run.
 
-var bottleRunsGR = schema.GroupResource{Group: agentsv1alpha1.GroupVersion.Group, Resource: agentsv1alpha1.BottleRunResource}
+var bottleRunsGR = schema.GroupResource{Group: v1.GroupVersion.Group, Resource: v1.BottleRunResource}
 
-func (s *Server) readRun(r *http.Request) (*agentsv1alpha1.BottleRun, error) {
-	run := &agentsv1alpha1.BottleRun{}
+func (s *Server) readRun(r *http.Request) (*v1.BottleRun, error) {
+	run := &v1.BottleRun{}
 	name := r.PathValue("name")
 	err := s.reader.Get(r.Context(), types.NamespacedName{Namespace: r.PathValue("namespace"), Name: name}, run)
 	if apierrors.IsNotFound(err) {
@@ -36,7 +36,7 @@ func (s *Server) readRun(r *http.Request) (*agentsv1alpha1.BottleRun, error) {
 
 // runLogRequest parses a run log request and reads its run; when either
 // fails it has answered, and ok is false.
-func (s *Server) runLogRequest(w http.ResponseWriter, r *http.Request) (lr *logRequest, run *agentsv1alpha1.BottleRun, ok bool) {
+func (s *Server) runLogRequest(w http.ResponseWriter, r *http.Request) (lr *logRequest, run *v1.BottleRun, ok bool) {
 	lr, err := parseLogRequest(r)
 	if err != nil {
 		writeStatus(w, err)
@@ -72,7 +72,7 @@ func (s *Server) serveRunLogGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.proxyToAgent(w, r, node, &sessionRequest{namespace: run.Namespace, name: run.Name,
-		subresource: agentsv1alpha1.SubresourceLog, resource: agentsv1alpha1.BottleRunResource}, userFrom(r).GetName())
+		subresource: v1.SubresourceLog, resource: v1.BottleRunResource}, userFrom(r).GetName())
 }
 
 // serveRunLogAgent serves a run log request a gateway forwarded.
@@ -95,14 +95,14 @@ func (s *Server) serveRunLogAgent(w http.ResponseWriter, r *http.Request) {
 	s.serveRunLog(w, r, run, lr)
 }
 
-func (s *Server) serveRunLog(w http.ResponseWriter, r *http.Request, run *agentsv1alpha1.BottleRun, lr *logRequest) {
+func (s *Server) serveRunLog(w http.ResponseWriter, r *http.Request, run *v1.BottleRun, lr *logRequest) {
 	if s.opts.StepLogs == nil {
 		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the agent of node %q keeps no logs (--step-log-dir is off)", s.opts.NodeName))
 		return
 	}
 	uid := string(run.UID)
-	if !s.opts.StepLogs.Has(uid, agentsv1alpha1.RunLogStep) {
+	if !s.opts.StepLogs.Has(uid, v1.RunLogStep) {
 		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"bottlerun %q has no log on node %q (phase %s)", run.Name, s.opts.NodeName, runPhaseName(run)))
 		return
@@ -112,7 +112,7 @@ func (s *Server) serveRunLog(w http.ResponseWriter, r *http.Request, run *agents
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	err := s.opts.StepLogs.Copy(r.Context(), w, uid, agentsv1alpha1.RunLogStep, steplog.ReadOptions{
+	err := s.opts.StepLogs.Copy(r.Context(), w, uid, v1.RunLogStep, steplog.ReadOptions{
 		Follow: lr.follow, TailLines: lr.tailLines, Timestamps: lr.timestamps,
 		Flush: func() { _ = rc.Flush() },
 	})
@@ -121,7 +121,7 @@ func (s *Server) serveRunLog(w http.ResponseWriter, r *http.Request, run *agents
 	}
 }
 
-func runPhaseName(run *agentsv1alpha1.BottleRun) string {
+func runPhaseName(run *v1.BottleRun) string {
 	if run.Status.Phase == "" {
 		return "none yet"
 	}

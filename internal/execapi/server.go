@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // Server is the exec API of one node: gateway behind the APIService, and
@@ -157,17 +157,17 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", serveHealthz)
-	gv := "/apis/" + agentsv1alpha1.SubresourceGroupVersion.String()
+	gv := "/apis/" + v1.SubresourceGroupVersion.String()
 	mux.Handle("GET /apis", s.authenticated(http.HandlerFunc(serveGroupList)))
-	mux.Handle("GET /apis/"+agentsv1alpha1.SubresourceGroup, s.authenticated(http.HandlerFunc(serveGroup)))
+	mux.Handle("GET /apis/"+v1.SubresourceGroup, s.authenticated(http.HandlerFunc(serveGroup)))
 	mux.Handle("GET "+gv, s.authenticated(http.HandlerFunc(serveResources)))
 	for _, sr := range subresources {
 		mux.Handle(sr.pattern(gv), s.authenticated(sr.bind(s, sr.gateway)))
 		mux.Handle(sr.pattern(agentPathPrefix), s.agentCaller(sr.bind(s, sr.agent)))
 	}
 	// Any other Bottle subresource: a Status naming the ones there are.
-	mux.Handle(gv+"/namespaces/{namespace}/"+agentsv1alpha1.BottleResource+"/{name}/{subresource}", s.authenticated(http.HandlerFunc(serveUnknownSubresource)))
-	mux.Handle(agentPathPrefix+"/namespaces/{namespace}/"+agentsv1alpha1.BottleResource+"/{name}/{subresource}", s.agentCaller(http.HandlerFunc(serveUnknownSubresource)))
+	mux.Handle(gv+"/namespaces/{namespace}/"+v1.BottleResource+"/{name}/{subresource}", s.authenticated(http.HandlerFunc(serveUnknownSubresource)))
+	mux.Handle(agentPathPrefix+"/namespaces/{namespace}/"+v1.BottleResource+"/{name}/{subresource}", s.agentCaller(http.HandlerFunc(serveUnknownSubresource)))
 	mux.HandleFunc("/", serveNotFound)
 	return mux
 }

@@ -8,17 +8,17 @@ import (
 
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // guestCommand is what a session runs in the Bottle's machine. attach is the
 // seed's exec_claude: `claude [--append-system-prompt-file P] ARGS...` as
 // the exec user; argv is quoted by the smolvm driver, never by us.
-func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.ExecMode, env []smolvm.EnvVar) smolvm.ExecRequest {
+func guestCommand(b *v1.Bottle, sr *sessionRequest, mode smolvm.ExecMode, env []smolvm.EnvVar) smolvm.ExecRequest {
 	user := b.ExecUser()
 	var argv []string
 	switch sr.subresource {
-	case agentsv1alpha1.SubresourceAttach:
+	case v1.SubresourceAttach:
 		argv = []string{"claude"}
 		if b.Spec.PromptPath != "" {
 			argv = append(argv, "--append-system-prompt-file", b.Spec.PromptPath)
@@ -41,7 +41,7 @@ func guestCommand(b *agentsv1alpha1.Bottle, sr *sessionRequest, mode smolvm.Exec
 
 // serveSession upgrades the request and runs the command on this node until
 // it exits or the client goes away.
-func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv1alpha1.Bottle, sr *sessionRequest, requester string) {
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *v1.Bottle, sr *sessionRequest, requester string) {
 	if err := checkUpgrade(r); err != nil {
 		writeStatus(w, err)
 		return
@@ -113,7 +113,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *agentsv
 
 // explainNoMachine turns smolvm's "not running" and "not found" into what
 // the user can do about it.
-func explainNoMachine(b *agentsv1alpha1.Bottle, err error) error {
+func explainNoMachine(b *v1.Bottle, err error) error {
 	switch {
 	case smolvm.IsNotRunning(err):
 		return fmt.Errorf("bottle %q has no running machine (phase %s%s): %w", b.Name, phaseName(b.Status.Phase), conditionMessage(b), err)

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/bottleenv"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
@@ -27,12 +27,12 @@ type sessionEnv struct {
 // names no ConfigMap or Secret resolves at once; otherwise the reads run
 // while the WebSocket upgrade completes, so they add no round trip to the
 // session's start.
-func (s *Server) resolveSessionEnv(ctx context.Context, b *agentsv1alpha1.Bottle, extra []smolvm.EnvVar) *sessionEnv {
+func (s *Server) resolveSessionEnv(ctx context.Context, b *v1.Bottle, extra []smolvm.EnvVar) *sessionEnv {
 	se := &sessionEnv{done: make(chan struct{})}
 	resolve := func() {
 		defer close(se.done)
 		seen := map[string]map[string][]byte{}
-		env, err := bottleenv.Resolve(ctx, b.Spec.Env, func(ctx context.Context, ref *agentsv1alpha1.KeyRef, secret bool) ([]byte, error) {
+		env, err := bottleenv.Resolve(ctx, b.Spec.Env, func(ctx context.Context, ref *v1.KeyRef, secret bool) ([]byte, error) {
 			return s.lookupKey(ctx, b.Namespace, ref, secret, seen)
 		})
 		if err != nil {
@@ -61,7 +61,7 @@ func (se *sessionEnv) wait(ctx context.Context) ([]smolvm.EnvVar, error) {
 // lookupKey reads a ConfigMap or Secret key through the uncached reader,
 // each object once per session. Errors name the object and key, never a
 // value.
-func (s *Server) lookupKey(ctx context.Context, ns string, ref *agentsv1alpha1.KeyRef, secret bool, seen map[string]map[string][]byte) ([]byte, error) {
+func (s *Server) lookupKey(ctx context.Context, ns string, ref *v1.KeyRef, secret bool, seen map[string]map[string][]byte) ([]byte, error) {
 	kind := "ConfigMap"
 	if secret {
 		kind = "Secret"

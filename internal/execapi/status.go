@@ -10,11 +10,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // bottlesGR names Bottles in error messages the way the API server does.
-var bottlesGR = schema.GroupResource{Group: agentsv1alpha1.GroupVersion.Group, Resource: "bottles"}
+var bottlesGR = schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "bottles"}
 
 // statusError builds an error carrying an HTTP code and a Kubernetes reason,
 // whose message is exactly msg (apierrors' constructors add prefixes that

@@ -6,7 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // subresource is one resource of the aggregated API: its discovery entry
@@ -25,13 +25,13 @@ type subresource struct {
 // subresources is the one list of what the exec API serves: discovery,
 // the routes and the "try …" hint all read it.
 var subresources = []subresource{
-	{parent: agentsv1alpha1.BottleResource, name: agentsv1alpha1.SubresourceExec, kind: "BottleExecOptions",
+	{parent: v1.BottleResource, name: v1.SubresourceExec, kind: "BottleExecOptions",
 		verbs: metav1.Verbs{"get", "create"}, gateway: (*Server).serveGateway, agent: (*Server).serveAgent},
-	{parent: agentsv1alpha1.BottleResource, name: agentsv1alpha1.SubresourceAttach, kind: "BottleAttachOptions",
+	{parent: v1.BottleResource, name: v1.SubresourceAttach, kind: "BottleAttachOptions",
 		verbs: metav1.Verbs{"get", "create"}, gateway: (*Server).serveGateway, agent: (*Server).serveAgent},
-	{parent: agentsv1alpha1.BottleResource, name: agentsv1alpha1.SubresourceLog, kind: "BottleLogOptions",
+	{parent: v1.BottleResource, name: v1.SubresourceLog, kind: "BottleLogOptions",
 		verbs: metav1.Verbs{"get"}, gateway: (*Server).serveLogGateway, agent: (*Server).serveLogAgent},
-	{parent: agentsv1alpha1.BottleRunResource, name: agentsv1alpha1.SubresourceLog, kind: "BottleRunLogOptions",
+	{parent: v1.BottleRunResource, name: v1.SubresourceLog, kind: "BottleRunLogOptions",
 		verbs: metav1.Verbs{"get"}, method: http.MethodGet, gateway: (*Server).serveRunLogGateway, agent: (*Server).serveRunLogAgent},
 }
 
@@ -59,7 +59,7 @@ func (sr subresource) bind(s *Server, h func(*Server, http.ResponseWriter, *http
 func apiResourceList() metav1.APIResourceList {
 	l := metav1.APIResourceList{
 		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
-		GroupVersion: agentsv1alpha1.SubresourceGroupVersion.String(),
+		GroupVersion: v1.SubresourceGroupVersion.String(),
 	}
 	for _, sr := range subresources {
 		l.APIResources = append(l.APIResources, metav1.APIResource{
@@ -89,5 +89,5 @@ func subresourceNames(parent string) string {
 func serveUnknownSubresource(w http.ResponseWriter, r *http.Request) {
 	writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 		"the server could not find the requested resource: %s/%s (try %s)",
-		agentsv1alpha1.BottleResource, r.PathValue("subresource"), subresourceNames(agentsv1alpha1.BottleResource)))
+		v1.BottleResource, r.PathValue("subresource"), subresourceNames(v1.BottleResource)))
 }

@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // DefaultWakeTimeout is how long a session waits for an idle-stopped Bottle
@@ -20,15 +20,15 @@ const wakePoll = 200 * time.Millisecond
 
 // idleStopped says whether the agent stopped the Bottle for idleness
 // (spec.lifecycle.stopAfterIdle): a session starts it again.
-func idleStopped(b *agentsv1alpha1.Bottle) bool {
+func idleStopped(b *v1.Bottle) bool {
 	return b.Status.Lifecycle != nil && b.Status.Lifecycle.IdleStoppedAt != nil &&
-		b.Spec.RunState != agentsv1alpha1.RunStateStopped && b.DeletionTimestamp == nil
+		b.Spec.RunState != v1.RunStateStopped && b.DeletionTimestamp == nil
 }
 
 // wakeIdle asks the agent's Bottle reconciler (same process: the session
 // runs on the Bottle's node) to start the idle-stopped Bottle, and waits
 // until it is Ready again, so `kubectl bottle attach` just works.
-func (s *Server) wakeIdle(ctx context.Context, b *agentsv1alpha1.Bottle) (*agentsv1alpha1.Bottle, error) {
+func (s *Server) wakeIdle(ctx context.Context, b *v1.Bottle) (*v1.Bottle, error) {
 	if s.opts.Activity == nil {
 		return nil, conflict("bottle %q was stopped for idleness and this agent cannot start it again: "+
 			"set spec.runState to Stopped and back to Running", b.Name)
@@ -45,10 +45,10 @@ func (s *Server) wakeIdle(ctx context.Context, b *agentsv1alpha1.Bottle) (*agent
 		if err != nil {
 			return nil, err
 		}
-		if !idleStopped(cur) && cur.Status.Phase == agentsv1alpha1.PhaseReady {
+		if !idleStopped(cur) && cur.Status.Phase == v1.PhaseReady {
 			return cur, nil
 		}
-		if cur.DeletionTimestamp != nil || cur.Spec.RunState == agentsv1alpha1.RunStateStopped {
+		if cur.DeletionTimestamp != nil || cur.Spec.RunState == v1.RunStateStopped {
 			// Deleted or stopped on purpose meanwhile: say so as for any
 			// session.
 			return nil, sessionRefusal(cur)

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func TestParseCpArgs(t *testing.T) {
@@ -39,7 +39,7 @@ func TestParseCpArgs(t *testing.T) {
 }
 
 func TestParsePhaseIgnoresCase(t *testing.T) {
-	for in, want := range map[string]agentsv1alpha1.Phase{"ready": "Ready", "READY": "Ready", "copyingfiles": "CopyingFiles", "Failed": "Failed"} {
+	for in, want := range map[string]v1.Phase{"ready": "Ready", "READY": "Ready", "copyingfiles": "CopyingFiles", "Failed": "Failed"} {
 		if got, ok := parsePhase(in); !ok || got != want {
 			t.Errorf("parsePhase(%q) = %q %v", in, got, ok)
 		}

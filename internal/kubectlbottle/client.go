@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // The plugin talks to two APIs: Bottles (agents.bot-bottle.dev) and their
@@ -28,11 +28,11 @@ var (
 
 func newBottleScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := agentsv1alpha1.AddToScheme(s); err != nil {
+	if err := v1.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	// Status for errors and the options types of every group-version.
-	metav1.AddToGroupVersion(s, agentsv1alpha1.SubresourceGroupVersion)
+	metav1.AddToGroupVersion(s, v1.SubresourceGroupVersion)
 	metav1.AddToGroupVersion(s, metav1.SchemeGroupVersion)
 	return s
 }
@@ -54,7 +54,7 @@ func restClientFor(cfg *rest.Config, gv *schema.GroupVersion) (*rest.RESTClient,
 type bottleClient struct{ rc *rest.RESTClient }
 
 func newBottleClient(cfg *rest.Config) (*bottleClient, error) {
-	gv := agentsv1alpha1.GroupVersion
+	gv := v1.GroupVersion
 	rc, err := restClientFor(cfg, &gv)
 	if err != nil {
 		return nil, err
@@ -62,29 +62,29 @@ func newBottleClient(cfg *rest.Config) (*bottleClient, error) {
 	return &bottleClient{rc: rc}, nil
 }
 
-func (c *bottleClient) Get(ctx context.Context, key types.NamespacedName) (*agentsv1alpha1.Bottle, error) {
-	b := &agentsv1alpha1.Bottle{}
-	err := c.rc.Get().Namespace(key.Namespace).Resource(agentsv1alpha1.BottleResource).Name(key.Name).Do(ctx).Into(b)
+func (c *bottleClient) Get(ctx context.Context, key types.NamespacedName) (*v1.Bottle, error) {
+	b := &v1.Bottle{}
+	err := c.rc.Get().Namespace(key.Namespace).Resource(v1.BottleResource).Name(key.Name).Do(ctx).Into(b)
 	return b, err
 }
 
-func (c *bottleClient) List(ctx context.Context, namespace string, opts metav1.ListOptions) (*agentsv1alpha1.BottleList, error) {
-	list := &agentsv1alpha1.BottleList{}
-	err := c.rc.Get().Namespace(namespace).Resource(agentsv1alpha1.BottleResource).
+func (c *bottleClient) List(ctx context.Context, namespace string, opts metav1.ListOptions) (*v1.BottleList, error) {
+	list := &v1.BottleList{}
+	err := c.rc.Get().Namespace(namespace).Resource(v1.BottleResource).
 		VersionedParams(&opts, metav1.ParameterCodec).Do(ctx).Into(list)
 	return list, err
 }
 
 func (c *bottleClient) Watch(ctx context.Context, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
-	return c.rc.Get().Namespace(namespace).Resource(agentsv1alpha1.BottleResource).
+	return c.rc.Get().Namespace(namespace).Resource(v1.BottleResource).
 		VersionedParams(&opts, metav1.ParameterCodec).Watch(ctx)
 }
 
 // Patch applies a patch of type pt to the Bottle.
-func (c *bottleClient) Patch(ctx context.Context, key types.NamespacedName, pt types.PatchType, data []byte) (*agentsv1alpha1.Bottle, error) {
-	b := &agentsv1alpha1.Bottle{}
-	err := c.rc.Patch(pt).Namespace(key.Namespace).Resource(agentsv1alpha1.BottleResource).Name(key.Name).
+func (c *bottleClient) Patch(ctx context.Context, key types.NamespacedName, pt types.PatchType, data []byte) (*v1.Bottle, error) {
+	b := &v1.Bottle{}
+	err := c.rc.Patch(pt).Namespace(key.Namespace).Resource(v1.BottleResource).Name(key.Name).
 		Body(data).Do(ctx).Into(b)
 	return b, err
 }

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func newCpCommand(o *options) *cobra.Command {
@@ -177,7 +177,7 @@ func (c *Copy) Download(ctx context.Context, cfg *rest.Config, src, dst string) 
 		}
 		modec <- copyResult{mode: fs.FileMode(mode) & fs.ModePerm, err: err}
 	}()
-	s := &Session{Namespace: c.Namespace, Name: c.Name, Subresource: agentsv1alpha1.SubresourceExec, User: c.User,
+	s := &Session{Namespace: c.Namespace, Name: c.Name, Subresource: v1.SubresourceExec, User: c.User,
 		Command: []string{"sh", "-c", downloadScript, "sh", src}, Stdout: pw, Stderr: c.Stderr}
 	err = s.Stream(ctx, cfg)
 	_ = pw.Close()
@@ -218,7 +218,7 @@ func (c *Copy) Upload(ctx context.Context, cfg *rest.Config, src, dst string) er
 		return fmt.Errorf("%s is not a regular file: copy single files", src)
 	}
 	mode := fmt.Sprintf("%04o", uint32(fi.Mode().Perm()))
-	s := &Session{Namespace: c.Namespace, Name: c.Name, Subresource: agentsv1alpha1.SubresourceExec, User: c.User,
+	s := &Session{Namespace: c.Namespace, Name: c.Name, Subresource: v1.SubresourceExec, User: c.User,
 		Command: []string{"sh", "-c", uploadScript, "sh", dst, filepath.Base(src), mode},
 		Stdin:   f, Stdout: c.Stderr, Stderr: c.Stderr}
 	return s.Stream(ctx, cfg)

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func newEgressCommand(o *options) *cobra.Command {
@@ -50,7 +50,7 @@ Changing spec.network recreates the machine (recreatePolicy: OnChange) or stalls
 var hostName = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$`)
 
 // printEgress writes the refusals table and the patch that would allow them.
-func printEgress(w io.Writer, b *agentsv1alpha1.Bottle) error {
+func printEgress(w io.Writer, b *v1.Bottle) error {
 	refusals := b.Status.EgressRefusals
 	if len(refusals) == 0 {
 		_, err := fmt.Fprintf(w, "No egress refusals recorded for bottle %s.\n", b.Name)
@@ -91,13 +91,13 @@ func printable(r rune) rune {
 // allowHosts, refused addresses into allowCIDRs as single-address CIDRs.
 // skipped are the destinations that can be neither. nil when nothing can
 // be added.
-func AllowPatch(b *agentsv1alpha1.Bottle) (patch []byte, skipped []string) {
+func AllowPatch(b *v1.Bottle) (patch []byte, skipped []string) {
 	hosts := slices.Clone(b.Spec.Network.AllowHosts)
 	cidrs := slices.Clone(b.Spec.Network.AllowCIDRs)
 	added := false
 	for _, r := range b.Status.EgressRefusals {
 		switch r.Operation {
-		case agentsv1alpha1.EgressResolve:
+		case v1.EgressResolve:
 			name := strings.ToLower(strings.TrimSuffix(r.Destination, "."))
 			if len(name) > 253 || !hostName.MatchString(name) {
 				skipped = append(skipped, r.Destination)

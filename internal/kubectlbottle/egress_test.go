@@ -9,22 +9,22 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func TestEgressThroughMain(t *testing.T) {
 	needEnv(t)
-	b := newBottle(t, "egress-me", agentsv1alpha1.PhaseReady)
+	b := newBottle(t, "egress-me", v1.PhaseReady)
 	if code, out, errOut := run("egress", "egress-me"); code != 0 || out != "No egress refusals recorded for bottle egress-me.\n" {
 		t.Fatalf("no refusals: exit %d, %q, stderr %q", code, out, errOut)
 	}
 
-	b.Spec.Network = agentsv1alpha1.Network{AllowHosts: []string{"api.anthropic.com"}}
+	b.Spec.Network = v1.Network{AllowHosts: []string{"api.anthropic.com"}}
 	if err := envClient.Update(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	at := func(s int) metav1.Time { return metav1.NewTime(time.Date(2026, 8, 13, 2, 31, s, 0, time.UTC)) }
-	b.Status.EgressRefusals = []agentsv1alpha1.EgressRefusal{
+	b.Status.EgressRefusals = []v1.EgressRefusal{
 		{Operation: "resolve", Destination: "pypi.org", Count: 12, FirstSeen: at(1), LastSeen: at(9)},
 		{Operation: "connect", Destination: "10.1.2.3:443", Count: 2, FirstSeen: at(2), LastSeen: at(8)},
 		{Operation: "resolve", Destination: "x';touch /tmp/pwned;'", Count: 1, FirstSeen: at(3), LastSeen: at(7)},
@@ -47,7 +47,7 @@ Left out (not a valid host name or address): x';touch /tmp/pwned;'
 	if code != 0 || out != want {
 		t.Fatalf("egress: exit %d, stderr %q\n got %s\nwant %s", code, errOut, out, want)
 	}
-	var now agentsv1alpha1.Bottle
+	var now v1.Bottle
 	if err := envClient.Get(context.Background(), client.ObjectKeyFromObject(b), &now); err != nil {
 		t.Fatal(err)
 	}

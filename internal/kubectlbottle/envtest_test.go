@@ -20,7 +20,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/testenv"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
@@ -92,11 +92,11 @@ func run(args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-func newBottle(t *testing.T, name string, phase agentsv1alpha1.Phase) *agentsv1alpha1.Bottle {
+func newBottle(t *testing.T, name string, phase v1.Phase) *v1.Bottle {
 	t.Helper()
-	b := &agentsv1alpha1.Bottle{
+	b := &v1.Bottle{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace},
-		Spec:       agentsv1alpha1.BottleSpec{NodeName: "node-a", MachineSpec: agentsv1alpha1.MachineSpec{Image: "node:22-bookworm"}},
+		Spec:       v1.BottleSpec{NodeName: "node-a", MachineSpec: v1.MachineSpec{Image: "node:22-bookworm"}},
 	}
 	if err := envClient.Create(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -105,13 +105,13 @@ func newBottle(t *testing.T, name string, phase agentsv1alpha1.Phase) *agentsv1a
 	return b
 }
 
-func setStatus(t *testing.T, b *agentsv1alpha1.Bottle, phase agentsv1alpha1.Phase, message string) {
+func setStatus(t *testing.T, b *v1.Bottle, phase v1.Phase, message string) {
 	t.Helper()
 	b.Status.Phase = phase
 	b.Status.ObservedGeneration = b.Generation
 	if message != "" {
 		apimeta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-			Type: agentsv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "StepFailed", Message: message,
+			Type: v1.ConditionReady, Status: metav1.ConditionFalse, Reason: "StepFailed", Message: message,
 		})
 	}
 	if err := envClient.Status().Update(context.Background(), b); err != nil {
@@ -119,7 +119,7 @@ func setStatus(t *testing.T, b *agentsv1alpha1.Bottle, phase agentsv1alpha1.Phas
 	}
 }
 
-func startWait(b *agentsv1alpha1.Bottle, target agentsv1alpha1.Phase, timeout time.Duration) (*testutil.SyncBuffer, chan error) {
+func startWait(b *v1.Bottle, target v1.Phase, timeout time.Duration) (*testutil.SyncBuffer, chan error) {
 	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
@@ -131,10 +131,10 @@ func startWait(b *agentsv1alpha1.Bottle, target agentsv1alpha1.Phase, timeout ti
 func TestWaitReady(t *testing.T) {
 	needEnv(t)
 	g := NewWithT(t)
-	b := newBottle(t, "w-ready", agentsv1alpha1.PhaseProvisioning)
-	out, done := startWait(b, agentsv1alpha1.PhaseReady, time.Minute)
+	b := newBottle(t, "w-ready", v1.PhaseProvisioning)
+	out, done := startWait(b, v1.PhaseReady, time.Minute)
 	g.Eventually(out.String).Should(Equal("bottle/w-ready: Provisioning\n"))
-	setStatus(t, b, agentsv1alpha1.PhaseReady, "")
+	setStatus(t, b, v1.PhaseReady, "")
 	g.Eventually(done).Should(Receive(BeNil()))
 	g.Expect(out.String()).To(Equal("bottle/w-ready: Provisioning\nbottle/w-ready: Ready\n"))
 }
@@ -142,10 +142,10 @@ func TestWaitReady(t *testing.T) {
 func TestWaitFailed(t *testing.T) {
 	needEnv(t)
 	g := NewWithT(t)
-	b := newBottle(t, "w-failed", agentsv1alpha1.PhaseCreating)
-	out, done := startWait(b, agentsv1alpha1.PhaseReady, time.Minute)
+	b := newBottle(t, "w-failed", v1.PhaseCreating)
+	out, done := startWait(b, v1.PhaseReady, time.Minute)
 	g.Eventually(out.String).Should(ContainSubstring("Creating"))
-	setStatus(t, b, agentsv1alpha1.PhaseFailed, `step "setup" exited with code 3`)
+	setStatus(t, b, v1.PhaseFailed, `step "setup" exited with code 3`)
 	var err error
 	g.Eventually(done).Should(Receive(&err))
 	var ee *ExitError
@@ -156,12 +156,12 @@ func TestWaitFailed(t *testing.T) {
 
 func TestWaitExitCodesThroughMain(t *testing.T) {
 	needEnv(t)
-	newBottle(t, "w-slow", agentsv1alpha1.PhaseProvisioning)
+	newBottle(t, "w-slow", v1.PhaseProvisioning)
 	code, out, errOut := run("-n", testNamespace, "wait", "w-slow", "--timeout=700ms")
 	if code != WaitExitTimeout || out != "bottle/w-slow: Provisioning\n" || !strings.Contains(errOut, "timed out after 700ms") {
 		t.Fatalf("timeout: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	newBottle(t, "w-done", agentsv1alpha1.PhaseStopped)
+	newBottle(t, "w-done", v1.PhaseStopped)
 	if code, out, errOut := run("wait", "w-done", "--for=Stopped"); code != 0 || out != "bottle/w-done: Stopped\n" {
 		t.Fatalf("already Stopped: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -175,9 +175,9 @@ func TestWaitExitCodesThroughMain(t *testing.T) {
 
 func TestResultsThroughMain(t *testing.T) {
 	needEnv(t)
-	b := newBottle(t, "r1", agentsv1alpha1.PhaseReady)
+	b := newBottle(t, "r1", v1.PhaseReady)
 	now := metav1.NewMicroTime(time.Now())
-	b.Status.ExecResults = []agentsv1alpha1.ExecResult{{Name: "setup", User: "node", ExitCode: new(int32), Stdout: "ok\n", StartedAt: &now, FinishedAt: &now}}
+	b.Status.ExecResults = []v1.ExecResult{{Name: "setup", User: "node", ExitCode: new(int32), Stdout: "ok\n", StartedAt: &now, FinishedAt: &now}}
 	if err := envClient.Status().Update(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestResultsThroughMain(t *testing.T) {
 
 func TestCompletionListsBottles(t *testing.T) {
 	needEnv(t)
-	newBottle(t, "complete-me", agentsv1alpha1.PhaseReady)
+	newBottle(t, "complete-me", v1.PhaseReady)
 	code, out, errOut := run("__complete", "exec", "complete-")
 	if code != 0 || !strings.HasPrefix(out, "complete-me\n") {
 		t.Fatalf("completion: exit %d, %q, stderr %q", code, out, errOut)
@@ -212,13 +212,13 @@ func TestExecArgumentsNeedDash(t *testing.T) {
 
 func TestRetryThroughMain(t *testing.T) {
 	needEnv(t)
-	b := newBottle(t, "retry-me", agentsv1alpha1.PhaseFailed)
-	b.Spec.Provision = []agentsv1alpha1.ProvisionStep{{Name: "setup", Script: "true"}}
+	b := newBottle(t, "retry-me", v1.PhaseFailed)
+	b.Spec.Provision = []v1.ProvisionStep{{Name: "setup", Script: "true"}}
 	if err := envClient.Update(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	annotations := func() map[string]string {
-		got := &agentsv1alpha1.Bottle{}
+		got := &v1.Bottle{}
 		if err := envClient.Get(context.Background(), client.ObjectKeyFromObject(b), got); err != nil {
 			t.Fatal(err)
 		}
@@ -227,15 +227,15 @@ func TestRetryThroughMain(t *testing.T) {
 	code, out, errOut := run("retry", "retry-me", "--step", "setup")
 	first := annotations()
 	if code != 0 || !strings.Contains(out, "retry requested from step setup") ||
-		first[agentsv1alpha1.AnnotationRetry] == "" || first[agentsv1alpha1.AnnotationRetryStep] != "setup" {
+		first[v1.AnnotationRetry] == "" || first[v1.AnnotationRetryStep] != "setup" {
 		t.Fatalf("retry --step: exit %d, %q, stderr %q, annotations %v", code, out, errOut, first)
 	}
 	code, _, errOut = run("retry", "retry-me")
 	second := annotations()
-	if code != 0 || second[agentsv1alpha1.AnnotationRetry] == first[agentsv1alpha1.AnnotationRetry] {
+	if code != 0 || second[v1.AnnotationRetry] == first[v1.AnnotationRetry] {
 		t.Fatalf("retry: exit %d, stderr %q: the token did not change: %v", code, errOut, second)
 	}
-	if _, ok := second[agentsv1alpha1.AnnotationRetryStep]; ok {
+	if _, ok := second[v1.AnnotationRetryStep]; ok {
 		t.Fatalf("a plain retry left the step of the previous one: %v", second)
 	}
 	if code, _, errOut := run("retry", "retry-me", "--step", "nope"); code != 1 || !strings.Contains(errOut, `has no provisioning step "nope"`) {

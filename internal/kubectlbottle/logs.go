@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func newLogsCommand(o *options) *cobra.Command {
@@ -60,7 +60,7 @@ func (l *LogRequest) Stream(ctx context.Context, cfg *rest.Config, w io.Writer) 
 	if err != nil {
 		return err
 	}
-	req := rc.Get().Namespace(l.Namespace).Resource(agentsv1alpha1.BottleResource).Name(l.Name).SubResource(agentsv1alpha1.SubresourceLog)
+	req := rc.Get().Namespace(l.Namespace).Resource(v1.BottleResource).Name(l.Name).SubResource(v1.SubresourceLog)
 	if l.Step != "" {
 		req = req.Param("step", l.Step)
 	}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // maxOutputColumn bounds the OUTPUT column so one long line keeps the table
@@ -54,10 +54,10 @@ func newResultsCommand(o *options) *cobra.Command {
 // run yet, after the template steps a forked Bottle inherited. json and
 // yaml print status.execResults as recorded. now dates the steps still
 // running.
-func RenderResults(w io.Writer, b *agentsv1alpha1.Bottle, format string, now time.Time) error {
+func RenderResults(w io.Writer, b *v1.Bottle, format string, now time.Time) error {
 	results := b.Status.ExecResults
 	if results == nil {
-		results = []agentsv1alpha1.ExecResult{}
+		results = []v1.ExecResult{}
 	}
 	switch format {
 	case "json":
@@ -105,14 +105,14 @@ func RenderResults(w io.Writer, b *agentsv1alpha1.Bottle, format string, now tim
 
 // stepRow is one line of the table.
 type stepRow struct {
-	agentsv1alpha1.ExecResult
+	v1.ExecResult
 	status string
 }
 
 // stepRows pairs each step of the spec with its result (results are
 // recorded in step order), marking the steps without one as pending. A
 // result the spec no longer names is listed after, as recorded.
-func stepRows(b *agentsv1alpha1.Bottle) []stepRow {
+func stepRows(b *v1.Bottle) []stepRow {
 	results := b.Status.ExecResults
 	var rows []stepRow
 	for i, step := range b.Spec.Provision {
@@ -124,7 +124,7 @@ func stepRows(b *agentsv1alpha1.Bottle) []stepRow {
 		if user == "" {
 			user = b.Spec.ExecUser
 		}
-		rows = append(rows, stepRow{agentsv1alpha1.ExecResult{Name: step.Name, User: user}, "Pending"})
+		rows = append(rows, stepRow{v1.ExecResult{Name: step.Name, User: user}, "Pending"})
 	}
 	for i := len(b.Spec.Provision); i < len(results); i++ {
 		rows = append(rows, stepRow{results[i], resultStatus(results[i])})
@@ -132,7 +132,7 @@ func stepRows(b *agentsv1alpha1.Bottle) []stepRow {
 	return rows
 }
 
-func resultStatus(r agentsv1alpha1.ExecResult) string {
+func resultStatus(r v1.ExecResult) string {
 	switch {
 	case r.StartedAt == nil:
 		return "Pending"
@@ -151,14 +151,14 @@ func orDash(s string) string {
 	return s
 }
 
-func exitCodeColumn(r agentsv1alpha1.ExecResult) string {
+func exitCodeColumn(r v1.ExecResult) string {
 	if r.ExitCode == nil {
 		return "-"
 	}
 	return strconv.Itoa(int(*r.ExitCode))
 }
 
-func durationColumn(r agentsv1alpha1.ExecResult, now time.Time) string {
+func durationColumn(r v1.ExecResult, now time.Time) string {
 	switch {
 	case r.StartedAt == nil:
 		return "-"
@@ -183,7 +183,7 @@ func roundDuration(d time.Duration) time.Duration {
 // lastLine is the step's last non-empty line of stdout, else of stderr,
 // with control characters replaced so it cannot break the table or the
 // terminal.
-func lastLine(r agentsv1alpha1.ExecResult) string {
+func lastLine(r v1.ExecResult) string {
 	line := lastNonEmptyLine(r.Stdout)
 	if line == "" {
 		line = lastNonEmptyLine(r.Stderr)

@@ -9,20 +9,20 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func i32(v int32) *int32 { return &v }
 
-func sampleResults(start time.Time) *agentsv1alpha1.Bottle {
+func sampleResults(start time.Time) *v1.Bottle {
 	at := func(d time.Duration) *metav1.MicroTime { t := metav1.NewMicroTime(start.Add(d)); return &t }
-	b := &agentsv1alpha1.Bottle{}
+	b := &v1.Bottle{}
 	b.Spec.ExecUser = "node"
 	for _, name := range []string{"install", "configure", "long", "pending", "later"} {
-		b.Spec.Provision = append(b.Spec.Provision, agentsv1alpha1.ProvisionStep{Name: name})
+		b.Spec.Provision = append(b.Spec.Provision, v1.ProvisionStep{Name: name})
 	}
 	b.Spec.Provision[0].User = "root"
-	b.Status.ExecResults = []agentsv1alpha1.ExecResult{
+	b.Status.ExecResults = []v1.ExecResult{
 		{Name: "install", User: "root", ExitCode: i32(0), Stdout: "step 1\nadded 12 packages\n\n", StartedAt: at(0), FinishedAt: at(1500 * time.Millisecond)},
 		{Name: "configure", User: "node", ExitCode: i32(3), Stderr: "warning\nfatal:\tno\x1b[31m config", StartedAt: at(2 * time.Second), FinishedAt: at(2*time.Second + 40*time.Millisecond)},
 		{Name: "long", User: "node", Stdout: strings.Repeat("x", 100), StartedAt: at(3 * time.Second)},
@@ -53,8 +53,8 @@ func TestRenderResultsOfAFork(t *testing.T) {
 	b := sampleResults(start)
 	b.Spec.Provision = b.Spec.Provision[:1]
 	b.Status.ExecResults = b.Status.ExecResults[:1]
-	b.Status.Template = &agentsv1alpha1.TemplateOrigin{Name: "claude-code", Generation: 3,
-		Steps: []agentsv1alpha1.InheritedStep{{Name: "install-claude"}, {Name: "tools"}}}
+	b.Status.Template = &v1.TemplateOrigin{Name: "claude-code", Generation: 3,
+		Steps: []v1.InheritedStep{{Name: "install-claude"}, {Name: "tools"}}}
 	var out bytes.Buffer
 	if err := RenderResults(&out, b, "", start); err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestRenderResultsFormats(t *testing.T) {
 	if err := RenderResults(&out, sampleResults(start), "json", start); err != nil {
 		t.Fatal(err)
 	}
-	var back []agentsv1alpha1.ExecResult
+	var back []v1.ExecResult
 	if err := json.Unmarshal(out.Bytes(), &back); err != nil || len(back) != 4 || *back[1].ExitCode != 3 {
 		t.Fatalf("json round trip: %v %+v", err, back)
 	}
@@ -92,11 +92,11 @@ func TestRenderResultsFormats(t *testing.T) {
 		t.Fatalf("yaml:\n%s", out.String())
 	}
 	out.Reset()
-	if err := RenderResults(&out, &agentsv1alpha1.Bottle{}, "", start); err != nil || out.String() != "This Bottle has no provisioning steps.\n" {
+	if err := RenderResults(&out, &v1.Bottle{}, "", start); err != nil || out.String() != "This Bottle has no provisioning steps.\n" {
 		t.Fatalf("empty: %q %v", out.String(), err)
 	}
 	out.Reset()
-	if err := RenderResults(&out, &agentsv1alpha1.Bottle{}, "json", start); err != nil || out.String() != "[]\n" {
+	if err := RenderResults(&out, &v1.Bottle{}, "json", start); err != nil || out.String() != "[]\n" {
 		t.Fatalf("empty json: %q %v", out.String(), err)
 	}
 }
@@ -109,7 +109,7 @@ func TestRetryPatch(t *testing.T) {
 	}
 	p, _ = RetryPatch(at, "setup")
 	var m map[string]map[string]map[string]string
-	if err := json.Unmarshal(p, &m); err != nil || m["metadata"]["annotations"][agentsv1alpha1.AnnotationRetryStep] != "setup" {
+	if err := json.Unmarshal(p, &m); err != nil || m["metadata"]["annotations"][v1.AnnotationRetryStep] != "setup" {
 		t.Fatalf("retry --step: %s %v", p, err)
 	}
 }

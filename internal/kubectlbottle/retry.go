@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func newRetryCommand(o *options) *cobra.Command {
@@ -17,7 +17,7 @@ func newRetryCommand(o *options) *cobra.Command {
 		Use:   "retry NAME [--step STEP]",
 		Short: "Run a failed, timed-out or cancelled provisioning step again, and the steps after it",
 		Long: `Asks the Bottle's agent to run its failed, timed-out or cancelled step again, and
-every step after it, by setting the ` + agentsv1alpha1.AnnotationRetry + ` annotation to a new
+every step after it, by setting the ` + v1.AnnotationRetry + ` annotation to a new
 value. With --step, provisioning runs again from that step, even if it succeeded.
 From git, set the same annotation to any new value.`,
 		Example: `  kubectl bottle retry my-bottle
@@ -56,7 +56,7 @@ From git, set the same annotation to any new value.`,
 	return cmd
 }
 
-func hasStep(b *agentsv1alpha1.Bottle, name string) bool {
+func hasStep(b *v1.Bottle, name string) bool {
 	for _, s := range b.Spec.Provision {
 		if s.Name == name {
 			return true
@@ -73,7 +73,7 @@ func RetryPatch(now time.Time, step string) ([]byte, error) {
 		stepValue = step
 	}
 	return json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
-		agentsv1alpha1.AnnotationRetry:     now.UTC().Format(time.RFC3339Nano),
-		agentsv1alpha1.AnnotationRetryStep: stepValue,
+		v1.AnnotationRetry:     now.UTC().Format(time.RFC3339Nano),
+		v1.AnnotationRetryStep: stepValue,
 	}}})
 }

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/exec"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // runExitNoCode is the plugin's exit code when the run ended without one
@@ -110,16 +110,16 @@ when the run ends.`,
 }
 
 // build turns the flags into a BottleRun; the API server checks the rest.
-func (f *runFlags) build(stdin io.Reader, bottle string, argv []string) (*agentsv1alpha1.BottleRun, error) {
-	run := &agentsv1alpha1.BottleRun{}
+func (f *runFlags) build(stdin io.Reader, bottle string, argv []string) (*v1.BottleRun, error) {
+	run := &v1.BottleRun{}
 	switch {
 	case bottle != "" && f.template != "":
 		return nil, errors.New("give a Bottle or --template, not both")
 	case bottle != "":
-		run.Spec.BottleRef = &agentsv1alpha1.BottleReference{Name: bottle}
+		run.Spec.BottleRef = &v1.BottleReference{Name: bottle}
 		run.GenerateName = bottle + "-run-"
 	case f.template != "":
-		run.Spec.TemplateRef = &agentsv1alpha1.TemplateReference{Name: f.template}
+		run.Spec.TemplateRef = &v1.TemplateReference{Name: f.template}
 		run.GenerateName = f.template + "-run-"
 	default:
 		return nil, errors.New("give the Bottle to run in (or --template)")
@@ -155,7 +155,7 @@ func (f *runFlags) build(stdin io.Reader, bottle string, argv []string) (*agents
 	default:
 		s := claudeScript
 		run.Spec.Script = &s
-		run.Spec.Env = append(run.Spec.Env, agentsv1alpha1.EnvVar{Name: "BOTTLE_RUN_PROMPT", Value: &f.claude})
+		run.Spec.Env = append(run.Spec.Env, v1.EnvVar{Name: "BOTTLE_RUN_PROMPT", Value: &f.claude})
 	}
 	run.Spec.User = f.user
 	for _, kv := range f.env {
@@ -163,14 +163,14 @@ func (f *runFlags) build(stdin io.Reader, bottle string, argv []string) (*agents
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
 		}
-		run.Spec.Env = append(run.Spec.Env, agentsv1alpha1.EnvVar{Name: k, Value: &v})
+		run.Spec.Env = append(run.Spec.Env, v1.EnvVar{Name: k, Value: &v})
 	}
 	for _, kv := range f.outputs {
 		n, p, ok := strings.Cut(kv, "=")
 		if !ok || n == "" || p == "" {
 			return nil, fmt.Errorf("--output %q: want NAME=PATH", kv)
 		}
-		run.Spec.Outputs = append(run.Spec.Outputs, agentsv1alpha1.RunOutput{Name: n, Path: p})
+		run.Spec.Outputs = append(run.Spec.Outputs, v1.RunOutput{Name: n, Path: p})
 	}
 	if f.timeout > 0 {
 		run.Spec.TimeoutSeconds = int32(max(1, min(f.timeout/time.Second, 86400)))
@@ -179,24 +179,24 @@ func (f *runFlags) build(stdin io.Reader, bottle string, argv []string) (*agents
 		ttl := int32(min(f.ttl/time.Second, 31536000))
 		run.Spec.TTLSecondsAfterFinished = &ttl
 	}
-	run.Spec.ConcurrencyPolicy = agentsv1alpha1.ConcurrencyPolicy(f.concurrency)
+	run.Spec.ConcurrencyPolicy = v1.ConcurrencyPolicy(f.concurrency)
 	return run, nil
 }
 
 // runClient creates, reads and deletes BottleRuns.
 type runClient struct{ rc *rest.RESTClient }
 
-func (c *runClient) get(ctx context.Context, key types.NamespacedName) (*agentsv1alpha1.BottleRun, error) {
-	r := &agentsv1alpha1.BottleRun{}
-	err := c.rc.Get().Namespace(key.Namespace).Resource(agentsv1alpha1.BottleRunResource).Name(key.Name).Do(ctx).Into(r)
+func (c *runClient) get(ctx context.Context, key types.NamespacedName) (*v1.BottleRun, error) {
+	r := &v1.BottleRun{}
+	err := c.rc.Get().Namespace(key.Namespace).Resource(v1.BottleRunResource).Name(key.Name).Do(ctx).Into(r)
 	return r, err
 }
 
 // runAndStream creates the run, streams its log, waits for its end and
 // returns the command's exit code as an error (exec.CodeExitError), as
 // `kubectl exec` does.
-func runAndStream(ctx context.Context, cfg *rest.Config, run *agentsv1alpha1.BottleRun, f *runFlags, out, errOut io.Writer) (retErr error) {
-	gv := agentsv1alpha1.GroupVersion
+func runAndStream(ctx context.Context, cfg *rest.Config, run *v1.BottleRun, f *runFlags, out, errOut io.Writer) (retErr error) {
+	gv := v1.GroupVersion
 	rc, err := restClientFor(cfg, &gv)
 	if err != nil {
 		return err
@@ -206,8 +206,8 @@ func runAndStream(ctx context.Context, cfg *rest.Config, run *agentsv1alpha1.Bot
 	if err := c.checkBottle(ctx, run); err != nil {
 		return err
 	}
-	created := &agentsv1alpha1.BottleRun{}
-	if err := rc.Post().Namespace(run.Namespace).Resource(agentsv1alpha1.BottleRunResource).Body(run).Do(ctx).Into(created); err != nil {
+	created := &v1.BottleRun{}
+	if err := rc.Post().Namespace(run.Namespace).Resource(v1.BottleRunResource).Body(run).Do(ctx).Into(created); err != nil {
 		return err
 	}
 	key := types.NamespacedName{Namespace: created.Namespace, Name: created.Name}
@@ -217,7 +217,7 @@ func runAndStream(ctx context.Context, cfg *rest.Config, run *agentsv1alpha1.Bot
 			// Interrupted or done: delete it (a running run is cancelled).
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			err := rc.Delete().Namespace(key.Namespace).Resource(agentsv1alpha1.BottleRunResource).Name(key.Name).Do(dctx).Error()
+			err := rc.Delete().Namespace(key.Namespace).Resource(v1.BottleRunResource).Name(key.Name).Do(dctx).Error()
 			if err != nil && !apierrors.IsNotFound(err) && retErr == nil {
 				retErr = err
 			}
@@ -225,7 +225,7 @@ func runAndStream(ctx context.Context, cfg *rest.Config, run *agentsv1alpha1.Bot
 	}
 
 	// Wait for the start (or an end without one: Forbid, Lost...).
-	cur, err := c.waitFor(ctx, key, f.poll, func(r *agentsv1alpha1.BottleRun) bool {
+	cur, err := c.waitFor(ctx, key, f.poll, func(r *v1.BottleRun) bool {
 		return r.Status.StartedAt != nil || r.Finished()
 	})
 	if err != nil {
@@ -246,7 +246,7 @@ func runAndStream(ctx context.Context, cfg *rest.Config, run *agentsv1alpha1.Bot
 			_, _ = fmt.Fprintf(errOut, "cannot stream the run's output (%s); printing its tails when it ends\n", formatError(err))
 		}
 	}
-	cur, err = c.waitFor(ctx, key, f.poll, (*agentsv1alpha1.BottleRun).Finished)
+	cur, err = c.waitFor(ctx, key, f.poll, (*v1.BottleRun).Finished)
 	if err != nil {
 		return interrupted(ctx, err, key.Name, f.rm, errOut)
 	}
@@ -259,24 +259,24 @@ func runAndStream(ctx context.Context, cfg *rest.Config, run *agentsv1alpha1.Bot
 
 // checkBottle reads the run's Bottle (it must exist) and points a --claude
 // run at its prompt file.
-func (c *runClient) checkBottle(ctx context.Context, run *agentsv1alpha1.BottleRun) error {
+func (c *runClient) checkBottle(ctx context.Context, run *v1.BottleRun) error {
 	if run.Spec.BottleRef == nil {
 		return nil
 	}
-	b := &agentsv1alpha1.Bottle{}
-	err := c.rc.Get().Namespace(run.Namespace).Resource(agentsv1alpha1.BottleResource).Name(run.Spec.BottleRef.Name).Do(ctx).Into(b)
+	b := &v1.Bottle{}
+	err := c.rc.Get().Namespace(run.Namespace).Resource(v1.BottleResource).Name(run.Spec.BottleRef.Name).Do(ctx).Into(b)
 	if err != nil {
 		return err
 	}
 	if run.Spec.Script != nil && *run.Spec.Script == claudeScript && b.Spec.PromptPath != "" {
 		p := b.Spec.PromptPath
-		run.Spec.Env = append(run.Spec.Env, agentsv1alpha1.EnvVar{Name: "BOTTLE_PROMPT_FILE", Value: &p})
+		run.Spec.Env = append(run.Spec.Env, v1.EnvVar{Name: "BOTTLE_PROMPT_FILE", Value: &p})
 	}
 	return nil
 }
 
 // runExit is the plugin's outcome for a finished run.
-func runExit(r *agentsv1alpha1.BottleRun) error {
+func runExit(r *v1.BottleRun) error {
 	if r.Status.ExitCode != nil {
 		if code := int(*r.Status.ExitCode); code != 0 {
 			return exec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
@@ -300,7 +300,7 @@ func interrupted(ctx context.Context, err error, name string, rm bool, errOut io
 
 // waitFor polls the run until done says so. A watch would save the polls;
 // a run's status changes a few times in its life, so a poll is cheap.
-func (c *runClient) waitFor(ctx context.Context, key types.NamespacedName, every time.Duration, done func(*agentsv1alpha1.BottleRun) bool) (*agentsv1alpha1.BottleRun, error) {
+func (c *runClient) waitFor(ctx context.Context, key types.NamespacedName, every time.Duration, done func(*v1.BottleRun) bool) (*v1.BottleRun, error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -330,8 +330,8 @@ func (l *runLog) stream(ctx context.Context, cfg *rest.Config, w io.Writer) erro
 	if err != nil {
 		return err
 	}
-	req := rc.Get().Namespace(l.namespace).Resource(agentsv1alpha1.BottleRunResource).Name(l.name).
-		SubResource(agentsv1alpha1.SubresourceLog).Param("follow", strconv.FormatBool(l.follow))
+	req := rc.Get().Namespace(l.namespace).Resource(v1.BottleRunResource).Name(l.name).
+		SubResource(v1.SubresourceLog).Param("follow", strconv.FormatBool(l.follow))
 	body, err := req.Stream(ctx)
 	if err != nil {
 		return err

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func TestRunFlagsBuild(t *testing.T) {
@@ -17,7 +17,7 @@ func TestRunFlagsBuild(t *testing.T) {
 	if run.GenerateName != "reviewer-run-" || run.Spec.BottleRef.Name != "reviewer" || strings.Join(run.Spec.Command, " ") != "npm test" {
 		t.Errorf("run = %+v", run)
 	}
-	if run.Spec.TimeoutSeconds != 90 || *run.Spec.TTLSecondsAfterFinished != 3600 || run.Spec.ConcurrencyPolicy != agentsv1alpha1.ConcurrencyForbid {
+	if run.Spec.TimeoutSeconds != 90 || *run.Spec.TTLSecondsAfterFinished != 3600 || run.Spec.ConcurrencyPolicy != v1.ConcurrencyForbid {
 		t.Errorf("timeout, ttl, policy = %d %d %s", run.Spec.TimeoutSeconds, *run.Spec.TTLSecondsAfterFinished, run.Spec.ConcurrencyPolicy)
 	}
 	if e := run.Spec.Env[0]; e.Name != "A" || *e.Value != "1=2" {

@@ -10,7 +10,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/kubectl/pkg/util/term"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/pipesize"
 )
 
@@ -48,7 +48,7 @@ server's audit log may record them): put secrets in spec.env instead.`,
 					return fmt.Errorf("--env must be NAME=VALUE, not %q", kv)
 				}
 			}
-			return o.runSession(cmd, &Session{Name: args[0], Subresource: agentsv1alpha1.SubresourceExec, Command: command, User: guestUser, Env: env}, stdin, ttyOn(tty))
+			return o.runSession(cmd, &Session{Name: args[0], Subresource: v1.SubresourceExec, Command: command, User: guestUser, Env: env}, stdin, ttyOn(tty))
 		},
 	}
 	cmd.Flags().BoolVarP(&stdin, "stdin", "i", false, "Pass stdin to the command.")
@@ -93,7 +93,7 @@ never uses one.`,
 			case noTTY:
 				mode = ttyOff
 			}
-			return o.runSession(cmd, &Session{Name: args[0], Subresource: agentsv1alpha1.SubresourceAttach, Command: extra}, stdin, mode)
+			return o.runSession(cmd, &Session{Name: args[0], Subresource: v1.SubresourceAttach, Command: extra}, stdin, mode)
 		},
 	}
 	cmd.Flags().BoolVarP(&stdin, "stdin", "i", true, "Pass stdin to claude.")

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/streaming/pkg/httpstream"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // Session describes one exec or attach stream.
@@ -40,7 +40,7 @@ func (s *Session) URL(cfg *rest.Config) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := rc.Get().Namespace(s.Namespace).Resource(agentsv1alpha1.BottleResource).Name(s.Name).SubResource(s.Subresource)
+	req := rc.Get().Namespace(s.Namespace).Resource(v1.BottleResource).Name(s.Name).SubResource(s.Subresource)
 	for _, a := range s.Command {
 		req = req.Param("command", a)
 	}
@@ -60,7 +60,7 @@ func (s *Session) URL(cfg *rest.Config) (*url.URL, error) {
 // subresourceClient is a REST client for the aggregated API.
 func subresourceClient(cfg *rest.Config) (*rest.RESTClient, error) {
 	// The aggregated API serving the sessions and logs (internal/execapi).
-	gv := agentsv1alpha1.SubresourceGroupVersion
+	gv := v1.SubresourceGroupVersion
 	return restClientFor(cfg, &gv)
 }
 

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 func newTemplatesCommand(o *options) *cobra.Command {
@@ -30,7 +30,7 @@ func newTemplatesCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var templates []agentsv1alpha1.BottleTemplate
+			var templates []v1.BottleTemplate
 			if len(args) == 1 {
 				t, err := c.GetTemplate(cmd.Context(), types.NamespacedName{Namespace: ns, Name: args[0]})
 				if err != nil {
@@ -54,7 +54,7 @@ func newTemplatesCommand(o *options) *cobra.Command {
 // when the template has moved on), its phase, and its slots; then one line
 // per retired golden (an earlier generation kept for its clones). A
 // template no node has a golden of yet gets one line that says so.
-func RenderTemplates(w io.Writer, templates []agentsv1alpha1.BottleTemplate) error {
+func RenderTemplates(w io.Writer, templates []v1.BottleTemplate) error {
 	if len(templates) == 0 {
 		_, err := fmt.Fprintln(w, "No BottleTemplates found.")
 		return err
@@ -66,7 +66,7 @@ func RenderTemplates(w io.Writer, templates []agentsv1alpha1.BottleTemplate) err
 	}
 	for _, t := range templates {
 		nodes := slices.Clone(t.Status.Nodes)
-		slices.SortFunc(nodes, func(a, b agentsv1alpha1.TemplateNodeStatus) int { return cmp.Compare(a.NodeName, b.NodeName) })
+		slices.SortFunc(nodes, func(a, b v1.TemplateNodeStatus) int { return cmp.Compare(a.NodeName, b.NodeName) })
 		if len(nodes) == 0 {
 			if _, err := fmt.Fprintf(tw, "%s\t-\t-\t-\tNoGolden\t0\t0\t0\tno node has a golden machine of this template yet\n", t.Name); err != nil {
 				return err
@@ -108,21 +108,21 @@ func generationColumn(golden, template int64) string {
 func oneLine(s string) string {
 	for line := range strings.Lines(s) {
 		if strings.TrimSpace(line) != "" {
-			return lastLine(agentsv1alpha1.ExecResult{Stdout: line})
+			return lastLine(v1.ExecResult{Stdout: line})
 		}
 	}
 	return "-"
 }
 
-func (c *bottleClient) GetTemplate(ctx context.Context, key types.NamespacedName) (*agentsv1alpha1.BottleTemplate, error) {
-	t := &agentsv1alpha1.BottleTemplate{}
-	err := c.rc.Get().Namespace(key.Namespace).Resource(agentsv1alpha1.BottleTemplateResource).Name(key.Name).Do(ctx).Into(t)
+func (c *bottleClient) GetTemplate(ctx context.Context, key types.NamespacedName) (*v1.BottleTemplate, error) {
+	t := &v1.BottleTemplate{}
+	err := c.rc.Get().Namespace(key.Namespace).Resource(v1.BottleTemplateResource).Name(key.Name).Do(ctx).Into(t)
 	return t, err
 }
 
-func (c *bottleClient) ListTemplates(ctx context.Context, namespace string, opts metav1.ListOptions) (*agentsv1alpha1.BottleTemplateList, error) {
-	list := &agentsv1alpha1.BottleTemplateList{}
-	err := c.rc.Get().Namespace(namespace).Resource(agentsv1alpha1.BottleTemplateResource).
+func (c *bottleClient) ListTemplates(ctx context.Context, namespace string, opts metav1.ListOptions) (*v1.BottleTemplateList, error) {
+	list := &v1.BottleTemplateList{}
+	err := c.rc.Get().Namespace(namespace).Resource(v1.BottleTemplateResource).
 		VersionedParams(&opts, metav1.ParameterCodec).Do(ctx).Into(list)
 	return list, err
 }

@@ -8,20 +8,20 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
-func sampleTemplates() []agentsv1alpha1.BottleTemplate {
-	claude := agentsv1alpha1.BottleTemplate{ObjectMeta: metav1.ObjectMeta{Name: "claude", Generation: 2}}
-	claude.Status.Nodes = []agentsv1alpha1.TemplateNodeStatus{
-		{NodeName: "node-b", GoldenMachine: "g-b-1", TemplateGeneration: 1, Phase: agentsv1alpha1.PhaseReady, HeldSlots: 2, Clones: 4},
-		{NodeName: "node-a", GoldenMachine: "g-a-2", TemplateGeneration: 2, Phase: agentsv1alpha1.PhaseReady, HeldSlots: 3, FreeSlots: 2, Clones: 1,
-			RetiredGoldens: []agentsv1alpha1.RetiredGolden{{MachineName: "g-a-1", TemplateGeneration: 1, Clones: 2}}},
-		{NodeName: "node-c", GoldenMachine: "g-c-2", TemplateGeneration: 2, Phase: agentsv1alpha1.PhaseFailed,
+func sampleTemplates() []v1.BottleTemplate {
+	claude := v1.BottleTemplate{ObjectMeta: metav1.ObjectMeta{Name: "claude", Generation: 2}}
+	claude.Status.Nodes = []v1.TemplateNodeStatus{
+		{NodeName: "node-b", GoldenMachine: "g-b-1", TemplateGeneration: 1, Phase: v1.PhaseReady, HeldSlots: 2, Clones: 4},
+		{NodeName: "node-a", GoldenMachine: "g-a-2", TemplateGeneration: 2, Phase: v1.PhaseReady, HeldSlots: 3, FreeSlots: 2, Clones: 1,
+			RetiredGoldens: []v1.RetiredGolden{{MachineName: "g-a-1", TemplateGeneration: 1, Clones: 2}}},
+		{NodeName: "node-c", GoldenMachine: "g-c-2", TemplateGeneration: 2, Phase: v1.PhaseFailed,
 			Message: "step \"claude-code\" exited with code 1\nnpm ERR!"},
 	}
-	cold := agentsv1alpha1.BottleTemplate{ObjectMeta: metav1.ObjectMeta{Name: "cold", Generation: 1}}
-	return []agentsv1alpha1.BottleTemplate{claude, cold}
+	cold := v1.BottleTemplate{ObjectMeta: metav1.ObjectMeta{Name: "cold", Generation: 1}}
+	return []v1.BottleTemplate{claude, cold}
 }
 
 func TestRenderTemplates(t *testing.T) {
@@ -46,10 +46,10 @@ func TestRenderTemplates(t *testing.T) {
 
 func TestTemplatesThroughMain(t *testing.T) {
 	needEnv(t)
-	tpl := &agentsv1alpha1.BottleTemplate{
+	tpl := &v1.BottleTemplate{
 		ObjectMeta: metav1.ObjectMeta{Name: "warm", Namespace: testNamespace},
-		Spec: agentsv1alpha1.BottleTemplateSpec{MachineSpec: agentsv1alpha1.MachineSpec{Image: "node:22-bookworm"},
-			Pool: agentsv1alpha1.TemplatePool{HeldSlots: 2}},
+		Spec: v1.BottleTemplateSpec{MachineSpec: v1.MachineSpec{Image: "node:22-bookworm"},
+			Pool: v1.TemplatePool{HeldSlots: 2}},
 	}
 	if err := envClient.Create(context.Background(), tpl); err != nil {
 		t.Fatal(err)
@@ -58,8 +58,8 @@ func TestTemplatesThroughMain(t *testing.T) {
 	if code != 0 || !strings.Contains(squeezed(out), "warm - - - NoGolden 0 0 0 no node has a golden") {
 		t.Fatalf("templates before any golden: exit %d\n%s\nstderr %q", code, out, errOut)
 	}
-	tpl.Status.Nodes = []agentsv1alpha1.TemplateNodeStatus{{NodeName: "node-a", GoldenMachine: "golden-1", TemplateGeneration: 1,
-		Phase: agentsv1alpha1.PhaseReady, HeldSlots: 2, FreeSlots: 2}}
+	tpl.Status.Nodes = []v1.TemplateNodeStatus{{NodeName: "node-a", GoldenMachine: "golden-1", TemplateGeneration: 1,
+		Phase: v1.PhaseReady, HeldSlots: 2, FreeSlots: 2}}
 	if err := envClient.Status().Update(context.Background(), tpl); err != nil {
 		t.Fatal(err)
 	}

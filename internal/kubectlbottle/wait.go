@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // Exit codes of `wait`, besides 0 (the phase was reached).
@@ -50,20 +50,20 @@ func newWaitCommand(o *options) *cobra.Command {
 				phase, timeout)
 		},
 	}
-	cmd.Flags().StringVar(&forPhase, "for", string(agentsv1alpha1.PhaseReady), "The phase to wait for (any case: ready, Ready, READY).")
+	cmd.Flags().StringVar(&forPhase, "for", string(v1.PhaseReady), "The phase to wait for (any case: ready, Ready, READY).")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "How long to wait; 0 waits forever.")
 	return cmd
 }
 
-var phases = []agentsv1alpha1.Phase{
-	agentsv1alpha1.PhasePending, agentsv1alpha1.PhaseCreating, agentsv1alpha1.PhaseStarting,
-	agentsv1alpha1.PhaseCopyingFiles, agentsv1alpha1.PhaseProvisioning, agentsv1alpha1.PhaseReady,
-	agentsv1alpha1.PhaseStopped, agentsv1alpha1.PhaseFailed, agentsv1alpha1.PhaseDeleting,
+var phases = []v1.Phase{
+	v1.PhasePending, v1.PhaseCreating, v1.PhaseStarting,
+	v1.PhaseCopyingFiles, v1.PhaseProvisioning, v1.PhaseReady,
+	v1.PhaseStopped, v1.PhaseFailed, v1.PhaseDeleting,
 }
 
 // parsePhase matches a phase whatever its case, as kubectl wait matches
 // condition names.
-func parsePhase(s string) (agentsv1alpha1.Phase, bool) {
+func parsePhase(s string) (v1.Phase, bool) {
 	for _, p := range phases {
 		if strings.EqualFold(s, string(p)) {
 			return p, true
@@ -84,7 +84,7 @@ func phaseNames() []string {
 // `kubectl rollout status`, until it is target for the current generation.
 // It returns an *ExitError with WaitExitFailed when the Bottle fails or
 // disappears, WaitExitTimeout when timeout elapses.
-func waitForPhase(ctx context.Context, c *bottleClient, out io.Writer, key types.NamespacedName, target agentsv1alpha1.Phase, timeout time.Duration) error {
+func waitForPhase(ctx context.Context, c *bottleClient, out io.Writer, key types.NamespacedName, target v1.Phase, timeout time.Duration) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -107,12 +107,12 @@ func waitForPhase(ctx context.Context, c *bottleClient, out io.Writer, key types
 	}
 	var last string
 	var failure error
-	_, err := watchtools.UntilWithSync(ctx, lw, &agentsv1alpha1.Bottle{}, nil, func(ev watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, lw, &v1.Bottle{}, nil, func(ev watch.Event) (bool, error) {
 		if ev.Type == watch.Deleted {
 			failure = fmt.Errorf("bottle %q was deleted", key.Name)
 			return true, nil
 		}
-		b, ok := ev.Object.(*agentsv1alpha1.Bottle)
+		b, ok := ev.Object.(*v1.Bottle)
 		if !ok {
 			return false, nil
 		}
@@ -125,7 +125,7 @@ func waitForPhase(ctx context.Context, c *bottleClient, out io.Writer, key types
 		switch {
 		case b.Status.Phase == target && current:
 			return true, nil
-		case b.Status.Phase == agentsv1alpha1.PhaseFailed && current:
+		case b.Status.Phase == v1.PhaseFailed && current:
 			failure = fmt.Errorf("bottle %q failed%s", key.Name, readyMessage(b))
 			return true, nil
 		}
@@ -142,7 +142,7 @@ func waitForPhase(ctx context.Context, c *bottleClient, out io.Writer, key types
 	return &ExitError{Code: WaitExitFailed, Err: err}
 }
 
-func phaseLine(b *agentsv1alpha1.Bottle) string {
+func phaseLine(b *v1.Bottle) string {
 	phase := string(b.Status.Phase)
 	if phase == "" {
 		phase = "(no status yet)"
@@ -150,8 +150,8 @@ func phaseLine(b *agentsv1alpha1.Bottle) string {
 	return fmt.Sprintf("bottle/%s: %s%s", b.Name, phase, readyMessage(b))
 }
 
-func readyMessage(b *agentsv1alpha1.Bottle) string {
-	if c := apimeta.FindStatusCondition(b.Status.Conditions, agentsv1alpha1.ConditionReady); c != nil && c.Message != "" {
+func readyMessage(b *v1.Bottle) string {
+	if c := apimeta.FindStatusCondition(b.Status.Conditions, v1.ConditionReady); c != nil && c.Message != "" {
 		return ": " + c.Message
 	}
 	return ""

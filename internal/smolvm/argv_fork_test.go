@@ -51,33 +51,33 @@ func TestForkArgvRejects(t *testing.T) {
 		build func() ([]string, error)
 		class ErrorClass
 	}{
-		{"golden as flag", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "--hold", Name: "c"}) }, ErrInvalidName},
-		{"clone name with dot", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", Name: "a.b"}) }, ErrInvalidName},
-		{"no clone name", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g"}) }, ErrInvalidName},
+		{"golden as flag", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "--hold", Name: "c"}) }, ClassInvalidName},
+		{"clone name with dot", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", Name: "a.b"}) }, ClassInvalidName},
+		{"no clone name", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g"}) }, ClassInvalidName},
 		{"batch with a name", func() ([]string, error) {
 			return forkArgv(ForkRequest{Golden: "g", Name: "c", Count: 2, NamePrefix: "p"})
-		}, ErrUsage},
-		{"one clone with a prefix", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", NamePrefix: "p"}) }, ErrUsage},
-		{"batch prefix as flag", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", Count: 2, NamePrefix: "-x"}) }, ErrInvalidName},
+		}, ClassUsage},
+		{"one clone with a prefix", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", NamePrefix: "p"}) }, ClassUsage},
+		{"batch prefix as flag", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", Count: 2, NamePrefix: "-x"}) }, ClassInvalidName},
 		{"batch clone names too long", func() ([]string, error) {
 			return forkArgv(ForkRequest{Golden: "g", Count: 10, NamePrefix: strings.Repeat("p", MaxMachineNameLen-1)})
-		}, ErrInvalidName},
+		}, ClassInvalidName},
 		{"count too large", func() ([]string, error) {
 			return forkArgv(ForkRequest{Golden: "g", Count: maxForkCount + 1, NamePrefix: "p"})
-		}, ErrUsage},
-		{"negative count", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", Name: "c", Count: -1}) }, ErrUsage},
+		}, ClassUsage},
+		{"negative count", func() ([]string, error) { return forkArgv(ForkRequest{Golden: "g", Name: "c", Count: -1}) }, ClassUsage},
 		{"fork parameter name", func() ([]string, error) {
 			return forkArgv(ForkRequest{Golden: "g", Name: "c", Env: []EnvVar{{"A-B", secret}}})
-		}, ErrUsage},
+		}, ClassUsage},
 		{"fork parameter with a line break", func() ([]string, error) {
 			return forkArgv(ForkRequest{Golden: "g", Name: "c", Env: []EnvVar{{"A", secret + "\nB=1"}}})
-		}, ErrUsage},
+		}, ClassUsage},
 		{"release parameter with NUL", func() ([]string, error) {
 			return forkReleaseArgv("c", []EnvVar{{"A", secret + "\x00"}})
-		}, ErrUsage},
-		{"release bad name", func() ([]string, error) { return forkReleaseArgv("-n", nil) }, ErrInvalidName},
-		{"cascade bad name", func() ([]string, error) { return deleteCascadeArgv("a/b") }, ErrInvalidName},
-		{"start forkable bad name", func() ([]string, error) { return startForkableArgv("") }, ErrInvalidName},
+		}, ClassUsage},
+		{"release bad name", func() ([]string, error) { return forkReleaseArgv("-n", nil) }, ClassInvalidName},
+		{"cascade bad name", func() ([]string, error) { return deleteCascadeArgv("a/b") }, ClassInvalidName},
+		{"start forkable bad name", func() ([]string, error) { return startForkableArgv("") }, ClassInvalidName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +113,7 @@ func TestErrorLineAfterProgress(t *testing.T) {
 	c := &CLI{}
 	e := c.failure(verbFork, outcome{exitCode: 1,
 		stderrHead: "Freezing golden 'g' as fork base...\nError: agent operation failed: fork: machine 'c' already exists\n"})
-	if e == nil || e.Class != ErrAlreadyExists || e.Message != "agent operation failed: fork: machine 'c' already exists" {
+	if e == nil || e.Class != ClassAlreadyExists || e.Message != "agent operation failed: fork: machine 'c' already exists" {
 		t.Fatalf("got %+v", e)
 	}
 }

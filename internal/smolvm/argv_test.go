@@ -108,58 +108,58 @@ func TestArgvRejects(t *testing.T) {
 		build func() ([]string, error)
 		class ErrorClass
 	}{
-		{"name with dot", func() ([]string, error) { return startArgv("a.b") }, ErrInvalidName},
-		{"name as flag", func() ([]string, error) { return stopArgv("-f") }, ErrInvalidName},
-		{"empty name", func() ([]string, error) { return deleteArgv("") }, ErrInvalidName},
-		{"image as flag", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "--net"}) }, ErrUsage},
-		{"empty image", func() ([]string, error) { return createArgv(MachineSpec{Name: "m"}) }, ErrUsage},
-		{"image from stdin", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "-"}) }, ErrUsage},
-		{"image a host path", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "/var/lib/rootfs"}) }, ErrUsage},
-		{"image ./", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "./rootfs"}) }, ErrUsage},
-		{"image ../", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "../rootfs"}) }, ErrUsage},
-		{"image .tar", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "node:22.tar"}) }, ErrUsage},
-		{"image .tar.gz", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "x.tar.gz"}) }, ErrUsage},
-		{"image .tgz", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "x.tgz"}) }, ErrUsage},
+		{"name with dot", func() ([]string, error) { return startArgv("a.b") }, ClassInvalidName},
+		{"name as flag", func() ([]string, error) { return stopArgv("-f") }, ClassInvalidName},
+		{"empty name", func() ([]string, error) { return deleteArgv("") }, ClassInvalidName},
+		{"image as flag", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "--net"}) }, ClassUsage},
+		{"empty image", func() ([]string, error) { return createArgv(MachineSpec{Name: "m"}) }, ClassUsage},
+		{"image from stdin", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "-"}) }, ClassUsage},
+		{"image a host path", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "/var/lib/rootfs"}) }, ClassUsage},
+		{"image ./", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "./rootfs"}) }, ClassUsage},
+		{"image ../", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "../rootfs"}) }, ClassUsage},
+		{"image .tar", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "node:22.tar"}) }, ClassUsage},
+		{"image .tar.gz", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "x.tar.gz"}) }, ClassUsage},
+		{"image .tgz", func() ([]string, error) { return createArgv(MachineSpec{Name: "m", Image: "x.tgz"}) }, ClassUsage},
 		{"allow-host as flag", func() ([]string, error) {
 			return createArgv(MachineSpec{Name: "m", Image: "i", AllowHosts: []string{"-x"}})
-		}, ErrUsage},
+		}, ClassUsage},
 		{"label key with =", func() ([]string, error) {
 			return createArgv(MachineSpec{Name: "m", Image: "i", Labels: map[string]string{"a=b": "c"}})
-		}, ErrUsage},
+		}, ClassUsage},
 		{"bad env name in create", func() ([]string, error) {
 			return createArgv(MachineSpec{Name: "m", Image: "i", Env: []EnvVar{{"A;rm", secret}}})
-		}, ErrUsage},
+		}, ClassUsage},
 		{"script and argv", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Argv: []string{"y"}}, 0, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"neither script nor argv", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m"}, 0, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"NUL in argv", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"echo", secret + "\x00"}}, 0, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"NUL in env value", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", Argv: []string{"x"}, Env: []EnvVar{{"A", secret + "\x00"}}}, 0, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"env name injection in login mode", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Env: []EnvVar{{"A=1; rm -rf /; B", secret}}}, 0, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"user as flag", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", User: "-c", Script: "x"}, 0, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"relative workdir", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x", Workdir: "work"}, 0, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"negative timeout", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", Script: "x"}, -time.Second, false)
-		}, ErrUsage},
+		}, ClassUsage},
 		{"unknown mode", func() ([]string, error) {
 			return argvOf(verbExec, ExecRequest{Machine: "m", User: "node", Script: "x", Mode: 7}, 0, false)
-		}, ErrUsage},
-		{"host path with colon", func() ([]string, error) { return copyInArgv("m", "/tmp/a:b", "/x", 0, -1, -1) }, ErrUsage},
-		{"relative host path", func() ([]string, error) { return copyInArgv("m", "a", "/x", 0, -1, -1) }, ErrUsage},
-		{"relative guest path", func() ([]string, error) { return copyInArgv("m", "/a", "x", 0, -1, -1) }, ErrUsage},
-		{"cp bad machine", func() ([]string, error) { return copyOutArgv("m.x", "/a", "/b") }, ErrInvalidName},
+		}, ClassUsage},
+		{"host path with colon", func() ([]string, error) { return copyInArgv("m", "/tmp/a:b", "/x", 0, -1, -1) }, ClassUsage},
+		{"relative host path", func() ([]string, error) { return copyInArgv("m", "a", "/x", 0, -1, -1) }, ClassUsage},
+		{"relative guest path", func() ([]string, error) { return copyInArgv("m", "/a", "x", 0, -1, -1) }, ClassUsage},
+		{"cp bad machine", func() ([]string, error) { return copyOutArgv("m.x", "/a", "/b") }, ClassInvalidName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,7 +214,7 @@ func TestExecPayload(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := execArgv(verbInteractive, ExecRequest{Machine: "m", Argv: []string{"sh"}, Env: []EnvVar{{"A", secret}}}, 0, false); ClassOf(err) != ErrUsage {
+	if _, _, err := execArgv(verbInteractive, ExecRequest{Machine: "m", Argv: []string{"sh"}, Env: []EnvVar{{"A", secret}}}, 0, false); ClassOf(err) != ClassUsage {
 		t.Fatalf("an interactive exec with Env must be refused, got %v", err)
 	}
 }

@@ -181,26 +181,26 @@ func (c *CLI) failure(verb string, o outcome) *Error {
 	case o.startErr != nil:
 		return c.startFailure(verb, o.startErr)
 	case o.ctxErr != nil:
-		class, what := ErrTimeout, "deadline exceeded; smolvm and its children were killed"
+		class, what := ClassTimeout, "deadline exceeded; smolvm and its children were killed"
 		if errors.Is(o.ctxErr, context.Canceled) {
-			class, what = ErrCanceled, "canceled; smolvm and its children were killed"
+			class, what = ClassCanceled, "canceled; smolvm and its children were killed"
 		}
 		return &Error{Verb: verb, Class: class, ExitCode: -1, Message: what, Err: o.ctxErr}
 	case o.exitCode == 0:
 		return nil
 	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
-		return &Error{Verb: verb, Class: ErrUsage, ExitCode: 2, Message: usageMessage(o.stderrHead)}
+		return &Error{Verb: verb, Class: ClassUsage, ExitCode: 2, Message: usageMessage(o.stderrHead)}
 	}
 	if msg, ok := smolvmErrorLine(o.stderrHead, o.stderrTail); ok {
 		return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: o.exitCode, Message: msg}
 	}
 	if o.exitCode == 2 {
-		return &Error{Verb: verb, Class: ErrUsage, ExitCode: 2, Message: "smolvm rejected the command line"}
+		return &Error{Verb: verb, Class: ClassUsage, ExitCode: 2, Message: "smolvm rejected the command line"}
 	}
 	if msg, ok := loaderErrorMessage(o.stderrHead); ok {
-		return &Error{Verb: verb, Class: ErrNotInstalled, ExitCode: o.exitCode, Message: msg}
+		return &Error{Verb: verb, Class: ClassNotInstalled, ExitCode: o.exitCode, Message: msg}
 	}
-	return &Error{Verb: verb, Class: ErrOther, ExitCode: o.exitCode,
+	return &Error{Verb: verb, Class: ClassOther, ExitCode: o.exitCode,
 		Message: fmt.Sprintf("smolvm exited with status %d without an error message", o.exitCode)}
 }
 
@@ -249,14 +249,14 @@ func (c *CLI) runWithin(ctx context.Context, verb string, argv []string, limit t
 	o := runCmd(runCtx, cmd, stderr)
 	if o.ctxErr != nil && ctx.Err() == nil {
 		// The verb's own deadline, not the caller's context.
-		return "", &Error{Verb: verb, Class: ErrTimeout, ExitCode: -1, Err: context.DeadlineExceeded,
+		return "", &Error{Verb: verb, Class: ClassTimeout, ExitCode: -1, Err: context.DeadlineExceeded,
 			Message: fmt.Sprintf("no answer within its deadline of %s; smolvm and its children were killed", limit)}
 	}
 	if e := c.failure(verb, o); e != nil {
 		return "", e
 	}
 	if stdout.Truncated() {
-		return "", &Error{Verb: verb, Class: ErrOther, ExitCode: 0,
+		return "", &Error{Verb: verb, Class: ClassOther, ExitCode: 0,
 			Message: fmt.Sprintf("smolvm printed more than %d bytes", maxJSONOutput)}
 	}
 	return stdout.Tail(), nil

@@ -97,14 +97,14 @@ func (c *CLI) connection(ctx context.Context, verb, machine string, interactive 
 	}
 	release, err := c.conns.acquire(ctx, machine, limit, interactive)
 	if errors.Is(err, errNoSlot) {
-		return nil, &Error{Verb: verb, Class: ErrBusy, ExitCode: -1, Err: err,
+		return nil, &Error{Verb: verb, Class: ClassBusy, ExitCode: -1, Err: err,
 			Message: fmt.Sprintf("machine %s already runs %d sessions and commands (smolvm's guest agent serves 8 connections at a time); "+
 				"try again when one ends", machine, limit-interactiveReserve)}
 	}
 	if err != nil {
-		class := ErrTimeout
+		class := ClassTimeout
 		if err == context.Canceled {
-			class = ErrCanceled
+			class = ClassCanceled
 		}
 		return nil, &Error{Verb: verb, Class: class, ExitCode: -1, Err: err,
 			Message: "waited for one of the machine's connections (smolvm serves 8 at a time) until the context ended"}

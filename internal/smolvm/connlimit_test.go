@@ -77,7 +77,7 @@ func TestExecWaitsForAConnection(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err = c.Exec(ctx, ExecRequest{Machine: "m1", Argv: []string{"true"}})
-	if ClassOf(err) != ErrCanceled {
+	if ClassOf(err) != ClassCanceled {
 		t.Fatalf("got %v, want a cancellation", err)
 	}
 }
@@ -92,7 +92,7 @@ func TestSessionDoesNotWaitForAConnection(t *testing.T) {
 	}
 	defer hold()
 	_, err = c.ExecInteractive(context.Background(), ExecRequest{Machine: "m1", Argv: []string{"sh"}}, Streams{})
-	if ClassOf(err) != ErrBusy || !strings.Contains(err.Error(), "try again when one ends") {
+	if ClassOf(err) != ClassBusy || !strings.Contains(err.Error(), "try again when one ends") {
 		t.Fatalf("got %v, want a busy machine", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 // Timeouts are the deadlines of smolvm calls, one per verb, so a wedged
 // smolvm (a hung VMM, a locked database) costs a worker seconds, not for
 // ever. A call that reaches its deadline is killed with its whole process
-// group and returns an *Error of class ErrTimeout naming the verb. Zero
+// group and returns an *Error of class ClassTimeout naming the verb. Zero
 // fields take DefaultTimeouts' values. Exec is bounded by its request's
 // Timeout (or CLI.DefaultExecTimeout, --smolvm-exec-timeout) instead.
 //

@@ -11,7 +11,7 @@ import (
 )
 
 // Every verb has a deadline: with the simulator hanging in that verb, the
-// call returns an ErrTimeout *Error naming the verb soon after its deadline,
+// call returns an ClassTimeout *Error naming the verb soon after its deadline,
 // and no smolvm process is left behind.
 func TestEveryVerbHasADeadline(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "file")
@@ -51,7 +51,7 @@ func TestEveryVerbHasADeadline(t *testing.T) {
 			took := time.Since(start)
 			var se *Error
 			if !errors.As(err, &se) || !IsTimeout(err) || se.Verb != tt.verb {
-				t.Fatalf("err = %v, want an ErrTimeout *Error for verb %q", err, tt.verb)
+				t.Fatalf("err = %v, want an ClassTimeout *Error for verb %q", err, tt.verb)
 			}
 			if !strings.Contains(err.Error(), "deadline of 30") {
 				t.Fatalf("the error does not say which deadline: %v", err)
@@ -64,15 +64,15 @@ func TestEveryVerbHasADeadline(t *testing.T) {
 	}
 }
 
-// A caller's own cancellation is reported as ErrCanceled, not as the verb's
+// A caller's own cancellation is reported as ClassCanceled, not as the verb's
 // deadline.
 func TestCallerCancelIsNotADeadline(t *testing.T) {
 	c := newSim(t, "SMOLVM_SIM_HANG=status")
 	ctx, cancel := context.WithCancel(testContext(t))
 	time.AfterFunc(200*time.Millisecond, cancel)
 	_, err := c.Status(ctx, "whatever")
-	if ClassOf(err) != ErrCanceled {
-		t.Fatalf("err = %v, want ErrCanceled", err)
+	if ClassOf(err) != ClassCanceled {
+		t.Fatalf("err = %v, want ClassCanceled", err)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // TestRealSmolvmE2E drives a real smolvm. It runs only where /dev/kvm is
@@ -38,7 +38,7 @@ func TestRealSmolvmE2E(t *testing.T) {
 	if image == "" {
 		image = "node:22-slim"
 	}
-	name := agentsv1alpha1.MachineNameFor("e2e", "real-smolvm", time.Now().Format("150405.000000"))
+	name := v1.MachineNameFor("e2e", "real-smolvm", time.Now().Format("150405.000000"))
 	if err := c.Create(ctx, MachineSpec{Name: name, Image: image, CPUs: 1, MemoryMiB: 1024}); err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func (c *CLI) EgressEvents(ctx context.Context, name string, limit int) ([]Egres
 	}
 	events, perr := ParseEgressEvents([]byte(out))
 	if perr != nil {
-		return nil, &Error{Verb: verbEgressEvents, Class: ErrOther, ExitCode: 0, Message: perr.Error(), Err: perr}
+		return nil, &Error{Verb: verbEgressEvents, Class: ClassOther, ExitCode: 0, Message: perr.Error(), Err: perr}
 	}
 	return events, nil
 }

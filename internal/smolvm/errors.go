@@ -13,29 +13,29 @@ import (
 type ErrorClass string
 
 const (
-	ErrNotFound       ErrorClass = "not_found"
-	ErrAlreadyExists  ErrorClass = "already_exists"
-	ErrNotRunning     ErrorClass = "not_running"
-	ErrKVMUnavailable ErrorClass = "kvm_unavailable"
-	ErrTimeout        ErrorClass = "timeout"
-	ErrInvalidName    ErrorClass = "invalid_name"
-	ErrUsage          ErrorClass = "usage"
-	ErrOther          ErrorClass = "other"
-	// ErrUnresolvableHost: create could not resolve an --allow-host name
+	ClassNotFound       ErrorClass = "not_found"
+	ClassAlreadyExists  ErrorClass = "already_exists"
+	ClassNotRunning     ErrorClass = "not_running"
+	ClassKVMUnavailable ErrorClass = "kvm_unavailable"
+	ClassTimeout        ErrorClass = "timeout"
+	ClassInvalidName    ErrorClass = "invalid_name"
+	ClassUsage          ErrorClass = "usage"
+	ClassOther          ErrorClass = "other"
+	// ClassUnresolvableHost: create could not resolve an --allow-host name
 	// on the node (smolvm resolves each at create, 10 s each, and any
 	// failure is fatal: smolvm:src/cli/machine.rs:82-110,
 	// src/smolfile.rs:38-80). The message names the host.
-	ErrUnresolvableHost ErrorClass = "unresolvable_host"
-	// ErrBusy: an interactive session found the machine's connections in
+	ClassUnresolvableHost ErrorClass = "unresolvable_host"
+	// ClassBusy: an interactive session found the machine's connections in
 	// use (connlimit.go); nothing ran.
-	ErrBusy ErrorClass = "busy"
-	// ErrCanceled: the caller's context was canceled (not a deadline).
-	ErrCanceled ErrorClass = "canceled"
-	// ErrNotInstalled: the smolvm binary could not be started at all.
-	ErrNotInstalled ErrorClass = "not_installed"
-	// ErrUnsupportedVersion: smolvm --version is older than MinVersion or
+	ClassBusy ErrorClass = "busy"
+	// ClassCanceled: the caller's context was canceled (not a deadline).
+	ClassCanceled ErrorClass = "canceled"
+	// ClassNotInstalled: the smolvm binary could not be started at all.
+	ClassNotInstalled ErrorClass = "not_installed"
+	// ClassUnsupportedVersion: smolvm --version is older than MinVersion or
 	// unparseable.
-	ErrUnsupportedVersion ErrorClass = "unsupported_version"
+	ClassUnsupportedVersion ErrorClass = "unsupported_version"
 )
 
 // Error is a failure of smolvm itself (or of the driver before it ran
@@ -78,7 +78,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // ClassOf returns the class of the first *Error in err's chain, "" for nil,
-// and ErrOther for any other error.
+// and ClassOther for any other error.
 func ClassOf(err error) ErrorClass {
 	if err == nil {
 		return ""
@@ -88,18 +88,18 @@ func ClassOf(err error) ErrorClass {
 		return se.Class
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return ErrTimeout
+		return ClassTimeout
 	}
 	if errors.Is(err, context.Canceled) {
-		return ErrCanceled
+		return ClassCanceled
 	}
-	return ErrOther
+	return ClassOther
 }
 
-func IsNotFound(err error) bool      { return ClassOf(err) == ErrNotFound }
-func IsAlreadyExists(err error) bool { return ClassOf(err) == ErrAlreadyExists }
-func IsNotRunning(err error) bool    { return ClassOf(err) == ErrNotRunning }
-func IsTimeout(err error) bool       { return ClassOf(err) == ErrTimeout }
+func IsNotFound(err error) bool      { return ClassOf(err) == ClassNotFound }
+func IsAlreadyExists(err error) bool { return ClassOf(err) == ClassAlreadyExists }
+func IsNotRunning(err error) bool    { return ClassOf(err) == ClassNotRunning }
+func IsTimeout(err error) bool       { return ClassOf(err) == ClassTimeout }
 
 // maxMessageLen bounds Error.Message: smolvm may append long "Caused by"
 // chains, and a message is for humans and logs.
@@ -162,32 +162,32 @@ func trimMessage(msg string) string {
 }
 
 // classifyMessage maps smolvm's error text to a class. The patterns are the
-// stable parts of the texts in the contract; anything unknown is ErrOther.
+// stable parts of the texts in the contract; anything unknown is ClassOther.
 func classifyMessage(msg string) ErrorClass {
 	m := strings.ToLower(msg)
 	switch {
 	case strings.HasPrefix(m, "config operation failed: --allow-host: "):
-		return ErrUnresolvableHost
+		return ClassUnresolvableHost
 	case strings.Contains(m, "kvm not available"),
 		strings.Contains(m, "kvm permission denied"),
 		strings.Contains(m, "/dev/kvm"):
-		return ErrKVMUnavailable
+		return ClassKVMUnavailable
 	case strings.Contains(m, "already exists"):
-		return ErrAlreadyExists
+		return ClassAlreadyExists
 	case strings.Contains(m, "is not running"):
-		return ErrNotRunning
+		return ClassNotRunning
 	case strings.HasPrefix(m, "vm not found"),
 		strings.Contains(m, "' not found"),
 		strings.Contains(m, "not found:"):
-		return ErrNotFound
+		return ClassNotFound
 	case strings.Contains(m, "invalid machine name"),
 		strings.Contains(m, "machine name must"),
 		strings.Contains(m, "invalid vm name"):
-		return ErrInvalidName
+		return ClassInvalidName
 	case strings.Contains(m, "timed out"), strings.Contains(m, "timeout"):
-		return ErrTimeout
+		return ClassTimeout
 	}
-	return ErrOther
+	return ClassOther
 }
 
 // knownSmolvmFailure reports whether an "Error: " message could be smolvm's
@@ -221,5 +221,5 @@ var smolvmErrorFamilies = []string{
 // newUsageError reports a request the driver refuses to turn into a command
 // line. Messages name the offending field, never its value.
 func newUsageError(verb, format string, args ...any) *Error {
-	return &Error{Verb: verb, Class: ErrUsage, ExitCode: -1, Message: fmt.Sprintf(format, args...)}
+	return &Error{Verb: verb, Class: ClassUsage, ExitCode: -1, Message: fmt.Sprintf(format, args...)}
 }

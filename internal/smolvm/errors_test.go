@@ -14,15 +14,15 @@ var contractErrors = []struct {
 	stderr string
 	class  ErrorClass
 }{
-	{"Error: kvm not available: KVM not available. Ensure KVM kernel module is loaded.\n", ErrKVMUnavailable},
-	{"Error: kvm permission denied: Cannot access /dev/kvm (permission denied). Add your user to the kvm group.\n", ErrKVMUnavailable},
-	{"Error: config operation failed: create machine: machine 'm1' already exists or is being created\n", ErrAlreadyExists},
-	{"Error: vm not found: m1\n", ErrNotFound},
-	{"Error: config operation failed: machine status: machine 'm1' not found\n", ErrNotFound},
-	{"Error: agent operation failed: connect: machine 'm1' is not running. Use 'smolvm machine start --name m1' first.\n", ErrNotRunning},
-	{"Error: config operation failed: create machine: invalid machine name 'a.b': name may only contain letters, digits, '-' and '_'\n", ErrInvalidName},
-	{"Error: agent operation failed: exec: connection reset by peer\n", ErrOther},
-	{"Error: something new\n\nCaused by:\n    0: deeper\n", ErrOther},
+	{"Error: kvm not available: KVM not available. Ensure KVM kernel module is loaded.\n", ClassKVMUnavailable},
+	{"Error: kvm permission denied: Cannot access /dev/kvm (permission denied). Add your user to the kvm group.\n", ClassKVMUnavailable},
+	{"Error: config operation failed: create machine: machine 'm1' already exists or is being created\n", ClassAlreadyExists},
+	{"Error: vm not found: m1\n", ClassNotFound},
+	{"Error: config operation failed: machine status: machine 'm1' not found\n", ClassNotFound},
+	{"Error: agent operation failed: connect: machine 'm1' is not running. Use 'smolvm machine start --name m1' first.\n", ClassNotRunning},
+	{"Error: config operation failed: create machine: invalid machine name 'a.b': name may only contain letters, digits, '-' and '_'\n", ClassInvalidName},
+	{"Error: agent operation failed: exec: connection reset by peer\n", ClassOther},
+	{"Error: something new\n\nCaused by:\n    0: deeper\n", ClassOther},
 }
 
 func TestClassifyContractErrors(t *testing.T) {
@@ -50,11 +50,11 @@ func TestFailureOutcomes(t *testing.T) {
 		msg   string
 	}{
 		{"success", outcome{exitCode: 0}, "", ""},
-		{"usage names the flag", outcome{exitCode: 2, stderrHead: usage}, ErrUsage, "smolvm rejected the command line: unexpected argument '--allow-host'"},
-		{"usage hides values", outcome{exitCode: 2, stderrHead: valueLeak}, ErrUsage, "smolvm rejected the command line"},
-		{"silent failure", outcome{exitCode: 3}, ErrOther, "smolvm exited with status 3 without an error message"},
-		{"deadline", outcome{exitCode: -1, ctxErr: context.DeadlineExceeded}, ErrTimeout, ""},
-		{"canceled", outcome{exitCode: -1, ctxErr: context.Canceled}, ErrCanceled, ""},
+		{"usage names the flag", outcome{exitCode: 2, stderrHead: usage}, ClassUsage, "smolvm rejected the command line: unexpected argument '--allow-host'"},
+		{"usage hides values", outcome{exitCode: 2, stderrHead: valueLeak}, ClassUsage, "smolvm rejected the command line"},
+		{"silent failure", outcome{exitCode: 3}, ClassOther, "smolvm exited with status 3 without an error message"},
+		{"deadline", outcome{exitCode: -1, ctxErr: context.DeadlineExceeded}, ClassTimeout, ""},
+		{"canceled", outcome{exitCode: -1, ctxErr: context.Canceled}, ClassCanceled, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,15 +96,15 @@ func TestExecFailureClassification(t *testing.T) {
 		{"guest prints Error: and exits 1", outcome{exitCode: 1, stderrHead: "Error: Cannot find module 'x'\n"}, true, ""},
 		{"guest exit 2", outcome{exitCode: 2, stderrHead: "grep: x: No such file or directory\n"}, true, ""},
 		{"guest exit 124 without --timeout", outcome{exitCode: 124}, false, ""},
-		{"smolvm timeout", outcome{exitCode: 124}, true, ErrTimeout},
-		{"not running", outcome{exitCode: 1, stderrHead: contractErrors[5].stderr}, true, ErrNotRunning},
-		{"vm not found", outcome{exitCode: 1, stderrHead: "Error: vm not found: m1\n"}, true, ErrNotFound},
-		{"agent failure", outcome{exitCode: 1, stderrHead: "Error: agent operation failed: exec: connection reset by peer\n"}, true, ErrOther},
-		{"clap usage", outcome{exitCode: 2, stderrHead: "error: unexpected argument '--timeout' found\n\nUsage: smolvm machine exec\n"}, true, ErrUsage},
-		{"killed by signal", outcome{exitCode: -1}, true, ErrOther},
+		{"smolvm timeout", outcome{exitCode: 124}, true, ClassTimeout},
+		{"not running", outcome{exitCode: 1, stderrHead: contractErrors[5].stderr}, true, ClassNotRunning},
+		{"vm not found", outcome{exitCode: 1, stderrHead: "Error: vm not found: m1\n"}, true, ClassNotFound},
+		{"agent failure", outcome{exitCode: 1, stderrHead: "Error: agent operation failed: exec: connection reset by peer\n"}, true, ClassOther},
+		{"clap usage", outcome{exitCode: 2, stderrHead: "error: unexpected argument '--timeout' found\n\nUsage: smolvm machine exec\n"}, true, ClassUsage},
+		{"killed by signal", outcome{exitCode: -1}, true, ClassOther},
 		{"smolvm's line not last: the guest's", outcome{exitCode: 1, stderrHead: "Error: vm not found: m1\nmore guest output\n"}, true, ""},
 		{"kvm is never exec's own", outcome{exitCode: 1, stderrHead: "Error: kvm not available: no /dev/kvm\n"}, true, ""},
-		{"connection closed", outcome{exitCode: 1, stderrHead: "guest output\nError: io operation failed: connection closed\n"}, true, ErrOther},
+		{"connection closed", outcome{exitCode: 1, stderrHead: "guest output\nError: io operation failed: connection closed\n"}, true, ClassOther},
 		{"a lowercase error: is the guest's", outcome{exitCode: 1, stderrHead: "error: io operation failed: connection closed\n"}, true, ""},
 	}
 	for _, tt := range tests {
@@ -140,16 +140,16 @@ func TestFailureFindsTheErrorLineAnywhere(t *testing.T) {
 	}{
 		{"after the start preamble, wrapped, with a hint line",
 			"Starting machine 'm1'...\nError: agent operation failed: start machine: kvm not available: KVM not available. Ensure KVM kernel module is loaded.\nTry: sudo modprobe kvm\n", "",
-			ErrKVMUnavailable, "agent operation failed: start machine: kvm not available: KVM not available. Ensure KVM kernel module is loaded."},
+			ClassKVMUnavailable, "agent operation failed: start machine: kvm not available: KVM not available. Ensure KVM kernel module is loaded."},
 		{"after the vCPU warning",
 			"warning: requested 32 vCPUs but the hypervisor supports at most 16; the VM will run with 16 vCPUs\nError: config operation failed: create machine: machine 'm1' already exists or is being created\n", "",
-			ErrAlreadyExists, "config operation failed: create machine: machine 'm1' already exists or is being created"},
+			ClassAlreadyExists, "config operation failed: create machine: machine 'm1' already exists or is being created"},
 		{"only in the tail of a long stderr", long[:headLen], long[len(long)-100:] + "\nError: vm not found: m1\n",
-			ErrNotFound, "vm not found: m1"},
+			ClassNotFound, "vm not found: m1"},
 		{"an unresolvable allow-host",
 			"Error: config operation failed: --allow-host: failed to resolve 'h.invalid': failed to lookup address information\n", "",
-			ErrUnresolvableHost, "config operation failed: --allow-host: failed to resolve 'h.invalid': failed to lookup address information"},
-		{"'Error: ' inside a line is not smolvm's", "2026 WARN saw Error: vm not found: x\n", "", ErrOther, "smolvm exited with status 1 without an error message"},
+			ClassUnresolvableHost, "config operation failed: --allow-host: failed to resolve 'h.invalid': failed to lookup address information"},
+		{"'Error: ' inside a line is not smolvm's", "2026 WARN saw Error: vm not found: x\n", "", ClassOther, "smolvm exited with status 1 without an error message"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := c.failure(verbStart, outcome{exitCode: 1, stderrHead: tt.head, stderrTail: tt.tail})
@@ -161,18 +161,18 @@ func TestFailureFindsTheErrorLineAnywhere(t *testing.T) {
 }
 
 func TestErrorHelpers(t *testing.T) {
-	nf := &Error{Verb: "delete", Class: ErrNotFound, ExitCode: 1, Message: "vm not found: m1"}
+	nf := &Error{Verb: "delete", Class: ClassNotFound, ExitCode: 1, Message: "vm not found: m1"}
 	wrapped := fmt.Errorf("reconcile: %w", nf)
 	if !IsNotFound(wrapped) || IsAlreadyExists(wrapped) || IsNotRunning(wrapped) || IsTimeout(wrapped) {
 		t.Fatal("helpers do not follow the chain")
 	}
-	if ClassOf(nil) != "" || ClassOf(errors.New("x")) != ErrOther || ClassOf(context.DeadlineExceeded) != ErrTimeout {
+	if ClassOf(nil) != "" || ClassOf(errors.New("x")) != ClassOther || ClassOf(context.DeadlineExceeded) != ClassTimeout {
 		t.Fatal("ClassOf of non-driver errors")
 	}
 	if got := nf.Error(); got != "smolvm delete: vm not found: m1 (not_found, exit 1)" {
 		t.Fatalf("Error() = %q", got)
 	}
-	killed := &Error{Verb: "exec", Class: ErrTimeout, ExitCode: -1, Message: "deadline exceeded"}
+	killed := &Error{Verb: "exec", Class: ClassTimeout, ExitCode: -1, Message: "deadline exceeded"}
 	if got := killed.Error(); got != "smolvm exec: deadline exceeded (timeout)" {
 		t.Fatalf("Error() = %q", got)
 	}

@@ -72,8 +72,8 @@ type ExecResult struct {
 
 // Exec runs a command in a machine and captures bounded output. The guest's
 // exit code is a result, not an error: err is non-nil only when smolvm itself
-// failed (classified, e.g. ErrNotRunning), the request was invalid, or the
-// command timed out (ErrTimeout; smolvm's exit 124 or the context deadline).
+// failed (classified, e.g. ClassNotRunning), the request was invalid, or the
+// command timed out (ClassTimeout; smolvm's exit 124 or the context deadline).
 // On error the result still holds whatever was captured.
 func (c *CLI) Exec(ctx context.Context, req ExecRequest) (res ExecResult, err error) {
 	start := time.Now()
@@ -167,9 +167,9 @@ func (c *CLI) execFailure(verb string, parent context.Context, machine string, o
 	}
 	switch {
 	case o.exitCode < 0:
-		return &Error{Verb: verb, Class: ErrOther, ExitCode: -1, Message: "smolvm was killed by a signal"}
+		return &Error{Verb: verb, Class: ClassOther, ExitCode: -1, Message: "smolvm was killed by a signal"}
 	case o.exitCode == 124 && timeout > 0:
-		return &Error{Verb: verb, Class: ErrTimeout, ExitCode: 124,
+		return &Error{Verb: verb, Class: ClassTimeout, ExitCode: 124,
 			Message: "command exceeded its timeout of " + formatTimeout(timeout)}
 	case o.exitCode == 2 && isUsageOutput(o.stderrHead):
 		return c.failure(verb, o)
@@ -204,7 +204,7 @@ func execErrorLine(stderrTail string) (string, bool) {
 // running in a machine that still runs, so a running machine makes the
 // line the guest's. A missing or stopped machine makes it smolvm's, with
 // the class the machine's state says (a VM lost mid-command is
-// ErrNotRunning, not the command's exit 1). When smolvm cannot answer, the
+// ClassNotRunning, not the command's exit 1). When smolvm cannot answer, the
 // line stands on its own text.
 //
 // The price: a failed connection to a VM that still runs, which smolvm's
@@ -216,10 +216,10 @@ func (c *CLI) confirmExecFailure(ctx context.Context, verb, machine, msg string)
 	case err == nil && m.State == StateRunning:
 		return nil
 	case err == nil:
-		return &Error{Verb: verb, Class: ErrNotRunning, ExitCode: 1,
+		return &Error{Verb: verb, Class: ClassNotRunning, ExitCode: 1,
 			Message: msg + " (machine is " + m.State + ")"}
 	case IsNotFound(err):
-		return &Error{Verb: verb, Class: ErrNotFound, ExitCode: 1, Message: msg}
+		return &Error{Verb: verb, Class: ClassNotFound, ExitCode: 1, Message: msg}
 	}
 	return &Error{Verb: verb, Class: classifyMessage(msg), ExitCode: 1, Message: msg}
 }

@@ -177,7 +177,7 @@ func assertKilledAtDeadline(t *testing.T, c *CLI, req ExecRequest, marker string
 	_, err := c.Exec(ctx, req)
 	late := time.Since(deadline)
 	if !IsTimeout(err) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+		t.Fatalf("err = %v, want ClassTimeout", err)
 	}
 	if late > time.Second {
 		t.Fatalf("returned %v after the deadline", late)
@@ -185,7 +185,7 @@ func assertKilledAtDeadline(t *testing.T, c *CLI, req ExecRequest, marker string
 	waitNoProcesses(t, marker, 2*time.Second)
 }
 
-// Request.Timeout goes to smolvm as --timeout; smolvm's exit 124 is ErrTimeout.
+// Request.Timeout goes to smolvm as --timeout; smolvm's exit 124 is ClassTimeout.
 func TestExecRequestTimeout(t *testing.T) {
 	c := newSim(t)
 	runningMachine(t, c, "tmo")
@@ -208,7 +208,7 @@ func TestFaultInjectionThroughDriver(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		err := c.Start(ctx, "flaky")
 		var se *Error
-		if !asError(err, &se) || se.Class != ErrOther || se.ExitCode != 1 || !strings.Contains(se.Message, "simulated fault") {
+		if !asError(err, &se) || se.Class != ClassOther || se.ExitCode != 1 || !strings.Contains(se.Message, "simulated fault") {
 			t.Fatalf("start %d: %v", i, err)
 		}
 	}
@@ -228,7 +228,7 @@ func TestFaultInjectionThroughDriver(t *testing.T) {
 	if err := nokvm.Create(ctx, MachineSpec{Name: "nokvm", Image: "i"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := nokvm.Start(ctx, "nokvm"); ClassOf(err) != ErrKVMUnavailable {
+	if err := nokvm.Start(ctx, "nokvm"); ClassOf(err) != ClassKVMUnavailable {
 		t.Fatalf("start without KVM: %v", err)
 	}
 	if m, err := nokvm.Status(ctx, "nokvm"); err != nil || m.State != StateCreated {
@@ -397,7 +397,7 @@ func TestExecInteractiveEndsWithOpenStdin(t *testing.T) {
 }
 
 // A cancelled exec (the step was deleted or edited) returns what the command
-// printed so far, classified ErrCanceled, and kills the command.
+// printed so far, classified ClassCanceled, and kills the command.
 func TestExecCancelledKeepsOutput(t *testing.T) {
 	c := newSim(t)
 	runningMachine(t, c, "cancel")
@@ -423,7 +423,7 @@ func TestExecCancelledKeepsOutput(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if ClassOf(err) != ErrCanceled || res.Stdout != "one\n" || res.Stderr != "two\n" || res.ExitCode != -1 {
+	if ClassOf(err) != ClassCanceled || res.Stdout != "one\n" || res.Stderr != "two\n" || res.ExitCode != -1 {
 		t.Fatalf("res %+v err %v", res, err)
 	}
 	waitNoProcesses(t, sleep, 2*time.Second)

@@ -48,8 +48,8 @@ func (c *CLI) StartForkable(ctx context.Context, name string) error {
 }
 
 // Fork clones a running forkable golden. A taken clone name is
-// ErrAlreadyExists, a missing golden ErrNotFound; a golden that is not
-// running forkable is ErrOther with smolvm's text. A failed fork leaves no
+// ClassAlreadyExists, a missing golden ClassNotFound; a golden that is not
+// running forkable is ClassOther with smolvm's text. A failed fork leaves no
 // clone behind (smolvm removes what it made).
 func (c *CLI) Fork(ctx context.Context, req ForkRequest) error {
 	argv, err := forkArgv(req)
@@ -73,7 +73,7 @@ func (c *CLI) ForkRelease(ctx context.Context, name string, env []EnvVar) error 
 }
 
 // DeleteCascade deletes a machine and, first, every clone forked from it.
-// A missing machine is an ErrNotFound error.
+// A missing machine is an ClassNotFound error.
 func (c *CLI) DeleteCascade(ctx context.Context, name string) error {
 	argv, err := deleteCascadeArgv(name)
 	if err != nil {

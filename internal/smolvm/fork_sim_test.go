@@ -69,22 +69,22 @@ func TestForkAgainstSimulator(t *testing.T) {
 	if res.Stdout != "tools\nb\n" {
 		t.Fatalf("released slot: %+v", res)
 	}
-	if err := c.ForkRelease(ctx, "slot-0", nil); ClassOf(err) != ErrOther || !strings.Contains(err.Error(), "is not a held pool slot") {
+	if err := c.ForkRelease(ctx, "slot-0", nil); ClassOf(err) != ClassOther || !strings.Contains(err.Error(), "is not a held pool slot") {
 		t.Fatalf("second release: %v", err)
 	}
 	if err := c.ForkRelease(ctx, "nope", nil); !IsNotFound(err) {
-		t.Fatalf("release of a missing slot: %v, want ErrNotFound", err)
+		t.Fatalf("release of a missing slot: %v, want ClassNotFound", err)
 	}
 
 	// Errors keep their class behind fork's progress lines.
 	if err := c.Fork(ctx, ForkRequest{Golden: golden, Name: "bottle-a"}); !IsAlreadyExists(err) {
-		t.Fatalf("fork to a taken name: %v, want ErrAlreadyExists", err)
+		t.Fatalf("fork to a taken name: %v, want ClassAlreadyExists", err)
 	}
 	if err := c.Fork(ctx, ForkRequest{Golden: "no-golden", Name: "x"}); !IsNotFound(err) {
-		t.Fatalf("fork of a missing golden: %v, want ErrNotFound", err)
+		t.Fatalf("fork of a missing golden: %v, want ClassNotFound", err)
 	}
 	if _, err := c.Exec(ctx, ExecRequest{Machine: golden, Argv: []string{"true"}}); !IsNotRunning(err) {
-		t.Fatalf("exec in a frozen golden: %v, want ErrNotRunning", err)
+		t.Fatalf("exec in a frozen golden: %v, want ClassNotRunning", err)
 	}
 	if err := c.Stop(ctx, golden); err == nil || !strings.Contains(err.Error(), "is the fork base for 3 live clone(s)") {
 		t.Fatalf("stop of a golden with clones: %v", err)
@@ -97,6 +97,6 @@ func TestForkAgainstSimulator(t *testing.T) {
 		t.Fatalf("after cascade: %+v %v", ms, err)
 	}
 	if err := c.DeleteCascade(ctx, golden); !IsNotFound(err) {
-		t.Fatalf("cascade of a missing machine: %v, want ErrNotFound", err)
+		t.Fatalf("cascade of a missing machine: %v, want ClassNotFound", err)
 	}
 }

@@ -72,13 +72,13 @@ func (c *CLI) ExecInteractive(ctx context.Context, req ExecRequest, s Streams) (
 	if s.TTY {
 		o, err = runOnPty(runCtx, cmd, s, stderr)
 		if err != nil {
-			e := &Error{Verb: verbInteractive, Class: ErrOther, ExitCode: -1, Message: "cannot allocate a host pty: " + err.Error(), Err: err}
+			e := &Error{Verb: verbInteractive, Class: ClassOther, ExitCode: -1, Message: "cannot allocate a host pty: " + err.Error(), Err: err}
 			return -1, e
 		}
 	} else {
 		stdin, release, perr := stdinPipe(s.Stdin)
 		if perr != nil {
-			return -1, &Error{Verb: verbInteractive, Class: ErrOther, ExitCode: -1, Message: "cannot create a stdin pipe: " + perr.Error(), Err: perr}
+			return -1, &Error{Verb: verbInteractive, Class: ClassOther, ExitCode: -1, Message: "cannot create a stdin pipe: " + perr.Error(), Err: perr}
 		}
 		cmd.Stdin = stdin
 		cmd.Stdout = s.Stdout

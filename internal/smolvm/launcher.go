@@ -65,12 +65,12 @@ func (c *CLI) startWithLauncher(ctx context.Context, name string, argv []string)
 		if errors.As(lerr, &e) {
 			return lerr
 		}
-		class := ErrOther
+		class := ClassOther
 		switch {
 		case errors.Is(lerr, context.DeadlineExceeded):
-			class = ErrTimeout
+			class = ClassTimeout
 		case errors.Is(lerr, context.Canceled):
-			class = ErrCanceled
+			class = ClassCanceled
 		}
 		return &Error{Verb: verbStart, Class: class, ExitCode: -1, Message: lerr.Error(), Err: lerr}
 	}

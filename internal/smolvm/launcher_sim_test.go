@@ -56,10 +56,10 @@ func TestStartThroughALauncher(t *testing.T) {
 	h.fail = errors.New("systemd launcher: start job of unit bottle-vm-launched.service: failed")
 	err := c.Start(ctx, name)
 	var e *Error
-	if !errors.As(err, &e) || e.Verb != verbStart || e.Class != ErrOther {
+	if !errors.As(err, &e) || e.Verb != verbStart || e.Class != ClassOther {
 		t.Fatalf("launcher failure: %v, want a start Error", err)
 	}
-	if err := c.Start(ctx, "-bad"); ClassOf(err) != ErrInvalidName || len(h.reqs) != 2 {
+	if err := c.Start(ctx, "-bad"); ClassOf(err) != ClassInvalidName || len(h.reqs) != 2 {
 		t.Fatalf("bad name: %v after %d launches", err, len(h.reqs))
 	}
 	if err := c.Start(ctx, "missing"); !IsNotFound(err) || len(h.reqs) != 2 {

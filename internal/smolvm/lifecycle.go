@@ -6,7 +6,7 @@ import (
 )
 
 // Create records a machine (`machine create`). The image is pulled at the
-// first Start. An existing name is an ErrAlreadyExists error.
+// first Start. An existing name is an ClassAlreadyExists error.
 func (c *CLI) Create(ctx context.Context, spec MachineSpec) error {
 	argv, err := createArgv(spec)
 	if err != nil {
@@ -56,7 +56,7 @@ func (c *CLI) Stop(ctx context.Context, name string) error {
 }
 
 // Delete removes a machine, stopping it first (always with -f). A missing
-// machine is an ErrNotFound error: use IsNotFound to treat it as done.
+// machine is an ClassNotFound error: use IsNotFound to treat it as done.
 func (c *CLI) Delete(ctx context.Context, name string) error {
 	argv, err := deleteArgv(name)
 	if err != nil {
@@ -66,7 +66,7 @@ func (c *CLI) Delete(ctx context.Context, name string) error {
 	return err
 }
 
-// Status reports one machine. A missing machine is an ErrNotFound error.
+// Status reports one machine. A missing machine is an ClassNotFound error.
 func (c *CLI) Status(ctx context.Context, name string) (*Machine, error) {
 	argv, err := statusArgv(name)
 	if err != nil {
@@ -78,7 +78,7 @@ func (c *CLI) Status(ctx context.Context, name string) (*Machine, error) {
 	}
 	m, perr := ParseMachine([]byte(out))
 	if perr != nil {
-		return nil, &Error{Verb: verbStatus, Class: ErrOther, ExitCode: 0, Message: perr.Error(), Err: perr}
+		return nil, &Error{Verb: verbStatus, Class: ClassOther, ExitCode: 0, Message: perr.Error(), Err: perr}
 	}
 	return m, nil
 }
@@ -91,7 +91,7 @@ func (c *CLI) List(ctx context.Context) ([]Machine, error) {
 	}
 	ms, perr := ParseMachineList([]byte(out))
 	if perr != nil {
-		return nil, &Error{Verb: verbList, Class: ErrOther, ExitCode: 0, Message: perr.Error(), Err: perr}
+		return nil, &Error{Verb: verbList, Class: ClassOther, ExitCode: 0, Message: perr.Error(), Err: perr}
 	}
 	return ms, nil
 }

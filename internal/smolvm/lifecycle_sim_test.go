@@ -6,21 +6,21 @@ import (
 	"strings"
 	"testing"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
 // The controller's path end to end against the simulator.
 func TestLifecycleAgainstSimulator(t *testing.T) {
 	c := newSim(t)
 	ctx := testContext(t)
-	name := agentsv1alpha1.MachineNameFor("default", "my.bottle", "0b5c7c1e-uid")
+	name := v1.MachineNameFor("default", "my.bottle", "0b5c7c1e-uid")
 
 	if err := c.Create(ctx, MachineSpec{Name: name, Image: "node:22", CPUs: 2, MemoryMiB: 2048,
 		Labels: map[string]string{"bottle": "default-my.bottle"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Create(ctx, MachineSpec{Name: name, Image: "node:22"}); !IsAlreadyExists(err) {
-		t.Fatalf("second create: %v, want ErrAlreadyExists", err)
+		t.Fatalf("second create: %v, want ClassAlreadyExists", err)
 	}
 	m, err := c.Status(ctx, name)
 	if err != nil {
@@ -31,7 +31,7 @@ func TestLifecycleAgainstSimulator(t *testing.T) {
 		t.Fatalf("status after create: %+v", m)
 	}
 	if _, err := c.Exec(ctx, ExecRequest{Machine: name, Argv: []string{"true"}}); !IsNotRunning(err) {
-		t.Fatalf("exec before start: %v, want ErrNotRunning", err)
+		t.Fatalf("exec before start: %v, want ClassNotRunning", err)
 	}
 
 	if err := c.Start(ctx, name); err != nil {
@@ -77,7 +77,7 @@ func TestLifecycleAgainstSimulator(t *testing.T) {
 		t.Fatalf("status after stop: %+v %v", m, err)
 	}
 	if err := c.CopyIn(ctx, name, host, "/tmp/x", 0, -1, -1); !IsNotRunning(err) {
-		t.Fatalf("cp to a stopped machine: %v, want ErrNotRunning", err)
+		t.Fatalf("cp to a stopped machine: %v, want ClassNotRunning", err)
 	}
 	if err := c.Start(ctx, name); err != nil {
 		t.Fatal(err)
@@ -103,10 +103,10 @@ func TestLifecycleAgainstSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.Status(ctx, name); !IsNotFound(err) {
-		t.Fatalf("status after delete: %v, want ErrNotFound", err)
+		t.Fatalf("status after delete: %v, want ClassNotFound", err)
 	}
 	if err := c.Delete(ctx, name); !IsNotFound(err) {
-		t.Fatalf("second delete: %v, want ErrNotFound", err)
+		t.Fatalf("second delete: %v, want ClassNotFound", err)
 	}
 	if ms, err := c.List(ctx); err != nil || len(ms) != 0 {
 		t.Fatalf("list after delete: %+v %v", ms, err)
@@ -125,8 +125,8 @@ func TestInvalidNamesNeverRun(t *testing.T) {
 			func() error { _, err := c.Exec(ctx, ExecRequest{Machine: name, Argv: []string{"true"}}); return err }(),
 			c.CopyIn(ctx, name, "/etc/hostname", "/x", 0, -1, -1),
 		} {
-			if ClassOf(err) != ErrInvalidName {
-				t.Fatalf("name %q: %v, want ErrInvalidName", name, err)
+			if ClassOf(err) != ClassInvalidName {
+				t.Fatalf("name %q: %v, want ClassInvalidName", name, err)
 			}
 		}
 	}
@@ -140,7 +140,7 @@ func TestCheckVersion(t *testing.T) {
 		t.Fatalf("CheckVersion = %q, %v", v, err)
 	}
 	old := newSim(t, "SMOLVM_SIM_VERSION=1.8.9")
-	if _, err := old.CheckVersion(ctx); ClassOf(err) != ErrUnsupportedVersion || !strings.Contains(err.Error(), "older than the minimum supported version 1.9.0") {
+	if _, err := old.CheckVersion(ctx); ClassOf(err) != ClassUnsupportedVersion || !strings.Contains(err.Error(), "older than the minimum supported version 1.9.0") {
 		t.Fatalf("old version: %v", err)
 	}
 	newer := newSim(t, "SMOLVM_SIM_VERSION=1.16.2")
@@ -149,11 +149,11 @@ func TestCheckVersion(t *testing.T) {
 	}
 	missing := New(filepath.Join(t.TempDir(), "smolvm"))
 	_, err = missing.CheckVersion(ctx)
-	if ClassOf(err) != ErrNotInstalled || !strings.Contains(err.Error(), "smolvm not found at") {
+	if ClassOf(err) != ClassNotInstalled || !strings.Contains(err.Error(), "smolvm not found at") {
 		t.Fatalf("missing binary: %v", err)
 	}
 	onPath := New("smolvm-definitely-not-installed")
-	if _, err := onPath.Version(ctx); ClassOf(err) != ErrNotInstalled {
+	if _, err := onPath.Version(ctx); ClassOf(err) != ClassNotInstalled {
 		t.Fatalf("missing on PATH: %v", err)
 	}
 }

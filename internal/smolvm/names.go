@@ -20,7 +20,7 @@ func ValidateMachineName(name string) error {
 	if len(shown) > 40 {
 		shown = shown[:40] + "..."
 	}
-	return &Error{Class: ErrInvalidName, ExitCode: -1,
+	return &Error{Class: ClassInvalidName, ExitCode: -1,
 		Message: fmt.Sprintf("invalid machine name %q: %s", shown, reason)}
 }
 

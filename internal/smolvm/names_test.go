@@ -19,7 +19,7 @@ func TestValidateMachineName(t *testing.T) {
 			t.Errorf("ValidateMachineName(%q) = nil, want error", n)
 			continue
 		}
-		if ClassOf(err) != ErrInvalidName {
+		if ClassOf(err) != ClassInvalidName {
 			t.Errorf("class of %q = %q", n, ClassOf(err))
 		}
 	}

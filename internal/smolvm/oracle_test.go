@@ -250,7 +250,7 @@ var oracleRows = []oracleRow{
 		name: "create an existing name", src: "src/cli/vm_common.rs:528-537",
 		call:    create(plainSpec),
 		replies: map[string]reply{"create": {stderr: "Error: " + msgExists + "\n", exit: 1}},
-		class:   ErrAlreadyExists, msg: msgExists,
+		class:   ClassAlreadyExists, msg: msgExists,
 		sim: true, setup: created, real: true,
 	},
 	{
@@ -258,21 +258,21 @@ var oracleRows = []oracleRow{
 		src:     "src/data/resources.rs:91-97 before src/cli/vm_common.rs:528-537",
 		call:    create(cpus32),
 		replies: map[string]reply{"create": {stderr: vcpuWarning + "Error: " + msgExists + "\n", exit: 1}},
-		class:   ErrAlreadyExists, msg: msgExists,
+		class:   ClassAlreadyExists, msg: msgExists,
 		sim: true, setup: created, real: true,
 	},
 	{
 		name: "create with an allow-host the node cannot resolve", src: "src/cli/machine.rs:82-110; src/smolfile.rs:38-80",
 		call:    create(MachineSpec{Name: oracleMachine, Image: "alpine", Network: true, AllowHosts: []string{"api.example.invalid"}}),
 		replies: map[string]reply{"create": {stderr: "Error: " + msgUnresolvable + "\n", exit: 1}},
-		class:   ErrUnresolvableHost, msg: msgUnresolvable,
+		class:   ClassUnresolvableHost, msg: msgUnresolvable,
 		sim: true,
 	},
 	{
 		name: "start a missing machine", src: "src/cli/vm_common.rs:1286",
 		call:    verbCall((*CLI).Start),
 		replies: map[string]reply{"start": vmNotFound},
-		class:   ErrNotFound, msg: "vm not found: m1",
+		class:   ClassNotFound, msg: "vm not found: m1",
 		sim: true, real: true,
 	},
 	{
@@ -281,7 +281,7 @@ var oracleRows = []oracleRow{
 		call: verbCall((*CLI).Start),
 		replies: map[string]reply{"start": {stderr: "Starting machine 'm1'...\nError: agent operation failed: start machine: " + msgNoKVM +
 			"\nTry: sudo modprobe kvm && sudo modprobe kvm_intel  # (or kvm_amd)\n", exit: 1}},
-		class: ErrKVMUnavailable, msg: "agent operation failed: start machine: " + msgNoKVM,
+		class: ClassKVMUnavailable, msg: "agent operation failed: start machine: " + msgNoKVM,
 		sim: true, setup: created, simEnv: []string{"SMOLVM_SIM_NO_KVM=1"},
 	},
 	{
@@ -307,14 +307,14 @@ var oracleRows = []oracleRow{
 		name: "stop a missing machine", src: "src/cli/vm_common.rs:1940",
 		call:    verbCall((*CLI).Stop),
 		replies: map[string]reply{"stop": vmNotFound},
-		class:   ErrNotFound, msg: "vm not found: m1",
+		class:   ClassNotFound, msg: "vm not found: m1",
 		sim: true, real: true,
 	},
 	{
 		name: "delete a missing machine", src: "src/cli/vm_common.rs:2268",
 		call:    verbCall((*CLI).Delete),
 		replies: map[string]reply{"delete": vmNotFound},
-		class:   ErrNotFound, msg: "vm not found: m1",
+		class:   ClassNotFound, msg: "vm not found: m1",
 		sim: true, real: true,
 	},
 	{
@@ -327,7 +327,7 @@ var oracleRows = []oracleRow{
 		name: "status of a missing machine", src: "src/cli/vm_common.rs:2524-2545",
 		call:    statusCall,
 		replies: map[string]reply{"status": statusMissing},
-		class:   ErrNotFound, msg: "config operation failed: machine status: machine 'm1' not found",
+		class:   ClassNotFound, msg: "config operation failed: machine status: machine 'm1' not found",
 		sim: true, real: true,
 	},
 	{
@@ -342,14 +342,14 @@ var oracleRows = []oracleRow{
 		replies: map[string]reply{"stop": {stderr: "note: no packed assets found for 'smolvm-1.9' (looked for a 'smolvm-1.9.smolmachine' " +
 			"sidecar next to the executable); running as the plain smolvm CLI. If this is a packed binary, keep its .smolmachine file alongside it.\n" +
 			"Error: vm not found: m1\n", exit: 1}},
-		class: ErrNotFound, msg: "vm not found: m1",
+		class: ClassNotFound, msg: "vm not found: m1",
 	},
 	{
 		name: "a usage error", src: "clap 4.6.1 (Cargo.lock); src/cli/machine.rs:2626-2675",
 		call: verbCall((*CLI).Stop),
 		replies: map[string]reply{"stop": {stderr: "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\n" +
 			"Usage: smolvm machine stop [OPTIONS]\n\nFor more information, try '--help'.\n", exit: 2}},
-		class: ErrUsage, msg: "smolvm rejected the command line: unexpected argument '--bogus'",
+		class: ClassUsage, msg: "smolvm rejected the command line: unexpected argument '--bogus'",
 	},
 	{
 		name: "update a stopped machine's size", src: "src/cli/machine.rs:4183-4266,4526-4534",
@@ -366,7 +366,7 @@ var oracleRows = []oracleRow{
 			return ExecResult{}, c.Update(ctx, oracleMachine, 2, 0)
 		},
 		replies: map[string]reply{"update": {stderr: "Error: invalid vm state: expected stopped, got Running\n", exit: 1}},
-		class:   ErrOther, msg: "invalid vm state: expected stopped, got Running",
+		class:   ClassOther, msg: "invalid vm state: expected stopped, got Running",
 		sim: true, setup: running,
 	},
 	{
@@ -375,7 +375,7 @@ var oracleRows = []oracleRow{
 			return ExecResult{}, c.Update(ctx, oracleMachine, 2, 0)
 		},
 		replies: map[string]reply{"update": {stderr: "Error: config operation failed: update: machine 'm1' not found\n", exit: 1}},
-		class:   ErrNotFound, msg: "config operation failed: update: machine 'm1' not found",
+		class:   ClassNotFound, msg: "config operation failed: update: machine 'm1' not found",
 		sim: true, real: true,
 	},
 	{
@@ -383,14 +383,14 @@ var oracleRows = []oracleRow{
 		call: script("true"),
 		replies: map[string]reply{"exec": {stderr: "Error: " + msgNotRunning + "\n", exit: 1},
 			"status": {stdout: statusJSON("created", 0)}},
-		class: ErrNotRunning, msg: msgNotRunning + " (machine is created)",
+		class: ClassNotRunning, msg: msgNotRunning + " (machine is created)",
 		sim: true, setup: created, real: true,
 	},
 	{
 		name: "exec in a missing machine", src: "src/cli/vm_common.rs:80-87",
 		call:    script("true"),
 		replies: map[string]reply{"exec": vmNotFound, "status": statusMissing},
-		class:   ErrNotFound, msg: "vm not found: m1",
+		class:   ClassNotFound, msg: "vm not found: m1",
 		sim: true, real: true,
 	},
 	{
@@ -398,7 +398,7 @@ var oracleRows = []oracleRow{
 		call: script("echo started; sleep 60"),
 		replies: map[string]reply{"exec": {stdout: "started\n", stderr: "Error: io operation failed: connection closed\n", exit: 1},
 			"status": statusStopped},
-		class: ErrNotRunning, msg: "io operation failed: connection closed (machine is stopped)",
+		class: ClassNotRunning, msg: "io operation failed: connection closed (machine is stopped)",
 		sim: true, setup: running, during: stopMachine,
 	},
 	{
@@ -406,7 +406,7 @@ var oracleRows = []oracleRow{
 		call: script("echo started; sleep 60"),
 		replies: map[string]reply{"exec": {stdout: "started\n", stderr: "Error: agent operation failed: run interactive: connection to VM lost\n", exit: 1},
 			"status": statusStopped},
-		class: ErrNotRunning, msg: "agent operation failed: run interactive: connection to VM lost (machine is stopped)",
+		class: ClassNotRunning, msg: "agent operation failed: run interactive: connection to VM lost (machine is stopped)",
 	},
 	{
 		// A bare argv goes with -i too: never --stream alone, whose errors
@@ -415,7 +415,7 @@ var oracleRows = []oracleRow{
 		call: bareArgv("sh", "-c", "echo started; sleep 60"),
 		replies: map[string]reply{"exec": {stdout: "started\n", stderr: "Error: io operation failed: connection closed\n", exit: 1},
 			"status": statusStopped},
-		class: ErrNotRunning, msg: "io operation failed: connection closed (machine is stopped)",
+		class: ClassNotRunning, msg: "io operation failed: connection closed (machine is stopped)",
 		sim: true, setup: running, during: stopMachine,
 	},
 	{
@@ -429,7 +429,7 @@ var oracleRows = []oracleRow{
 		name: "exec: --timeout", src: "crates/smolvm-agent/src/main.rs:4656-4668; crates/smolvm-agent/src/process.rs:64",
 		call:    script("sleep 600"),
 		replies: map[string]reply{"exec": {exit: 124}, "status": statusRunning},
-		class:   ErrTimeout, msg: "command exceeded its timeout of 60s",
+		class:   ClassTimeout, msg: "command exceeded its timeout of 60s",
 	},
 	guestImitation("vm not found", "Error: vm not found: m1"),
 	guestImitation("not running", "Error: "+msgNotRunning),

@@ -77,7 +77,7 @@ const capSysChroot = 18
 // the capability chroot needs.
 func (c *CLI) startFailure(verb string, err error) *Error {
 	notInstalled := func(msg string) *Error {
-		return &Error{Verb: verb, Class: ErrNotInstalled, ExitCode: -1, Message: msg, Err: err}
+		return &Error{Verb: verb, Class: ClassNotInstalled, ExitCode: -1, Message: msg, Err: err}
 	}
 	missing := errors.Is(err, fs.ErrNotExist) || errors.Is(err, exec.ErrNotFound)
 	denied := errors.Is(err, fs.ErrPermission)
@@ -85,7 +85,7 @@ func (c *CLI) startFailure(verb string, err error) *Error {
 	case c.Root == "" && (missing || denied):
 		return notInstalled(fmt.Sprintf("smolvm not found at %q: %v", c.path(), err))
 	case c.Root == "":
-		return &Error{Verb: verb, Class: ErrOther, ExitCode: -1,
+		return &Error{Verb: verb, Class: ClassOther, ExitCode: -1,
 			Message: fmt.Sprintf("cannot run smolvm at %q: %v", c.path(), err), Err: err}
 	case errors.Is(err, errRelativeInRoot):
 		return notInstalled(fmt.Sprintf("cannot run smolvm at %q in the root %s: %v", c.path(), c.Root, err))
@@ -102,7 +102,7 @@ func (c *CLI) startFailure(verb string, err error) *Error {
 	case denied:
 		return notInstalled(fmt.Sprintf("cannot run smolvm at %q in the root %s: %v", c.path(), c.Root, err))
 	}
-	return &Error{Verb: verb, Class: ErrOther, ExitCode: -1,
+	return &Error{Verb: verb, Class: ClassOther, ExitCode: -1,
 		Message: fmt.Sprintf("cannot run smolvm at %q in the root %s: %v", c.path(), c.Root, err), Err: err}
 }
 

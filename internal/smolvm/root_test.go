@@ -332,7 +332,7 @@ func TestCopyOutsideRootRefused(t *testing.T) {
 		c.CopyOut(ctx, "m1", "/tmp/f", outside),
 	} {
 		var e *Error
-		if !errors.As(err, &e) || e.Class != ErrUsage || !strings.Contains(e.Message, "outside the smolvm root") {
+		if !errors.As(err, &e) || e.Class != ClassUsage || !strings.Contains(e.Message, "outside the smolvm root") {
 			t.Errorf("copy outside the root: %v, want a usage error naming the root", err)
 		}
 	}
@@ -412,7 +412,7 @@ func TestBrokenRootIsExplained(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.cli(t).CheckVersion(ctx)
 			var e *Error
-			if !errors.As(err, &e) || e.Class != ErrNotInstalled || !strings.Contains(e.Message, tc.wantMsg) {
+			if !errors.As(err, &e) || e.Class != ClassNotInstalled || !strings.Contains(e.Message, tc.wantMsg) {
 				t.Fatalf("CheckVersion: %v, want not_installed with %q", err, tc.wantMsg)
 			}
 		})
@@ -453,7 +453,7 @@ func TestChrootWithoutCapability(t *testing.T) {
 	}()
 	err := <-errc
 	var e *Error
-	if !errors.As(err, &e) || e.Class != ErrNotInstalled || !strings.Contains(e.Message, "needs CAP_SYS_CHROOT") ||
+	if !errors.As(err, &e) || e.Class != ClassNotInstalled || !strings.Contains(e.Message, "needs CAP_SYS_CHROOT") ||
 		!errors.Is(err, syscall.EPERM) {
 		t.Fatalf("CheckVersion without CAP_SYS_CHROOT: %v", err)
 	}

@@ -34,7 +34,7 @@ func TestExecOutputStreamsEveryByte(t *testing.T) {
 	default:
 	}
 	cancel()
-	if err := <-done; ClassOf(err) != ErrCanceled {
+	if err := <-done; ClassOf(err) != ClassCanceled {
 		t.Fatalf("a cancelled exec returned %v, want the canceled class", err)
 	}
 
@@ -119,7 +119,7 @@ func TestExecInteractiveEnvAtTheKernelLimit(t *testing.T) {
 			}
 			continue
 		}
-		if ClassOf(err) != ErrUsage || !strings.Contains(err.Error(), "environment variable BIG is") || !strings.Contains(err.Error(), "spec.files") {
+		if ClassOf(err) != ClassUsage || !strings.Contains(err.Error(), "environment variable BIG is") || !strings.Contains(err.Error(), "spec.files") {
 			t.Fatalf("%d bytes: got %v, want a usage error naming BIG", tc.size, err)
 		}
 	}

@@ -23,22 +23,22 @@ func (c *CLI) Version(ctx context.Context) (string, error) {
 	}
 	v := parseVersion(out)
 	if v == "" {
-		return "", &Error{Verb: verbVersion, Class: ErrUnsupportedVersion, ExitCode: 0,
+		return "", &Error{Verb: verbVersion, Class: ClassUnsupportedVersion, ExitCode: 0,
 			Message: fmt.Sprintf("cannot find a version number in %q", firstLine(out, 80))}
 	}
 	return v, nil
 }
 
 // CheckVersion runs `smolvm --version` once and fails clearly when the binary
-// is missing (ErrNotInstalled: "smolvm not found at ...") or older than
-// MinVersion (ErrUnsupportedVersion). Call it at startup.
+// is missing (ClassNotInstalled: "smolvm not found at ...") or older than
+// MinVersion (ClassUnsupportedVersion). Call it at startup.
 func (c *CLI) CheckVersion(ctx context.Context) (string, error) {
 	v, err := c.Version(ctx)
 	if err != nil {
 		return "", err
 	}
 	if compareVersions(v, MinVersion) < 0 {
-		err := &Error{Verb: verbVersion, Class: ErrUnsupportedVersion, ExitCode: 0,
+		err := &Error{Verb: verbVersion, Class: ClassUnsupportedVersion, ExitCode: 0,
 			Message: fmt.Sprintf("smolvm %s at %q is older than the minimum supported version %s", v, c.path(), MinVersion)}
 		observe(verbVersion, 0, err)
 		return v, err

@@ -18,7 +18,7 @@ import (
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
-	agentsv1alpha1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
@@ -28,7 +28,7 @@ func Scheme() *k8sruntime.Scheme {
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		panic(err)
 	}
-	if err := agentsv1alpha1.AddToScheme(s); err != nil {
+	if err := v1.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	return s
@@ -99,4 +99,4 @@ func Start(opts Options) (*envtest.Environment, *rest.Config, error) {
 }
 
 // BottleGVR is the Bottle resource.
-var BottleGVR = schema.GroupVersionResource{Group: agentsv1alpha1.GroupVersion.Group, Version: agentsv1alpha1.GroupVersion.Version, Resource: "bottles"}
+var BottleGVR = schema.GroupVersionResource{Group: v1.GroupVersion.Group, Version: v1.GroupVersion.Version, Resource: "bottles"}
