@@ -138,17 +138,23 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *v1.Bottle) 
 		writeStatus(w, logError(b, step, steplog.ErrNotFound))
 		return
 	}
+	s.copyLog(w, r, uid, step, lr, "bottle", b.Namespace+"/"+b.Name)
+}
+
+// copyLog answers with the log of step under key (a Bottle's or run's UID,
+// or a golden's key): kind and name say whose, in the agent's log.
+func (s *Server) copyLog(w http.ResponseWriter, r *http.Request, key, step string, lr *logRequest, kind, name string) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush() // a follower sees the response before the first line
-	err = s.opts.StepLogs.Copy(r.Context(), w, uid, step, steplog.ReadOptions{
+	err := s.opts.StepLogs.Copy(r.Context(), w, key, step, steplog.ReadOptions{
 		Follow: lr.follow, TailLines: lr.tailLines, Timestamps: lr.timestamps,
 		Flush: func() { _ = rc.Flush() },
 	})
 	if err != nil && r.Context().Err() == nil {
-		s.log.V(1).Info("log stream ended early", "bottle", b.Namespace+"/"+b.Name, "step", step, "reason", err.Error())
+		s.log.V(1).Info("log stream ended early", kind, name, "step", step, "reason", err.Error())
 	}
 }
 

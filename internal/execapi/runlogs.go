@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/internal/steplog"
 )
 
 // bottleruns/log serves a BottleRun's full output, as bottles/log does a
@@ -107,18 +106,7 @@ func (s *Server) serveRunLog(w http.ResponseWriter, r *http.Request, run *v1.Bot
 			"bottlerun %q has no log on node %q (phase %s)", run.Name, s.opts.NodeName, runPhaseName(run)))
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-	err := s.opts.StepLogs.Copy(r.Context(), w, uid, v1.RunLogStep, steplog.ReadOptions{
-		Follow: lr.follow, TailLines: lr.tailLines, Timestamps: lr.timestamps,
-		Flush: func() { _ = rc.Flush() },
-	})
-	if err != nil && r.Context().Err() == nil {
-		s.log.V(1).Info("run log stream ended early", "bottlerun", run.Namespace+"/"+run.Name, "reason", err.Error())
-	}
+	s.copyLog(w, r, uid, v1.RunLogStep, lr, "bottlerun", run.Namespace+"/"+run.Name)
 }
 
 func runPhaseName(run *v1.BottleRun) string {
