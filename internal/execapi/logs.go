@@ -7,7 +7,11 @@ import (
 	"strconv"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
@@ -67,18 +71,58 @@ func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
+	s.serveHereOrProxy(w, r, lr, b.NodeName(), &sessionRequest{namespace: ns, name: name, subresource: v1.SubresourceLog},
+		func() { s.serveLog(w, r, b) })
+}
+
+// serveHereOrProxy takes a follow's session slot, then serves a log with
+// here when node is this one (or none yet), else proxies the request to
+// node's agent.
+func (s *Server) serveHereOrProxy(w http.ResponseWriter, r *http.Request, lr *logRequest, node string, sr *sessionRequest, here func()) {
 	release, err := s.followSlot(lr, userFrom(r).GetName())
 	if err != nil {
 		writeTooMany(w, err)
 		return
 	}
 	defer release()
-	node := b.NodeName()
 	if node == "" || node == s.opts.NodeName {
-		s.serveLog(w, r, b)
+		here()
 		return
 	}
-	s.proxyToAgent(w, r, node, &sessionRequest{namespace: ns, name: name, subresource: v1.SubresourceLog}, userFrom(r).GetName())
+	s.proxyToAgent(w, r, node, sr, userFrom(r).GetName())
+}
+
+// serveForwarded serves, with serve, a log request a gateway forwarded,
+// taking a follow's session slot for the user it names.
+func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request, lr *logRequest, serve func()) {
+	release, err := s.followSlot(lr, r.Header.Get(requesterHeader))
+	if err != nil {
+		writeTooMany(w, err)
+		return
+	}
+	defer release()
+	serve()
+}
+
+// logRequestFor parses a log request and reads the object its path names
+// into obj; when either fails it has answered, and ok is false.
+func (s *Server) logRequestFor(w http.ResponseWriter, r *http.Request, gr schema.GroupResource, obj client.Object) (lr *logRequest, ok bool) {
+	lr, err := parseLogRequest(r)
+	if err != nil {
+		writeStatus(w, err)
+		return nil, false
+	}
+	name := r.PathValue("name")
+	err = s.reader.Get(r.Context(), types.NamespacedName{Namespace: r.PathValue("namespace"), Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "%s %q not found", gr.String(), name))
+		return nil, false
+	case err != nil:
+		writeStatus(w, statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError, "cannot read %s %q: %v", gr.Resource, name, err))
+		return nil, false
+	}
+	return lr, true
 }
 
 // serveLogAgent serves a log request a gateway forwarded.
@@ -97,13 +141,7 @@ func (s *Server) serveLogAgent(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
-	release, err := s.followSlot(lr, r.Header.Get(requesterHeader))
-	if err != nil {
-		writeTooMany(w, err)
-		return
-	}
-	defer release()
-	s.serveLog(w, r, b)
+	s.serveForwarded(w, r, lr, func() { s.serveLog(w, r, b) })
 }
 
 // followSlot takes a session slot for a follow: it holds a connection for

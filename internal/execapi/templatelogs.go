@@ -4,10 +4,8 @@ import (
 	"net/http"
 	"slices"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
@@ -24,32 +22,12 @@ import (
 
 var bottleTemplatesGR = schema.GroupResource{Group: v1.GroupVersion.Group, Resource: v1.BottleTemplateResource}
 
-func (s *Server) readTemplate(r *http.Request) (*v1.BottleTemplate, error) {
-	t := &v1.BottleTemplate{}
-	name := r.PathValue("name")
-	err := s.reader.Get(r.Context(), types.NamespacedName{Namespace: r.PathValue("namespace"), Name: name}, t)
-	if apierrors.IsNotFound(err) {
-		return nil, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "%s %q not found", bottleTemplatesGR.String(), name)
-	}
-	if err != nil {
-		return nil, statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError, "cannot read bottletemplate %q: %v", name, err)
-	}
-	return t, nil
-}
-
 // templateLogRequest parses a template log request and reads its
 // template; when either fails it has answered, and ok is false.
-func (s *Server) templateLogRequest(w http.ResponseWriter, r *http.Request) (lr *logRequest, t *v1.BottleTemplate, ok bool) {
-	lr, err := parseLogRequest(r)
-	if err != nil {
-		writeStatus(w, err)
-		return nil, nil, false
-	}
-	if t, err = s.readTemplate(r); err != nil {
-		writeStatus(w, err)
-		return nil, nil, false
-	}
-	return lr, t, true
+func (s *Server) templateLogRequest(w http.ResponseWriter, r *http.Request) (*logRequest, *v1.BottleTemplate, bool) {
+	t := &v1.BottleTemplate{}
+	lr, ok := s.logRequestFor(w, r, bottleTemplatesGR, t)
+	return lr, t, ok
 }
 
 // goldenNodes are the nodes whose entry names a golden, in status order.
@@ -105,18 +83,8 @@ func (s *Server) serveTemplateLogGateway(w http.ResponseWriter, r *http.Request)
 		writeStatus(w, err)
 		return
 	}
-	release, err := s.followSlot(lr, userFrom(r).GetName())
-	if err != nil {
-		writeTooMany(w, err)
-		return
-	}
-	defer release()
-	if node == s.opts.NodeName {
-		s.serveTemplateLog(w, r, t, goldenEntry(t, node), lr)
-		return
-	}
-	s.proxyToAgent(w, r, node, &sessionRequest{namespace: t.Namespace, name: t.Name,
-		subresource: v1.SubresourceLog, resource: v1.BottleTemplateResource}, userFrom(r).GetName())
+	s.serveHereOrProxy(w, r, lr, node, &sessionRequest{namespace: t.Namespace, name: t.Name,
+		subresource: v1.SubresourceLog, resource: v1.BottleTemplateResource}, func() { s.serveTemplateLog(w, r, t, goldenEntry(t, node), lr) })
 }
 
 // serveTemplateLogAgent serves a template log request a gateway forwarded:
@@ -132,13 +100,7 @@ func (s *Server) serveTemplateLogAgent(w http.ResponseWriter, r *http.Request) {
 			"bottletemplate %q has no golden on node %q", t.Name, s.opts.NodeName))
 		return
 	}
-	release, err := s.followSlot(lr, r.Header.Get(requesterHeader))
-	if err != nil {
-		writeTooMany(w, err)
-		return
-	}
-	defer release()
-	s.serveTemplateLog(w, r, t, entry, lr)
+	s.serveForwarded(w, r, lr, func() { s.serveTemplateLog(w, r, t, entry, lr) })
 }
 
 func (s *Server) serveTemplateLog(w http.ResponseWriter, r *http.Request, t *v1.BottleTemplate, entry *v1.TemplateNodeStatus, lr *logRequest) {

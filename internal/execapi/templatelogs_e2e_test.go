@@ -19,8 +19,6 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
-	"github.com/bot-bottle/bottle-controller/internal/testenv"
-	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
 // A template's goldens on node-a (the gateway) and node-b: each node's
@@ -77,19 +75,7 @@ func TestTemplateGoldenLogs(t *testing.T) {
 	// -f follows node-b's running step through the proxy, and ends with it.
 	w, err := s.logsB.Begin(keyB, "slow")
 	g.Expect(err).NotTo(HaveOccurred())
-	_, _ = w.Write([]byte("first line\n"))
-	followed := &testutil.SyncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- (&kubectlbottle.LogRequest{Namespace: testNamespace, Name: "tools", Template: true, Node: nodeB, Follow: true, TailLines: -1}).
-			Stream(context.Background(), as(s, "alice"), followed)
-	}()
-	g.Eventually(followed.String, 20*time.Second).Should(Equal("first line\n"))
-	g.Consistently(done, 300*time.Millisecond).ShouldNot(Receive(), "follow ended while the step runs")
-	_, _ = w.Write([]byte("second\n"))
-	g.Eventually(followed.String, 20*time.Second).Should(Equal("first line\nsecond\n"))
-	_ = w.Close()
-	g.Eventually(done, 20*time.Second).Should(Receive(BeNil()))
+	expectFollowed(g, s, w, &kubectlbottle.LogRequest{Namespace: testNamespace, Name: "tools", Template: true, Node: nodeB, Follow: true, TailLines: -1})
 
 	// Two goldens: which one must be said; a node without one, a step the
 	// template lacks and a template with no golden say so.
@@ -117,22 +103,13 @@ func TestTemplateGoldenLogs(t *testing.T) {
 // selecting node-a are made in node-a's simulator.
 func startTemplateAgent(t *testing.T, s *e2eSuite) {
 	t.Helper()
-	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA)))
-	g.Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(context.Background())
-	tr := &agent.TemplateReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Machines: s.simA, NodeName: nodeA,
-		ExecMode: smolvm.ModeLogin, StepLogs: s.logsA, ResyncPeriod: time.Second, TempDir: t.TempDir(),
-	}
-	g.Expect(tr.SetupWithManager(mgr, "bottletemplate-e2e")).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = mgr.Start(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	startAgentOnA(t, s, func(_ context.Context, mgr ctrl.Manager) error {
+		tr := &agent.TemplateReconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Machines: s.simA, NodeName: nodeA,
+			ExecMode: smolvm.ModeLogin, StepLogs: s.logsA, ResyncPeriod: time.Second, TempDir: t.TempDir(),
+		}
+		return tr.SetupWithManager(mgr, "bottletemplate-e2e")
+	})
 }
 
 // A golden step's whole output, as node-a's agent ran it in the simulator,
