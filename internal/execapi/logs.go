@@ -205,6 +205,13 @@ func (s *Server) pickStep(b *v1.Bottle, asked string) (string, error) {
 	}
 	if asked != "" {
 		if !slices.Contains(names, asked) && !slices.ContainsFunc(b.Status.ExecResults, func(r v1.ExecResult) bool { return r.Name == asked }) {
+			if t := b.Status.Template; t != nil && slices.ContainsFunc(t.Steps, func(st v1.InheritedStep) bool { return st.Name == asked }) {
+				// The fork inherited the step: it ran in the template's
+				// golden, whose log is the template's.
+				return "", statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+					"step %q of bottle %q ran in the golden of template %q, not in the bottle: its log is the template's (kubectl bottle logs --template %s --node %s --step %s)",
+					asked, b.Name, t.Name, t.Name, b.NodeName(), asked)
+			}
 			return "", statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 				"bottle %q has no step %q (its steps: %s)", b.Name, asked, orNone(names))
 		}

@@ -92,6 +92,18 @@ func TestTemplateGoldenLogs(t *testing.T) {
 	g.Expect(code).To(Equal(1))
 	g.Expect(errOut).To(ContainSubstring(`bottletemplates.agents.bot-bottle.dev "missing" not found`))
 
+	// A fork's inherited step points at its template's log.
+	fork := &v1.Bottle{ObjectMeta: metav1.ObjectMeta{Name: "tools-fork", Namespace: testNamespace},
+		Spec: v1.BottleSpec{NodeName: nodeA, TemplateRef: &v1.TemplateReference{Name: "tools"}}}
+	g.Expect(s.admin.Create(ctx, fork)).To(Succeed())
+	t.Cleanup(func() { _ = s.admin.Delete(ctx, fork) })
+	fork.Status = v1.BottleStatus{Phase: v1.PhaseReady, NodeName: nodeA, MachineName: "tools-fork-1",
+		Template: &v1.TemplateOrigin{Name: "tools", GoldenMachine: "tools-g-a", Steps: []v1.InheritedStep{{Name: "install"}}}}
+	g.Expect(s.admin.Status().Update(ctx, fork)).To(Succeed())
+	code, _, errOut = kubectlBottle(t, "alice", "", "logs", "tools-fork", "--step", "install")
+	g.Expect(code).To(Equal(1))
+	g.Expect(errOut).To(ContainSubstring(`its log is the template's (kubectl bottle logs --template tools --node node-a --step install)`))
+
 	// bob may exec but holds no get on bottletemplates/log.
 	err = (&kubectlbottle.LogRequest{Namespace: testNamespace, Name: "tools", Template: true, Node: nodeA, TailLines: -1}).
 		Stream(context.Background(), as(s, "bob"), &bytes.Buffer{})

@@ -26,3 +26,26 @@ func TestGoldenKeyNamesOneGoldenOfATemplate(t *testing.T) {
 		t.Error("the key of a golden is not stable")
 	}
 }
+
+// Goldens' logs and Bottles' share the node limit: the oldest finished log
+// goes first, whoever's it is.
+func TestGoldenLogsShareTheNodeLimit(t *testing.T) {
+	s := newStore(t, 100)
+	s.SetNodeLimit(250)
+	golden := GoldenKey(otherUID, "tools-g-0123456789")
+	t0 := time.Now().Add(-time.Hour)
+	write(t, s, golden, "install", 100, t0)
+	write(t, s, uid, "bottle-step", 100, t0.Add(time.Minute))
+	write(t, s, golden, "second", 100, t0.Add(2*time.Minute))
+	if s.Has(golden, "install") {
+		t.Error("the golden's oldest finished log was kept past the node limit")
+	}
+	if !s.Has(uid, "bottle-step") || !s.Has(golden, "second") {
+		t.Error("a newer log was removed")
+	}
+	write(t, s, uid, "another", 100, t0.Add(3*time.Minute))
+	if s.Has(uid, "bottle-step") || !s.Has(golden, "second") {
+		t.Errorf("a Bottle's step: the oldest (the Bottle's) must go, the golden's newer one stay: bottle-step=%v second=%v",
+			s.Has(uid, "bottle-step"), s.Has(golden, "second"))
+	}
+}
