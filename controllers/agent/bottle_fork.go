@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,42 +27,6 @@ const ReasonWaitingForGolden = "WaitingForGolden"
 
 // goldenWait is how soon a Bottle waiting for its golden looks again.
 const goldenWait = 2 * time.Second
-
-// claims are the held slots this agent is handing out right now: a slot
-// stays listed as free until its release is done.
-type claims struct {
-	mu sync.Mutex
-	m  map[string]bool
-}
-
-func (c *claims) take(slot string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]bool{}
-	}
-	if c.m[slot] {
-		return false
-	}
-	c.m[slot] = true
-	return true
-}
-
-func (c *claims) done(slot string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, slot)
-}
-
-func (c *claims) snapshot() map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]bool, len(c.m))
-	for k := range c.m {
-		out[k] = true
-	}
-	return out
-}
 
 // machineOwner says whether m is the Bottle's machine. A fork carries its
 // golden's labels, not the Bottle's UID (smolvm has no way to label a
@@ -133,17 +96,17 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	if why := goldenNotReady(t, r.NodeName, golden); why != "" {
 		return r.waitForGolden(s, why)
 	}
-	ms, err := r.listMachines(ctx)
+	ms, listedAt, err := r.slotLists.list(ctx, r.listMachines)
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "list", err)
 	}
 	pool := viewPool(golden, ms)
-	c := decideClaim(pool, r.claims.snapshot())
-	if c.kind == claimSlot && s.bottle.Spec.MachineName != "" {
+	if s.bottle.Spec.MachineName != "" {
 		// A slot's name is its own: a Bottle that names its machine is
 		// forked under that name.
-		c = claim{kind: claimFork}
+		pool.free = nil
 	}
+	c := r.claims.decide(pool, listedAt)
 	origin := &v1.TemplateOrigin{Name: t.Name, Generation: t.Generation, GoldenMachine: golden}
 	for _, step := range t.Spec.Provision {
 		origin.Steps = append(origin.Steps, v1.InheritedStep{Name: step.Name, ScriptSHA256: stepDigest(step.Script)})
@@ -152,14 +115,16 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	case claimWait:
 		return r.waitForGolden(s, c.reason)
 	case claimSlot:
-		if !r.claims.take(c.slot) {
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
-		}
 		err := takeSlot(ctx, forks, c.slot, nil)
-		r.claims.done(c.slot)
-		if errors.Is(err, errSlotLost) {
+		r.claims.done(c.slot, err == nil || errors.Is(err, errSlotLost) || errors.Is(err, errSlotGone), time.Now())
+		switch {
+		case errors.Is(err, errSlotLost):
 			// Never handed out again: delete it, and try the next one.
 			_ = r.Machines.Delete(ctx, c.slot)
+			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		case errors.Is(err, errSlotGone):
+			// Not a free slot after all (taken outside this agent): the
+			// next one, at once rather than after a backoff.
 			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
 		}
 		if err != nil {

@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
+)
+
+// claims are the held slots this agent has handed out, or is handing out,
+// that a machine list may still show as free. A slot stays here after its
+// release returns, until a list that began after that shows it taken or
+// gone: without that, a list begun before the release lets a second Bottle
+// pick the same slot, and smolvm refuses it ("is not a held pool slot").
+type claims struct {
+	mu sync.Mutex
+	// inFlight are the slots whose release is running.
+	inFlight map[string]bool
+	// handedOut are slots whose release returned, and when it did.
+	handedOut map[string]time.Time
+}
+
+// decide picks the Bottle's way to a machine from pool, as listed by a
+// list that began at listedAt, and takes the slot it picks, all under one
+// lock: Bottles deciding at once never pick the same slot.
+func (c *claims) decide(pool goldenPool, listedAt time.Time) claim {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inFlight == nil {
+		c.inFlight, c.handedOut = map[string]bool{}, map[string]time.Time{}
+	}
+	skip := make(map[string]bool, len(c.inFlight)+len(c.handedOut))
+	for slot := range c.inFlight {
+		skip[slot] = true
+	}
+	for slot, at := range c.handedOut {
+		if at.Before(listedAt) && !slices.Contains(pool.free, slot) {
+			delete(c.handedOut, slot) // the list has caught up with it
+			continue
+		}
+		skip[slot] = true
+	}
+	d := decideClaim(pool, skip)
+	if d.kind == claimSlot {
+		c.inFlight[d.slot] = true
+	}
+	return d
+}
+
+// done ends a release of slot at time at. A slot that was handed out (or
+// is lost to smolvm) is never picked again, whatever a list begun earlier
+// says; one whose release failed may be picked again.
+func (c *claims) done(slot string, handedOut bool, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inFlight, slot)
+	if handedOut {
+		c.handedOut[slot] = at
+	}
+}
+
+// sharedList is one node-wide `machine ls` shared by the Bottles that need
+// one at the same moment: a burst of templated Bottles each claiming a slot
+// would otherwise start one smolvm process each, and on a small node those
+// processes are most of the burst's CPU.
+type sharedList struct {
+	mu   sync.Mutex
+	call *listCall
+}
+
+type listCall struct {
+	done    chan struct{}
+	started time.Time
+	// joined counts the callers waiting on it besides the one running it.
+	joined int
+	ms     []smolvm.Machine
+	err    error
+}
+
+// list returns the machines from a list that is running or starts now, and
+// when that list began. The slice is shared: callers must not change it.
+func (s *sharedList) list(ctx context.Context, ls func(context.Context) ([]smolvm.Machine, error)) ([]smolvm.Machine, time.Time, error) {
+	s.mu.Lock()
+	c := s.call
+	if c == nil {
+		c = &listCall{done: make(chan struct{}), started: time.Now()}
+		s.call = c
+		s.mu.Unlock()
+		// Not this caller's cancellation: others wait on the result. The
+		// driver's own deadline for ls still bounds it.
+		c.ms, c.err = ls(context.WithoutCancel(ctx))
+		s.mu.Lock()
+		s.call = nil
+		s.mu.Unlock()
+		close(c.done)
+	} else {
+		c.joined++
+		s.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, time.Time{}, ctx.Err()
+		}
+	}
+	return c.ms, c.started, c.err
+}
