@@ -96,17 +96,10 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	if why := goldenNotReady(t, r.NodeName, golden); why != "" {
 		return r.waitForGolden(s, why)
 	}
-	ms, listedAt, err := r.slotLists.list(ctx, r.listMachines)
+	c, pool, err := r.decideFork(ctx, golden, s.bottle.Spec.MachineName != "")
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "list", err)
 	}
-	pool := viewPool(golden, ms)
-	if s.bottle.Spec.MachineName != "" {
-		// A slot's name is its own: a Bottle that names its machine is
-		// forked under that name.
-		pool.free = nil
-	}
-	c := r.claims.decide(pool, listedAt)
 	origin := &v1.TemplateOrigin{Name: t.Name, Generation: t.Generation, GoldenMachine: golden}
 	for _, step := range t.Spec.Provision {
 		origin.Steps = append(origin.Steps, v1.InheritedStep{Name: step.Name, ScriptSHA256: stepDigest(step.Script)})
@@ -123,8 +116,10 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 			_ = r.Machines.Delete(ctx, c.slot)
 			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
 		case errors.Is(err, errSlotGone):
-			// Not a free slot after all (taken outside this agent): the
-			// next one, at once rather than after a backoff.
+			// Not a free slot after all (taken or deleted outside this
+			// agent since the list): list again and take the next one, at
+			// once rather than after a backoff.
+			r.slotLists.forget()
 			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
 		}
 		if err != nil {
@@ -149,6 +144,32 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	r.view.saw(s.machineName, s.machine)
 	st.MachineState = smolvm.StateRunning
 	return true, ctrl.Result{}, nil
+}
+
+// decideFork picks how the Bottle gets its machine from golden and takes
+// the slot it picks. A recent list serves when it shows a free slot; any
+// other answer is checked against a list begun now. named: the Bottle
+// names its machine, so it is forked under that name, never given a slot
+// (a slot's name is its own).
+func (r *BottleReconciler) decideFork(ctx context.Context, golden string, named bool) (claim, goldenPool, error) {
+	decide := func(ms []smolvm.Machine, listedAt time.Time) (claim, goldenPool) {
+		pool := viewPool(golden, ms)
+		if named {
+			pool.free = nil
+		}
+		return r.claims.decide(pool, listedAt), pool
+	}
+	if ms, listedAt, ok := r.slotLists.recent(slotListMaxAge); ok && !named {
+		if c, pool := decide(ms, listedAt); c.kind == claimSlot {
+			return c, pool, nil
+		}
+	}
+	ms, listedAt, err := r.slotLists.list(ctx, r.listMachines)
+	if err != nil {
+		return claim{}, goldenPool{}, err
+	}
+	c, pool := decide(ms, listedAt)
+	return c, pool, nil
 }
 
 // goldenNotReady says why the node's golden of t cannot be forked yet ("":

@@ -82,7 +82,7 @@ func takeSlot(ctx context.Context, m Forks, slot string, params []smolvm.EnvVar)
 	if err != nil && strings.Contains(err.Error(), "was claimed and will not be reused") {
 		return fmt.Errorf("%w: %w", errSlotLost, err)
 	}
-	if err != nil && strings.Contains(err.Error(), "is not a held pool slot") {
+	if err != nil && (strings.Contains(err.Error(), "is not a held pool slot") || smolvm.IsNotFound(err)) {
 		return fmt.Errorf("%w: %w", errSlotGone, err)
 	}
 	return err

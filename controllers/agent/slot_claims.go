@@ -68,6 +68,32 @@ func (c *claims) done(slot string, handedOut bool, at time.Time) {
 type sharedList struct {
 	mu   sync.Mutex
 	call *listCall
+	// last is the latest list that succeeded.
+	last *listCall
+}
+
+// slotListMaxAge is how old a list may be for a claim to pick a free slot
+// from it without a new one. A slot such a list wrongly shows free (it was
+// released or deleted outside this agent since) fails its release with
+// errSlotGone, and the claim lists again at once; slots this agent handed
+// out are skipped whatever the list says (claims).
+const slotListMaxAge = 5 * time.Second
+
+// recent returns the latest list if it began less than maxAge ago.
+func (s *sharedList) recent(maxAge time.Duration) ([]smolvm.Machine, time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil || time.Since(s.last.started) >= maxAge {
+		return nil, time.Time{}, false
+	}
+	return s.last.ms, s.last.started, true
+}
+
+// forget drops the latest list: the next claim lists again.
+func (s *sharedList) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last = nil
 }
 
 type listCall struct {
@@ -93,6 +119,9 @@ func (s *sharedList) list(ctx context.Context, ls func(context.Context) ([]smolv
 		c.ms, c.err = ls(context.WithoutCancel(ctx))
 		s.mu.Lock()
 		s.call = nil
+		if c.err == nil && (s.last == nil || s.last.started.Before(c.started)) {
+			s.last = c
+		}
 		s.mu.Unlock()
 		close(c.done)
 	} else {

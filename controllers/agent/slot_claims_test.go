@@ -122,3 +122,34 @@ func TestSharedListRunsOneLsForConcurrentCallers(t *testing.T) {
 		t.Fatalf("ls ran %d times, want 2: a caller after the shared list ended did not start a new one", n)
 	}
 }
+
+// The latest list serves claims for slotListMaxAge, until forgotten.
+func TestSharedListRecent(t *testing.T) {
+	var s sharedList
+	if _, _, ok := s.recent(time.Hour); ok {
+		t.Fatal("recent before any list")
+	}
+	ls := func(context.Context) ([]smolvm.Machine, error) { return []smolvm.Machine{{Name: "g"}}, nil }
+	_, started, err := s.list(t.Context(), ls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, at, ok := s.recent(time.Hour)
+	if !ok || len(ms) != 1 || !at.Equal(started) {
+		t.Fatalf("recent = %v, %v, %v; want the list begun at %v", ms, at, ok, started)
+	}
+	if _, _, ok := s.recent(0); ok {
+		t.Fatal("recent(0) served a list")
+	}
+	s.forget()
+	if _, _, ok := s.recent(time.Hour); ok {
+		t.Fatal("recent after forget")
+	}
+	failing := func(context.Context) ([]smolvm.Machine, error) { return nil, context.DeadlineExceeded }
+	if _, _, err := s.list(t.Context(), failing); err == nil {
+		t.Fatal("a failed list reported no error")
+	}
+	if _, _, ok := s.recent(time.Hour); ok {
+		t.Fatal("a failed list is served as recent")
+	}
+}
