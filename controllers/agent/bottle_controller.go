@@ -279,8 +279,10 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 
 	// Progress from the first second: a new Bottle, or a new generation,
-	// says so before the first smolvm call.
-	if st.ObservedGeneration != bottle.Generation || st.Phase == "" {
+	// says so before the first smolvm call. A Bottle about to be forked
+	// says so with its claim instead (fork), in the same one write.
+	forking := bottle.Spec.TemplateRef != nil && st.Template == nil
+	if (st.ObservedGeneration != bottle.Generation || st.Phase == "") && !forking {
 		msg := fmt.Sprintf("reconciling generation %d", bottle.Generation)
 		if st.MachineState == "" {
 			// The same words as createMachine's, so that write is a no-op.

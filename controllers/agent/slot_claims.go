@@ -24,14 +24,17 @@ type claims struct {
 
 // decide picks the Bottle's way to a machine from pool, as listed by a
 // list that began at listedAt, and takes the slot it picks, all under one
-// lock: Bottles deciding at once never pick the same slot.
-func (c *claims) decide(pool goldenPool, listedAt time.Time) claim {
+// lock: Bottles deciding at once never pick the same slot. recorded are
+// the slots Bottles' statuses name (claims of an earlier agent process
+// whose release may not have happened).
+func (c *claims) decide(pool goldenPool, listedAt time.Time, recorded map[string]bool) claim {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inFlight == nil {
-		c.inFlight, c.handedOut = map[string]bool{}, map[string]time.Time{}
+	c.init()
+	skip := make(map[string]bool, len(c.inFlight)+len(c.handedOut)+len(recorded))
+	for slot := range recorded {
+		skip[slot] = true
 	}
-	skip := make(map[string]bool, len(c.inFlight)+len(c.handedOut))
 	for slot := range c.inFlight {
 		skip[slot] = true
 	}
@@ -49,12 +52,32 @@ func (c *claims) decide(pool goldenPool, listedAt time.Time) claim {
 	return d
 }
 
+func (c *claims) init() {
+	if c.inFlight == nil {
+		c.inFlight, c.handedOut = map[string]bool{}, map[string]time.Time{}
+	}
+}
+
+// hold takes slot for a release the Bottle's status already records;
+// false while another release of it runs.
+func (c *claims) hold(slot string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	if c.inFlight[slot] {
+		return false
+	}
+	c.inFlight[slot] = true
+	return true
+}
+
 // done ends a release of slot at time at. A slot that was handed out (or
 // is lost to smolvm) is never picked again, whatever a list begun earlier
 // says; one whose release failed may be picked again.
 func (c *claims) done(slot string, handedOut bool, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.init()
 	delete(c.inFlight, slot)
 	if handedOut {
 		c.handedOut[slot] = at
