@@ -42,6 +42,9 @@ type templateFigures struct {
 	// BatchProcesses counts every smolvm process of the node that began
 	// during the batch, by verb (the golden's replenishing included).
 	BatchProcesses map[string]int
+	// BatchWrites counts the API server's write requests during the
+	// batch, by "VERB resource[/subresource]" (every client's).
+	BatchWrites map[string]int
 }
 
 func benchTemplateObject(step time.Duration, pool int) *v1.BottleTemplate {
@@ -158,6 +161,10 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 	names := make([]string, o.pool)
 	errs := make(chan error, o.pool)
 	cpu0, busy0 := d.cpu(), machineBusy()
+	api0, err := apiRequestCounts(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	for i := range o.pool {
 		names[i] = fmt.Sprintf("pool-%d", i)
@@ -176,6 +183,11 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 		return err
 	}
 	used, busy := d.cpu().since(cpu0), machineBusy()-busy0 // busy: everything the machine did meanwhile
+	api1, err := apiRequestCounts(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
+	tf.BatchWrites = api1.writesSince(api0)
 	var last time.Time
 	for _, n := range names {
 		t := times[n]
@@ -274,8 +286,8 @@ func (tf *templateFigures) rows() []figure {
 		out = append(out, figure{fmt.Sprintf("%d templated Bottles at once against a pool of %d", len(tf.Batch), tf.Pool),
 			fmt.Sprintf("%.2f s from the first create to the last Ready (p50 %.2f s, p90 %.2f s each; the %d create calls, in flight together, took %.2f s)", tf.BatchSeconds, median(lat), percentile(lat, 90), len(tf.Batch), tf.CreateSeconds),
 			fmt.Sprintf("the golden: %.1f s from the template's create to %d free held slots", tf.GoldenSeconds, tf.Pool),
-			fmt.Sprintf("CPU over the batch: agent %.2f s, smolvm %.2f s, control plane and cluster controller %.2f s; the machine %.2f s; smolvm processes %s",
-				tf.BatchCPU.Agent, tf.BatchCPU.Smolvm, tf.BatchCPU.ControlPlane, tf.BatchMachineCPU, verbs(tf.BatchProcesses)),
+			fmt.Sprintf("CPU over the batch: agent %.2f s, smolvm %.2f s, control plane and cluster controller %.2f s; the machine %.2f s; smolvm processes %s; API writes %s",
+				tf.BatchCPU.Agent, tf.BatchCPU.Smolvm, tf.BatchCPU.ControlPlane, tf.BatchMachineCPU, verbs(tf.BatchProcesses), verbs(tf.BatchWrites)),
 			"< 2 s", ""})
 	}
 	return out
