@@ -350,12 +350,12 @@ func clusterSpeaks(b *v1.Bottle) bool {
 func mergeForeign(mine, theirs []metav1.Condition) []metav1.Condition {
 	out := make([]metav1.Condition, 0, len(mine)+1)
 	for _, c := range mine {
-		if ownedConditions[c.Type] {
+		if v1.IsAgentCondition(c.Type) {
 			out = append(out, c)
 		}
 	}
 	for _, c := range theirs {
-		if !ownedConditions[c.Type] {
+		if !v1.IsAgentCondition(c.Type) {
 			out = append(out, c)
 		}
 	}

@@ -15,16 +15,6 @@ import (
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
-// ownedConditions are the condition types this agent writes. Status is
-// server-side applied under the agent's own field manager, and conditions
-// are a map keyed by type, so another writer (a cluster controller owning
-// its own conditions) and this agent never clobber each other.
-var ownedConditions = map[string]bool{
-	v1.ConditionReady: true, v1.ConditionReconciling: true, v1.ConditionStalled: true,
-	v1.ConditionMachineReady: true, v1.ConditionFilesReady: true, v1.ConditionProvisioned: true,
-	v1.ConditionMachineUpToDate: true,
-}
-
 // records is what this agent knows of each Bottle's status, by UID: the
 // status it last computed (known) and the one it last wrote (written).
 //
@@ -84,7 +74,7 @@ func (r *BottleReconciler) writeStatus(ctx context.Context, s *scope, reconcileE
 	st := s.status()
 	st.ObservedGeneration = s.bottle.Generation
 	r.records.remember(s.bottle.UID, st, false)
-	if s.written != nil && equality.Semantic.DeepEqual(*ownedOnly(s.written), *ownedOnly(st)) {
+	if s.written != nil && equality.Semantic.DeepEqual(*v1.AgentStatus(s.written), *v1.AgentStatus(st)) {
 		return nil
 	}
 	err := r.applyStatus(ctx, s.bottle, st)
@@ -111,26 +101,14 @@ func (r *BottleReconciler) writeStatus(ctx context.Context, s *scope, reconcileE
 	return nil
 }
 
-// applyStatus server-side applies the agent's fields of status: everything
-// but the conditions other writers own.
+// applyStatus server-side applies the agent's fields of status
+// (v1.AgentStatus: everything but the conditions other writers own).
 func (r *BottleReconciler) applyStatus(ctx context.Context, b *v1.Bottle, st *v1.BottleStatus) error {
-	u, err := b.StatusApplyObject(ownedOnly(st))
+	u, err := b.AgentStatusApplyObject(st)
 	if err != nil {
 		return err
 	}
 	return r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(v1.FieldManagerAgent), client.ForceOwnership)
-}
-
-// ownedOnly is st without the conditions other writers own.
-func ownedOnly(st *v1.BottleStatus) *v1.BottleStatus {
-	mine := st.DeepCopy()
-	mine.Conditions = nil
-	for _, c := range st.Conditions {
-		if ownedConditions[c.Type] {
-			mine.Conditions = append(mine.Conditions, c)
-		}
-	}
-	return mine
 }
 
 // isTooLarge recognises both refusals: the API server's request limit (413)
