@@ -83,15 +83,11 @@ type BottleReconciler struct {
 	// backoff after a smolvm failure (zero: the defaults).
 	SmolvmRetryBase, SmolvmRetryMax time.Duration
 
-	metrics *phaseTracker
-	egress  *egressReads
-	records *records
-	steps   *inflight[*v1.Bottle, runningStep]
-	view    *machineView
-	owners  *missingOwners
+	// bottleMemory is what the agent remembers of each Bottle.
+	bottleMemory
+	view *machineView
 	// unreachable times how long each machine has been unreachable.
 	unreachable *unreachableClock
-	backoff     *backoffs
 	// sourceDigests is what the node's Bottles last read of their
 	// ConfigMaps and Secrets (versions and digests, never values).
 	sourceDigests *sourceDigests
@@ -135,20 +131,23 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	if r.SmolvmRetryMax == 0 {
 		r.SmolvmRetryMax = DefaultSmolvmRetryMax
 	}
-	r.backoff = newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax)
-	r.metrics = newPhaseTracker()
-	r.egress = newEgressReads()
 	if err := r.prepareStart(mgr.GetLogger()); err != nil {
 		return err
 	}
-	r.records = newRecords()
-	r.steps = newInflight(mustCancel)
+	r.bottleMemory = bottleMemory{
+		records:  newRecords(),
+		steps:    newInflight(mustCancel),
+		owners:   newMissingOwners(r.ResyncPeriod),
+		backoff:  newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax),
+		metrics:  newPhaseTracker(),
+		egress:   newEgressReads(),
+		activity: r.Activity,
+	}
 	r.view = newMachineView(r.listMachines, min(maxViewAge, r.ResyncPeriod))
 	r.unreachable = newUnreachableClock()
 	if r.UnreachableGrace == 0 {
 		r.UnreachableGrace = DefaultUnreachableGrace
 	}
-	r.owners = newMissingOwners(r.ResyncPeriod)
 	r.sourceDigests = newSourceDigests()
 	r.startedAt = time.Now()
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -181,13 +180,7 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 			enqueue.Update(ctx, e, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
-			r.steps.gone(e.Object.GetUID())
-			r.records.forget(e.Object.GetUID())
-			r.owners.forget(e.Object.GetUID())
-			r.backoff.forget(e.Object.GetUID())
-			if r.Activity != nil {
-				r.Activity.Forget(e.Object.GetUID())
-			}
+			r.forget(e.Object.GetUID(), client.ObjectKeyFromObject(e.Object))
 			enqueue.Delete(ctx, e, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
@@ -215,8 +208,8 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	cached := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.metrics.forget(req.NamespacedName)
-			r.egress.forget(req.NamespacedName)
+			// What a pass that raced with the delete event left by name.
+			r.forget("", req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -227,6 +227,21 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(machineExists(node, machine)()).To(BeFalse())
 	})
 
+	It("forgets everything of a Bottle once it is deleted", func() {
+		b := bottle(newNamespace(), node, step("hello", "echo hello"))
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		uid, key := get(b).UID, client.ObjectKeyFromObject(b)
+		Expect(a.bottles.Remembers(uid, key)).To(ContainElements("records", "metrics"))
+
+		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, key, &v1.Bottle{}))
+		}).Should(BeTrue())
+		Eventually(func() []string { return a.bottles.Remembers(uid, key) }).Should(BeEmpty())
+		Consistently(func() []string { return a.bottles.Remembers(uid, key) }, time.Second).Should(BeEmpty())
+	})
+
 	It("stops at a failing step, does not retry it blindly, and resumes from it once edited", func() {
 		ns := newNamespace()
 		b := bottle(ns, node, step("first", "echo one"), step("broken", "echo about to fail; exit 3"), step("last", "echo three"))

@@ -21,7 +21,7 @@ import (
 func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(s.bottle, v1.Finalizer) {
 		s.finalized = true
-		r.records.forget(s.bottle.UID)
+		r.forget(s.bottle.UID, client.ObjectKeyFromObject(s.bottle))
 		return ctrl.Result{}, nil
 	}
 	if err := r.progress(ctx, s, v1.ReasonProgressing, "deleting machine "+s.machineName); err != nil {
@@ -55,9 +55,7 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	s.finalized = true
-	r.records.forget(s.bottle.UID)
-	r.owners.forget(s.bottle.UID)
-	r.metrics.forget(client.ObjectKeyFromObject(s.bottle))
+	r.forget(s.bottle.UID, client.ObjectKeyFromObject(s.bottle))
 	return ctrl.Result{}, nil
 }
 
