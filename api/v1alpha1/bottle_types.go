@@ -16,7 +16,9 @@ const (
 )
 
 // RecreatePolicy is whether a Bottle's machine may be deleted and created
-// again to apply a spec change smolvm cannot apply in place.
+// again to apply a spec change smolvm cannot apply in place. The fields a
+// machine is made with, and which of them only a new machine can take, are
+// one table: machineFields in controllers/agent/machine_fields.go.
 // +kubebuilder:validation:Enum=Never;OnChange
 type RecreatePolicy string
 
@@ -83,10 +85,12 @@ type BottleSpec struct {
 	// +optional
 	// +kubebuilder:default=Running
 	RunState RunState `json:"runState,omitempty"`
-	// RecreatePolicy says what happens when a change of image, resources or
-	// network cannot be applied to the existing machine. Never (the default)
-	// keeps the machine and reports the change as not applied; OnChange
-	// deletes the machine, losing its disk, and provisions a new one.
+	// RecreatePolicy says what happens when image or network changes: only
+	// a new machine can take them. Never (the default) keeps the machine and
+	// reports the change as not applied; OnChange deletes the machine,
+	// losing its disk, and provisions a new one. A change of resources alone
+	// is applied to the machine (stopped, updated and started again, its
+	// disk kept).
 	// +optional
 	// +kubebuilder:default=Never
 	RecreatePolicy RecreatePolicy `json:"recreatePolicy,omitempty"`

@@ -12,7 +12,9 @@ const (
 
 	// ConditionMachineUpToDate is False while the machine differs from the
 	// spec: in what only a new machine can take (image, network), or in its
-	// size (CPUs, memory) until a stop, update and start applies it.
+	// size (CPUs, memory) until a stop, update and start applies it. The
+	// fields compared are one table: machineFields in
+	// controllers/agent/machine_fields.go.
 	ConditionMachineUpToDate = "MachineUpToDate"
 
 	// ConditionScheduled is the cluster controller's: True once the

@@ -131,9 +131,7 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 		r.event(s, corev1.EventTypeNormal, reason, "Create", "created machine %s", s.machineName)
 	}
 	// What create made is known: no need to ask smolvm again.
-	spec := r.machineSpec(s)
-	s.machine = &smolvm.Machine{Name: s.machineName, State: smolvm.StateCreated, Image: spec.Image,
-		CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB, Labels: spec.Labels}
+	s.machine = madeMachine(r.machineSpec(s))
 	r.view.saw(s.machineName, s.machine)
 	st.MachineState = smolvm.StateCreated
 	s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, reason, "machine created, not started yet")
@@ -151,7 +149,7 @@ func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smol
 	if cpus, memMiB, ok := decideResize(s.spec(), m); ok {
 		return r.resizeMachine(ctx, s, m, cpus, memMiB)
 	}
-	action, msg := decideDrift(machineDiffs(s.spec(), m), s.spec().RecreatePolicy)
+	action, msg := decideDrift(machineDiffs(&s.spec().MachineSpec, m), s.spec().RecreatePolicy)
 	prev := meta.FindStatusCondition(s.before.Conditions, v1.ConditionMachineUpToDate)
 	switch action {
 	case driftNone:
@@ -225,23 +223,14 @@ func (r *BottleReconciler) removeMachine(ctx context.Context, s *scope, m *smolv
 	return true, ctrl.Result{}, nil
 }
 
+// machineSpec is the create request of the Bottle's machine: its fields
+// (machineFields) and the labels that make it the Bottle's.
 func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
-	spec := s.spec()
-	res := spec.Resources.OrDefault()
-	return smolvm.MachineSpec{
-		Name:       s.machineName,
-		Image:      spec.Image,
-		CPUs:       int(res.CPUs),
-		MemoryMiB:  int(res.MemoryMiB),
-		AllowHosts: spec.Network.AllowHosts,
-		AllowCIDRs: spec.Network.AllowCIDRs,
-		Labels: map[string]string{
-			v1.LabelUID:       string(s.bottle.UID),
-			v1.LabelNamespace: s.bottle.Namespace,
-			v1.LabelName:      s.bottle.Name,
-			v1.LabelNetwork:   networkDigest(spec.Network),
-		},
-	}
+	return createRequest(s.machineName, &s.spec().MachineSpec, map[string]string{
+		v1.LabelUID:       string(s.bottle.UID),
+		v1.LabelNamespace: s.bottle.Namespace,
+		v1.LabelName:      s.bottle.Name,
+	})
 }
 
 // reconcilePower starts or stops the machine as runState asks. Starting

@@ -102,7 +102,7 @@ func TestMachineDiffsAndDrift(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			diffs := machineDiffs(spec, tc.m)
+			diffs := machineDiffs(&spec.MachineSpec, tc.m)
 			if len(diffs) != len(tc.want) {
 				t.Fatalf("diffs = %q, want %d", diffs, len(tc.want))
 			}

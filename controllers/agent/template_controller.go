@@ -390,20 +390,13 @@ func (r *TemplateReconciler) machine(ctx context.Context, name string) (*smolvm.
 }
 
 func (r *TemplateReconciler) machineSpec(g *golden) smolvm.MachineSpec {
-	spec := g.t.Spec
-	res := spec.Resources.OrDefault()
-	return smolvm.MachineSpec{
-		Name: g.name, Image: spec.Image, CPUs: int(res.CPUs), MemoryMiB: int(res.MemoryMiB),
-		AllowHosts: spec.Network.AllowHosts, AllowCIDRs: spec.Network.AllowCIDRs,
-		Labels: map[string]string{
-			labelTemplateUID:        string(g.t.UID),
-			labelTemplateMachine:    MachineDigest(g.t.Spec.MachineSpec),
-			labelTemplateGeneration: strconv.FormatInt(g.t.Generation, 10),
-			v1.LabelNamespace:       g.t.Namespace,
-			v1.LabelName:            g.t.Name,
-			v1.LabelNetwork:         networkDigest(spec.Network),
-		},
-	}
+	return createRequest(g.name, &g.t.Spec.MachineSpec, map[string]string{
+		labelTemplateUID:        string(g.t.UID),
+		labelTemplateMachine:    MachineDigest(g.t.Spec.MachineSpec),
+		labelTemplateGeneration: strconv.FormatInt(g.t.Generation, 10),
+		v1.LabelNamespace:       g.t.Namespace,
+		v1.LabelName:            g.t.Name,
+	})
 }
 
 // provision lands the template's files and runs its steps in the golden
