@@ -323,3 +323,45 @@ type ProvisionStep struct {
 	// +kubebuilder:validation:Maximum=86400
 	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
 }
+
+// Bottle is one smolvm microVM that sandboxes a coding agent, run by the agent
+// on spec.nodeName.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=btl,categories=all
+// +kubebuilder:selectablefield:JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Machine",type=string,JSONPath=`.status.machineName`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Template",type=string,priority=1,JSONPath=`.spec.templateRef.name`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type Bottle struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec BottleSpec `json:"spec"`
+	// Status defaults to observedGeneration 0, so a Bottle no agent has
+	// looked at yet reads as in progress (kstatus: generation mismatch), not
+	// as Current.
+	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
+	Status BottleStatus `json:"status,omitempty"`
+}
+
+// BottleList is a list of Bottles.
+// +kubebuilder:object:root=true
+type BottleList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Bottle `json:"items"`
+}
+
+// GetConditions returns the status conditions.
+func (b *Bottle) GetConditions() []metav1.Condition { return b.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (b *Bottle) SetConditions(c []metav1.Condition) { b.Status.Conditions = c }

@@ -30,6 +30,9 @@ const (
 	ReasonReady          = "Ready"
 	ReasonProgressing    = "Progressing"
 	ReasonReconcileError = "ReconcileError"
+	// ReasonStatusTooLarge (Stalled): the API server refused the status as
+	// too large; the output tails were dropped, nothing is re-run.
+	ReasonStatusTooLarge = "StatusTooLarge"
 
 	// MachineReady and MachineUpToDate.
 	ReasonMachineCreated   = "MachineCreated"
@@ -45,16 +48,25 @@ const (
 	// older than the supported minimum (Ready=False, Stalled=True).
 	ReasonSmolvmUnavailable = "SmolvmUnavailable"
 	ReasonSmolvmError       = "SmolvmError"
-	ReasonNotRunning        = "MachineNotRunning"
-	ReasonMachineDeleted    = "MachineDeleted"
-	ReasonDeletionBlocked   = "DeletionBlocked"
-	ReasonRecreateRequired  = "RecreateRequired"
+	// ReasonSmolvmTimeout: a smolvm call hung past its deadline; the
+	// message names the verb. Retried with backoff.
+	ReasonSmolvmTimeout    = "SmolvmTimeout"
+	ReasonNotRunning       = "MachineNotRunning"
+	ReasonMachineDeleted   = "MachineDeleted"
+	ReasonDeletionBlocked  = "DeletionBlocked"
+	ReasonRecreateRequired = "RecreateRequired"
+	// ReasonMachineRecreating: recreatePolicy OnChange is replacing the
+	// machine to apply a change smolvm cannot make in place.
+	ReasonMachineRecreating = "MachineRecreating"
 
 	// FilesReady.
 	ReasonFilesCopied    = "FilesCopied"
 	ReasonCopyingFiles   = "CopyingFiles"
 	ReasonSourceNotFound = "SourceNotFound"
 	ReasonOwnerNotFound  = "OwnerNotFound"
+	// ReasonWaitingForOwner: files wait for an owner a provisioning step
+	// may still create.
+	ReasonWaitingForOwner = "WaitingForOwner"
 	// ReasonUnsafePath: a file was not written because its path goes
 	// through a link a guest user could have made (or changed mid-check).
 	ReasonUnsafePath = "UnsafePath"
@@ -64,6 +76,9 @@ const (
 	ReasonProvisioning  = "Provisioning"
 	ReasonStepFailed    = "StepFailed"
 	ReasonStepSucceeded = "StepSucceeded"
+	// ReasonStepCancelled: a running step was cancelled (the Bottle was
+	// deleted or stopped, or the step was edited or removed).
+	ReasonStepCancelled = "StepCancelled"
 
 	// ReasonIdleStopped: Ready=True, phase Stopped: the agent stopped the
 	// machine after spec.lifecycle.stopAfterIdle without use; a session or

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -19,8 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
-
-	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/activity"
@@ -33,7 +30,7 @@ type BottleReconciler struct {
 	// and writes to the API server.
 	client.Client
 	// APIReader reads uncached: a Bottle the first time this agent sees it
-	// (see records) and referenced ConfigMaps and Secrets, on demand.
+	// (see expectations) and referenced ConfigMaps and Secrets, on demand.
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Machines  Machines
@@ -135,13 +132,13 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 		return err
 	}
 	r.bottleMemory = bottleMemory{
-		records:  newRecords(),
-		steps:    newInflight(mustCancel),
-		owners:   newMissingOwners(r.ResyncPeriod),
-		backoff:  newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax),
-		metrics:  newPhaseTracker(),
-		egress:   newEgressReads(),
-		activity: r.Activity,
+		expectations: newExpectations(),
+		steps:        newInflight(mustCancel),
+		owners:       newMissingOwners(r.ResyncPeriod),
+		backoff:      newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax),
+		metrics:      newPhaseTracker(),
+		egress:       newEgressReads(),
+		activity:     r.Activity,
 	}
 	r.view = newMachineView(r.listMachines, min(maxViewAge, r.ResyncPeriod))
 	r.unreachable = newUnreachableClock()
@@ -308,7 +305,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 // the pass write its status whatever it finds.
 func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bottle, *v1.BottleStatus, error) {
 	b := cached.DeepCopy()
-	known, written, ok := r.records.get(b.UID)
+	known, written, ok := r.expectations.get(b.UID)
 	if !ok {
 		// First sight by this agent process: the cache may lag behind the
 		// previous agent's last write, so read once from the API server.
@@ -316,7 +313,7 @@ func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bot
 			return nil, nil, client.IgnoreNotFound(err)
 		}
 		written = b.Status.DeepCopy()
-		r.records.remember(b.UID, &b.Status, true)
+		r.expectations.remember(b.UID, &b.Status, true)
 	} else {
 		// What this agent computed is the truth for its own fields; the
 		// conditions other writers own (Scheduled) come from the object.
@@ -330,51 +327,6 @@ func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bot
 		written = nil
 	}
 	return b, written, nil
-}
-
-// clusterSpeaks reports whether the object's Ready is the cluster
-// controller's word rather than an agent's.
-func clusterSpeaks(b *v1.Bottle) bool {
-	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionReady)
-	return c != nil && v1.ClusterReason(c.Reason)
-}
-
-// mergeForeign is mine plus the conditions of theirs that other writers own.
-func mergeForeign(mine, theirs []metav1.Condition) []metav1.Condition {
-	out := make([]metav1.Condition, 0, len(mine)+1)
-	for _, c := range mine {
-		if v1.IsAgentCondition(c.Type) {
-			out = append(out, c)
-		}
-	}
-	for _, c := range theirs {
-		if !v1.IsAgentCondition(c.Type) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// progress writes status now, saying what the pass is about to do: a new
-// phase or step is visible while it runs, not when the pass ends.
-func (r *BottleReconciler) progress(ctx context.Context, s *scope, reason, message string) error {
-	s.wait(reason, message)
-	s.pending = true
-	defer func() { s.pending = false }()
-	return r.writeStatus(ctx, s, nil)
-}
-
-// retryProgress is progress before a smolvm call, except when the call
-// failed last time and this pass retries it: the status keeps saying so
-// (its message ends "retrying") until the call succeeds. Announcing the
-// call again would flap the status on every retry, and each write wakes the
-// Bottle at once, past the workqueue's backoff.
-func (r *BottleReconciler) retryProgress(ctx context.Context, s *scope, cond, reason, message string) error {
-	c := meta.FindStatusCondition(s.before.Conditions, cond)
-	if c != nil && c.Status == metav1.ConditionFalse && (c.Reason == v1.ReasonSmolvmError || c.Reason == v1.ReasonSmolvmTimeout) {
-		return nil
-	}
-	return r.progress(ctx, s, reason, message)
 }
 
 func (r *BottleReconciler) event(s *scope, eventType, reason, action, note string, args ...any) {

@@ -232,7 +232,7 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(k8sClient.Create(ctx, b)).To(Succeed())
 		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
 		uid, key := get(b).UID, client.ObjectKeyFromObject(b)
-		Expect(a.bottles.Remembers(uid, key)).To(ContainElements("records", "metrics"))
+		Expect(a.bottles.Remembers(uid, key)).To(ContainElements("expectations", "metrics"))
 
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
 		Eventually(func() bool {

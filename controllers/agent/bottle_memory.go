@@ -15,8 +15,8 @@ import (
 // What is keyed by machine (the machine view, the unreachable clock) is the
 // node's memory of its machines, not of a Bottle, and is not here.
 type bottleMemory struct {
-	// records are the statuses known and last written, by UID.
-	records *records
+	// expectations are the statuses known and last written, by UID.
+	expectations *expectations
 	// steps are the running steps, by UID.
 	steps *inflight[*v1.Bottle, runningStep]
 	// owners are the guest users files wait for, by UID.
@@ -40,7 +40,7 @@ type bottleMemory struct {
 func (m *bottleMemory) forget(uid types.UID, key types.NamespacedName) {
 	if uid != "" {
 		m.steps.gone(uid)
-		m.records.forget(uid)
+		m.expectations.forget(uid)
 		m.owners.forget(uid)
 		m.backoff.forget(uid)
 		if m.activity != nil {

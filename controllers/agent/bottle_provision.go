@@ -195,8 +195,6 @@ func (r *BottleReconciler) changed(ctx context.Context, s *scope) bool {
 		pendingRetry(latest.Annotations, s.status().LastHandledRetry).Token != ""
 }
 
-type stepOutcome string
-
 const (
 	outcomeSucceeded stepOutcome = "succeeded"
 	outcomeFailed    stepOutcome = "failed"
@@ -210,23 +208,3 @@ const (
 	// retrying it would only loop.
 	outcomeRefused stepOutcome = "refused"
 )
-
-// classifyStep reads an exec's outcome. A cancel asked for by the registry
-// wins over the driver's error (a killed smolvm), and a timeout is the
-// step's, not smolvm's.
-func classifyStep(exitCode int, err error, cancelWhy string) stepOutcome {
-	switch {
-	case cancelWhy != "":
-		return outcomeCancelled
-	case err != nil && smolvm.IsTimeout(err):
-		return outcomeTimeout
-	case err != nil && smolvm.ClassOf(err) == smolvm.ClassUsage:
-		return outcomeRefused
-	case err != nil:
-		return outcomeError
-	case exitCode != 0:
-		return outcomeFailed
-	default:
-		return outcomeSucceeded
-	}
-}

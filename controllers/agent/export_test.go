@@ -13,11 +13,11 @@ const NoStagedCopies = noStagedCopies
 func (r *BottleReconciler) Remembers(uid types.UID, key types.NamespacedName) []string {
 	m := &r.bottleMemory
 	var held []string
-	m.records.mu.Lock()
-	if _, ok := m.records.m[uid]; ok {
-		held = append(held, "records")
+	m.expectations.mu.Lock()
+	if _, ok := m.expectations.m[uid]; ok {
+		held = append(held, "expectations")
 	}
-	m.records.mu.Unlock()
+	m.expectations.mu.Unlock()
 	m.steps.mu.Lock()
 	if _, ok := m.steps.steps[uid]; ok {
 		held = append(held, "steps")
