@@ -27,7 +27,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	u := userFrom(r)
 	sub := r.PathValue("subresource")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		writeStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
+		writeAPIStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
 			"%s is not supported on bottles/%s", r.Method, sub))
 		return
 	}
@@ -44,18 +44,18 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	}()
 	if err := s.authorize(ctx, u, ns, name, sub); err != nil {
 		s.log.V(1).Info("denied", "bottle", ns+"/"+name, "subresource", sub, "user", u.GetName())
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	sr, err := parseSessionRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	read := <-bottle
 	b, err := read.b, read.err
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	release, err := s.sessions.acquire(u.GetName())
@@ -82,16 +82,16 @@ type bottleRead struct {
 func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 	sr, err := parseSessionRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	b, err := s.sessionBottle(r.Context(), sr.namespace, sr.name)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	if err := s.onThisNode(b); err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	requester := r.Header.Get(requesterHeader)
@@ -141,7 +141,7 @@ func (s *Server) onThisNode(b *v1.Bottle) error {
 }
 
 func serveNotFound(w http.ResponseWriter, r *http.Request) {
-	writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+	writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 		"the server could not find the requested resource"))
 }
 

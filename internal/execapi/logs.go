@@ -52,19 +52,19 @@ func parseLogRequest(r *http.Request) (*logRequest, error) {
 // their logs; serve them here or proxy there.
 func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		writeStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
+		writeAPIStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
 			"%s is not supported on bottles/log", r.Method))
 		return
 	}
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
 	b, err := s.readBottle(r.Context(), ns, name)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	release, err := s.followSlot(lr, userFrom(r).GetName())
@@ -85,16 +85,16 @@ func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveLogAgent(w http.ResponseWriter, r *http.Request) {
 	b, err := s.readBottle(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	if err := s.onThisNode(b); err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	release, err := s.followSlot(lr, r.Header.Get(requesterHeader))
@@ -120,22 +120,22 @@ func (s *Server) followSlot(lr *logRequest, user string) (func(), error) {
 func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *v1.Bottle) {
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	if s.opts.StepLogs == nil {
-		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+		writeAPIStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the agent of node %q keeps no step logs (--step-log-dir is off)", s.opts.NodeName))
 		return
 	}
 	step, err := s.pickStep(b, lr.step)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	uid := string(b.UID)
 	if !s.opts.StepLogs.Has(uid, step) {
-		writeStatus(w, logError(b, step, steplog.ErrNotFound))
+		writeAPIStatus(w, logError(b, step, steplog.ErrNotFound))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")

@@ -39,11 +39,11 @@ func (s *Server) readRun(r *http.Request) (*v1.BottleRun, error) {
 func (s *Server) runLogRequest(w http.ResponseWriter, r *http.Request) (lr *logRequest, run *v1.BottleRun, ok bool) {
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return nil, nil, false
 	}
 	if run, err = s.readRun(r); err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return nil, nil, false
 	}
 	return lr, run, true
@@ -57,7 +57,7 @@ func (s *Server) serveRunLogGateway(w http.ResponseWriter, r *http.Request) {
 	}
 	node := run.Status.NodeName
 	if run.Status.StartedAt == nil || node == "" {
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+		writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"bottlerun %q has not started yet (phase %s): it has no log", run.Name, runPhaseName(run)))
 		return
 	}
@@ -82,7 +82,7 @@ func (s *Server) serveRunLogAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if run.Status.NodeName != s.opts.NodeName {
-		writeStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
+		writeAPIStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
 			"bottlerun %q ran on node %q, not on %q", run.Name, run.Status.NodeName, s.opts.NodeName))
 		return
 	}
@@ -97,13 +97,13 @@ func (s *Server) serveRunLogAgent(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveRunLog(w http.ResponseWriter, r *http.Request, run *v1.BottleRun, lr *logRequest) {
 	if s.opts.StepLogs == nil {
-		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+		writeAPIStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the agent of node %q keeps no logs (--step-log-dir is off)", s.opts.NodeName))
 		return
 	}
 	uid := string(run.UID)
 	if !s.opts.StepLogs.Has(uid, v1.RunLogStep) {
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+		writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"bottlerun %q has no log on node %q (phase %s)", run.Name, s.opts.NodeName, runPhaseName(run)))
 		return
 	}
