@@ -153,14 +153,14 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 		return r.waitForGolden(s, c.reason)
 	case claimSlot:
 		if !r.claims.take(c.slot) {
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 		}
 		err := takeSlot(ctx, forks, c.slot, nil)
 		r.claims.done(c.slot)
 		if errors.Is(err, errSlotLost) {
 			// Never handed out again: delete it, and try the next one.
 			_ = r.Machines.Delete(ctx, c.slot)
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 		}
 		if err != nil {
 			return r.smolvmFailure(s, v1.ConditionMachineReady, "release held slot "+c.slot+" for", err)

@@ -114,7 +114,7 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 		// it could say so, or by someone else's): look, adopting it if it
 		// is ours and reporting a conflict if not.
 		r.view.unsettled(s.machineName)
-		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	}
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "create", err)

@@ -438,7 +438,7 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 		if !leaseHeld(r.Lease) || stopping(g.stop) {
 			// Start no step without the Lease, nor once the agent is
 			// stopping: the next pass (or agent) goes on from here.
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 		}
 		step := steps[plan.Index]
 		env, err := r.env(ctx, g)
@@ -484,7 +484,7 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 			// The golden is no longer wanted: record the cancellation;
 			// the next pass goes to the new golden, or retires this one.
 			g.set(v1.PhaseFailed, v1.ReasonStepFailed, "step %q %s", step.Name, cancelledError(why))
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 		}
 	}
 }
