@@ -359,9 +359,3 @@ type BottleList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Bottle `json:"items"`
 }
-
-// GetConditions returns the status conditions.
-func (b *Bottle) GetConditions() []metav1.Condition { return b.Status.Conditions }
-
-// SetConditions replaces the status conditions.
-func (b *Bottle) SetConditions(c []metav1.Condition) { b.Status.Conditions = c }

@@ -51,7 +51,6 @@ const (
 	// ReasonSmolvmTimeout: a smolvm call hung past its deadline; the
 	// message names the verb. Retried with backoff.
 	ReasonSmolvmTimeout    = "SmolvmTimeout"
-	ReasonNotRunning       = "MachineNotRunning"
 	ReasonMachineDeleted   = "MachineDeleted"
 	ReasonDeletionBlocked  = "DeletionBlocked"
 	ReasonRecreateRequired = "RecreateRequired"

@@ -21,7 +21,6 @@ import (
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers/agent"
-	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 var nsSeq int
@@ -120,6 +119,14 @@ func machineExists(node, name string) func() bool {
 		_, _, code := sim(node, "machine", "status", "--name", name, "--json")
 		return code == 0
 	}
+}
+
+// jsonLen is the size of s JSON-encoded as the API server stores it,
+// without the quotes.
+func jsonLen(s string) int {
+	b, err := json.Marshal(s)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return len(b) - 2
 }
 
 func step(name, script string) v1.ProvisionStep {
@@ -370,7 +377,7 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(r.Error).To(ContainSubstring("timed out"))
 		Expect(r.Stdout).To(HaveSuffix("<<<<<<<< line 2999\nlast-line\n"))
 		Expect(r.Stdout).To(MatchRegexp(`^<<<<<<<< line \d+\n`), "the tail starts at a line")
-		Expect(smolvm.JSONLen(r.Stdout)).To(BeNumerically("<=", v1.MaxTailJSONBytes))
+		Expect(jsonLen(r.Stdout)).To(BeNumerically("<=", v1.MaxTailJSONBytes))
 		Expect(r.Stderr).To(Equal("err-line\n"))
 		Expect(r.Truncated).To(BeTrue())
 	})

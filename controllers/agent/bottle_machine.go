@@ -211,16 +211,31 @@ func (r *BottleReconciler) resizeMachine(ctx context.Context, s *scope, m *smolv
 
 // removeMachine stops and deletes a machine of ours.
 func (r *BottleReconciler) removeMachine(ctx context.Context, s *scope, m *smolvm.Machine) (bool, ctrl.Result, error) {
+	if verb, err := r.destroyMachine(ctx, s.machineName, m); err != nil {
+		return r.smolvmFailure(s, v1.ConditionMachineReady, verb, err)
+	}
+	return true, ctrl.Result{}, nil
+}
+
+// destroyMachine stops a machine of ours if it runs, deletes it, and
+// records it gone in the view; on failure it returns the verb that failed
+// ("stop" or "delete") for the caller to report its own way. A machine
+// already stopped or gone is no failure. smolvm's delete stops a running
+// machine itself, but the agent stops it first with a call of its own:
+// each call then has its own deadline (--smolvm-stop-timeout,
+// --smolvm-delete-timeout), and a machine that will not stop is reported
+// as that, not as a failed delete.
+func (r *BottleReconciler) destroyMachine(ctx context.Context, name string, m *smolvm.Machine) (verb string, err error) {
 	if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
-		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
-			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
+		if err := r.stop(ctx, name); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
+			return "stop", err
 		}
 	}
-	if err := r.Machines.Delete(ctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
-		return r.smolvmFailure(s, v1.ConditionMachineReady, "delete", err)
+	if err := r.Machines.Delete(ctx, name); err != nil && !smolvm.IsNotFound(err) {
+		return "delete", err
 	}
-	r.view.saw(s.machineName, nil)
-	return true, ctrl.Result{}, nil
+	r.view.saw(name, nil)
+	return "", nil
 }
 
 // machineSpec is the create request of the Bottle's machine: its fields

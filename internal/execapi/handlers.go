@@ -85,13 +85,8 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 		writeAPIStatus(w, err)
 		return
 	}
-	b, err := s.sessionBottle(r.Context(), sr.namespace, sr.name)
-	if err != nil {
-		writeAPIStatus(w, err)
-		return
-	}
-	if err := s.onThisNode(b); err != nil {
-		writeAPIStatus(w, err)
+	b, ok := s.localBottle(w, r, s.sessionBottle, sr.namespace, sr.name)
+	if !ok {
 		return
 	}
 	requester := r.Header.Get(requesterHeader)
@@ -129,6 +124,23 @@ func (s *Server) sessionBottle(ctx context.Context, ns, name string) (*v1.Bottle
 		return nil, err
 	}
 	return b, nil
+}
+
+// localBottle reads, on the agent endpoint, the Bottle a gateway forwarded a
+// request for (with read: readBottle, or sessionBottle for a session) and
+// requires it to be this node's; when either fails it has answered, and ok
+// is false.
+func (s *Server) localBottle(w http.ResponseWriter, r *http.Request,
+	read func(ctx context.Context, ns, name string) (*v1.Bottle, error), ns, name string) (b *v1.Bottle, ok bool) {
+	b, err := read(r.Context(), ns, name)
+	if err == nil {
+		err = s.onThisNode(b)
+	}
+	if err != nil {
+		writeAPIStatus(w, err)
+		return nil, false
+	}
+	return b, true
 }
 
 // onThisNode refuses, on the agent endpoint, a Bottle of another node.

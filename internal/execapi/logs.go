@@ -83,13 +83,8 @@ func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 
 // serveLogAgent serves a log request a gateway forwarded.
 func (s *Server) serveLogAgent(w http.ResponseWriter, r *http.Request) {
-	b, err := s.readBottle(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
-	if err != nil {
-		writeAPIStatus(w, err)
-		return
-	}
-	if err := s.onThisNode(b); err != nil {
-		writeAPIStatus(w, err)
+	b, ok := s.localBottle(w, r, s.readBottle, r.PathValue("namespace"), r.PathValue("name"))
+	if !ok {
 		return
 	}
 	lr, err := parseLogRequest(r)

@@ -60,7 +60,7 @@ func TestParseSessionRequest(t *testing.T) {
 	}
 }
 
-func TestGuestCommand(t *testing.T) {
+func TestSessionExecRequest(t *testing.T) {
 	b := &v1.Bottle{
 		Spec:   v1.BottleSpec{MachineName: "spec-m", MachineSpec: v1.MachineSpec{ExecUser: "agent", PromptPath: "/p/prompt.md"}},
 		Status: v1.BottleStatus{MachineName: "m-1"},
