@@ -187,10 +187,10 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 // immediateRequeue is the RequeueAfter of a pass that stops on purpose and
 // wants the next one at once: a step ended and the Bottle changed meanwhile,
 // a step was cancelled, a held slot or the Lease was busy. RequeueAfter
-// rather than Requeue (deprecated): controller-runtime puts a RequeueAfter item back
-// after the delay and forgets its backoff, while Requeue goes through the
-// rate limiter, whose per-item delay grows with every requeue, so a Bottle
-// running many steps would wait longer before each.
+// rather than Requeue (deprecated): controller-runtime puts a RequeueAfter
+// item back after the delay and forgets its backoff, while Requeue goes
+// through the rate limiter, whose per-item delay grows with every requeue,
+// so a Bottle running many steps would wait longer before each.
 const immediateRequeue = time.Millisecond
 
 // phase is one step of the lifecycle. It returns done=false when later

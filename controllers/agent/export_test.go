@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"sync"
+
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -13,35 +15,18 @@ const NoStagedCopies = noStagedCopies
 func (r *BottleReconciler) Remembers(uid types.UID, key types.NamespacedName) []string {
 	m := &r.bottleMemory
 	var held []string
-	m.expectations.mu.Lock()
-	if _, ok := m.expectations.m[uid]; ok {
-		held = append(held, "expectations")
+	check := func(name string, mu *sync.Mutex, holds func() bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if holds() {
+			held = append(held, name)
+		}
 	}
-	m.expectations.mu.Unlock()
-	m.steps.mu.Lock()
-	if _, ok := m.steps.steps[uid]; ok {
-		held = append(held, "steps")
-	}
-	m.steps.mu.Unlock()
-	m.owners.mu.Lock()
-	if _, ok := m.owners.m[uid]; ok {
-		held = append(held, "owners")
-	}
-	m.owners.mu.Unlock()
-	m.backoff.mu.Lock()
-	if _, ok := m.backoff.m[uid]; ok {
-		held = append(held, "backoff")
-	}
-	m.backoff.mu.Unlock()
-	m.metrics.mu.Lock()
-	if _, ok := m.metrics.phases[key]; ok {
-		held = append(held, "metrics")
-	}
-	m.metrics.mu.Unlock()
-	m.egress.mu.Lock()
-	if _, ok := m.egress.by[key]; ok {
-		held = append(held, "egress")
-	}
-	m.egress.mu.Unlock()
+	check("expectations", &m.expectations.mu, func() bool { _, ok := m.expectations.m[uid]; return ok })
+	check("steps", &m.steps.mu, func() bool { _, ok := m.steps.steps[uid]; return ok })
+	check("owners", &m.owners.mu, func() bool { _, ok := m.owners.m[uid]; return ok })
+	check("backoff", &m.backoff.mu, func() bool { _, ok := m.backoff.m[uid]; return ok })
+	check("metrics", &m.metrics.mu, func() bool { _, ok := m.metrics.phases[key]; return ok })
+	check("egress", &m.egress.mu, func() bool { _, ok := m.egress.by[key]; return ok })
 	return held
 }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,16 +32,7 @@ import (
 // Warning event, fails /readyz with the reason, and leaves other nodes'
 // Bottles alone.
 func TestSmolvmMissingMarksBottles(t *testing.T) {
-	env, cfg, err := testenv.Start(testenv.Options{})
-	if testenv.Skippable(err) {
-		t.Skip(err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	cfg, ctx := startAPIServer(t)
 
 	// The real startup check against a path with no smolvm.
 	_, checkErr := smolvm.New("/nonexistent/smolvm").CheckVersion(ctx)
@@ -52,18 +44,7 @@ func TestSmolvmMissingMarksBottles(t *testing.T) {
 		t.Errorf("readyz = %v, want the reason and the path", err)
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  testenv.Scheme(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   agent.NodeCacheOptions("node-a"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (&nodecheck.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bottle-agent"), State: state}).SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
+	startNodecheck(t, ctx, cfg, state)
 
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
@@ -126,17 +107,7 @@ func TestSmolvmMissingMarksBottles(t *testing.T) {
 // before (step results, files), leaves the cluster controller's Scheduled
 // alone, and drops Reconciling; one manager owns the agent's fields after.
 func TestMarkKeepsAgentStatus(t *testing.T) {
-	skipNameValidation := true
-	env, cfg, err := testenv.Start(testenv.Options{})
-	if testenv.Skippable(err) {
-		t.Skip(err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	cfg, ctx := startAPIServer(t)
 
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
@@ -180,21 +151,7 @@ func TestMarkKeepsAgentStatus(t *testing.T) {
 		}
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  testenv.Scheme(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   agent.NodeCacheOptions("node-a"),
-		// Another test of this binary registered the controller's name.
-		Controller: config.Controller{SkipNameValidation: &skipNameValidation},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := nodecheck.NewState(errors.New("smolvm not found at /nonexistent/smolvm"))
-	if err := (&nodecheck.Reconciler{Client: mgr.GetClient(), State: state}).SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
+	startNodecheck(t, ctx, cfg, nodecheck.NewState(errors.New("smolvm not found at /nonexistent/smolvm")))
 
 	g := gomega.NewWithT(t)
 	var got v1.Bottle
@@ -263,6 +220,41 @@ func TestWatchRecovers(t *testing.T) {
 	if !errors.Is(err, nodecheck.ErrRecovered) || state.Err() != nil || calls != 3 {
 		t.Errorf("Watch = %v after %d checks, state %v", err, calls, state.Err())
 	}
+}
+
+// startAPIServer runs a kube-apiserver for one test; it stops, after ctx
+// is cancelled, when the test ends.
+func startAPIServer(t *testing.T) (*rest.Config, context.Context) {
+	env, cfg, err := testenv.Start(testenv.Options{})
+	if testenv.Skippable(err) {
+		t.Skip(err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return cfg, ctx
+}
+
+// startNodecheck runs the reconciler for node-a's Bottles, as cmd/manager
+// wires it on a node without smolvm, until ctx ends.
+func startNodecheck(t *testing.T, ctx context.Context, cfg *rest.Config, state *nodecheck.State) {
+	skipNameValidation := true // each test of this binary registers the controller
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:     testenv.Scheme(),
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Cache:      agent.NodeCacheOptions("node-a"),
+		Controller: config.Controller{SkipNameValidation: &skipNameValidation},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&nodecheck.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("bottle-agent"), State: state}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
 }
 
 func bottle(name, node string) *v1.Bottle {
