@@ -119,7 +119,7 @@ verify: manifests generate tidy-check lint ## Fail when generated files are stal
 build: manifests generate fmt vet ## Build the manager, the smolvm simulator and the kubectl plugin into ./bin.
 	go build -o bin/manager ./cmd/manager
 	go build -o bin/smolvm-sim ./cmd/smolvm-sim
-	@if [ -d cmd/kubectl-bottle ]; then go build -o bin/kubectl-bottle ./cmd/kubectl-bottle; fi
+	go build -o bin/kubectl-bottle ./cmd/kubectl-bottle
 
 .PHONY: image
 image: ## Build the agent image without a container engine: dist/image/bottle-agent.tar (docker/podman load) and dist/image/oci (OCI layout).

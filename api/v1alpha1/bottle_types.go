@@ -16,7 +16,9 @@ const (
 )
 
 // RecreatePolicy is whether a Bottle's machine may be deleted and created
-// again to apply a spec change smolvm cannot apply in place.
+// again to apply a spec change smolvm cannot apply in place. The fields a
+// machine is made with, and which of them only a new machine can take, are
+// one table: machineFields in controllers/agent/machine_fields.go.
 // +kubebuilder:validation:Enum=Never;OnChange
 type RecreatePolicy string
 
@@ -83,10 +85,12 @@ type BottleSpec struct {
 	// +optional
 	// +kubebuilder:default=Running
 	RunState RunState `json:"runState,omitempty"`
-	// RecreatePolicy says what happens when a change of image, resources or
-	// network cannot be applied to the existing machine. Never (the default)
-	// keeps the machine and reports the change as not applied; OnChange
-	// deletes the machine, losing its disk, and provisions a new one.
+	// RecreatePolicy says what happens when image or network changes: only
+	// a new machine can take them. Never (the default) keeps the machine and
+	// reports the change as not applied; OnChange deletes the machine,
+	// losing its disk, and provisions a new one. A change of resources alone
+	// is applied to the machine (stopped, updated and started again, its
+	// disk kept).
 	// +optional
 	// +kubebuilder:default=Never
 	RecreatePolicy RecreatePolicy `json:"recreatePolicy,omitempty"`
@@ -318,4 +322,40 @@ type ProvisionStep struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=86400
 	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// Bottle is one smolvm microVM that sandboxes a coding agent, run by the agent
+// on spec.nodeName.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=btl,categories=all
+// +kubebuilder:selectablefield:JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Machine",type=string,JSONPath=`.status.machineName`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Template",type=string,priority=1,JSONPath=`.spec.templateRef.name`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type Bottle struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec BottleSpec `json:"spec"`
+	// Status defaults to observedGeneration 0, so a Bottle no agent has
+	// looked at yet reads as in progress (kstatus: generation mismatch), not
+	// as Current.
+	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
+	Status BottleStatus `json:"status,omitempty"`
+}
+
+// BottleList is a list of Bottles.
+// +kubebuilder:object:root=true
+type BottleList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Bottle `json:"items"`
 }

@@ -106,9 +106,3 @@ type BottleTemplateList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []BottleTemplate `json:"items"`
 }
-
-// GetConditions returns the status conditions.
-func (t *BottleTemplate) GetConditions() []metav1.Condition { return t.Status.Conditions }
-
-// SetConditions replaces the status conditions.
-func (t *BottleTemplate) SetConditions(c []metav1.Condition) { t.Status.Conditions = c }

@@ -12,7 +12,9 @@ const (
 
 	// ConditionMachineUpToDate is False while the machine differs from the
 	// spec: in what only a new machine can take (image, network), or in its
-	// size (CPUs, memory) until a stop, update and start applies it.
+	// size (CPUs, memory) until a stop, update and start applies it. The
+	// fields compared are one table: machineFields in
+	// controllers/agent/machine_fields.go.
 	ConditionMachineUpToDate = "MachineUpToDate"
 
 	// ConditionScheduled is the cluster controller's: True once the
@@ -28,6 +30,9 @@ const (
 	ReasonReady          = "Ready"
 	ReasonProgressing    = "Progressing"
 	ReasonReconcileError = "ReconcileError"
+	// ReasonStatusTooLarge (Stalled): the API server refused the status as
+	// too large; the output tails were dropped, nothing is re-run.
+	ReasonStatusTooLarge = "StatusTooLarge"
 
 	// MachineReady and MachineUpToDate.
 	ReasonMachineCreated   = "MachineCreated"
@@ -43,16 +48,24 @@ const (
 	// older than the supported minimum (Ready=False, Stalled=True).
 	ReasonSmolvmUnavailable = "SmolvmUnavailable"
 	ReasonSmolvmError       = "SmolvmError"
-	ReasonNotRunning        = "MachineNotRunning"
-	ReasonMachineDeleted    = "MachineDeleted"
-	ReasonDeletionBlocked   = "DeletionBlocked"
-	ReasonRecreateRequired  = "RecreateRequired"
+	// ReasonSmolvmTimeout: a smolvm call hung past its deadline; the
+	// message names the verb. Retried with backoff.
+	ReasonSmolvmTimeout    = "SmolvmTimeout"
+	ReasonMachineDeleted   = "MachineDeleted"
+	ReasonDeletionBlocked  = "DeletionBlocked"
+	ReasonRecreateRequired = "RecreateRequired"
+	// ReasonMachineRecreating: recreatePolicy OnChange is replacing the
+	// machine to apply a change smolvm cannot make in place.
+	ReasonMachineRecreating = "MachineRecreating"
 
 	// FilesReady.
 	ReasonFilesCopied    = "FilesCopied"
 	ReasonCopyingFiles   = "CopyingFiles"
 	ReasonSourceNotFound = "SourceNotFound"
 	ReasonOwnerNotFound  = "OwnerNotFound"
+	// ReasonWaitingForOwner: files wait for an owner a provisioning step
+	// may still create.
+	ReasonWaitingForOwner = "WaitingForOwner"
 	// ReasonUnsafePath: a file was not written because its path goes
 	// through a link a guest user could have made (or changed mid-check).
 	ReasonUnsafePath = "UnsafePath"
@@ -62,6 +75,9 @@ const (
 	ReasonProvisioning  = "Provisioning"
 	ReasonStepFailed    = "StepFailed"
 	ReasonStepSucceeded = "StepSucceeded"
+	// ReasonStepCancelled: a running step was cancelled (the Bottle was
+	// deleted or stopped, or the step was edited or removed).
+	ReasonStepCancelled = "StepCancelled"
 
 	// ReasonIdleStopped: Ready=True, phase Stopped: the agent stopped the
 	// machine after spec.lifecycle.stopAfterIdle without use; a session or

@@ -61,8 +61,9 @@ type MachineSpec struct {
 	// +optional
 	Network Network `json:"network,omitzero"`
 
-	// Env is the environment of every provisioning step and of every session
-	// (exec, attach, cp).
+	// Env is the environment of every provisioning step, of every session
+	// (exec, attach, cp) and of every BottleRun (whose own spec.env goes on
+	// top).
 	// +optional
 	// +listType=map
 	// +listMapKey=name

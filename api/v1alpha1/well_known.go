@@ -33,3 +33,20 @@ const (
 	LabelSchedulable = "agents.bot-bottle.dev/schedulable"
 	LabelReservation = "agents.bot-bottle.dev/reservation"
 )
+
+// LabelNetwork, on the smolvm machine, identifies the egress allowlist it
+// was created with: smolvm's status does not report the allowlist, and a
+// changed one needs a new machine.
+const LabelNetwork = "agents.bot-bottle.dev/network"
+
+// FieldManagerAgent is the field manager of the node agent's server-side
+// applies (status, finalizer). Conditions are a map keyed by type, so a
+// writer with another field manager owning its own condition types never
+// clobbers the agent's, nor the agent its.
+const FieldManagerAgent = "bottle-agent"
+
+// FieldManagerCluster is the cluster controller's field manager: it applies
+// the Scheduled condition (and, while no agent speaks for the Bottle, Ready,
+// Reconciling, Stalled, phase and observedGeneration), and sets
+// spec.nodeName from the reservation Pod's binding.
+const FieldManagerCluster = "bottle-cluster"

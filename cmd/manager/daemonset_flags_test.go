@@ -79,7 +79,7 @@ func checkDaemonSetPaths(t *testing.T, dir string, o *options, pod corev1.PodSpe
 	// The kubelet waits terminationGracePeriodSeconds before it kills the
 	// agent: the manager's own shutdown (the step's grace and the status
 	// write after it) must fit.
-	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= *NewManagerOptions(nil, o).GracefulShutdownTimeout {
+	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= *newManagerOptions(nil, o).GracefulShutdownTimeout {
 		t.Errorf("config/%s: terminationGracePeriodSeconds %v does not exceed the manager's shutdown (--shutdown-grace %s + 5s)", dir, g, o.shutdownGrace)
 	}
 	// smolvm.CheckRootPIDNamespace: smolvm in the root reads the host's

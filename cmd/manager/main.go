@@ -252,7 +252,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	}
 	// Not controller-runtime's leader election: see agentProcess.
 	elector := agentlease.NewElector(lock, o.lease.duration, o.lease.renewDeadline, o.lease.retryPeriod, ctrl.Log.WithName("lease"))
-	mgr, err := ctrl.NewManager(cfg, NewManagerOptions(scheme, o))
+	mgr, err := ctrl.NewManager(cfg, newManagerOptions(scheme, o))
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
@@ -385,10 +385,10 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	return &agentProcess{Manager: mgr, elector: elector}, nil
 }
 
-// NewManagerOptions scopes the cache to this node's Bottles, filtered by the
+// newManagerOptions scopes the cache to this node's Bottles, filtered by the
 // API server (spec.nodeName is a CRD selectable field), and keeps Secrets and
 // ConfigMaps out of it: they are read on demand.
-func NewManagerOptions(scheme *runtime.Scheme, o *options) ctrl.Options {
+func newManagerOptions(scheme *runtime.Scheme, o *options) ctrl.Options {
 	opts := agent.ManagerOptions(scheme, o.nodeName)
 	opts.Metrics = metricsserver.Options{BindAddress: o.metricsAddr}
 	opts.HealthProbeBindAddress = o.probeAddr

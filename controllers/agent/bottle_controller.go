@@ -8,8 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -19,8 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
-
-	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/activity"
@@ -33,7 +30,7 @@ type BottleReconciler struct {
 	// and writes to the API server.
 	client.Client
 	// APIReader reads uncached: a Bottle the first time this agent sees it
-	// (see records) and referenced ConfigMaps and Secrets, on demand.
+	// (see expectations) and referenced ConfigMaps and Secrets, on demand.
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Machines  Machines
@@ -83,15 +80,11 @@ type BottleReconciler struct {
 	// backoff after a smolvm failure (zero: the defaults).
 	SmolvmRetryBase, SmolvmRetryMax time.Duration
 
-	metrics *phaseTracker
-	egress  *egressReads
-	records *records
-	steps   *inflight[*v1.Bottle, runningStep]
-	view    *machineView
-	owners  *missingOwners
+	// bottleMemory is what the agent remembers of each Bottle.
+	bottleMemory
+	view *machineView
 	// unreachable times how long each machine has been unreachable.
 	unreachable *unreachableClock
-	backoff     *backoffs
 	// sourceDigests is what the node's Bottles last read of their
 	// ConfigMaps and Secrets (versions and digests, never values).
 	sourceDigests *sourceDigests
@@ -138,20 +131,23 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	if r.SmolvmRetryMax == 0 {
 		r.SmolvmRetryMax = DefaultSmolvmRetryMax
 	}
-	r.backoff = newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax)
-	r.metrics = newPhaseTracker()
-	r.egress = newEgressReads()
 	if err := r.prepareStart(mgr.GetLogger()); err != nil {
 		return err
 	}
-	r.records = newRecords()
-	r.steps = newInflight(mustCancel)
+	r.bottleMemory = bottleMemory{
+		expectations: newExpectations(),
+		steps:        newInflight(mustCancel),
+		owners:       newMissingOwners(r.ResyncPeriod),
+		backoff:      newBackoffs(r.SmolvmRetryBase, r.SmolvmRetryMax),
+		metrics:      newPhaseTracker(),
+		egress:       newEgressReads(),
+		activity:     r.Activity,
+	}
 	r.view = newMachineView(r.listMachines, min(maxViewAge, r.ResyncPeriod))
 	r.unreachable = newUnreachableClock()
 	if r.UnreachableGrace == 0 {
 		r.UnreachableGrace = DefaultUnreachableGrace
 	}
-	r.owners = newMissingOwners(r.ResyncPeriod)
 	r.sourceDigests = newSourceDigests()
 	r.startedAt = time.Now()
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -184,18 +180,21 @@ func (r *BottleReconciler) bottleEvents() handler.EventHandler {
 			enqueue.Update(ctx, e, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
-			r.steps.gone(e.Object.GetUID())
-			r.records.forget(e.Object.GetUID())
-			r.owners.forget(e.Object.GetUID())
-			r.backoff.forget(e.Object.GetUID())
-			if r.Activity != nil {
-				r.Activity.Forget(e.Object.GetUID())
-			}
+			r.forget(e.Object.GetUID(), client.ObjectKeyFromObject(e.Object))
 			enqueue.Delete(ctx, e, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue.Generic(ctx, e, q) },
 	}
 }
+
+// immediateRequeue is the RequeueAfter of a pass that stops on purpose and
+// wants the next one at once: a step ended and the Bottle changed meanwhile,
+// a step was cancelled, a held slot or the Lease was busy. RequeueAfter
+// rather than Requeue (deprecated): controller-runtime puts a RequeueAfter
+// item back after the delay and forgets its backoff, while Requeue goes
+// through the rate limiter, whose per-item delay grows with every requeue,
+// so a Bottle running many steps would wait longer before each.
+const immediateRequeue = time.Millisecond
 
 // phase is one step of the lifecycle. It returns done=false when later
 // phases must wait (the machine is not running yet, a file is missing...).
@@ -218,8 +217,8 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	cached := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, cached); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.metrics.forget(req.NamespacedName)
-			r.egress.forget(req.NamespacedName)
+			// What a pass that raced with the delete event left by name.
+			r.forget("", req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -320,7 +319,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 // the pass write its status whatever it finds.
 func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bottle, *v1.BottleStatus, error) {
 	b := cached.DeepCopy()
-	known, written, ok := r.records.get(b.UID)
+	known, written, ok := r.expectations.get(b.UID)
 	if !ok {
 		// First sight by this agent process: the cache may lag behind the
 		// previous agent's last write, so read once from the API server.
@@ -328,7 +327,7 @@ func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bot
 			return nil, nil, client.IgnoreNotFound(err)
 		}
 		written = b.Status.DeepCopy()
-		r.records.remember(b.UID, &b.Status, true)
+		r.expectations.remember(b.UID, &b.Status, true)
 	} else {
 		// What this agent computed is the truth for its own fields; the
 		// conditions other writers own (Scheduled) come from the object.
@@ -342,51 +341,6 @@ func (r *BottleReconciler) load(ctx context.Context, cached *v1.Bottle) (*v1.Bot
 		written = nil
 	}
 	return b, written, nil
-}
-
-// clusterSpeaks reports whether the object's Ready is the cluster
-// controller's word rather than an agent's.
-func clusterSpeaks(b *v1.Bottle) bool {
-	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionReady)
-	return c != nil && v1.ClusterReason(c.Reason)
-}
-
-// mergeForeign is mine plus the conditions of theirs that other writers own.
-func mergeForeign(mine, theirs []metav1.Condition) []metav1.Condition {
-	out := make([]metav1.Condition, 0, len(mine)+1)
-	for _, c := range mine {
-		if ownedConditions[c.Type] {
-			out = append(out, c)
-		}
-	}
-	for _, c := range theirs {
-		if !ownedConditions[c.Type] {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// progress writes status now, saying what the pass is about to do: a new
-// phase or step is visible while it runs, not when the pass ends.
-func (r *BottleReconciler) progress(ctx context.Context, s *scope, reason, message string) error {
-	s.wait(reason, message)
-	s.pending = true
-	defer func() { s.pending = false }()
-	return r.writeStatus(ctx, s, nil)
-}
-
-// retryProgress is progress before a smolvm call, except when the call
-// failed last time and this pass retries it: the status keeps saying so
-// (its message ends "retrying") until the call succeeds. Announcing the
-// call again would flap the status on every retry, and each write wakes the
-// Bottle at once, past the workqueue's backoff.
-func (r *BottleReconciler) retryProgress(ctx context.Context, s *scope, cond, reason, message string) error {
-	c := meta.FindStatusCondition(s.before.Conditions, cond)
-	if c != nil && c.Status == metav1.ConditionFalse && (c.Reason == v1.ReasonSmolvmError || c.Reason == v1.ReasonSmolvmTimeout) {
-		return nil
-	}
-	return r.progress(ctx, s, reason, message)
 }
 
 func (r *BottleReconciler) event(s *scope, eventType, reason, action, note string, args ...any) {

@@ -21,7 +21,6 @@ import (
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/controllers/agent"
-	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 var nsSeq int
@@ -120,6 +119,14 @@ func machineExists(node, name string) func() bool {
 		_, _, code := sim(node, "machine", "status", "--name", name, "--json")
 		return code == 0
 	}
+}
+
+// jsonLen is the size of s JSON-encoded as the API server stores it,
+// without the quotes.
+func jsonLen(s string) int {
+	b, err := json.Marshal(s)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return len(b) - 2
 }
 
 func step(name, script string) v1.ProvisionStep {
@@ -225,6 +232,21 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(b), &v1.Bottle{}))
 		}).Should(BeTrue())
 		Expect(machineExists(node, machine)()).To(BeFalse())
+	})
+
+	It("forgets everything of a Bottle once it is deleted", func() {
+		b := bottle(newNamespace(), node, step("hello", "echo hello"))
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(phaseOf(b)).Should(Equal(v1.PhaseReady))
+		uid, key := get(b).UID, client.ObjectKeyFromObject(b)
+		Expect(a.bottles.Remembers(uid, key)).To(ContainElements("expectations", "metrics"))
+
+		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, key, &v1.Bottle{}))
+		}).Should(BeTrue())
+		Eventually(func() []string { return a.bottles.Remembers(uid, key) }).Should(BeEmpty())
+		Consistently(func() []string { return a.bottles.Remembers(uid, key) }, time.Second).Should(BeEmpty())
 	})
 
 	It("stops at a failing step, does not retry it blindly, and resumes from it once edited", func() {
@@ -355,7 +377,7 @@ var _ = Describe("Bottle lifecycle", Ordered, ContinueOnFailure, func() {
 		Expect(r.Error).To(ContainSubstring("timed out"))
 		Expect(r.Stdout).To(HaveSuffix("<<<<<<<< line 2999\nlast-line\n"))
 		Expect(r.Stdout).To(MatchRegexp(`^<<<<<<<< line \d+\n`), "the tail starts at a line")
-		Expect(smolvm.JSONLen(r.Stdout)).To(BeNumerically("<=", v1.MaxTailJSONBytes))
+		Expect(jsonLen(r.Stdout)).To(BeNumerically("<=", v1.MaxTailJSONBytes))
 		Expect(r.Stderr).To(Equal("err-line\n"))
 		Expect(r.Truncated).To(BeTrue())
 	})

@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 // reconcileDelete removes the machine, then the finalizer. A smolvm failure
@@ -21,7 +20,7 @@ import (
 func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(s.bottle, v1.Finalizer) {
 		s.finalized = true
-		r.records.forget(s.bottle.UID)
+		r.forget(s.bottle.UID, client.ObjectKeyFromObject(s.bottle))
 		return ctrl.Result{}, nil
 	}
 	if err := r.progress(ctx, s, v1.ReasonProgressing, "deleting machine "+s.machineName); err != nil {
@@ -37,16 +36,9 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 		// Someone else's machine under our name: never ours to delete.
 		s.log.Info("leaving machine that belongs to something else", "machine", s.machineName)
 	case machineOurs:
-		if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
-			if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
-				return r.blockDeletion(s, "stop", err)
-			}
+		if verb, err := r.destroyMachine(ctx, s.machineName, m); err != nil {
+			return r.blockDeletion(s, verb, err)
 		}
-		err := r.Machines.Delete(ctx, s.machineName)
-		if err != nil && !smolvm.IsNotFound(err) {
-			return r.blockDeletion(s, "delete", err)
-		}
-		r.view.saw(s.machineName, nil)
 		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineDeleted, "Delete", "deleted machine %s", s.machineName)
 	}
 
@@ -55,9 +47,7 @@ func (r *BottleReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	s.finalized = true
-	r.records.forget(s.bottle.UID)
-	r.owners.forget(s.bottle.UID)
-	r.metrics.forget(client.ObjectKeyFromObject(s.bottle))
+	r.forget(s.bottle.UID, client.ObjectKeyFromObject(s.bottle))
 	return ctrl.Result{}, nil
 }
 

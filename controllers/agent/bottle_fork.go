@@ -153,14 +153,14 @@ func (r *BottleReconciler) release(ctx context.Context, s *scope, forks Forks, s
 		// Never handed out again: delete it, and try the next one.
 		_ = r.Machines.Delete(ctx, slot)
 		r.unclaim(s)
-		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	case errors.Is(err, errSlotGone):
 		// Not a free slot after all (taken or deleted outside this
 		// agent since the list): list again and take the next one, at
 		// once rather than after a backoff.
 		r.slotLists.forget()
 		r.unclaim(s)
-		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	case err != nil:
 		// The status keeps naming the slot: the next pass releases it.
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "release held slot "+slot+" for", err)
@@ -179,7 +179,7 @@ func (r *BottleReconciler) releaseClaimed(ctx context.Context, s *scope, m *smol
 	}
 	if !r.claims.hold(m.Name) {
 		// Being released by another pass of this Bottle right now.
-		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	}
 	golden, err := r.view.lookup(ctx, s.status().Template.GoldenMachine)
 	if err != nil {

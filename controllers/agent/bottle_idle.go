@@ -70,7 +70,7 @@ func (r *BottleReconciler) idleCheck(s *scope) ctrl.Result {
 	r.event(s, corev1.EventTypeNormal, v1.ReasonIdleStopped, "Stop",
 		"no session, step or run for %s: stopping machine %s (disk kept)", limit, s.machineName)
 	// The next pass stops the machine (applyIdleStop).
-	return ctrl.Result{RequeueAfter: time.Millisecond}
+	return ctrl.Result{RequeueAfter: immediateRequeue}
 }
 
 // idleStopMessage is MachineReady's message while stopped.

@@ -114,7 +114,7 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 		// it could say so, or by someone else's): look, adopting it if it
 		// is ours and reporting a conflict if not.
 		r.view.unsettled(s.machineName)
-		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	}
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "create", err)
@@ -131,9 +131,7 @@ func (r *BottleReconciler) createMachine(ctx context.Context, s *scope, delibera
 		r.event(s, corev1.EventTypeNormal, reason, "Create", "created machine %s", s.machineName)
 	}
 	// What create made is known: no need to ask smolvm again.
-	spec := r.machineSpec(s)
-	s.machine = &smolvm.Machine{Name: s.machineName, State: smolvm.StateCreated, Image: spec.Image,
-		CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB, Labels: spec.Labels}
+	s.machine = madeMachine(r.machineSpec(s))
 	r.view.saw(s.machineName, s.machine)
 	st.MachineState = smolvm.StateCreated
 	s.setCondition(v1.ConditionMachineReady, metav1.ConditionFalse, reason, "machine created, not started yet")
@@ -151,7 +149,7 @@ func (r *BottleReconciler) reconcileDrift(ctx context.Context, s *scope, m *smol
 	if cpus, memMiB, ok := decideResize(s.spec(), m); ok {
 		return r.resizeMachine(ctx, s, m, cpus, memMiB)
 	}
-	action, msg := decideDrift(machineDiffs(s.spec(), m), s.spec().RecreatePolicy)
+	action, msg := decideDrift(machineDiffs(&s.spec().MachineSpec, m), s.spec().RecreatePolicy)
 	prev := meta.FindStatusCondition(s.before.Conditions, v1.ConditionMachineUpToDate)
 	switch action {
 	case driftNone:
@@ -213,35 +211,41 @@ func (r *BottleReconciler) resizeMachine(ctx context.Context, s *scope, m *smolv
 
 // removeMachine stops and deletes a machine of ours.
 func (r *BottleReconciler) removeMachine(ctx context.Context, s *scope, m *smolvm.Machine) (bool, ctrl.Result, error) {
-	if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
-		if err := r.stop(ctx, s.machineName); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
-			return r.smolvmFailure(s, v1.ConditionMachineReady, "stop", err)
-		}
+	if verb, err := r.destroyMachine(ctx, s.machineName, m); err != nil {
+		return r.smolvmFailure(s, v1.ConditionMachineReady, verb, err)
 	}
-	if err := r.Machines.Delete(ctx, s.machineName); err != nil && !smolvm.IsNotFound(err) {
-		return r.smolvmFailure(s, v1.ConditionMachineReady, "delete", err)
-	}
-	r.view.saw(s.machineName, nil)
 	return true, ctrl.Result{}, nil
 }
 
-func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
-	spec := s.spec()
-	res := spec.Resources.OrDefault()
-	return smolvm.MachineSpec{
-		Name:       s.machineName,
-		Image:      spec.Image,
-		CPUs:       int(res.CPUs),
-		MemoryMiB:  int(res.MemoryMiB),
-		AllowHosts: spec.Network.AllowHosts,
-		AllowCIDRs: spec.Network.AllowCIDRs,
-		Labels: map[string]string{
-			v1.LabelUID:       string(s.bottle.UID),
-			v1.LabelNamespace: s.bottle.Namespace,
-			v1.LabelName:      s.bottle.Name,
-			v1.LabelNetwork:   networkDigest(spec.Network),
-		},
+// destroyMachine stops a machine of ours if it runs, deletes it, and
+// records it gone in the view; on failure it returns the verb that failed
+// ("stop" or "delete") for the caller to report its own way. A machine
+// already stopped or gone is no failure. smolvm's delete stops a running
+// machine itself, but the agent stops it first with a call of its own:
+// each call then has its own deadline (--smolvm-stop-timeout,
+// --smolvm-delete-timeout), and a machine that will not stop is reported
+// as that, not as a failed delete.
+func (r *BottleReconciler) destroyMachine(ctx context.Context, name string, m *smolvm.Machine) (verb string, err error) {
+	if m.State == smolvm.StateRunning || m.State == smolvm.StateUnreachable {
+		if err := r.stop(ctx, name); err != nil && !smolvm.IsNotRunning(err) && !smolvm.IsNotFound(err) {
+			return "stop", err
+		}
 	}
+	if err := r.Machines.Delete(ctx, name); err != nil && !smolvm.IsNotFound(err) {
+		return "delete", err
+	}
+	r.view.saw(name, nil)
+	return "", nil
+}
+
+// machineSpec is the create request of the Bottle's machine: its fields
+// (machineFields) and the labels that make it the Bottle's.
+func (r *BottleReconciler) machineSpec(s *scope) smolvm.MachineSpec {
+	return createRequest(s.machineName, &s.spec().MachineSpec, map[string]string{
+		v1.LabelUID:       string(s.bottle.UID),
+		v1.LabelNamespace: s.bottle.Namespace,
+		v1.LabelName:      s.bottle.Name,
+	})
 }
 
 // reconcilePower starts or stops the machine as runState asks. Starting

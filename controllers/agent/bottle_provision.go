@@ -64,7 +64,7 @@ func (r *BottleReconciler) reconcileProvision(ctx context.Context, s *scope) (bo
 		// Next step in the same pass, unless the Bottle changed meanwhile:
 		// then the next pass plans from what it is now.
 		if r.changed(ctx, s) {
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 		}
 	}
 }
@@ -80,7 +80,7 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 	if !leaseHeld(r.Lease) {
 		// The Lease is not renewed: start no step; the next pass waits for
 		// it (awaitLease).
-		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	}
 	if s.stop != nil && stopping(s.stop) {
 		// The agent is stopping: this pass drains what it ran, and starts
@@ -174,7 +174,7 @@ func (r *BottleReconciler) runStep(ctx context.Context, s *scope, plan stepPlan)
 		s.wait(v1.ReasonStepCancelled, msg)
 		r.event(s, corev1.EventTypeWarning, v1.ReasonStepCancelled, "Provision", "%s after %s", msg, took.Round(time.Millisecond))
 		// The next pass acts on what cancelled it (delete, stop, new spec).
-		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	}
 	msg = blockedMessage(s.bottle.Name, i, total, result)
 	s.setCondition(v1.ConditionProvisioned, metav1.ConditionFalse, v1.ReasonStepFailed, msg)
@@ -195,8 +195,6 @@ func (r *BottleReconciler) changed(ctx context.Context, s *scope) bool {
 		pendingRetry(latest.Annotations, s.status().LastHandledRetry).Token != ""
 }
 
-type stepOutcome string
-
 const (
 	outcomeSucceeded stepOutcome = "succeeded"
 	outcomeFailed    stepOutcome = "failed"
@@ -210,23 +208,3 @@ const (
 	// retrying it would only loop.
 	outcomeRefused stepOutcome = "refused"
 )
-
-// classifyStep reads an exec's outcome. A cancel asked for by the registry
-// wins over the driver's error (a killed smolvm), and a timeout is the
-// step's, not smolvm's.
-func classifyStep(exitCode int, err error, cancelWhy string) stepOutcome {
-	switch {
-	case cancelWhy != "":
-		return outcomeCancelled
-	case err != nil && smolvm.IsTimeout(err):
-		return outcomeTimeout
-	case err != nil && smolvm.ClassOf(err) == smolvm.ClassUsage:
-		return outcomeRefused
-	case err != nil:
-		return outcomeError
-	case exitCode != 0:
-		return outcomeFailed
-	default:
-		return outcomeSucceeded
-	}
-}

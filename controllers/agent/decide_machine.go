@@ -100,39 +100,12 @@ func describeNetwork(n v1.Network) string {
 	return "allowHosts " + fmt.Sprint(n.AllowHosts) + ", allowCIDRs " + fmt.Sprint(n.AllowCIDRs)
 }
 
-// machineDiffs lists the spec fields an existing machine does not have.
-// smolvm cannot change any of them in place on a running machine. Fields
-// the machine does not report (zero, or no network label on a machine
-// made by an older agent) are compared as far as they can be.
-func machineDiffs(spec *v1.BottleSpec, m *smolvm.Machine) []string {
-	var diffs []string
-	if m.Image != "" && m.Image != spec.Image {
-		diffs = append(diffs, fmt.Sprintf("spec.image %q (machine: %q)", spec.Image, m.Image))
-	}
-	res := spec.Resources.OrDefault()
-	if m.CPUs != 0 && m.CPUs != int(res.CPUs) {
-		diffs = append(diffs, fmt.Sprintf("spec.resources.cpus %d (machine: %d)", res.CPUs, m.CPUs))
-	}
-	if m.MemoryMiB != 0 && m.MemoryMiB != int(res.MemoryMiB) {
-		diffs = append(diffs, fmt.Sprintf("spec.resources.memoryMiB %d (machine: %d)", res.MemoryMiB, m.MemoryMiB))
-	}
-	wantNet := len(spec.Network.AllowHosts)+len(spec.Network.AllowCIDRs) > 0
-	if got, ok := m.Labels[v1.LabelNetwork]; ok {
-		if got != networkDigest(spec.Network) {
-			diffs = append(diffs, fmt.Sprintf("spec.network (%s) differs from the machine's allowlist", describeNetwork(spec.Network)))
-		}
-	} else if m.Network != wantNet {
-		diffs = append(diffs, fmt.Sprintf("spec.network (%s) differs from the machine's (network %t)", describeNetwork(spec.Network), m.Network))
-	}
-	return diffs
-}
-
 // decideResize says whether the machine differs from the spec only in
 // size, which `machine update` changes on a stopped machine keeping its
 // disk (smolvm:src/cli/machine.rs:4183-4266), and the values to set (0:
 // unchanged). Any other difference needs a new machine.
 func decideResize(spec *v1.BottleSpec, m *smolvm.Machine) (cpus, memMiB int, ok bool) {
-	if len(machineDiffs(spec, m)) == 0 {
+	if len(machineDiffs(&spec.MachineSpec, m)) == 0 {
 		return 0, 0, false
 	}
 	resized := *m
@@ -143,7 +116,7 @@ func decideResize(spec *v1.BottleSpec, m *smolvm.Machine) (cpus, memMiB int, ok 
 	if m.MemoryMiB != 0 && m.MemoryMiB != int(res.MemoryMiB) {
 		memMiB, resized.MemoryMiB = int(res.MemoryMiB), int(res.MemoryMiB)
 	}
-	if len(machineDiffs(spec, &resized)) > 0 {
+	if len(machineDiffs(&spec.MachineSpec, &resized)) > 0 {
 		return 0, 0, false
 	}
 	return cpus, memMiB, true

@@ -247,3 +247,25 @@ func finishStep(result *v1.ExecResult, res smolvm.ExecResult, outcome stepOutcom
 		result.Error = fmt.Sprintf("not run: %v", execErr)
 	}
 }
+
+type stepOutcome string
+
+// classifyStep reads an exec's outcome. A cancel asked for by the registry
+// wins over the driver's error (a killed smolvm), and a timeout is the
+// step's, not smolvm's.
+func classifyStep(exitCode int, err error, cancelWhy string) stepOutcome {
+	switch {
+	case cancelWhy != "":
+		return outcomeCancelled
+	case err != nil && smolvm.IsTimeout(err):
+		return outcomeTimeout
+	case err != nil && smolvm.ClassOf(err) == smolvm.ClassUsage:
+		return outcomeRefused
+	case err != nil:
+		return outcomeError
+	case exitCode != 0:
+		return outcomeFailed
+	default:
+		return outcomeSucceeded
+	}
+}

@@ -121,7 +121,11 @@ func guestPoll(node, machine, script string) func(Gomega) string {
 }
 
 type testAgent struct {
-	node   string
+	node string
+	// bottles is the agent's Bottle reconciler (nil for agents started
+	// another way than startAgent).
+	bottles *agent.BottleReconciler
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	logs   *testutil.SyncBuffer
@@ -200,7 +204,9 @@ func startAgent(node string, o agentOptions) *testAgent {
 		ShutdownGrace: o.shutdownGrace,
 	}
 	Expect(rr.SetupWithManager(ctx, mgr, "bottlerun-"+node)).To(Succeed())
-	return runAgent(node, mgr, logs)
+	a := runAgent(node, mgr, logs)
+	a.bottles = r
+	return a
 }
 
 // runAgent starts mgr as node's agent and returns once its cache has

@@ -414,20 +414,13 @@ func (r *TemplateReconciler) machine(ctx context.Context, name string) (*smolvm.
 }
 
 func (r *TemplateReconciler) machineSpec(g *golden) smolvm.MachineSpec {
-	spec := g.t.Spec
-	res := spec.Resources.OrDefault()
-	return smolvm.MachineSpec{
-		Name: g.name, Image: spec.Image, CPUs: int(res.CPUs), MemoryMiB: int(res.MemoryMiB),
-		AllowHosts: spec.Network.AllowHosts, AllowCIDRs: spec.Network.AllowCIDRs,
-		Labels: map[string]string{
-			labelTemplateUID:        string(g.t.UID),
-			labelTemplateMachine:    MachineDigest(g.t.Spec.MachineSpec),
-			labelTemplateGeneration: strconv.FormatInt(g.t.Generation, 10),
-			v1.LabelNamespace:       g.t.Namespace,
-			v1.LabelName:            g.t.Name,
-			v1.LabelNetwork:         networkDigest(spec.Network),
-		},
-	}
+	return createRequest(g.name, &g.t.Spec.MachineSpec, map[string]string{
+		labelTemplateUID:        string(g.t.UID),
+		labelTemplateMachine:    MachineDigest(g.t.Spec.MachineSpec),
+		labelTemplateGeneration: strconv.FormatInt(g.t.Generation, 10),
+		v1.LabelNamespace:       g.t.Namespace,
+		v1.LabelName:            g.t.Name,
+	})
 }
 
 // provision lands the template's files and runs its steps in the golden
@@ -469,7 +462,7 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 		if !leaseHeld(r.Lease) || stopping(g.stop) {
 			// Start no step without the Lease, nor once the agent is
 			// stopping: the next pass (or agent) goes on from here.
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 		}
 		step := steps[plan.Index]
 		env, err := r.env(ctx, g)
@@ -518,7 +511,7 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 			// The golden is no longer wanted: record the cancellation;
 			// the next pass goes to the new golden, or retires this one.
 			g.set(v1.PhaseFailed, v1.ReasonStepFailed, "step %q %s", step.Name, cancelledError(why))
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 		}
 	}
 }

@@ -118,10 +118,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		b.Status.ObservedGeneration == b.Generation {
 		return reconcile.Result{}, nil
 	}
-	patch := client.MergeFrom(b.DeepCopy())
 	Mark(&b, msg)
-	if err := r.Client.Status().Patch(ctx, &b, patch); err != nil {
-		if apierrors.IsNotFound(err) {
+	if err := r.applyStatus(ctx, &b); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			// Gone, or read stale: the newer version's event brings it
+			// back with a fresh read.
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
@@ -130,6 +131,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.Recorder.Eventf(&b, nil, corev1.EventTypeWarning, Reason, "CheckSmolvm", "%s", msg)
 	}
 	return reconcile.Result{}, nil
+}
+
+// applyStatus server-side applies b's status the way the Bottle
+// controller's status writer does: the agent's whole status
+// (v1.Bottle.AgentStatusApplyObject) as v1.FieldManagerAgent, so one field
+// manager owns the agent's fields whichever of the two wrote last. The
+// apply carries every field the agent owns (step results, files...) as
+// read, because an apply under the same manager that left one out would
+// remove it; and it carries the resourceVersion read, so a cache that
+// lagged behind the last write gets a conflict and a fresh read instead of
+// putting an older status back.
+func (r *Reconciler) applyStatus(ctx context.Context, b *v1.Bottle) error {
+	u, err := b.AgentStatusApplyObject(&b.Status)
+	if err != nil {
+		return err
+	}
+	u.SetResourceVersion(b.ResourceVersion)
+	return r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(v1.FieldManagerAgent), client.ForceOwnership)
 }
 
 // Mark writes what the agent concludes about a Bottle it cannot run:

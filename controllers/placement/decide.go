@@ -38,8 +38,9 @@ type podState struct {
 	created bool
 }
 
-// verdict is one condition's status, reason and message.
-type verdict struct {
+// conditionVerdict is one condition's status, reason and message (the agent's
+// verdict is a reason and message alone).
+type conditionVerdict struct {
 	Status          metav1.ConditionStatus
 	Reason, Message string
 }
@@ -49,9 +50,9 @@ type verdict struct {
 // admitted it, and the node's agent is live. The kubelet's admission is
 // what says the VM's CPUs and memory are the node's to give: a Pod it
 // refuses (OutOfcpu) ends Failed instead.
-func decideScheduled(reservations bool, nodeName string, pod podState, agent Liveness) verdict {
-	no := func(reason, format string, args ...any) verdict {
-		return verdict{metav1.ConditionFalse, reason, fmt.Sprintf(format, args...)}
+func decideScheduled(reservations bool, nodeName string, pod podState, agent Liveness) conditionVerdict {
+	no := func(reason, format string, args ...any) conditionVerdict {
+		return conditionVerdict{metav1.ConditionFalse, reason, fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case !reservations && nodeName == "":
@@ -73,7 +74,7 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 	case !agent.Live:
 		return no(v1.ReasonNodeAgentUnavailable, "%s", agent.Detail)
 	case !reservations:
-		return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("on node %s (spec.nodeName; no reservation Pod in this install), served by %s", nodeName, agent.Detail)}
+		return conditionVerdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("on node %s (spec.nodeName; no reservation Pod in this install), served by %s", nodeName, agent.Detail)}
 	case pod.Node != nodeName && pod.Unschedulable != "":
 		return no(v1.ReasonUnschedulable, "on node %s: %s", nodeName, pod.Unschedulable)
 	case pod.Node != nodeName:
@@ -81,7 +82,7 @@ func decideScheduled(reservations bool, nodeName string, pod podState, agent Liv
 	case pod.Unadmitted:
 		return no(v1.ReasonWaitingForKubelet, "reservation Pod %s is bound to node %s; waiting for its kubelet to admit it", pod.Name, nodeName)
 	}
-	return verdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("reservation Pod %s bound to node %s, served by %s", pod.Name, nodeName, agent.Detail)}
+	return conditionVerdict{metav1.ConditionTrue, v1.ReasonScheduled, fmt.Sprintf("reservation Pod %s bound to node %s, served by %s", pod.Name, nodeName, agent.Detail)}
 }
 
 // stallsAtOnce are Scheduled reasons only a human can clear.
@@ -90,7 +91,7 @@ var stallsAtOnce = map[string]bool{v1.ReasonNodeNameRequired: true, v1.ReasonRes
 // overlay is what the cluster controller says in the agent's fields while
 // no agent speaks for the Bottle.
 type overlay struct {
-	Ready verdict
+	Ready conditionVerdict
 	// Stalled (kstatus Failed) rather than Reconciling (InProgress).
 	Stalled bool
 	// Phase to show.
@@ -103,7 +104,7 @@ type overlay struct {
 // Bottle: it is placed, its node's agent is live, and that agent has
 // written Ready since the cluster controller last did. since is when the
 // Scheduled verdict's reason began.
-func decideOverlay(b *v1.Bottle, sched verdict, agentLive bool, since, now time.Time, grace time.Duration) *overlay {
+func decideOverlay(b *v1.Bottle, sched conditionVerdict, agentLive bool, since, now time.Time, grace time.Duration) *overlay {
 	if !b.DeletionTimestamp.IsZero() {
 		return nil
 	}
@@ -112,9 +113,9 @@ func decideOverlay(b *v1.Bottle, sched verdict, agentLive bool, since, now time.
 	if b.Spec.NodeName != "" && agentLive && asserted {
 		return nil
 	}
-	ov := &overlay{Ready: verdict{metav1.ConditionFalse, sched.Reason, sched.Message}}
+	ov := &overlay{Ready: conditionVerdict{metav1.ConditionFalse, sched.Reason, sched.Message}}
 	if sched.Status == metav1.ConditionTrue {
-		ov.Ready = verdict{metav1.ConditionFalse, v1.ReasonWaitingForNodeAgent,
+		ov.Ready = conditionVerdict{metav1.ConditionFalse, v1.ReasonWaitingForNodeAgent,
 			fmt.Sprintf("on node %s; waiting for its agent to take the Bottle up", b.Spec.NodeName)}
 	}
 	switch {
@@ -141,7 +142,7 @@ func decideOverlay(b *v1.Bottle, sched verdict, agentLive bool, since, now time.
 
 // since is when the Scheduled verdict v began: the current condition's
 // transition time when it already says the same, else now.
-func since(conds []metav1.Condition, v verdict, now time.Time) time.Time {
+func since(conds []metav1.Condition, v conditionVerdict, now time.Time) time.Time {
 	c := meta.FindStatusCondition(conds, v1.ConditionScheduled)
 	if c != nil && c.Status == v.Status && c.Reason == v.Reason {
 		return c.LastTransitionTime.Time

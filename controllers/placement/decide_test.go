@@ -62,12 +62,12 @@ func TestDecideOverlay(t *testing.T) {
 		}
 		return b
 	}
-	yes := verdict{metav1.ConditionTrue, v1.ReasonScheduled, "bound"}
-	unavailable := verdict{metav1.ConditionFalse, v1.ReasonNodeAgentUnavailable, "gone"}
+	yes := conditionVerdict{metav1.ConditionTrue, v1.ReasonScheduled, "bound"}
+	unavailable := conditionVerdict{metav1.ConditionFalse, v1.ReasonNodeAgentUnavailable, "gone"}
 	for _, c := range []struct {
 		name       string
 		b          *v1.Bottle
-		sched      verdict
+		sched      conditionVerdict
 		live       bool
 		since      time.Time
 		want       string // "" = no overlay, else Ready reason + phase (+ " stalled")
@@ -75,13 +75,13 @@ func TestDecideOverlay(t *testing.T) {
 	}{
 		{"agent speaks", bottle("n1", v1.ReasonReady, false), yes, true, now, "", 0},
 		{"deleting", bottle("n1", v1.ReasonNodeAgentUnavailable, true), unavailable, false, now, "", 0},
-		{"not placed", bottle("", "", false), verdict{metav1.ConditionFalse, v1.ReasonUnschedulable, "0/3"}, false, now, "Unschedulable Pending", 0},
+		{"not placed", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonUnschedulable, "0/3"}, false, now, "Unschedulable Pending", 0},
 		{"placed, agent has not spoken", bottle("n1", "", false), yes, true, now, "WaitingForNodeAgent Pending", 0},
 		{"placed, still the cluster's word", bottle("n1", v1.ReasonNodeAgentUnavailable, false), yes, true, now, "WaitingForNodeAgent Pending", 0},
 		{"agent gone, in grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-20 * time.Second), "NodeAgentUnavailable Unknown", 40 * time.Second},
 		{"agent gone, past grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-2 * time.Minute), "NodeAgentUnavailable Failed stalled", 0},
-		{"no node name and no reservations", bottle("", "", false), verdict{metav1.ConditionFalse, v1.ReasonNodeNameRequired, "set it"}, false, now, "NodeNameRequired Failed stalled", 0},
-		{"conflict", bottle("", "", false), verdict{metav1.ConditionFalse, v1.ReasonReservationConflict, "taken"}, false, now, "ReservationConflict Failed stalled", 0},
+		{"no node name and no reservations", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonNodeNameRequired, "set it"}, false, now, "NodeNameRequired Failed stalled", 0},
+		{"conflict", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonReservationConflict, "taken"}, false, now, "ReservationConflict Failed stalled", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ov := decideOverlay(c.b, c.sched, c.live, c.since, now, grace)

@@ -304,7 +304,7 @@ func (r *Reconciler) bind(ctx context.Context, b *v1.Bottle, node string) error 
 }
 
 // scheduledEvent records a change of the Scheduled verdict.
-func (r *Reconciler) scheduledEvent(b *v1.Bottle, v verdict) {
+func (r *Reconciler) scheduledEvent(b *v1.Bottle, v conditionVerdict) {
 	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionScheduled)
 	if c != nil && c.Status == v.Status && c.Reason == v.Reason {
 		return

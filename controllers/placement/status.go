@@ -15,9 +15,9 @@ import (
 // always, and the overlay's Ready, Reconciling or Stalled, phase and
 // observedGeneration while no agent speaks for the Bottle. Transition times
 // are kept when a condition's status does not change.
-func desiredStatus(b *v1.Bottle, sched verdict, ov *overlay) *v1.BottleStatus {
+func desiredStatus(b *v1.Bottle, sched conditionVerdict, ov *overlay) *v1.BottleStatus {
 	conds := append([]metav1.Condition(nil), b.Status.Conditions...)
-	set := func(typ string, v verdict) metav1.Condition {
+	set := func(typ string, v conditionVerdict) metav1.Condition {
 		meta.SetStatusCondition(&conds, metav1.Condition{Type: typ, Status: v.Status, Reason: v.Reason,
 			Message: v.Message, ObservedGeneration: b.Generation})
 		return *meta.FindStatusCondition(conds, typ)
@@ -33,7 +33,7 @@ func desiredStatus(b *v1.Bottle, sched verdict, ov *overlay) *v1.BottleStatus {
 	if ov.Stalled {
 		other = v1.ConditionStalled
 	}
-	st.Conditions = append(st.Conditions, set(other, verdict{metav1.ConditionTrue, ov.Ready.Reason, ov.Ready.Message}))
+	st.Conditions = append(st.Conditions, set(other, conditionVerdict{metav1.ConditionTrue, ov.Ready.Reason, ov.Ready.Message}))
 	return st
 }
 

@@ -159,11 +159,6 @@ func (ca *CA) issue(tmpl *x509.Certificate, validity time.Duration) (*KeyPair, e
 	return &KeyPair{CertPEM: certPEM.Bytes(), KeyPEM: kp}, nil
 }
 
-// TLSCertificate parses the pair for a tls.Config.
-func (kp *KeyPair) TLSCertificate() (tls.Certificate, error) {
-	return tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
-}
-
 // WriteFiles writes the certificate and key; the key is readable by its
 // owner only. Each file is replaced atomically (write, then rename), so a
 // process watching the files never reads half of one.

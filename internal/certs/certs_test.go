@@ -14,7 +14,7 @@ import (
 
 func leaf(t *testing.T, kp *KeyPair) *x509.Certificate {
 	t.Helper()
-	c, err := kp.TLSCertificate()
+	c, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

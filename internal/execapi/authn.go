@@ -82,7 +82,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			if err != nil {
 				s.log.V(1).Info("rejected a request without a valid front-proxy certificate", "remote", r.RemoteAddr, "reason", err.Error())
 			}
-			writeStatus(w, statusError(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
+			writeAPIStatus(w, statusError(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
 				"Unauthorized: this API is served through the kube-apiserver's aggregation layer only"))
 			return
 		}
@@ -102,7 +102,7 @@ func (s *Server) agentCaller(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.verifyAgentClient(r); err != nil {
 			s.log.V(1).Info("rejected an agent request", "remote", r.RemoteAddr, "reason", err.Error())
-			writeStatus(w, statusError(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
+			writeAPIStatus(w, statusError(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
 				"Unauthorized: the agent endpoint requires the gateway's client certificate from the exec CA"))
 			return
 		}

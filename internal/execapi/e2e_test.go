@@ -237,11 +237,11 @@ func TestRemoteNodeStreamsThroughItsAgent(t *testing.T) {
 func TestAgentEndpointRequiresExecCAClientCert(t *testing.T) {
 	s := needSuite(t)
 	url := "https://" + s.addrB + agentPathPrefix + "/namespaces/" + testNamespace + "/bottles/remote/exec?command=id"
-	frontProxy, err := s.bundle.FrontProxyClient.TLSCertificate()
+	frontProxy, err := tls.X509KeyPair(s.bundle.FrontProxyClient.CertPEM, s.bundle.FrontProxyClient.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentClient, err := s.bundle.AgentClient.TLSCertificate()
+	agentClient, err := tls.X509KeyPair(s.bundle.AgentClient.CertPEM, s.bundle.AgentClient.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	u := userFrom(r)
 	sub := r.PathValue("subresource")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		writeStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
+		writeAPIStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
 			"%s is not supported on bottles/%s", r.Method, sub))
 		return
 	}
@@ -44,18 +44,18 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	}()
 	if err := s.authorize(ctx, u, ns, name, sub); err != nil {
 		s.log.V(1).Info("denied", "bottle", ns+"/"+name, "subresource", sub, "user", u.GetName())
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	sr, err := parseSessionRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	read := <-bottle
 	b, err := read.b, read.err
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	release, err := s.sessions.acquire(u.GetName())
@@ -82,16 +82,11 @@ type bottleRead struct {
 func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 	sr, err := parseSessionRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
-	b, err := s.sessionBottle(r.Context(), sr.namespace, sr.name)
-	if err != nil {
-		writeStatus(w, err)
-		return
-	}
-	if err := s.onThisNode(b); err != nil {
-		writeStatus(w, err)
+	b, ok := s.localBottle(w, r, s.sessionBottle, sr.namespace, sr.name)
+	if !ok {
 		return
 	}
 	requester := r.Header.Get(requesterHeader)
@@ -131,6 +126,23 @@ func (s *Server) sessionBottle(ctx context.Context, ns, name string) (*v1.Bottle
 	return b, nil
 }
 
+// localBottle reads, on the agent endpoint, the Bottle a gateway forwarded a
+// request for (with read: readBottle, or sessionBottle for a session) and
+// requires it to be this node's; when either fails it has answered, and ok
+// is false.
+func (s *Server) localBottle(w http.ResponseWriter, r *http.Request,
+	read func(ctx context.Context, ns, name string) (*v1.Bottle, error), ns, name string) (b *v1.Bottle, ok bool) {
+	b, err := read(r.Context(), ns, name)
+	if err == nil {
+		err = s.onThisNode(b)
+	}
+	if err != nil {
+		writeAPIStatus(w, err)
+		return nil, false
+	}
+	return b, true
+}
+
 // onThisNode refuses, on the agent endpoint, a Bottle of another node.
 func (s *Server) onThisNode(b *v1.Bottle) error {
 	if node := b.NodeName(); node != s.opts.NodeName {
@@ -141,7 +153,7 @@ func (s *Server) onThisNode(b *v1.Bottle) error {
 }
 
 func serveNotFound(w http.ResponseWriter, r *http.Request) {
-	writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+	writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 		"the server could not find the requested resource"))
 }
 

@@ -64,5 +64,5 @@ func tooManySessions(format string, args ...any) error {
 // writeTooMany answers 429 with a Retry-After header, as the API server does.
 func writeTooMany(w http.ResponseWriter, err error) {
 	w.Header().Set("Retry-After", strconv.Itoa(sessionRetryAfter))
-	writeStatus(w, err)
+	writeAPIStatus(w, err)
 }

@@ -75,7 +75,7 @@ func TestSessionCapAnswers429(t *testing.T) {
 // the gateway's own certificate, refuses a Bottle bound to node-a.
 func TestAgentRefusesBottlesOfOtherNodes(t *testing.T) {
 	s := needSuite(t)
-	gateway, err := s.bundle.AgentClient.TLSCertificate()
+	gateway, err := tls.X509KeyPair(s.bundle.AgentClient.CertPEM, s.bundle.AgentClient.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

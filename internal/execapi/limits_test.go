@@ -196,7 +196,7 @@ func TestAgentEndpointRequiresGatewayIdentity(t *testing.T) {
 	srv, bundle := standaloneServer(t, nil)
 	intruder, err := bundle.ExecCA.IssueClient("node-b-agent", nil, time.Hour)
 	g.Expect(err).NotTo(HaveOccurred())
-	cert, err := intruder.TLSCertificate()
+	cert, err := tls.X509KeyPair(intruder.CertPEM, intruder.KeyPEM)
 	g.Expect(err).NotTo(HaveOccurred())
 	url := "https://" + srv.Addr().String() + agentPathPrefix + "/namespaces/team/bottles/local/exec?command=id"
 	code := get(t, url, &tls.Config{RootCAs: bundle.ExecCA.Pool(), ServerName: certs.AgentServerName, Certificates: []tls.Certificate{cert}})
@@ -217,7 +217,7 @@ func TestGatewayGivesUpOnASilentAgent(t *testing.T) {
 		}
 		o.AgentAddresses = map[string]string{"node-silent": silent.Addr().String()}
 	})
-	cert, err := bundle.Serving.TLSCertificate()
+	cert, err := tls.X509KeyPair(bundle.Serving.CertPEM, bundle.Serving.KeyPEM)
 	g.Expect(err).NotTo(HaveOccurred())
 	tl := tls.NewListener(silent, &tls.Config{Certificates: []tls.Certificate{cert}})
 	defer func() { _ = tl.Close() }()

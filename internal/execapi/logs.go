@@ -56,19 +56,19 @@ func parseLogRequest(r *http.Request) (*logRequest, error) {
 // their logs; serve them here or proxy there.
 func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		writeStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
+		writeAPIStatus(w, statusError(http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed,
 			"%s is not supported on bottles/log", r.Method))
 		return
 	}
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
 	b, err := s.readBottle(r.Context(), ns, name)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	s.serveHereOrProxy(w, r, lr, b.NodeName(), &sessionRequest{namespace: ns, name: name, subresource: v1.SubresourceLog},
@@ -109,17 +109,17 @@ func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request, lr *logR
 func (s *Server) logRequestFor(w http.ResponseWriter, r *http.Request, gr schema.GroupResource, obj client.Object) (lr *logRequest, ok bool) {
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return nil, false
 	}
 	name := r.PathValue("name")
 	err = s.reader.Get(r.Context(), types.NamespacedName{Namespace: r.PathValue("namespace"), Name: name}, obj)
 	switch {
 	case apierrors.IsNotFound(err):
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "%s %q not found", gr.String(), name))
+		writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "%s %q not found", gr.String(), name))
 		return nil, false
 	case err != nil:
-		writeStatus(w, statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError, "cannot read %s %q: %v", gr.Resource, name, err))
+		writeAPIStatus(w, statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError, "cannot read %s %q: %v", gr.Resource, name, err))
 		return nil, false
 	}
 	return lr, true
@@ -127,18 +127,13 @@ func (s *Server) logRequestFor(w http.ResponseWriter, r *http.Request, gr schema
 
 // serveLogAgent serves a log request a gateway forwarded.
 func (s *Server) serveLogAgent(w http.ResponseWriter, r *http.Request) {
-	b, err := s.readBottle(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
-	if err != nil {
-		writeStatus(w, err)
-		return
-	}
-	if err := s.onThisNode(b); err != nil {
-		writeStatus(w, err)
+	b, ok := s.localBottle(w, r, s.readBottle, r.PathValue("namespace"), r.PathValue("name"))
+	if !ok {
 		return
 	}
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	s.serveForwarded(w, r, lr, func() { s.serveLog(w, r, b) })
@@ -158,22 +153,22 @@ func (s *Server) followSlot(lr *logRequest, user string) (func(), error) {
 func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *v1.Bottle) {
 	lr, err := parseLogRequest(r)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	if s.opts.StepLogs == nil {
-		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+		writeAPIStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the agent of node %q keeps no step logs (--step-log-dir is off)", s.opts.NodeName))
 		return
 	}
 	step, err := s.pickStep(b, lr.step)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	uid := string(b.UID)
 	if !s.opts.StepLogs.Has(uid, step) {
-		writeStatus(w, logError(b, step, steplog.ErrNotFound))
+		writeAPIStatus(w, logError(b, step, steplog.ErrNotFound))
 		return
 	}
 	s.copyLog(w, r, uid, step, lr, "bottle", b.Namespace+"/"+b.Name)

@@ -33,12 +33,12 @@ const agentResponseTimeout = 30 * time.Second
 func (s *Server) proxyToAgent(w http.ResponseWriter, r *http.Request, node string, sr *sessionRequest, requester string) {
 	addr, err := s.agentAddress(r.Context(), node)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	tlsConfig, err := s.agentTLSConfig()
 	if err != nil {
-		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+		writeAPIStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the agent on node %q is unreachable: %v", node, err))
 		return
 	}
@@ -68,7 +68,7 @@ func (s *Server) proxyToAgent(w http.ResponseWriter, r *http.Request, node strin
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			s.log.Info("node agent unreachable", "node", node, "address", addr, "reason", err.Error())
-			writeStatus(w, statusError(http.StatusBadGateway, metav1.StatusReasonServiceUnavailable,
+			writeAPIStatus(w, statusError(http.StatusBadGateway, metav1.StatusReasonServiceUnavailable,
 				"the agent on node %q is unreachable (%s): %v", node, addr, err))
 		},
 		ErrorLog: s.stdLogger("proxy"),

@@ -60,13 +60,13 @@ func TestParseSessionRequest(t *testing.T) {
 	}
 }
 
-func TestGuestCommand(t *testing.T) {
+func TestSessionExecRequest(t *testing.T) {
 	b := &v1.Bottle{
 		Spec:   v1.BottleSpec{MachineName: "spec-m", MachineSpec: v1.MachineSpec{ExecUser: "agent", PromptPath: "/p/prompt.md"}},
 		Status: v1.BottleStatus{MachineName: "m-1"},
 	}
 	env := []smolvm.EnvVar{{Name: "ANTHROPIC_API_KEY", Value: "k"}}
-	attach := guestCommand(b, &sessionRequest{subresource: v1.SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin, env)
+	attach := sessionExecRequest(b, &sessionRequest{subresource: v1.SubresourceAttach, command: []string{"--resume", "x y"}}, smolvm.ModeLogin, env)
 	want := smolvm.ExecRequest{Machine: "m-1", User: "agent", Mode: smolvm.ModeLogin, Env: env,
 		Argv: []string{"claude", "--append-system-prompt-file", "/p/prompt.md", "--resume", "x y"}}
 	if !reflect.DeepEqual(attach, want) {
@@ -74,16 +74,16 @@ func TestGuestCommand(t *testing.T) {
 	}
 
 	b.Spec.PromptPath = ""
-	if got := guestCommand(b, &sessionRequest{subresource: v1.SubresourceAttach}, smolvm.ModeDirect, nil); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
+	if got := sessionExecRequest(b, &sessionRequest{subresource: v1.SubresourceAttach}, smolvm.ModeDirect, nil); !reflect.DeepEqual(got.Argv, []string{"claude"}) || got.Mode != smolvm.ModeDirect {
 		t.Fatalf("attach without prompt = %+v", got)
 	}
 
-	exec := guestCommand(b, &sessionRequest{subresource: v1.SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin, nil)
+	exec := sessionExecRequest(b, &sessionRequest{subresource: v1.SubresourceExec, command: []string{"id"}, user: "root"}, smolvm.ModeLogin, nil)
 	if exec.User != "root" || !reflect.DeepEqual(exec.Argv, []string{"id"}) {
 		t.Fatalf("exec --user root = %+v", exec)
 	}
 	b.Spec.ExecUser = ""
-	if got := guestCommand(b, &sessionRequest{subresource: v1.SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin, nil); got.User != v1.DefaultExecUser {
+	if got := sessionExecRequest(b, &sessionRequest{subresource: v1.SubresourceExec, command: []string{"id"}}, smolvm.ModeLogin, nil); got.User != v1.DefaultExecUser {
 		t.Fatalf("empty execUser runs as %q, want %q", got.User, v1.DefaultExecUser)
 	}
 }

@@ -34,7 +34,7 @@ func (s *Server) serveRunLogGateway(w http.ResponseWriter, r *http.Request) {
 	}
 	node := run.Status.NodeName
 	if run.Status.StartedAt == nil || node == "" {
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+		writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"bottlerun %q has not started yet (phase %s): it has no log", run.Name, runPhaseName(run)))
 		return
 	}
@@ -49,7 +49,7 @@ func (s *Server) serveRunLogAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if run.Status.NodeName != s.opts.NodeName {
-		writeStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
+		writeAPIStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
 			"bottlerun %q ran on node %q, not on %q", run.Name, run.Status.NodeName, s.opts.NodeName))
 		return
 	}
@@ -58,13 +58,13 @@ func (s *Server) serveRunLogAgent(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveRunLog(w http.ResponseWriter, r *http.Request, run *v1.BottleRun, lr *logRequest) {
 	if s.opts.StepLogs == nil {
-		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+		writeAPIStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the agent of node %q keeps no logs (--step-log-dir is off)", s.opts.NodeName))
 		return
 	}
 	uid := string(run.UID)
 	if !s.opts.StepLogs.Has(uid, v1.RunLogStep) {
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+		writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"bottlerun %q has no log on node %q (phase %s)", run.Name, s.opts.NodeName, runPhaseName(run)))
 		return
 	}

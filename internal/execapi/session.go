@@ -11,10 +11,10 @@ import (
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
 
-// guestCommand is what a session runs in the Bottle's machine. attach is the
+// sessionExecRequest is what a session runs in the Bottle's machine. attach is the
 // seed's exec_claude: `claude [--append-system-prompt-file P] ARGS...` as
 // the exec user; argv is quoted by the smolvm driver, never by us.
-func guestCommand(b *v1.Bottle, sr *sessionRequest, mode smolvm.ExecMode, env []smolvm.EnvVar) smolvm.ExecRequest {
+func sessionExecRequest(b *v1.Bottle, sr *sessionRequest, mode smolvm.ExecMode, env []smolvm.EnvVar) smolvm.ExecRequest {
 	user := b.ExecUser()
 	var argv []string
 	switch sr.subresource {
@@ -43,13 +43,13 @@ func guestCommand(b *v1.Bottle, sr *sessionRequest, mode smolvm.ExecMode, env []
 // it exits or the client goes away.
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *v1.Bottle, sr *sessionRequest, requester string) {
 	if err := checkUpgrade(r); err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	if idleStopped(b) {
 		woken, err := s.wakeIdle(r.Context(), b)
 		if err != nil {
-			writeStatus(w, err)
+			writeAPIStatus(w, err)
 			return
 		}
 		b = woken
@@ -91,7 +91,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, b *v1.Bott
 		sess.finish(exitStatus(-1, err))
 		return
 	}
-	req := guestCommand(b, sr, s.opts.ExecMode, vars)
+	req := sessionExecRequest(b, sr, s.opts.ExecMode, vars)
 	// Never log argv or the environment: commands carry secrets.
 	logger := s.log.WithValues("bottle", b.Namespace+"/"+b.Name, "subresource", sr.subresource,
 		"requester", requester, "guestUser", req.User, "tty", sr.tty, "args", len(req.Argv), "envVars", len(req.Env))

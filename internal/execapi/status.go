@@ -32,10 +32,10 @@ func badRequest(format string, args ...any) *apierrors.StatusError {
 	return statusError(http.StatusBadRequest, metav1.StatusReasonBadRequest, format, args...)
 }
 
-// writeStatus answers with err as a Kubernetes Status object, which client-go
+// writeAPIStatus answers with err as a Kubernetes Status object, which client-go
 // turns back into an apierrors.StatusError (also for failed WebSocket
 // handshakes).
-func writeStatus(w http.ResponseWriter, err error) {
+func writeAPIStatus(w http.ResponseWriter, err error) {
 	var se apierrors.APIStatus
 	if !errors.As(err, &se) {
 		se = apierrors.NewInternalError(err)

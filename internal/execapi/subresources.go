@@ -89,7 +89,7 @@ func subresourceNames(parent string) string {
 
 // serveUnknownSubresource answers a Bottle subresource the table lacks.
 func serveUnknownSubresource(w http.ResponseWriter, r *http.Request) {
-	writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+	writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 		"the server could not find the requested resource: %s/%s (try %s)",
 		v1.BottleResource, r.PathValue("subresource"), subresourceNames(v1.BottleResource)))
 }

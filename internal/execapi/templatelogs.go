@@ -80,7 +80,7 @@ func (s *Server) serveTemplateLogGateway(w http.ResponseWriter, r *http.Request)
 	}
 	node, err := goldenNode(t, r.URL.Query().Get("node"))
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	s.serveHereOrProxy(w, r, lr, node, &sessionRequest{namespace: t.Namespace, name: t.Name,
@@ -96,7 +96,7 @@ func (s *Server) serveTemplateLogAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	entry := goldenEntry(t, s.opts.NodeName)
 	if entry == nil {
-		writeStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
+		writeAPIStatus(w, statusError(http.StatusConflict, metav1.StatusReasonConflict,
 			"bottletemplate %q has no golden on node %q", t.Name, s.opts.NodeName))
 		return
 	}
@@ -105,18 +105,18 @@ func (s *Server) serveTemplateLogAgent(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveTemplateLog(w http.ResponseWriter, r *http.Request, t *v1.BottleTemplate, entry *v1.TemplateNodeStatus, lr *logRequest) {
 	if s.opts.StepLogs == nil {
-		writeStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
+		writeAPIStatus(w, statusError(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the agent of node %q keeps no step logs (--step-log-dir is off)", s.opts.NodeName))
 		return
 	}
 	key := steplog.GoldenKey(string(t.UID), entry.GoldenMachine)
 	step, err := s.pickGoldenStep(t, entry, key, lr.step)
 	if err != nil {
-		writeStatus(w, err)
+		writeAPIStatus(w, err)
 		return
 	}
 	if !s.opts.StepLogs.Has(key, step) {
-		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+		writeAPIStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 			"step %q of bottletemplate %q has no log on node %q: its golden has not run it yet (phase %s)",
 			step, t.Name, s.opts.NodeName, phaseName(entry.Phase)))
 		return

@@ -67,7 +67,6 @@ const (
 	verbExec        = "exec"
 	verbInteractive = "exec_interactive"
 	verbCopyIn      = "copy_in"
-	verbCopyOut     = "copy_out"
 )
 
 // verbEgressEvents lists a machine's refused egress.

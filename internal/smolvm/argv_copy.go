@@ -33,21 +33,6 @@ func copyInArgv(machine, hostPath, guestPath string, mode os.FileMode, uid, gid 
 	return argv, nil
 }
 
-// copyOutArgv: `machine cp N:/guest HOST`.
-func copyOutArgv(machine, guestPath, hostPath string) ([]string, error) {
-	verb := verbCopyOut
-	if err := checkName(verb, machine); err != nil {
-		return nil, err
-	}
-	if err := checkGuestPath(verb, "guest path", guestPath); err != nil {
-		return nil, err
-	}
-	if err := checkHostPath(verb, hostPath); err != nil {
-		return nil, err
-	}
-	return []string{cmdMachine, subCopy, machine + ":" + guestPath, hostPath}, nil
-}
-
 // modeSpecial maps Go's setuid/setgid/sticky bits to their octal values.
 func modeSpecial(m os.FileMode) uint32 {
 	var s uint32

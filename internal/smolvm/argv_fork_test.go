@@ -97,11 +97,11 @@ func TestForkArgvRejects(t *testing.T) {
 
 // smolvm reports fork relations in two keys of status/ls.
 func TestParseForkKeys(t *testing.T) {
-	m, err := ParseMachine([]byte(`{"name":"s","state":"running","forkable":false,"forkpoint_held":true,"labels":{}}`))
+	m, err := parseMachine([]byte(`{"name":"s","state":"running","forkable":false,"forkpoint_held":true,"labels":{}}`))
 	if err != nil || m.Forkable || !m.ForkpointHeld {
 		t.Fatalf("held slot: %+v %v", m, err)
 	}
-	ms, err := ParseMachineList([]byte(`[{"name":"g","state":"frozen","forkable":true,"forkpoint_held":false}]`))
+	ms, err := parseMachineList([]byte(`[{"name":"g","state":"frozen","forkable":true,"forkpoint_held":false}]`))
 	if err != nil || len(ms) != 1 || !ms[0].Forkable || ms[0].ForkpointHeld || ms[0].State != StateFrozen {
 		t.Fatalf("golden: %+v %v", ms, err)
 	}

@@ -83,8 +83,6 @@ func TestArgvBuilders(t *testing.T) {
 		{"cp in default mode, gid only", func() ([]string, error) {
 			return copyInArgv("m1", "/tmp/a", "/x", 0, -1, 0)
 		}, []string{"machine", "cp", "/tmp/a", "m1:/x", "--gid", "0"}},
-		{"cp out", func() ([]string, error) { return copyOutArgv("m1", "/x", "/tmp/y") },
-			[]string{"machine", "cp", "m1:/x", "/tmp/y"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +157,7 @@ func TestArgvRejects(t *testing.T) {
 		{"host path with colon", func() ([]string, error) { return copyInArgv("m", "/tmp/a:b", "/x", 0, -1, -1) }, ClassUsage},
 		{"relative host path", func() ([]string, error) { return copyInArgv("m", "a", "/x", 0, -1, -1) }, ClassUsage},
 		{"relative guest path", func() ([]string, error) { return copyInArgv("m", "/a", "x", 0, -1, -1) }, ClassUsage},
-		{"cp bad machine", func() ([]string, error) { return copyOutArgv("m.x", "/a", "/b") }, ClassInvalidName},
+		{"cp bad machine", func() ([]string, error) { return copyInArgv("m.x", "/a", "/b", 0, -1, -1) }, ClassInvalidName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,6 +27,6 @@ func BenchmarkQuoteScript(b *testing.B) {
 	b.SetBytes(int64(len(script)))
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = Quote(script)
+		_ = quote(script)
 	}
 }

@@ -33,27 +33,3 @@ func (c *CLI) CopyIn(ctx context.Context, machine, hostPath, guestPath string, m
 	_, err = c.runSized(ctx, verbCopyIn, argv, fileSize(abs))
 	return err
 }
-
-// CopyOut copies one file out of a running machine to hostPath (in the
-// agent's filesystem, inside Root when one is set, as for CopyIn).
-func (c *CLI) CopyOut(ctx context.Context, machine, guestPath, hostPath string) error {
-	abs, err := filepath.Abs(hostPath)
-	if err != nil {
-		return precheckFailed(verbCopyOut, newUsageError(verbCopyOut, "cannot make host path absolute"))
-	}
-	seen, err := c.copyPath(verbCopyOut, abs)
-	if err != nil {
-		return precheckFailed(verbCopyOut, err)
-	}
-	argv, err := copyOutArgv(machine, guestPath, seen)
-	if err != nil {
-		return precheckFailed(verbCopyOut, err)
-	}
-	release, err := c.connection(ctx, verbCopyOut, machine, false)
-	if err != nil {
-		return precheckFailed(verbCopyOut, err)
-	}
-	defer release()
-	_, err = c.run(ctx, verbCopyOut, argv)
-	return err
-}

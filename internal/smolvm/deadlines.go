@@ -77,7 +77,7 @@ func (t Timeouts) deadline(verb string, bytes int64) time.Duration {
 	case verbStart, verbFork, verbForkRelease:
 		// A fork boots its clones; a release runs in a booted one.
 		return orDefault(t.Start, def.Start)
-	case verbCopyIn, verbCopyOut:
+	case verbCopyIn:
 		mib := (bytes + 1<<20 - 1) >> 20
 		return orDefault(t.Copy, def.Copy) + time.Duration(mib)*orDefault(t.CopyPerMiB, def.CopyPerMiB)
 	}

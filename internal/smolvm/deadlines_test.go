@@ -71,7 +71,6 @@ func TestDeadlineOfEachVerb(t *testing.T) {
 		{verbFork, set.Start, d.Start},
 		{verbForkRelease, set.Start, d.Start},
 		{verbCopyIn, set.Copy, d.Copy},
-		{verbCopyOut, set.Copy, d.Copy},
 	} {
 		if got := set.deadline(tt.verb, 0); got != tt.set {
 			t.Errorf("%s with the field set: %v, want %v", tt.verb, got, tt.set)

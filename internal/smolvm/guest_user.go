@@ -108,7 +108,7 @@ func guestCommand(verb string, req ExecRequest) (env []EnvVar, argv []string, wo
 			// prelude exports under their real names after the profile ran.
 			script := req.loginPrelude
 			if req.Workdir != "" {
-				script += "cd " + Quote(req.Workdir) + " || exit 1\n"
+				script += "cd " + quote(req.Workdir) + " || exit 1\n"
 			}
 			argv := []string{guestRunuser, runuserLogin, req.User}
 			if len(req.loginWhitelist) > 0 {
@@ -141,10 +141,10 @@ func guestCommand(verb string, req ExecRequest) (env []EnvVar, argv []string, wo
 func guestPayload(req ExecRequest, cdWorkdir bool) string {
 	var b strings.Builder
 	for _, e := range req.Env {
-		b.WriteString("export " + e.Name + "=" + Quote(e.Value) + "\n")
+		b.WriteString("export " + e.Name + "=" + quote(e.Value) + "\n")
 	}
 	if cdWorkdir && req.Workdir != "" {
-		b.WriteString("cd " + Quote(req.Workdir) + " || exit 1\n")
+		b.WriteString("cd " + quote(req.Workdir) + " || exit 1\n")
 	}
 	if req.Script != "" {
 		b.WriteString(req.Script)

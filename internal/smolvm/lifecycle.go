@@ -76,7 +76,7 @@ func (c *CLI) Status(ctx context.Context, name string) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, perr := ParseMachine([]byte(out))
+	m, perr := parseMachine([]byte(out))
 	if perr != nil {
 		return nil, &Error{Verb: verbStatus, Class: ClassOther, ExitCode: 0, Message: perr.Error(), Err: perr}
 	}
@@ -89,7 +89,7 @@ func (c *CLI) List(ctx context.Context) ([]Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms, perr := ParseMachineList([]byte(out))
+	ms, perr := parseMachineList([]byte(out))
 	if perr != nil {
 		return nil, &Error{Verb: verbList, Class: ClassOther, ExitCode: 0, Message: perr.Error(), Err: perr}
 	}

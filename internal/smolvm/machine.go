@@ -94,8 +94,8 @@ func rawScalar(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// ParseMachine parses the output of `machine status --json`.
-func ParseMachine(data []byte) (*Machine, error) {
+// parseMachine parses the output of `machine status --json`.
+func parseMachine(data []byte) (*Machine, error) {
 	var w machineJSON
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("parse machine status JSON: %w", err)
@@ -107,11 +107,11 @@ func ParseMachine(data []byte) (*Machine, error) {
 	return &m, nil
 }
 
-// ParseMachineList parses the output of `machine ls --json`. An entry
+// parseMachineList parses the output of `machine ls --json`. An entry
 // without a name or a state fails the whole list, as it fails status: a
 // caller reading every machine's state from one listing must never take a
 // machine it cannot read for one that does not exist.
-func ParseMachineList(data []byte) ([]Machine, error) {
+func parseMachineList(data []byte) ([]Machine, error) {
 	var ws []machineJSON
 	if err := json.Unmarshal(data, &ws); err != nil {
 		return nil, fmt.Errorf("parse machine list JSON: %w", err)

@@ -19,7 +19,7 @@ func TestParseMachine(t *testing.T) {
   "network": true,
   "some_future_key": {"x": [1, 2]}
 }`)
-	m, err := ParseMachine(data)
+	m, err := parseMachine(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestParseMachine(t *testing.T) {
 }
 
 func TestParseMachineNulls(t *testing.T) {
-	m, err := ParseMachine([]byte(`{"name":"m","state":"stopped","pid":null,"image":null,"created_at":1754049600,"labels":null}`))
+	m, err := parseMachine([]byte(`{"name":"m","state":"stopped","pid":null,"image":null,"created_at":1754049600,"labels":null}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,29 +42,29 @@ func TestParseMachineNulls(t *testing.T) {
 
 func TestParseMachineRejects(t *testing.T) {
 	for _, in := range []string{``, `[]`, `{}`, `{"name":"m"}`, `not json`, `{"name":"m","state":"running","cpus":"x"}`} {
-		if _, err := ParseMachine([]byte(in)); err == nil {
+		if _, err := parseMachine([]byte(in)); err == nil {
 			t.Errorf("ParseMachine(%q) succeeded", in)
 		}
 	}
 }
 
 func TestParseMachineList(t *testing.T) {
-	ms, err := ParseMachineList([]byte("[]\n"))
+	ms, err := parseMachineList([]byte("[]\n"))
 	if err != nil || len(ms) != 0 || ms == nil {
 		t.Fatalf("empty list: %v %v", ms, err)
 	}
-	ms, err = ParseMachineList([]byte(`[{"name":"a","state":"created","pid":null},{"name":"b","state":"frozen","pid":7}]`))
+	ms, err = parseMachineList([]byte(`[{"name":"a","state":"created","pid":null},{"name":"b","state":"frozen","pid":7}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) != 2 || ms[0].Name != "a" || ms[0].State != StateCreated || ms[1].PID != 7 || ms[1].State != StateFrozen {
 		t.Fatalf("unexpected %+v", ms)
 	}
-	if _, err := ParseMachineList([]byte(`{"name":"a"}`)); err == nil {
+	if _, err := parseMachineList([]byte(`{"name":"a"}`)); err == nil {
 		t.Fatal("object accepted as list")
 	}
 	for _, in := range []string{`[{"name":"a","state":"running"},{"name":"b"}]`, `[{"state":"running"}]`} {
-		if _, err := ParseMachineList([]byte(in)); err == nil {
+		if _, err := parseMachineList([]byte(in)); err == nil {
 			t.Errorf("ParseMachineList(%s) succeeded: a machine without a name or state read as absent", in)
 		}
 	}

@@ -174,7 +174,7 @@ func guestImitation(family, line string) oracleRow {
 	return oracleRow{
 		name: "guest imitates " + family,
 		src:  "src/main.rs:212-216 (smolvm's own line) vs src/cli/machine.rs:2771 (guest code passed through)",
-		call: script("echo some output; printf '%s\\n' " + Quote(line) + " >&2; exit 1"),
+		call: script("echo some output; printf '%s\\n' " + quote(line) + " >&2; exit 1"),
 		replies: map[string]reply{
 			"exec":   {stdout: "some output\n", stderr: line + "\n", exit: 1},
 			"status": statusRunning,

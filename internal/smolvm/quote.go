@@ -2,12 +2,12 @@ package smolvm
 
 import "strings"
 
-// Quote returns s as one POSIX shell word in single quotes. Inside single
+// quote returns s as one POSIX shell word in single quotes. Inside single
 // quotes nothing is special except the quote itself, so each quote becomes:
 // close the quoted run, a backslash-escaped quote, reopen. The result
 // survives any POSIX shell parse byte for byte (NUL excepted: argv cannot
 // carry it).
-func Quote(s string) string {
+func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
@@ -15,7 +15,7 @@ func Quote(s string) string {
 func quoteArgv(argv []string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
-		q[i] = Quote(a)
+		q[i] = quote(a)
 	}
 	return strings.Join(q, " ")
 }

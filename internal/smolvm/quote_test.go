@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// FuzzQuote: Quote(s) must reach a real POSIX shell as exactly s. Runs its
+// FuzzQuote: quote(s) must reach a real POSIX shell as exactly s. Runs its
 // seed corpus as a normal unit test; `go test -fuzz=FuzzQuote` explores.
 func FuzzQuote(f *testing.F) {
 	for _, s := range []string{
@@ -21,12 +21,12 @@ func FuzzQuote(f *testing.F) {
 		if strings.IndexByte(s, 0) >= 0 {
 			t.Skip("argv cannot carry NUL")
 		}
-		out, err := exec.Command("/bin/sh", "-c", "printf %s "+Quote(s)).Output()
+		out, err := exec.Command("/bin/sh", "-c", "printf %s "+quote(s)).Output()
 		if err != nil {
 			t.Fatalf("sh failed for %q: %v", s, err)
 		}
 		if string(out) != s {
-			t.Fatalf("round trip changed %q into %q (quoted %s)", s, out, Quote(s))
+			t.Fatalf("round trip changed %q into %q (quoted %s)", s, out, quote(s))
 		}
 	})
 }

@@ -40,10 +40,10 @@ func CheckRoot(root string) error {
 	return nil
 }
 
-// InRoot is the path p of the agent's filesystem as smolvm sees it inside
+// inRoot is the path p of the agent's filesystem as smolvm sees it inside
 // root (p itself without a root). ok is false when p is outside root, where
 // smolvm cannot see it.
-func InRoot(root, p string) (string, bool) {
+func inRoot(root, p string) (string, bool) {
 	if root == "" {
 		return p, true
 	}
@@ -57,7 +57,7 @@ func InRoot(root, p string) (string, bool) {
 // copyPath turns a copy's host path (absolute, in the agent's filesystem)
 // into the one smolvm is given.
 func (c *CLI) copyPath(verb, abs string) (string, error) {
-	p, ok := InRoot(c.Root, abs)
+	p, ok := inRoot(c.Root, abs)
 	if !ok {
 		return "", newUsageError(verb, "host path %s is outside the smolvm root %s, where smolvm cannot see it", abs, c.Root)
 	}

@@ -31,17 +31,6 @@ func TailWithin(s string, jsonBudget int) string {
 	return s
 }
 
-// JSONLen is the size of s JSON-encoded, without the quotes.
-func JSONLen(s string) int {
-	n := 0
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		n += jsonRuneLen(r, size)
-		i += size
-	}
-	return n
-}
-
 // jsonRuneLen mirrors encoding/json's string escaping with HTML escaping on
 // (its default, used by the API server's JSON serializer).
 func jsonRuneLen(r rune, size int) int {

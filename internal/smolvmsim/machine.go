@@ -99,7 +99,12 @@ var createSpec = &cmdSpec{
 	},
 }
 
-// nameProblem applies smolvm's machine-name rules.
+// nameProblem applies smolvm's machine-name rules (validate_vm_name,
+// smolvm:src/data/mod.rs). The driver (internal/smolvm/names.go) and the
+// CRD's CEL rule hold the same rule; this copy is deliberate: the
+// simulator imports nothing of the project, so it is an independent
+// oracle of what smolvm accepts, and a driver that drifted from smolvm
+// fails against it instead of agreeing with itself.
 func nameProblem(n string) string {
 	switch {
 	case n == "":

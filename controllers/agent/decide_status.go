@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -120,66 +123,6 @@ func summarize(in summaryInput) summary {
 	return out
 }
 
-// summaryInput collects the pass's findings.
-func (s *scope) summaryInput(reconcileErr error) summaryInput {
-	st := s.status()
-	isTrue := func(typ string) bool { return meta.IsStatusConditionTrue(st.Conditions, typ) }
-	in := summaryInput{
-		Deleting: !s.bottle.DeletionTimestamp.IsZero(),
-		RunState: s.spec().RunState, MachineName: st.MachineName, MachineState: st.MachineState,
-		MachineReady: isTrue(v1.ConditionMachineReady), FilesReady: isTrue(v1.ConditionFilesReady),
-		Provisioned: isTrue(v1.ConditionProvisioned),
-		FilesWaitForSteps: meta.IsStatusConditionFalse(st.Conditions, v1.ConditionFilesReady) &&
-			meta.FindStatusCondition(st.Conditions, v1.ConditionFilesReady).Reason == v1.ReasonWaitingForOwner,
-		Stalled: s.stalled, Waiting: s.waiting, NotApplied: s.notApplied, Pending: s.pending,
-		Unreserved: s.unreserved, IdleStopped: s.idleStopped,
-	}
-	if reconcileErr != nil {
-		in.Err = reconcileErr.Error()
-	}
-	return in
-}
-
-// applySummary writes the summary into status.
-func (s *scope) applySummary(sum summary) {
-	st := s.status()
-	st.Phase = sum.Phase
-	ready := metav1.ConditionFalse
-	if sum.ReadyTrue {
-		ready = metav1.ConditionTrue
-	}
-	s.setCondition(v1.ConditionReady, ready, sum.Ready.Reason, sum.Ready.Message)
-	for typ, v := range map[string]verdict{v1.ConditionReconciling: sum.Reconciling, v1.ConditionStalled: sum.Stalled} {
-		if v.set() {
-			s.setCondition(typ, metav1.ConditionTrue, v.Reason, v.Message)
-		} else {
-			meta.RemoveStatusCondition(&st.Conditions, typ)
-		}
-	}
-}
-
-// phaseEvent records the transitions a reader of `kubectl events` needs
-// beside the action events (see phaseEventWanted).
-func (r *BottleReconciler) phaseEvent(s *scope, from v1.Phase) {
-	to := s.status().Phase
-	if !phaseEventWanted(from, to) {
-		return
-	}
-	if from == "" {
-		from = "None"
-	}
-	ready := meta.FindStatusCondition(s.status().Conditions, v1.ConditionReady)
-	msg := ""
-	if ready != nil {
-		msg = ready.Message
-	}
-	eventType := "Normal"
-	if to == v1.PhaseFailed {
-		eventType = "Warning"
-	}
-	r.event(s, eventType, "Phase"+string(to), "Reconcile", "phase %s -> %s: %s", from, to, msg)
-}
-
 // phaseEventWanted: a Bottle becoming Ready, Failed or Stopped, and leaving
 // Ready or Failed. The phases on the way (Creating, Starting, CopyingFiles,
 // Provisioning) each come with their action's own event (MachineCreated,
@@ -197,4 +140,42 @@ func phaseEventWanted(from, to v1.Phase) bool {
 		return true
 	}
 	return false
+}
+
+// isTooLarge recognises both refusals: the API server's request limit (413)
+// and etcd's ("etcdserver: request is too large").
+func isTooLarge(err error) bool {
+	return apierrors.IsRequestEntityTooLargeError(err) || strings.Contains(err.Error(), "request is too large")
+}
+
+func trimTails(st *v1.BottleStatus) {
+	for i := range st.ExecResults {
+		r := &st.ExecResults[i]
+		if r.Stdout != "" || r.Stderr != "" {
+			r.Stdout, r.Stderr, r.Truncated = "", "", true
+		}
+	}
+}
+
+// clusterSpeaks reports whether the object's Ready is the cluster
+// controller's word rather than an agent's.
+func clusterSpeaks(b *v1.Bottle) bool {
+	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionReady)
+	return c != nil && v1.ClusterReason(c.Reason)
+}
+
+// mergeForeign is mine plus the conditions of theirs that other writers own.
+func mergeForeign(mine, theirs []metav1.Condition) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(mine)+1)
+	for _, c := range mine {
+		if v1.IsAgentCondition(c.Type) {
+			out = append(out, c)
+		}
+	}
+	for _, c := range theirs {
+		if !v1.IsAgentCondition(c.Type) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
