@@ -30,7 +30,7 @@ import (
 func startRunAgent(t *testing.T, s *e2eSuite) {
 	t.Helper()
 	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA)))
+	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA, nil)))
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	rr := &agent.BottleRunReconciler{
@@ -145,7 +145,7 @@ func (l *runLogForTest) read(s *e2eSuite, user string) error {
 func startIdleAgent(t *testing.T, s *e2eSuite) {
 	t.Helper()
 	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeIdle), suiteLogger(nodeIdle)))
+	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeIdle), suiteLogger(nodeIdle, nil)))
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &agent.BottleReconciler{
