@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
+	"github.com/bot-bottle/bottle-controller/internal/kubectlbottle"
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
@@ -74,7 +76,11 @@ func TestReleaseDryRun(t *testing.T) {
 		t.Error(err)
 	}
 	// Its description names every verb of the plugin, and is valid YAML.
-	for _, verb := range []string{"attach", "exec", "logs", "cp", "results", "wait", "retry", "templates"} {
+	for _, c := range kubectlbottle.NewCommand(genericiooptions.IOStreams{}).Commands() {
+		if !c.IsAvailableCommand() {
+			continue
+		}
+		verb := c.Name()
 		if !bytes.Contains(manifest, []byte("kubectl bottle "+verb+" ")) {
 			t.Errorf("krew manifest's description lacks the verb %s:\n%s", verb, manifest)
 		}
