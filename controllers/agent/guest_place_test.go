@@ -183,15 +183,7 @@ func TestCopyInSafelyResolvesAnOwnerWithoutAGroupName(t *testing.T) {
 // content) is not placed.
 func TestCopyInSafelyRefusesAStagedCopyWithAnotherName(t *testing.T) {
 	r, s, guest := placeOnSimulator(t)
-	dir := t.TempDir()
-	host := filepath.Join(dir, "0")
-	if err := os.WriteFile(host, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	staged := path.Join(stagingDir, ".bottle-staged-0")
-	if err := r.Machines.CopyIn(context.Background(), s.machineName, host, staged, stagedMode, 0, 0); err != nil {
-		t.Fatal(err)
-	}
+	staged := stageCopy(t, r, s)
 	guest("ln " + staged + " " + stagingDir + "/kept")
 	defer guest("rm -f " + stagingDir + "/kept")
 	res, err := r.placeStaged(context.Background(), s, []string{staged, "/home/node/f", "node", "644"})
@@ -204,6 +196,21 @@ func TestCopyInSafelyRefusesAStagedCopyWithAnotherName(t *testing.T) {
 	if got := guest("ls /home/node/f 2>&1 | grep -c 'No such'; " + noStagedCopies); got != "1\n0\n" {
 		t.Fatalf("guest after the refusal: %q", got)
 	}
+}
+
+// stageCopy copies a one-byte file into the staging directory as the agent
+// stages one (root's, stagedMode) and returns its guest path.
+func stageCopy(t *testing.T, r *BottleReconciler, s *scope) string {
+	t.Helper()
+	host := filepath.Join(t.TempDir(), "0")
+	if err := os.WriteFile(host, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	staged := path.Join(stagingDir, ".bottle-staged-0")
+	if err := r.Machines.CopyIn(context.Background(), s.machineName, host, staged, stagedMode, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	return staged
 }
 
 // TestCopyInSafelyTakesADashSegmentForADirectory: a path segment "-" is a
@@ -229,15 +236,7 @@ func TestCopyInSafelyTakesADashSegmentForADirectory(t *testing.T) {
 func TestCopyInSafelyCatchesADirectorySwappedMidWalk(t *testing.T) {
 	r, s, guest := placeOnSimulator(t)
 	guest(`runuser -u node -- mkdir /home/node/swap`)
-	dir := t.TempDir()
-	host := filepath.Join(dir, "0")
-	if err := os.WriteFile(host, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	staged := path.Join(stagingDir, ".bottle-staged-0")
-	if err := r.Machines.CopyIn(context.Background(), s.machineName, host, staged, stagedMode, 0, 0); err != nil {
-		t.Fatal(err)
-	}
+	staged := stageCopy(t, r, s)
 	const swapOnEntry = `cd() {
   if [ "$#" = 3 ] && [ "$3" = ./swap ] && [ "$PWD" = /home/node ]; then
     runuser -u node -- sh -c 'rm -r /home/node/swap && ln -s /etc /home/node/swap'
