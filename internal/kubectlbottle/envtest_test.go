@@ -154,6 +154,38 @@ func TestWaitFailed(t *testing.T) {
 	g.Expect(err.Error()).To(ContainSubstring(`bottle "w-failed" failed: step "setup" exited with code 3`))
 }
 
+// docs/exec.md ("wait"): a Bottle deleted while waited on ends the wait
+// with exit code 1, and a phase reported for an older generation does not
+// count.
+func TestWaitDeletedAndStaleGeneration(t *testing.T) {
+	needEnv(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+
+	gone := newBottle(t, "w-gone", v1.PhaseProvisioning)
+	out, done := startWait(gone, v1.PhaseReady, time.Minute)
+	g.Eventually(out.String).Should(ContainSubstring("Provisioning"))
+	g.Expect(envClient.Delete(ctx, gone)).To(Succeed())
+	var err error
+	g.Eventually(done).Should(Receive(&err))
+	var ee *ExitError
+	g.Expect(errors.As(err, &ee)).To(BeTrue(), "error %v", err)
+	g.Expect(ee.Code).To(Equal(WaitExitFailed))
+	g.Expect(err.Error()).To(ContainSubstring(`bottle "w-gone" was deleted`))
+
+	stale := newBottle(t, "w-stale", v1.PhaseProvisioning)
+	stale.Spec.Image = "node:24-bookworm" // generation 2
+	g.Expect(envClient.Update(ctx, stale)).To(Succeed())
+	g.Expect(stale.Generation).To(BeNumerically(">", stale.Status.ObservedGeneration))
+	out, done = startWait(stale, v1.PhaseReady, time.Minute)
+	stale.Status.Phase = v1.PhaseReady // what the agent said of generation 1
+	g.Expect(envClient.Status().Update(ctx, stale)).To(Succeed())
+	g.Eventually(out.String).Should(ContainSubstring("Ready"))
+	g.Consistently(done, time.Second).ShouldNot(Receive(), "Ready for an older generation ended the wait")
+	setStatus(t, stale, v1.PhaseReady, "")
+	g.Eventually(done).Should(Receive(BeNil()))
+}
+
 func TestWaitExitCodesThroughMain(t *testing.T) {
 	needEnv(t)
 	newBottle(t, "w-slow", v1.PhaseProvisioning)
