@@ -6,9 +6,9 @@ import "k8s.io/apimachinery/pkg/runtime/schema"
 // SubjectAccessReviews.
 const BottleResource = "bottles"
 
-// The exec API (internal/execapi) serves bottles/exec, bottles/attach and
-// bottles/log as an aggregated API in its own group; the kubectl plugin
-// calls it there.
+// The exec API (internal/execapi) serves bottles/exec, bottles/attach,
+// bottles/log, bottleruns/log and bottletemplates/log as an aggregated API
+// in its own group; the kubectl plugin calls it there.
 const (
 	SubresourceGroup   = "subresources." + GroupName
 	SubresourceVersion = "v1alpha1"

@@ -340,7 +340,7 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 	}
 	if logs != nil {
 		r.StepLogs = logs
-		if err := elected.Add(sweepStepLogs(mgr, logs)); err != nil {
+		if err := elected.Add(sweepStepLogs(mgr, logs, o.nodeName)); err != nil {
 			return nil, err
 		}
 	}
@@ -357,6 +357,9 @@ func newAgent(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, 
 		TempDir:       copyDir,
 		Lease:         elector,
 		ShutdownGrace: o.shutdownGrace,
+	}
+	if logs != nil {
+		tr.StepLogs = logs
 	}
 	if err := tr.SetupWithManager(elected, "bottletemplate"); err != nil {
 		return nil, fmt.Errorf("setting up the BottleTemplate controller: %w", err)

@@ -80,10 +80,13 @@ func (s *stepLogOptions) open() (*steplog.Store, error) {
 }
 
 // sweepStepLogs removes, once the cache has synced, the logs of every UID
-// that is neither a Bottle of this node nor a BottleRun: Bottles deleted while no agent ran
-// here, or whose finalizer was removed by hand. The cache holds this
-// node's Bottles only, and a Bottle never changes node.
-func sweepStepLogs(mgr manager.Manager, store *steplog.Store) manager.RunnableFunc {
+// that is neither a Bottle of this node nor a BottleRun, nor the golden a
+// BottleTemplate's entry for this node names: Bottles deleted while no
+// agent ran here, or whose finalizer was removed by hand, and goldens of
+// templates gone, edited (a new golden) or no longer kept here meanwhile.
+// The cache holds this node's Bottles only, and a Bottle never changes
+// node.
+func sweepStepLogs(mgr manager.Manager, store *steplog.Store, node string) manager.RunnableFunc {
 	return func(ctx context.Context) error {
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return nil
@@ -97,7 +100,19 @@ func sweepStepLogs(mgr manager.Manager, store *steplog.Store) manager.RunnableFu
 		if err := mgr.GetClient().List(ctx, &runs); err != nil {
 			return fmt.Errorf("listing BottleRuns to sweep step logs: %w", err)
 		}
+		// A golden keeps its logs under a key of its own (steplog.GoldenKey).
+		var templates v1.BottleTemplateList
+		if err := mgr.GetClient().List(ctx, &templates); err != nil {
+			return fmt.Errorf("listing BottleTemplates to sweep step logs: %w", err)
+		}
 		known := map[string]bool{}
+		for _, t := range templates.Items {
+			for _, n := range t.Status.Nodes {
+				if n.NodeName == node && n.GoldenMachine != "" {
+					known[steplog.GoldenKey(string(t.UID), n.GoldenMachine)] = true
+				}
+			}
+		}
 		for _, b := range bottles.Items {
 			known[string(b.UID)] = true
 		}
@@ -106,7 +121,7 @@ func sweepStepLogs(mgr manager.Manager, store *steplog.Store) manager.RunnableFu
 		}
 		n, err := store.Sweep(func(uid string) bool { return known[uid] })
 		if n > 0 {
-			mgr.GetLogger().Info("removed the step logs of Bottles that are gone", "bottles", n)
+			mgr.GetLogger().Info("removed the step logs of Bottles, runs and goldens that are gone", "count", n)
 		}
 		if err != nil {
 			mgr.GetLogger().Error(err, "sweeping step logs")

@@ -97,6 +97,9 @@ type BottleReconciler struct {
 	sourceDigests *sourceDigests
 	// claims are the held slots being handed out to templated Bottles.
 	claims claims
+	// slotLists share one `machine ls` among templated Bottles claiming
+	// slots at the same moment.
+	slotLists sharedList
 	// startedAt is when this agent process set up: a Bottle's idle time
 	// counts from it at the latest.
 	startedAt time.Time
@@ -276,8 +279,10 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 
 	// Progress from the first second: a new Bottle, or a new generation,
-	// says so before the first smolvm call.
-	if st.ObservedGeneration != bottle.Generation || st.Phase == "" {
+	// says so before the first smolvm call. A Bottle about to be forked
+	// says so with its claim instead (fork), in the same one write.
+	forking := bottle.Spec.TemplateRef != nil && st.Template == nil
+	if (st.ObservedGeneration != bottle.Generation || st.Phase == "") && !forking {
 		msg := fmt.Sprintf("reconciling generation %d", bottle.Generation)
 		if st.MachineState == "" {
 			// The same words as createMachine's, so that write is a no-op.

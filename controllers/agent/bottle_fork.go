@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
@@ -28,42 +28,6 @@ const ReasonWaitingForGolden = "WaitingForGolden"
 
 // goldenWait is how soon a Bottle waiting for its golden looks again.
 const goldenWait = 2 * time.Second
-
-// claims are the held slots this agent is handing out right now: a slot
-// stays listed as free until its release is done.
-type claims struct {
-	mu sync.Mutex
-	m  map[string]bool
-}
-
-func (c *claims) take(slot string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]bool{}
-	}
-	if c.m[slot] {
-		return false
-	}
-	c.m[slot] = true
-	return true
-}
-
-func (c *claims) done(slot string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, slot)
-}
-
-func (c *claims) snapshot() map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]bool, len(c.m))
-	for k := range c.m {
-		out[k] = true
-	}
-	return out
-}
 
 // machineOwner says whether m is the Bottle's machine. A fork carries its
 // golden's labels, not the Bottle's UID (smolvm has no way to label a
@@ -91,6 +55,11 @@ func (r *BottleReconciler) reconcileForkedMachine(ctx context.Context, s *scope)
 		}
 		switch machineOwner(s, m) {
 		case machineOurs:
+			if m.ForkpointHeld {
+				// The claim was recorded but its release did not happen
+				// (the agent stopped, or smolvm failed): release it now.
+				return r.releaseClaimed(ctx, s, m)
+			}
 			s.machine = m
 			st.MachineState = m.State
 			return true, ctrl.Result{}, nil
@@ -104,12 +73,8 @@ func (r *BottleReconciler) reconcileForkedMachine(ctx context.Context, s *scope)
 		// from the template as it is now, and provision from scratch.
 		r.event(s, corev1.EventTypeWarning, v1.ReasonMachineRecreated, "Create",
 			"machine %s was gone; forking the Bottle again from its template", s.machineName)
-		st.Template, st.Files, st.ExecResults = nil, nil, nil
-		s.machineName = v1.MachineNameFor(s.bottle.Namespace, s.bottle.Name, string(s.bottle.UID))
-		if s.bottle.Spec.MachineName != "" {
-			s.machineName = s.bottle.Spec.MachineName
-		}
-		st.MachineName = s.machineName
+		st.Files, st.ExecResults = nil, nil
+		r.unclaim(s)
 	}
 	return r.fork(ctx, s)
 }
@@ -133,16 +98,9 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	if why := goldenNotReady(t, r.NodeName, golden); why != "" {
 		return r.waitForGolden(s, why)
 	}
-	ms, err := r.listMachines(ctx)
+	c, pool, err := r.decideFork(ctx, golden, s.bottle.Spec.MachineName != "")
 	if err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "list", err)
-	}
-	pool := viewPool(golden, ms)
-	c := decideClaim(pool, r.claims.snapshot())
-	if c.kind == claimSlot && s.bottle.Spec.MachineName != "" {
-		// A slot's name is its own: a Bottle that names its machine is
-		// forked under that name.
-		c = claim{kind: claimFork}
 	}
 	origin := &v1.TemplateOrigin{Name: t.Name, Generation: t.Generation, GoldenMachine: golden}
 	for _, step := range t.Spec.Provision {
@@ -152,38 +110,155 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	case claimWait:
 		return r.waitForGolden(s, c.reason)
 	case claimSlot:
-		if !r.claims.take(c.slot) {
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
-		}
-		err := takeSlot(ctx, forks, c.slot, nil)
-		r.claims.done(c.slot)
-		if errors.Is(err, errSlotLost) {
-			// Never handed out again: delete it, and try the next one.
-			_ = r.Machines.Delete(ctx, c.slot)
-			return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
-		}
-		if err != nil {
-			return r.smolvmFailure(s, v1.ConditionMachineReady, "release held slot "+c.slot+" for", err)
-		}
 		s.machineName, origin.HeldSlot = c.slot, true
-		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineCreated, "Create", "took held slot %s of golden %s", c.slot, golden)
-	case claimFork:
-		err := forkFor(ctx, forks, golden, s.machineName, nil)
-		if err != nil {
-			return r.smolvmFailure(s, v1.ConditionMachineReady, "fork", err)
-		}
-		r.event(s, corev1.EventTypeNormal, v1.ReasonMachineCreated, "Create", "forked machine %s from golden %s", s.machineName, golden)
 	}
 	st.MachineName, st.Template = s.machineName, origin
 	st.Files, st.ExecResults = nil, nil
-	// What the fork made is known: the golden's record (labels, image,
-	// resources) under the clone's name, running.
-	s.machine = cloneMachine(pool.golden)
+	// The claim is recorded before smolvm acts on it: an agent that stops
+	// right after the release or the fork finds its machine named in the
+	// Bottle's status, and adopts it (or finishes the release), rather
+	// than leaving a clone no Bottle owns.
+	var msg string
+	if c.kind == claimSlot {
+		msg = fmt.Sprintf("taking held slot %s of golden %s", c.slot, golden)
+	} else {
+		msg = fmt.Sprintf("forking machine %s from golden %s", s.machineName, golden)
+	}
+	if err := r.progress(ctx, s, v1.ReasonProgressing, msg); err != nil {
+		if c.kind == claimSlot {
+			r.claims.done(c.slot, false, time.Now())
+		}
+		return false, ctrl.Result{}, err
+	}
+	if c.kind == claimSlot {
+		return r.release(ctx, s, forks, c.slot, pool.golden)
+	}
+	if err := forkFor(ctx, forks, golden, s.machineName, nil); err != nil {
+		return r.smolvmFailure(s, v1.ConditionMachineReady, "fork", err)
+	}
+	r.event(s, corev1.EventTypeNormal, v1.ReasonMachineCreated, "Create", "forked machine %s from golden %s", s.machineName, golden)
+	r.forked(s, pool.golden)
+	return true, ctrl.Result{}, nil
+}
+
+// release hands the held slot the Bottle's status names (and this agent
+// holds in its claims) to the Bottle.
+func (r *BottleReconciler) release(ctx context.Context, s *scope, forks Forks, slot string, golden *smolvm.Machine) (bool, ctrl.Result, error) {
+	err := takeSlot(ctx, forks, slot, nil)
+	// Once the Bottle's status names it, the slot is never handed to
+	// another Bottle by this agent, whatever the release did.
+	r.claims.done(slot, true, time.Now())
+	switch {
+	case errors.Is(err, errSlotLost):
+		// Never handed out again: delete it, and try the next one.
+		_ = r.Machines.Delete(ctx, slot)
+		r.unclaim(s)
+		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	case errors.Is(err, errSlotGone):
+		// Not a free slot after all (taken or deleted outside this
+		// agent since the list): list again and take the next one, at
+		// once rather than after a backoff.
+		r.slotLists.forget()
+		r.unclaim(s)
+		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	case err != nil:
+		// The status keeps naming the slot: the next pass releases it.
+		return r.smolvmFailure(s, v1.ConditionMachineReady, "release held slot "+slot+" for", err)
+	}
+	r.event(s, corev1.EventTypeNormal, v1.ReasonMachineCreated, "Create", "took held slot %s of golden %s", slot, s.status().Template.GoldenMachine)
+	r.forked(s, golden)
+	return true, ctrl.Result{}, nil
+}
+
+// releaseClaimed finishes a claim whose release did not happen: m is the
+// slot the Bottle's status names, still held.
+func (r *BottleReconciler) releaseClaimed(ctx context.Context, s *scope, m *smolvm.Machine) (bool, ctrl.Result, error) {
+	forks, ok := r.Machines.(Forks)
+	if !ok {
+		return r.waitForGolden(s, "this agent's smolvm driver cannot fork")
+	}
+	if !r.claims.hold(m.Name) {
+		// Being released by another pass of this Bottle right now.
+		return false, ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+	golden, err := r.view.lookup(ctx, s.status().Template.GoldenMachine)
+	if err != nil {
+		r.claims.done(m.Name, true, time.Now())
+		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
+	}
+	if golden == nil {
+		golden = m // the clone's record is the golden's, under its own name
+	}
+	return r.release(ctx, s, forks, m.Name, golden)
+}
+
+// unclaim forgets a claim that came to nothing: the Bottle's machine is
+// decided again, under its own name.
+func (r *BottleReconciler) unclaim(s *scope) {
+	st := s.status()
+	st.Template = nil
+	s.machineName = v1.MachineNameFor(s.bottle.Namespace, s.bottle.Name, string(s.bottle.UID))
+	if s.bottle.Spec.MachineName != "" {
+		s.machineName = s.bottle.Spec.MachineName
+	}
+	st.MachineName = s.machineName
+}
+
+// forked records what a fork or a release made: the golden's record
+// (labels, image, resources) under the clone's name, running.
+func (r *BottleReconciler) forked(s *scope, golden *smolvm.Machine) {
+	s.machine = cloneMachine(golden)
 	s.machine.Name, s.machine.State, s.machine.PID = s.machineName, smolvm.StateRunning, 0
 	s.machine.Forkable, s.machine.ForkpointHeld = false, false
 	r.view.saw(s.machineName, s.machine)
-	st.MachineState = smolvm.StateRunning
-	return true, ctrl.Result{}, nil
+	s.status().MachineState = smolvm.StateRunning
+}
+
+// decideFork picks how the Bottle gets its machine from golden and takes
+// the slot it picks. A recent list serves when it shows a free slot; any
+// other answer is checked against a list begun now. named: the Bottle
+// names its machine, so it is forked under that name, never given a slot
+// (a slot's name is its own).
+func (r *BottleReconciler) decideFork(ctx context.Context, golden string, named bool) (claim, goldenPool, error) {
+	recorded, err := r.recordedSlots(ctx, golden)
+	if err != nil {
+		return claim{}, goldenPool{}, err
+	}
+	decide := func(ms []smolvm.Machine, listedAt time.Time) (claim, goldenPool) {
+		pool := viewPool(golden, ms)
+		if named {
+			pool.free = nil
+		}
+		return r.claims.decide(pool, listedAt, recorded), pool
+	}
+	if ms, listedAt, ok := r.slotLists.recent(slotListMaxAge); ok && !named {
+		if c, pool := decide(ms, listedAt); c.kind == claimSlot {
+			return c, pool, nil
+		}
+	}
+	ms, listedAt, err := r.slotLists.list(ctx, r.listMachines)
+	if err != nil {
+		return claim{}, goldenPool{}, err
+	}
+	c, pool := decide(ms, listedAt)
+	return c, pool, nil
+}
+
+// recordedSlots are golden's slots that Bottles of this node name as
+// theirs in their status (from the cache, which holds this node's only).
+func (r *BottleReconciler) recordedSlots(ctx context.Context, golden string) (map[string]bool, error) {
+	var bottles v1.BottleList
+	if err := r.List(ctx, &bottles, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for i := range bottles.Items {
+		t := bottles.Items[i].Status.Template
+		if t != nil && t.HeldSlot && t.GoldenMachine == golden {
+			out[bottles.Items[i].Status.MachineName] = true
+		}
+	}
+	return out, nil
 }
 
 // goldenNotReady says why the node's golden of t cannot be forked yet ("":

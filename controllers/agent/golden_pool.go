@@ -69,13 +69,21 @@ func fillSlots(ctx context.Context, m Forks, golden string, names []string) (for
 // activation failed); the slot will never be handed out and must go.
 var errSlotLost = errors.New("held slot claimed but not activated")
 
+// errSlotGone: the slot was not a free held slot when smolvm looked (it
+// was released or deleted since the list that showed it free).
+var errSlotGone = errors.New("not a free held slot")
+
 // takeSlot releases a free held slot to its new owner, with fork
 // parameters that are not secrets (they are on smolvm's argv). When the
-// slot was claimed but not activated, the error wraps errSlotLost.
+// slot was claimed but not activated, the error wraps errSlotLost; when it
+// was no free slot, errSlotGone.
 func takeSlot(ctx context.Context, m Forks, slot string, params []smolvm.EnvVar) error {
 	err := m.ForkRelease(ctx, slot, params)
 	if err != nil && strings.Contains(err.Error(), "was claimed and will not be reused") {
 		return fmt.Errorf("%w: %w", errSlotLost, err)
+	}
+	if err != nil && (strings.Contains(err.Error(), "is not a held pool slot") || smolvm.IsNotFound(err)) {
+		return fmt.Errorf("%w: %w", errSlotGone, err)
 	}
 	return err
 }

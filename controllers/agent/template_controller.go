@@ -57,8 +57,7 @@ const (
 // ledger (planSteps, finishStep), puts it at its forkpoint and keeps
 // pool.heldSlots held slots free. It writes only its node's entry of the
 // template's status (server-side apply under FieldManagerAgentOn(node)).
-//
-// Not done yet (docs/templates.md): a golden step's logs.
+// Each golden step's full output is kept as a Bottle's (golden_steplog.go).
 type TemplateReconciler struct {
 	client.Client
 	// APIReader reads this node's Node (for its labels).
@@ -77,6 +76,9 @@ type TemplateReconciler struct {
 	ShutdownGrace time.Duration
 	// TempDir is where file contents are materialised before `machine cp`.
 	TempDir string
+	// StepLogs keeps each golden step's full output on this node; nil
+	// keeps none.
+	StepLogs StepLogs
 
 	// entries are the node entries this agent last applied, by template:
 	// the cache may still hold an older one (a step's start without its
@@ -86,6 +88,14 @@ type TemplateReconciler struct {
 	// running are the golden steps running now, cancelled by a template
 	// edit or delete.
 	running *goldenSteps
+	// logged is the golden each template last had here, whose step logs
+	// go when the template does (its UID is not known then).
+	logged map[types.NamespacedName]loggedGolden
+}
+
+type loggedGolden struct {
+	uid     types.UID
+	machine string
 }
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
@@ -96,6 +106,7 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 		r.ResyncPeriod = time.Minute
 	}
 	r.entries = map[types.UID]*v1.TemplateNodeStatus{}
+	r.logged = map[types.NamespacedName]loggedGolden{}
 	r.running = newInflight(mustCancelGolden)
 	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).
 		// A Bottle of this node that took a slot, or went, wakes its
@@ -152,7 +163,8 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
-		// Gone: its goldens go with their last clone.
+		// Gone: its goldens go with their last clone, their logs now.
+		r.forgetGoldenLogs(req.NamespacedName)
 		kept, err := r.retireOld(ctx, req.Namespace, req.Name, "")
 		if err != nil || len(kept) > 0 {
 			return ctrl.Result{RequeueAfter: r.ResyncPeriod}, err
@@ -174,6 +186,9 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if g.entry, err = r.entryOf(ctx, t, g.name); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.mu.Lock()
+	r.logged[req.NamespacedName] = loggedGolden{uid: t.UID, machine: g.name}
+	r.mu.Unlock()
 	g.written = g.entry.DeepCopy()
 	res, err := r.reconcileGolden(ctx, g)
 	if err == nil {
@@ -264,6 +279,11 @@ func (r *TemplateReconciler) entryOf(ctx context.Context, t *v1.BottleTemplate, 
 			}
 		}
 	}
+	if known != nil && known.GoldenMachine != golden {
+		// A new golden, a new ledger: the old one's logs could never be
+		// asked for again.
+		r.removeGoldenLogs(t.UID, known.GoldenMachine)
+	}
 	if known != nil && known.GoldenMachine == golden {
 		// The same golden serves every generation of the same machine
 		// (a pool edit): the entry says it is current.
@@ -282,8 +302,12 @@ func (r *TemplateReconciler) entryOf(ctx context.Context, t *v1.BottleTemplate, 
 func (r *TemplateReconciler) leave(ctx context.Context, t *v1.BottleTemplate, kept []v1.RetiredGolden) error {
 	had := false
 	for _, n := range t.Status.Nodes {
-		had = had || n.NodeName == r.NodeName
+		if n.NodeName == r.NodeName {
+			had = true
+			r.removeGoldenLogs(t.UID, n.GoldenMachine)
+		}
 	}
+	r.forgetGoldenLogs(client.ObjectKeyFromObject(t))
 	r.mu.Lock()
 	_, known := r.entries[t.UID]
 	r.mu.Unlock()
@@ -464,6 +488,7 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 			return false, ctrl.Result{}, err
 		}
 		stepCtx, release := r.running.start(ctx, g.t.UID, g.name)
+		logOut, endLog := r.goldenStepLog(g, step.Name)
 		// An edit may have landed between this pass's read and the
 		// registration; later ones reach it through the watch.
 		latest := &v1.BottleTemplate{}
@@ -475,9 +500,11 @@ func (r *TemplateReconciler) provision(ctx context.Context, g *golden) (bool, ct
 		out, execErr := r.Machines.Exec(stepCtx, smolvm.ExecRequest{
 			Machine: g.name, User: user, Script: step.Script, Env: env,
 			Timeout: time.Duration(step.TimeoutSeconds) * time.Second, Mode: r.ExecMode, OutputLimit: OutputTail,
+			Output: logOut,
 		})
 		why := cancelReason(stepCtx)
 		release()
+		endLog()
 		if ctx.Err() != nil {
 			return false, ctrl.Result{}, ctx.Err()
 		}

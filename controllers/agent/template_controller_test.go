@@ -34,6 +34,17 @@ func startTemplateAgent(node string, resync ...time.Duration) *testAgent {
 // startTemplateAgentWith is startTemplateAgent with a ShutdownGrace (0:
 // a golden's step is cut off at stop).
 func startTemplateAgentWith(node string, period, grace time.Duration) *testAgent {
+	return startTemplateAgentOpts(node, templateAgentOptions{period: period, grace: grace})
+}
+
+type templateAgentOptions struct {
+	period, grace time.Duration
+	// stepLogs, when set, keeps the golden steps' full output.
+	stepLogs agent.StepLogs
+}
+
+func startTemplateAgentOpts(node string, o templateAgentOptions) *testAgent {
+	period, grace := o.period, o.grace
 	Expect(os.MkdirAll(dataDir(node), 0o755)).To(Succeed())
 	logs := &testutil.SyncBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
@@ -46,7 +57,7 @@ func startTemplateAgentWith(node string, period, grace time.Duration) *testAgent
 	r := &agent.TemplateReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), NodeName: node,
 		Machines:     smolvm.New(simPath, "SMOLVM_DATA_DIR="+dataDir(node)),
-		ResyncPeriod: period, ShutdownGrace: grace,
+		ResyncPeriod: period, ShutdownGrace: grace, StepLogs: o.stepLogs,
 	}
 	Expect(r.SetupWithManager(mgr, "template-"+node)).To(Succeed())
 	return runAgent(node, mgr, logs)

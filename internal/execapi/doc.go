@@ -1,5 +1,5 @@
-// Package execapi serves `bottles/exec`, `bottles/attach`, `bottles/log` and
-// `bottleruns/log` (the table in subresources.go) as an
+// Package execapi serves `bottles/exec`, `bottles/attach`, `bottles/log`,
+// `bottleruns/log` and `bottletemplates/log` (the table in subresources.go) as an
 // aggregated API (group subresources.agents.bot-bottle.dev), the way
 // KubeVirt's virt-api serves VM consoles:
 //

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,19 +80,7 @@ func TestLogs(t *testing.T) {
 	// -f shows a line of a running step, and ends when the step ends.
 	w, err = s.logsA.Begin(uid, "slow")
 	g.Expect(err).NotTo(HaveOccurred())
-	_, _ = w.Write([]byte("first line\n"))
-	followed := &testutil.SyncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- (&kubectlbottle.LogRequest{Namespace: testNamespace, Name: "withenv", Follow: true, TailLines: -1}).
-			Stream(context.Background(), as(s, "alice"), followed)
-	}()
-	g.Eventually(followed.String, 20*time.Second).Should(Equal("first line\n"))
-	g.Consistently(done, 300*time.Millisecond).ShouldNot(Receive(), "follow ended while the step runs")
-	_, _ = w.Write([]byte("second\n"))
-	g.Eventually(followed.String, 20*time.Second).Should(Equal("first line\nsecond\n"))
-	_ = w.Close()
-	g.Eventually(done, 20*time.Second).Should(Receive(BeNil()))
+	expectFollowed(g, s, w, &kubectlbottle.LogRequest{Namespace: testNamespace, Name: "withenv", Follow: true, TailLines: -1})
 
 	code, out, _ = kubectlBottle(t, "alice", "", "logs", "withenv", "--tail", "1", "--timestamps")
 	g.Expect(code).To(Equal(0))
@@ -107,6 +96,22 @@ func TestLogs(t *testing.T) {
 	// bob may exec but holds no get on bottles/log.
 	err = (&kubectlbottle.LogRequest{Namespace: testNamespace, Name: "withenv", TailLines: -1}).Stream(context.Background(), as(s, "bob"), &bytes.Buffer{})
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "bob's error: %v", err)
+}
+
+// expectFollowed follows req as alice while the step writing to w runs:
+// a line shows while it runs, the next one too, and the follow ends when
+// w is closed (the step ends).
+func expectFollowed(g *WithT, s *e2eSuite, w io.WriteCloser, req *kubectlbottle.LogRequest) {
+	_, _ = w.Write([]byte("first line\n"))
+	followed := &testutil.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- req.Stream(context.Background(), as(s, "alice"), followed) }()
+	g.Eventually(followed.String, 20*time.Second).Should(Equal("first line\n"))
+	g.Consistently(done, 300*time.Millisecond).ShouldNot(Receive(), "follow ended while the step runs")
+	_, _ = w.Write([]byte("second\n"))
+	g.Eventually(followed.String, 20*time.Second).Should(Equal("first line\nsecond\n"))
+	_ = w.Close()
+	g.Eventually(done, 20*time.Second).Should(Receive(BeNil()))
 }
 
 // cp streams a 50 MB file both ways through the exec subresource, byte for

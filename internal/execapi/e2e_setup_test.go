@@ -83,6 +83,7 @@ type e2eSuite struct {
 	dir        string      // lives as long as the suite
 	logsA      *steplog.Store
 	serverLogA *testutil.SyncBuffer // node-a's server's log
+	logsB      *steplog.Store       // node-b's: a template's golden there (templatelogs_e2e_test.go)
 	simIdle    *smolvm.CLI
 	idle       *activity.Tracker
 }
@@ -233,6 +234,9 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	if s.logsA, err = steplog.New(filepath.Join(dir, "logs-a"), 8<<20); err != nil {
 		return nil, err
 	}
+	if s.logsB, err = steplog.New(filepath.Join(dir, "logs-b"), 8<<20); err != nil {
+		return nil, err
+	}
 	srvCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	*cleanups = append(*cleanups, func() { stop(); wg.Wait() })
@@ -258,6 +262,9 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 		})
 		if n.node == nodeA {
 			srv.opts.StepLogs = s.logsA
+		}
+		if n.node == nodeB {
+			srv.opts.StepLogs = s.logsB
 		}
 		if n.node == nodeIdle {
 			srv.opts.Activity = s.idle

@@ -288,6 +288,11 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%s verbs = %v, want [get create] (all: %v)", name, v, got)
 		}
 	}
+	for _, name := range []string{"bottles/log", "bottleruns/log", "bottletemplates/log"} {
+		if v := got[name]; len(v) != 1 || v[0] != "get" {
+			t.Errorf("%s verbs = %v, want [get] (all: %v)", name, v, got)
+		}
+	}
 }
 
 func get(t *testing.T, url string, cfg *tls.Config) int {

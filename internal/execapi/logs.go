@@ -7,7 +7,11 @@ import (
 	"strconv"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/steplog"
@@ -67,18 +71,58 @@ func (s *Server) serveLogGateway(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
+	s.serveHereOrProxy(w, r, lr, b.NodeName(), &sessionRequest{namespace: ns, name: name, subresource: v1.SubresourceLog},
+		func() { s.serveLog(w, r, b) })
+}
+
+// serveHereOrProxy takes a follow's session slot, then serves a log with
+// here when node is this one (or none yet), else proxies the request to
+// node's agent.
+func (s *Server) serveHereOrProxy(w http.ResponseWriter, r *http.Request, lr *logRequest, node string, sr *sessionRequest, here func()) {
 	release, err := s.followSlot(lr, userFrom(r).GetName())
 	if err != nil {
 		writeTooMany(w, err)
 		return
 	}
 	defer release()
-	node := b.NodeName()
 	if node == "" || node == s.opts.NodeName {
-		s.serveLog(w, r, b)
+		here()
 		return
 	}
-	s.proxyToAgent(w, r, node, &sessionRequest{namespace: ns, name: name, subresource: v1.SubresourceLog}, userFrom(r).GetName())
+	s.proxyToAgent(w, r, node, sr, userFrom(r).GetName())
+}
+
+// serveForwarded serves, with serve, a log request a gateway forwarded,
+// taking a follow's session slot for the user it names.
+func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request, lr *logRequest, serve func()) {
+	release, err := s.followSlot(lr, r.Header.Get(requesterHeader))
+	if err != nil {
+		writeTooMany(w, err)
+		return
+	}
+	defer release()
+	serve()
+}
+
+// logRequestFor parses a log request and reads the object its path names
+// into obj; when either fails it has answered, and ok is false.
+func (s *Server) logRequestFor(w http.ResponseWriter, r *http.Request, gr schema.GroupResource, obj client.Object) (lr *logRequest, ok bool) {
+	lr, err := parseLogRequest(r)
+	if err != nil {
+		writeStatus(w, err)
+		return nil, false
+	}
+	name := r.PathValue("name")
+	err = s.reader.Get(r.Context(), types.NamespacedName{Namespace: r.PathValue("namespace"), Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		writeStatus(w, statusError(http.StatusNotFound, metav1.StatusReasonNotFound, "%s %q not found", gr.String(), name))
+		return nil, false
+	case err != nil:
+		writeStatus(w, statusError(http.StatusInternalServerError, metav1.StatusReasonInternalError, "cannot read %s %q: %v", gr.Resource, name, err))
+		return nil, false
+	}
+	return lr, true
 }
 
 // serveLogAgent serves a log request a gateway forwarded.
@@ -97,13 +141,7 @@ func (s *Server) serveLogAgent(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, err)
 		return
 	}
-	release, err := s.followSlot(lr, r.Header.Get(requesterHeader))
-	if err != nil {
-		writeTooMany(w, err)
-		return
-	}
-	defer release()
-	s.serveLog(w, r, b)
+	s.serveForwarded(w, r, lr, func() { s.serveLog(w, r, b) })
 }
 
 // followSlot takes a session slot for a follow: it holds a connection for
@@ -138,17 +176,23 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, b *v1.Bottle) 
 		writeStatus(w, logError(b, step, steplog.ErrNotFound))
 		return
 	}
+	s.copyLog(w, r, uid, step, lr, "bottle", b.Namespace+"/"+b.Name)
+}
+
+// copyLog answers with the log of step under key (a Bottle's or run's UID,
+// or a golden's key): kind and name say whose, in the agent's log.
+func (s *Server) copyLog(w http.ResponseWriter, r *http.Request, key, step string, lr *logRequest, kind, name string) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush() // a follower sees the response before the first line
-	err = s.opts.StepLogs.Copy(r.Context(), w, uid, step, steplog.ReadOptions{
+	err := s.opts.StepLogs.Copy(r.Context(), w, key, step, steplog.ReadOptions{
 		Follow: lr.follow, TailLines: lr.tailLines, Timestamps: lr.timestamps,
 		Flush: func() { _ = rc.Flush() },
 	})
 	if err != nil && r.Context().Err() == nil {
-		s.log.V(1).Info("log stream ended early", "bottle", b.Namespace+"/"+b.Name, "step", step, "reason", err.Error())
+		s.log.V(1).Info("log stream ended early", kind, name, "step", step, "reason", err.Error())
 	}
 }
 
@@ -161,6 +205,13 @@ func (s *Server) pickStep(b *v1.Bottle, asked string) (string, error) {
 	}
 	if asked != "" {
 		if !slices.Contains(names, asked) && !slices.ContainsFunc(b.Status.ExecResults, func(r v1.ExecResult) bool { return r.Name == asked }) {
+			if t := b.Status.Template; t != nil && slices.ContainsFunc(t.Steps, func(st v1.InheritedStep) bool { return st.Name == asked }) {
+				// The fork inherited the step: it ran in the template's
+				// golden, whose log is the template's.
+				return "", statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
+					"step %q of bottle %q ran in the golden of template %q, not in the bottle: its log is the template's (kubectl bottle logs --template %s --node %s --step %s)",
+					asked, b.Name, t.Name, t.Name, b.NodeName(), asked)
+			}
 			return "", statusError(http.StatusNotFound, metav1.StatusReasonNotFound,
 				"bottle %q has no step %q (its steps: %s)", b.Name, asked, orNone(names))
 		}

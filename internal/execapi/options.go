@@ -96,7 +96,8 @@ type Options struct {
 	Machines Machines
 	ExecMode smolvm.ExecMode
 
-	// StepLogs serves bottles/log; nil answers 503.
+	// StepLogs serves bottles/log, bottleruns/log and bottletemplates/log;
+	// nil answers 503.
 	StepLogs *steplog.Store
 
 	// Activity records each session as use of its Bottle (for

@@ -15,7 +15,7 @@ import (
 type sessionRequest struct {
 	namespace, name, subresource string
 	// resource is the parent resource in the agent path: "" for bottles,
-	// or bottleruns (bottleruns/log).
+	// bottleruns (bottleruns/log) or bottletemplates (bottletemplates/log).
 	resource string
 	// command: the command for exec, extra claude arguments for attach.
 	command               []string

@@ -29,15 +29,24 @@ import (
 // simulator and their output is served by bottleruns/log.
 func startRunAgent(t *testing.T, s *e2eSuite) {
 	t.Helper()
+	startAgentOnA(t, s, func(ctx context.Context, mgr ctrl.Manager) error {
+		rr := &agent.BottleRunReconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Machines: s.simA, NodeName: nodeA,
+			ExecMode: smolvm.ModeLogin, Logs: s.logsA, QueuePoll: 100 * time.Millisecond,
+		}
+		return rr.SetupWithManager(ctx, mgr, "bottlerun-e2e")
+	})
+}
+
+// startAgentOnA runs a manager as node-a's agent, with the controllers
+// setup adds, until the test ends.
+func startAgentOnA(t *testing.T, s *e2eSuite, setup func(context.Context, ctrl.Manager) error) {
+	t.Helper()
 	g := NewWithT(t)
 	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA, nil)))
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
-	rr := &agent.BottleRunReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Machines: s.simA, NodeName: nodeA,
-		ExecMode: smolvm.ModeLogin, Logs: s.logsA, QueuePoll: 100 * time.Millisecond,
-	}
-	g.Expect(rr.SetupWithManager(ctx, mgr, "bottlerun-e2e")).To(Succeed())
+	g.Expect(setup(ctx, mgr)).To(Succeed())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -33,6 +33,8 @@ var subresources = []subresource{
 		verbs: metav1.Verbs{"get"}, gateway: (*Server).serveLogGateway, agent: (*Server).serveLogAgent},
 	{parent: v1.BottleRunResource, name: v1.SubresourceLog, kind: "BottleRunLogOptions",
 		verbs: metav1.Verbs{"get"}, method: http.MethodGet, gateway: (*Server).serveRunLogGateway, agent: (*Server).serveRunLogAgent},
+	{parent: v1.BottleTemplateResource, name: v1.SubresourceLog, kind: "BottleTemplateLogOptions",
+		verbs: metav1.Verbs{"get"}, method: http.MethodGet, gateway: (*Server).serveTemplateLogGateway, agent: (*Server).serveTemplateLogAgent},
 }
 
 func (sr subresource) resource() string { return sr.parent + "/" + sr.name }

@@ -17,7 +17,7 @@ func TestSubresourceTable(t *testing.T) {
 		}
 		seen[r.Name] = true
 	}
-	for _, want := range []string{"bottles/exec", "bottles/attach", "bottles/log", "bottleruns/log"} {
+	for _, want := range []string{"bottles/exec", "bottles/attach", "bottles/log", "bottleruns/log", "bottletemplates/log"} {
 		if !seen[want] {
 			t.Errorf("discovery lacks %s (has %v)", want, seen)
 		}

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 )
@@ -68,6 +69,25 @@ func TestUnreachableCause(t *testing.T) {
 		got, ok := unreachableCause(tc.err)
 		if ok != (tc.want != "") || got != tc.want {
 			t.Errorf("unreachableCause(%v) = %q %v, want %q", tc.err, got, ok, tc.want)
+		}
+	}
+}
+
+// logs reads a Bottle's steps (NAME) or a template golden's (--template):
+// never both, and --node only with a template.
+func TestLogsArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"logs", "b1", "--template", "t1"}, "give either a Bottle's NAME or --template TEMPLATE, not both"},
+		{[]string{"logs", "b1", "--node", "n1"}, "--node goes with --template"},
+		{[]string{"logs"}, "accepts 1 arg(s), received 0"},
+	} {
+		var out, errOut strings.Builder
+		code := Main(tc.args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+		if code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("kubectl bottle %s: exit %d, stderr %q; want an error with %q", strings.Join(tc.args, " "), code, errOut.String(), tc.want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,6 +27,7 @@ type devEnv struct {
 	// agent and for the work done by hand.
 	latency string
 	node    string
+	cfg     *rest.Config
 	client  client.WithWatch
 	// agentMetrics is the agent's metrics endpoint (dev-up.sh: the API
 	// server's port + 100).
@@ -95,6 +97,7 @@ func startDev(ctx context.Context, o *options, phase, latency string) (*devEnv, 
 	// The benchmark creates Bottles in bursts: the client must not be
 	// what limits them.
 	cfg.QPS, cfg.Burst = 1000, 2000
+	d.cfg = cfg
 	if d.client, err = client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
 		d.stop()
 		return nil, err

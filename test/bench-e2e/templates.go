@@ -34,6 +34,17 @@ type templateFigures struct {
 	BatchSeconds float64
 	// CreateSeconds is how long the batch's create calls took, together.
 	CreateSeconds float64
+	// BatchCPU is the CPU seconds the environment spent on the batch, in
+	// all (not per Bottle); BatchMachineCPU the whole machine's, its own
+	// idle rate and anything else running on it included.
+	BatchCPU        cpuPerBottle
+	BatchMachineCPU float64
+	// BatchProcesses counts every smolvm process of the node that began
+	// during the batch, by verb (the golden's replenishing included).
+	BatchProcesses map[string]int
+	// BatchWrites counts the API server's write requests during the
+	// batch, by "VERB resource[/subresource]" (every client's).
+	BatchWrites map[string]int
 }
 
 func benchTemplateObject(step time.Duration, pool int) *v1.BottleTemplate {
@@ -149,6 +160,11 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 	// pipeline's parallel jobs would), not one after the other.
 	names := make([]string, o.pool)
 	errs := make(chan error, o.pool)
+	cpu0, busy0 := d.cpu(), machineBusy()
+	api0, err := apiRequestCounts(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	for i := range o.pool {
 		names[i] = fmt.Sprintf("pool-%d", i)
@@ -166,6 +182,12 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 	if times, err = w.waitReady(ctx, d.client, names, 5*time.Minute); err != nil {
 		return err
 	}
+	used, busy := d.cpu().since(cpu0), machineBusy()-busy0 // busy: everything the machine did meanwhile
+	api1, err := apiRequestCounts(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
+	tf.BatchWrites = api1.writesSince(api0)
 	var last time.Time
 	for _, n := range names {
 		t := times[n]
@@ -177,6 +199,18 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 		tf.Batch = append(tf.Batch, r)
 	}
 	tf.BatchSeconds = last.Sub(start).Seconds()
+	tf.BatchCPU = cpuPerBottle{Agent: used.agent, Smolvm: used.smolvm, ControlPlane: used.controlPlane}
+	tf.BatchMachineCPU = busy
+	invs, err := readInvocations(d.simLog)
+	if err != nil {
+		return err
+	}
+	tf.BatchProcesses = map[string]int{}
+	for _, inv := range invs {
+		if !inv.Start.Before(start) && !inv.Start.After(last) {
+			tf.BatchProcesses[inv.Verb()]++
+		}
+	}
 	return nil
 }
 
@@ -252,7 +286,9 @@ func (tf *templateFigures) rows() []figure {
 		out = append(out, figure{fmt.Sprintf("%d templated Bottles at once against a pool of %d", len(tf.Batch), tf.Pool),
 			fmt.Sprintf("%.2f s from the first create to the last Ready (p50 %.2f s, p90 %.2f s each; the %d create calls, in flight together, took %.2f s)", tf.BatchSeconds, median(lat), percentile(lat, 90), len(tf.Batch), tf.CreateSeconds),
 			fmt.Sprintf("the golden: %.1f s from the template's create to %d free held slots", tf.GoldenSeconds, tf.Pool),
-			"", "< 2 s", ""})
+			fmt.Sprintf("CPU over the batch: agent %.2f s, smolvm %.2f s, control plane and cluster controller %.2f s; the machine %.2f s; smolvm processes %s; API writes %s",
+				tf.BatchCPU.Agent, tf.BatchCPU.Smolvm, tf.BatchCPU.ControlPlane, tf.BatchMachineCPU, verbs(tf.BatchProcesses), verbs(tf.BatchWrites)),
+			"< 2 s", ""})
 	}
 	return out
 }

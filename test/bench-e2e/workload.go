@@ -77,18 +77,50 @@ func watchBottles(ctx context.Context, c client.WithWatch) (*watcher, error) {
 		cancel()
 		return nil, err
 	}
-	wt := &watcher{times: map[string]*bottleTimes{}, change: make(chan struct{}, 1), stop: func() { cancel(); w.Stop() }}
+	wt := &watcher{times: map[string]*bottleTimes{}, change: make(chan struct{}, 1), stop: cancel}
 	go func() {
-		for ev := range w.ResultChan() {
-			now := time.Now()
-			b, ok := ev.Object.(*v1.Bottle)
-			if !ok || ev.Type == watch.Deleted {
-				continue
+		for {
+			for ev := range w.ResultChan() {
+				now := time.Now()
+				b, ok := ev.Object.(*v1.Bottle)
+				if !ok || ev.Type == watch.Deleted {
+					continue
+				}
+				wt.observe(b, now)
 			}
-			wt.observe(b, now)
+			w.Stop()
+			// The API server may end a watch at any time: list what
+			// changed meanwhile (seen late, as of now) and watch again.
+			if w = wt.rewatch(ctx, c); w == nil {
+				return
+			}
 		}
 	}()
 	return wt, nil
+}
+
+// rewatch lists the Bottles and watches from that list on, until it works
+// or ctx ends (nil).
+func (wt *watcher) rewatch(ctx context.Context, c client.WithWatch) watch.Interface {
+	for ctx.Err() == nil {
+		var list v1.BottleList
+		if err := c.List(ctx, &list, client.InNamespace(benchNamespace)); err == nil {
+			now := time.Now()
+			for i := range list.Items {
+				wt.observe(&list.Items[i], now)
+			}
+			w, err := c.Watch(ctx, &v1.BottleList{}, client.InNamespace(benchNamespace),
+				&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+			if err == nil {
+				return w
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (w *watcher) observe(b *v1.Bottle, now time.Time) {

@@ -34,7 +34,7 @@ func TestViewReadsStepLogsOnly(t *testing.T) {
 	if found.Labels["rbac.authorization.k8s.io/aggregate-to-view"] != "true" {
 		t.Errorf("bottle-log is not aggregated to view: %v", found.Labels)
 	}
-	want := []rbacv1.PolicyRule{{APIGroups: []string{"subresources.agents.bot-bottle.dev"}, Resources: []string{"bottles/log", "bottleruns/log"}, Verbs: []string{"get"}}}
+	want := []rbacv1.PolicyRule{{APIGroups: []string{"subresources.agents.bot-bottle.dev"}, Resources: []string{"bottles/log", "bottleruns/log", "bottletemplates/log"}, Verbs: []string{"get"}}}
 	if len(found.Rules) != 1 || found.Rules[0].String() != want[0].String() {
 		t.Errorf("bottle-log grants %v, want exactly %v", found.Rules, want)
 	}
