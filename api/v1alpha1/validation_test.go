@@ -87,7 +87,17 @@ var _ = Describe("Bottle validation by the API server", func() {
 		Entry("placement with 33 tolerations", invalid{func(b *v1.Bottle) {
 			b.Spec.Placement = &v1.Placement{Tolerations: make([]corev1.Toleration, 33)}
 		}, "spec.placement.tolerations", "must have at most 32 items"}),
+		Entry("placement with 33 nodeSelector labels", invalid{func(b *v1.Bottle) {
+			b.Spec.Placement = &v1.Placement{NodeSelector: map[string]string{}}
+			for i := range 33 {
+				b.Spec.Placement.NodeSelector[fmt.Sprintf("l%d", i)] = "x"
+			}
+		}, "spec.placement.nodeSelector", "must have at most 32 items"}),
 		Entry("nodeName not a DNS subdomain", invalid{func(b *v1.Bottle) { b.Spec.NodeName = "Node_A" }, "spec.nodeName", "DNS subdomain"}),
+		Entry("nodeName over 253", invalid{func(b *v1.Bottle) { b.Spec.NodeName = strings.Repeat("a", 254) }, "spec.nodeName", "253"}),
+		Entry("prompt inline over 64 KiB", invalid{func(b *v1.Bottle) {
+			b.Spec.Prompt = &v1.ContentSource{Inline: inline(strings.Repeat("x", 65537))}
+		}, "spec.prompt.inline", "65536"}),
 		Entry("machineName with a dot", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "my.vm" }, "spec.machineName", "only letters, digits"}),
 		Entry("machineName starting with '-'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "-vm" }, "spec.machineName", "start with a letter or digit"}),
 		Entry("machineName ending with '-'", invalid{func(b *v1.Bottle) { b.Spec.MachineName = "vm-" }, "spec.machineName", "must not end with '-'"}),

@@ -1,6 +1,7 @@
-// Command kubectl-bottle is the kubectl plugin for Bottles: `kubectl bottle
-// attach|exec|results|wait`. Install it on PATH (or with krew, see
-// hack/krew/bottle.yaml.tmpl); docs/exec.md has examples.
+// Command kubectl-bottle is the kubectl plugin for Bottles, `kubectl bottle
+// VERB` (the verbs are internal/kubectlbottle's commands; `kubectl bottle
+// --help` lists them). Install it on PATH (or with krew, see
+// hack/krew/bottle.yaml.tmpl); docs/exec.md has a section per verb.
 package main
 
 import (

@@ -221,7 +221,12 @@ func TestOneAgentPerNode(t *testing.T) {
 	g.Expect(holder()).To(Equal("agent-a"))
 
 	// The holder stops: it releases the Lease and the standby takes over.
+	// It renews until its manager has stopped and releases last, so once
+	// stop returns the Lease is already free (or the standby's): a takeover
+	// by expiry would leave agent-a there for another --lease-duration (3 s).
 	a.stop()
+	g.Expect(a.err).NotTo(HaveOccurred())
+	g.Expect(holder()).To(Or(BeEmpty(), Equal("agent-b")), "the stopped holder released its Lease")
 	g.Eventually(holder, 10*time.Second).Should(Equal("agent-b"))
 	g.Eventually(b.readyCode).Should(Equal(http.StatusOK))
 

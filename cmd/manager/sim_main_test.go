@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
@@ -10,4 +11,14 @@ import (
 // binary: it must outlive every test (a test's TempDir would not).
 var simDir string
 
-func TestMain(m *testing.M) { testutil.MainWithSimDir(m, "manager-test-", &simDir) }
+// runMainEnv makes this test binary be bin/manager: TestExitCodes runs it
+// again with its flags and checks how main ends.
+const runMainEnv = "BOTTLE_MANAGER_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	testutil.MainWithSimDir(m, "manager-test-", &simDir)
+}

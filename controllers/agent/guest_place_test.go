@@ -183,15 +183,7 @@ func TestCopyInSafelyResolvesAnOwnerWithoutAGroupName(t *testing.T) {
 // content) is not placed.
 func TestCopyInSafelyRefusesAStagedCopyWithAnotherName(t *testing.T) {
 	r, s, guest := placeOnSimulator(t)
-	dir := t.TempDir()
-	host := filepath.Join(dir, "0")
-	if err := os.WriteFile(host, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	staged := path.Join(stagingDir, ".bottle-staged-0")
-	if err := r.Machines.CopyIn(context.Background(), s.machineName, host, staged, stagedMode, 0, 0); err != nil {
-		t.Fatal(err)
-	}
+	staged := stageCopy(t, r, s)
 	guest("ln " + staged + " " + stagingDir + "/kept")
 	defer guest("rm -f " + stagingDir + "/kept")
 	res, err := r.placeStaged(context.Background(), s, []string{staged, "/home/node/f", "node", "644"})
@@ -206,6 +198,21 @@ func TestCopyInSafelyRefusesAStagedCopyWithAnotherName(t *testing.T) {
 	}
 }
 
+// stageCopy copies a one-byte file into the staging directory as the agent
+// stages one (root's, stagedMode) and returns its guest path.
+func stageCopy(t *testing.T, r *BottleReconciler, s *scope) string {
+	t.Helper()
+	host := filepath.Join(t.TempDir(), "0")
+	if err := os.WriteFile(host, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	staged := path.Join(stagingDir, ".bottle-staged-0")
+	if err := r.Machines.CopyIn(context.Background(), s.machineName, host, staged, stagedMode, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	return staged
+}
+
 // TestCopyInSafelyTakesADashSegmentForADirectory: a path segment "-" is a
 // directory, not cd's "previous directory" (the file was refused as
 // "changed while it was checked").
@@ -217,5 +224,37 @@ func TestCopyInSafelyTakesADashSegmentForADirectory(t *testing.T) {
 	}
 	if got := guest(`stat -c '%U %a' /home/node/-/notes.md`); got != "node 644\n" {
 		t.Fatalf("placed file: %q", got)
+	}
+}
+
+// TestCopyInSafelyCatchesADirectorySwappedMidWalk: a guest user who swaps
+// a directory the walk has checked for a link before the walk enters it
+// is caught by the physical path compared after entering. The race is
+// won every time here: the placing script runs with a `cd` that swaps
+// /home/node/swap for a link to /etc just before entering it (a shell
+// function shadows the cd built-in).
+func TestCopyInSafelyCatchesADirectorySwappedMidWalk(t *testing.T) {
+	r, s, guest := placeOnSimulator(t)
+	guest(`runuser -u node -- mkdir /home/node/swap`)
+	staged := stageCopy(t, r, s)
+	const swapOnEntry = `cd() {
+  if [ "$#" = 3 ] && [ "$3" = ./swap ] && [ "$PWD" = /home/node ]; then
+    runuser -u node -- sh -c 'rm -r /home/node/swap && ln -s /etc /home/node/swap'
+  fi
+  command cd "$@"
+}
+`
+	res, err := r.Machines.Exec(context.Background(), smolvm.ExecRequest{
+		Machine: s.machineName, User: "root", Timeout: placeTimeout,
+		Argv: []string{"sh", "-c", swapOnEntry + placeFiles, "sh", staged, "/home/node/swap/settings.json", "node", "644"},
+	})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("placing: %v, exit %d, %s", err, res.ExitCode, res.Stderr)
+	}
+	if !strings.Contains(res.Stdout, "/home/node/swap changed while it was checked") || strings.HasPrefix(res.Stdout, "0 0 ") {
+		t.Fatalf("a directory swapped for a link mid-walk was not caught: %q", res.Stdout)
+	}
+	if got := guest("test -L /home/node/swap && echo swapped; ls /etc/settings.json 2>&1 | grep -c 'No such'; " + noStagedCopies); got != "swapped\n1\n0\n" {
+		t.Fatalf("guest after the refusal: %q", got)
 	}
 }

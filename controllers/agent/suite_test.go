@@ -14,10 +14,13 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -153,6 +156,10 @@ type agentOptions struct {
 	shutdownGrace time.Duration
 	// activity, when set, is the node's activity record (idle stop, wake).
 	activity *activity.Tracker
+	// statusApply, when set, stands between the Bottle reconciler and the
+	// API server for status applies (fault injection: a refusal the real
+	// API server gives only to objects too large to build here).
+	statusApply func(ctx context.Context, c client.Client, sub string, obj runtime.ApplyConfiguration, opts ...client.SubResourceApplyOption) error
 }
 
 // startAgent runs one node's agent in-process, as cmd/manager wires it.
@@ -175,8 +182,12 @@ func startAgent(node string, o agentOptions) *testAgent {
 	}
 	machines := smolvm.New(simPath, append([]string{"SMOLVM_DATA_DIR=" + dataDir(node)}, o.simEnv...)...)
 	machines.Timeouts = o.timeouts
+	bottleClient := mgr.GetClient()
+	if o.statusApply != nil {
+		bottleClient = interceptor.NewClient(withoutWatch{bottleClient}, interceptor.Funcs{SubResourceApply: o.statusApply})
+	}
 	r := &agent.BottleReconciler{
-		Client:                  mgr.GetClient(),
+		Client:                  bottleClient,
 		APIReader:               apiReader,
 		Recorder:                mgr.GetEventRecorder("bottle-agent"),
 		Machines:                machines,
@@ -207,6 +218,14 @@ func startAgent(node string, o agentOptions) *testAgent {
 	a := runAgent(node, mgr, logs)
 	a.bottles = r
 	return a
+}
+
+// withoutWatch is the manager's client where interceptor wants a
+// client.WithWatch: the reconciler never watches through its client.
+type withoutWatch struct{ client.Client }
+
+func (withoutWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (watch.Interface, error) {
+	return nil, errors.New("the reconciler's client does not watch")
 }
 
 // runAgent starts mgr as node's agent and returns once its cache has

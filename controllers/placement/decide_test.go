@@ -120,8 +120,14 @@ func TestReservationPod(t *testing.T) {
 	if !req.Cpu().Equal(resource.MustParse("2100m")) || !req.Memory().Equal(resource.MustParse("4352Mi")) {
 		t.Errorf("requests %v, want 2100m CPU and 4352Mi", req)
 	}
-	if !p.Spec.Containers[0].Resources.Limits.Memory().Equal(*req.Memory()) {
-		t.Error("limits differ from requests: the Pod would not be Guaranteed")
+	if lim := p.Spec.Containers[0].Resources.Limits; !lim.Memory().Equal(*req.Memory()) || !lim.Cpu().Equal(*req.Cpu()) {
+		t.Errorf("limits %v differ from requests %v: the Pod would not be Guaranteed", lim, req)
+	}
+	// pause as non-root, read-only, with no capabilities (docs/placement.md).
+	if sc := p.Spec.Containers[0].SecurityContext; sc == nil || !*sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem ||
+		*sc.AllowPrivilegeEscalation || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" ||
+		len(sc.Capabilities.Add) != 0 || p.Spec.Containers[0].Image != o.PauseImage {
+		t.Errorf("the reservation container is not pause, non-root, read-only and without capabilities: %+v", p.Spec.Containers[0])
 	}
 	// The Bottle's own selector cannot lift the KVM and live-agent rules.
 	want := map[string]string{"zone": "a", v1.LabelKVMNode: "true", v1.LabelSchedulable: "true"}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -237,6 +238,50 @@ var _ = Describe("Placement through kube-scheduler", Ordered, func() {
 		// fit-large may be full by now: the Pod need not be bound.
 		Eventually(reservation(b)).ShouldNot(BeNil())
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
+		Eventually(func() error {
+			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.ReservationPodName()}, &corev1.Pod{})
+		}).Should(Satisfy(apierrors.IsNotFound))
+	})
+
+	It("keeps the reservation while the machine is taken down, and remakes it pinned on a resize", func() {
+		_, err := testenv.CreateNode(ctx, k8sClient, "resizer", 8, "16Gi", kvm)
+		Expect(err).NotTo(HaveOccurred())
+		beats = append(beats, beat("resizer"))
+		ns := namespace("resize")
+		b := newBottle(ns, "grows", 1, 1024, "resizer")
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(get(b)).Should(WithTransform(cond(v1.ConditionScheduled), Equal("True/Scheduled")))
+		before := reservation(b)(Default)
+		cpu := func(p *corev1.Pod) int64 { return p.Spec.Containers[0].Resources.Requests.Cpu().MilliValue() }
+
+		By("a resize: the Pod is made again with the new size, pinned to the same node")
+		got := get(b)(Default)
+		got.Spec.Resources.CPUs = 2
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		Eventually(reservation(b)).Should(And(
+			WithTransform(func(p *corev1.Pod) types.UID { return p.UID }, Not(Equal(before.UID))),
+			WithTransform(cpu, Equal(cpu(before)+1000)),
+		))
+		after := reservation(b)(Default)
+		Expect(after.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchFields).To(
+			ContainElement(corev1.NodeSelectorRequirement{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"resizer"}}))
+		Eventually(get(b)).Should(WithTransform(cond(v1.ConditionScheduled), Equal("True/Scheduled")))
+
+		By("deleted while the agent still takes the machine down (its finalizer): the Pod stays")
+		got = get(b)(Default)
+		got.Finalizers = append(got.Finalizers, v1.Finalizer)
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, got)).To(Succeed())
+		Eventually(get(b)).Should(WithTransform(func(b *v1.Bottle) bool { return !b.DeletionTimestamp.IsZero() }, BeTrue()))
+		Consistently(reservation(b), "3s", "250ms").Should(And(
+			WithTransform(func(p *corev1.Pod) types.UID { return p.UID }, Equal(after.UID)),
+			WithTransform(func(p *corev1.Pod) bool { return p.DeletionTimestamp.IsZero() }, BeTrue()),
+		), "the reservation of a machine being taken down is kept")
+
+		By("the machine gone (the finalizer removed): the Pod goes")
+		got = get(b)(Default)
+		got.Finalizers = nil
+		Expect(k8sClient.Update(ctx, got)).To(Succeed())
 		Eventually(func() error {
 			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.ReservationPodName()}, &corev1.Pod{})
 		}).Should(Satisfy(apierrors.IsNotFound))

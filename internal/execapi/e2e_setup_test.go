@@ -82,7 +82,8 @@ type e2eSuite struct {
 	simA       *smolvm.CLI // node-a's simulator, for the direct baseline
 	dir        string      // lives as long as the suite
 	logsA      *steplog.Store
-	logsB      *steplog.Store // node-b's: a template's golden there (templatelogs_e2e_test.go)
+	serverLogA *testutil.SyncBuffer // node-a's server's log
+	logsB      *steplog.Store       // node-b's: a template's golden there (templatelogs_e2e_test.go)
 	simIdle    *smolvm.CLI
 	idle       *activity.Tracker
 }
@@ -257,7 +258,7 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 			MaxSessionsPerUser:  testSessionsPerUser,
 			Machines:            n.sim,
 			ExecMode:            smolvm.ModeLogin,
-			Logger:              suiteLogger(n.node),
+			Logger:              suiteLogger(n.node, s.serverLog(n.node)),
 		})
 		if n.node == nodeA {
 			srv.opts.StepLogs = s.logsA
@@ -296,13 +297,30 @@ func startSuite(ctx context.Context, cleanups *[]func()) (*e2eSuite, error) {
 	return s, nil
 }
 
-// suiteLogger shows the servers' logs with -v.
-func suiteLogger(node string) logr.Logger {
-	if !testing.Verbose() {
+// serverLog is where node-a's server logs (nil for the others): the tests
+// read what a session logs.
+func (s *e2eSuite) serverLog(node string) *testutil.SyncBuffer {
+	if node != nodeA {
+		return nil
+	}
+	if s.serverLogA == nil {
+		s.serverLogA = &testutil.SyncBuffer{}
+	}
+	return s.serverLogA
+}
+
+// suiteLogger writes a server's log to keep (when set), and shows it with -v.
+func suiteLogger(node string, keep *testutil.SyncBuffer) logr.Logger {
+	if !testing.Verbose() && keep == nil {
 		return logr.Discard()
 	}
 	return funcr.New(func(prefix, args string) {
-		fmt.Fprintln(os.Stderr, prefix, args)
+		if keep != nil {
+			_, _ = fmt.Fprintln(keep, prefix, args)
+		}
+		if testing.Verbose() {
+			fmt.Fprintln(os.Stderr, prefix, args)
+		}
 	}, funcr.Options{Verbosity: 1}).WithName(node)
 }
 

@@ -162,6 +162,24 @@ func TestIdleConnectionsClose(t *testing.T) {
 	}
 }
 
+// TestSlowHeadersAreCutOff: a connection whose request headers do not all
+// arrive within 10 s is closed (docs/security.md: connections cannot be
+// hoarded by sending headers a byte at a time).
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	g := NewWithT(t)
+	srv, bundle := standaloneServer(t, nil)
+	conn, err := dialTLS(srv.Addr().String(), bundle)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = conn.Close() }()
+	// A request line and one header, never the blank line that ends them.
+	_, err = fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
+	g.Expect(err).NotTo(HaveOccurred())
+	start := time.Now()
+	g.Eventually(func() bool { return closedByPeer(conn) }).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).
+		Should(BeTrue(), "a connection still sending its headers is kept open")
+	g.Expect(time.Since(start)).To(BeNumerically(">", 5*time.Second), "closed long before the header deadline: another limit did it")
+}
+
 // TestConnectionLimit: past MaxConnections, a new connection is not served
 // until another closes.
 func TestConnectionLimit(t *testing.T) {

@@ -43,7 +43,7 @@ func startRunAgent(t *testing.T, s *e2eSuite) {
 func startAgentOnA(t *testing.T, s *e2eSuite, setup func(context.Context, ctrl.Manager) error) {
 	t.Helper()
 	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA)))
+	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeA), suiteLogger(nodeA, nil)))
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Expect(setup(ctx, mgr)).To(Succeed())
@@ -154,7 +154,7 @@ func (l *runLogForTest) read(s *e2eSuite, user string) error {
 func startIdleAgent(t *testing.T, s *e2eSuite) {
 	t.Helper()
 	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeIdle), suiteLogger(nodeIdle)))
+	mgr, err := ctrl.NewManager(s.cfg, testutil.ManagerOptions(agent.ManagerOptions(testenv.Scheme(), nodeIdle), suiteLogger(nodeIdle, nil)))
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &agent.BottleReconciler{

@@ -119,11 +119,12 @@ func setStatus(t *testing.T, b *v1.Bottle, phase v1.Phase, message string) {
 	}
 }
 
-func startWait(b *v1.Bottle, target v1.Phase, timeout time.Duration) (*testutil.SyncBuffer, chan error) {
+// startWait waits (up to a minute) for b to be Ready.
+func startWait(b *v1.Bottle) (*testutil.SyncBuffer, chan error) {
 	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- waitForPhase(context.Background(), bottles, out, types.NamespacedName{Namespace: b.Namespace, Name: b.Name}, target, timeout)
+		done <- waitForPhase(context.Background(), bottles, out, types.NamespacedName{Namespace: b.Namespace, Name: b.Name}, v1.PhaseReady, time.Minute)
 	}()
 	return out, done
 }
@@ -132,7 +133,7 @@ func TestWaitReady(t *testing.T) {
 	needEnv(t)
 	g := NewWithT(t)
 	b := newBottle(t, "w-ready", v1.PhaseProvisioning)
-	out, done := startWait(b, v1.PhaseReady, time.Minute)
+	out, done := startWait(b)
 	g.Eventually(out.String).Should(Equal("bottle/w-ready: Provisioning\n"))
 	setStatus(t, b, v1.PhaseReady, "")
 	g.Eventually(done).Should(Receive(BeNil()))
@@ -143,7 +144,7 @@ func TestWaitFailed(t *testing.T) {
 	needEnv(t)
 	g := NewWithT(t)
 	b := newBottle(t, "w-failed", v1.PhaseCreating)
-	out, done := startWait(b, v1.PhaseReady, time.Minute)
+	out, done := startWait(b)
 	g.Eventually(out.String).Should(ContainSubstring("Creating"))
 	setStatus(t, b, v1.PhaseFailed, `step "setup" exited with code 3`)
 	var err error
@@ -152,6 +153,38 @@ func TestWaitFailed(t *testing.T) {
 	g.Expect(errors.As(err, &ee)).To(BeTrue(), "error %v", err)
 	g.Expect(ee.Code).To(Equal(WaitExitFailed))
 	g.Expect(err.Error()).To(ContainSubstring(`bottle "w-failed" failed: step "setup" exited with code 3`))
+}
+
+// docs/exec.md ("wait"): a Bottle deleted while waited on ends the wait
+// with exit code 1, and a phase reported for an older generation does not
+// count.
+func TestWaitDeletedAndStaleGeneration(t *testing.T) {
+	needEnv(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+
+	gone := newBottle(t, "w-gone", v1.PhaseProvisioning)
+	out, done := startWait(gone)
+	g.Eventually(out.String).Should(ContainSubstring("Provisioning"))
+	g.Expect(envClient.Delete(ctx, gone)).To(Succeed())
+	var err error
+	g.Eventually(done).Should(Receive(&err))
+	var ee *ExitError
+	g.Expect(errors.As(err, &ee)).To(BeTrue(), "error %v", err)
+	g.Expect(ee.Code).To(Equal(WaitExitFailed))
+	g.Expect(err.Error()).To(ContainSubstring(`bottle "w-gone" was deleted`))
+
+	stale := newBottle(t, "w-stale", v1.PhaseProvisioning)
+	stale.Spec.Image = "node:24-bookworm" // generation 2
+	g.Expect(envClient.Update(ctx, stale)).To(Succeed())
+	g.Expect(stale.Generation).To(BeNumerically(">", stale.Status.ObservedGeneration))
+	out, done = startWait(stale)
+	stale.Status.Phase = v1.PhaseReady // what the agent said of generation 1
+	g.Expect(envClient.Status().Update(ctx, stale)).To(Succeed())
+	g.Eventually(out.String).Should(ContainSubstring("Ready"))
+	g.Consistently(done, time.Second).ShouldNot(Receive(), "Ready for an older generation ended the wait")
+	setStatus(t, stale, v1.PhaseReady, "")
+	g.Eventually(done).Should(Receive(BeNil()))
 }
 
 func TestWaitExitCodesThroughMain(t *testing.T) {

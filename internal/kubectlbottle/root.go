@@ -1,6 +1,8 @@
 // Package kubectlbottle is `kubectl bottle`: sessions in a Bottle's machine
-// through the exec API (attach, exec), its status (results, wait), and
-// re-running failed provisioning steps (retry).
+// through the exec API, one-shot runs, copies, step logs, status, retries,
+// templates and refused egress. NewCommand's subcommands are the one list
+// of verbs: the README's verb block, docs/exec.md's sections and the krew
+// manifest's description are checked against it or rendered from it.
 package kubectlbottle
 
 import (
@@ -91,7 +93,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &options{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "kubectl-bottle",
-		Short: "Work with Bottles: attach to claude, exec commands, run one-shot tasks, copy files, read step logs and results, wait for a phase, see where templates are warm, see refused egress",
+		Short: "Work with Bottles, the smolvm microVMs that sandbox coding agents: sessions, one-shot runs, files, step logs and status",
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl bottle",
 		},

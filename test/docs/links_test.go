@@ -112,3 +112,28 @@ func anchors(t *testing.T, path string) map[string]bool {
 	}
 	return out
 }
+
+// docs/README.md is the index of docs/: it links every page there, so a
+// new page cannot be found only through inline links.
+func TestDocsIndexListsEveryPage(t *testing.T) {
+	root := testutil.RepoRoot()
+	b, err := os.ReadFile(filepath.Join(root, "docs", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := map[string]bool{}
+	for _, target := range links(string(b)) {
+		file, _, _ := strings.Cut(target, "#")
+		linked[file] = true
+	}
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pages {
+		name := filepath.Base(p)
+		if name != "README.md" && !linked[name] {
+			t.Errorf("docs/README.md does not list docs/%s", name)
+		}
+	}
+}

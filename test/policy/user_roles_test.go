@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -36,5 +37,39 @@ func TestViewReadsStepLogsOnly(t *testing.T) {
 	want := []rbacv1.PolicyRule{{APIGroups: []string{"subresources.agents.bot-bottle.dev"}, Resources: []string{"bottles/log", "bottleruns/log", "bottletemplates/log"}, Verbs: []string{"get"}}}
 	if len(found.Rules) != 1 || found.Rules[0].String() != want[0].String() {
 		t.Errorf("bottle-log grants %v, want exactly %v", found.Rules, want)
+	}
+}
+
+// docs/security.md ("Bottle creator"): bottle-editor-role, aggregated into
+// edit and admin, lets a creator read but never write the status of a
+// Bottle, BottleTemplate or BottleRun (the agents' word on what ran).
+func TestEditorCannotWriteStatus(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "bottle_editor_role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Name != "bottle-editor-role" || r.Labels["rbac.authorization.k8s.io/aggregate-to-edit"] != "true" {
+		t.Fatalf("config/rbac/bottle_editor_role.yaml holds %q, labels %v", r.Name, r.Labels)
+	}
+	statusRead := false
+	for _, rule := range r.Rules {
+		for _, res := range rule.Resources {
+			if !strings.HasSuffix(res, "/status") && res != "*" && !strings.HasSuffix(res, "/*") {
+				continue
+			}
+			for _, v := range rule.Verbs {
+				if v != "get" {
+					t.Errorf("bottle-editor-role grants %s on %s", v, res)
+				}
+			}
+			statusRead = statusRead || res == "bottles/status"
+		}
+	}
+	if !statusRead {
+		t.Error("bottle-editor-role no longer reads bottles/status: the rule this test checks moved")
 	}
 }
