@@ -71,7 +71,7 @@ func TestSharedListRunsOneLsForConcurrentCallers(t *testing.T) {
 	var s sharedList
 	var calls atomic.Int32
 	release := make(chan struct{})
-	ls := func(context.Context) ([]smolvm.Machine, error) {
+	ls := func(context.Context) ([]smolvm.Machine, error) { //nolint:unparam // the shape sharedList.list takes
 		calls.Add(1)
 		<-release
 		return []smolvm.Machine{{Name: "g"}}, nil

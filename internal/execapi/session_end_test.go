@@ -44,7 +44,7 @@ func hostProcessWith(marker string) bool {
 func TestSilentClientEndsTheSessionAndItsCommand(t *testing.T) {
 	s := needSuite(t)
 	g := NewWithT(t)
-	cert, err := s.bundle.AgentClient.TLSCertificate()
+	cert, err := tls.X509KeyPair(s.bundle.AgentClient.CertPEM, s.bundle.AgentClient.KeyPEM)
 	g.Expect(err).NotTo(HaveOccurred())
 	// A sleep no other test runs: its argument finds it on the host.
 	const marker = "6173.25"
