@@ -34,8 +34,27 @@ type podState struct {
 	// TemplateMissing: the Bottle's template does not exist, so no Pod
 	// can be sized for it.
 	TemplateMissing string
-	// created: this pass made the Pod.
-	created bool
+	// CreatedAt is when the Pod was made.
+	CreatedAt time.Time
+}
+
+// firstStatusDelay is how long a new Bottle whose reservation Pod waits for
+// kube-scheduler goes without a status of the cluster controller's: the
+// binding usually comes well within it and brings Scheduled=True, so
+// WaitingForScheduler would be a write nobody reads.
+const firstStatusDelay = 3 * time.Second
+
+// awaitBinding is how long a new Bottle's first status can still wait for
+// its Pod's binding (0: write it now). Only a Pod that simply waits, of a
+// Bottle with no status yet, waits: anything the Bottle must be told
+// (unschedulable, refused, a conflict) is written at once.
+func awaitBinding(b *v1.Bottle, pod podState, now time.Time) time.Duration {
+	waiting := pod.Node == "" && pod.Conflict == "" && pod.Invalid == "" && pod.Refused == "" && pod.Failed == "" &&
+		pod.Unschedulable == "" && pod.TemplateMissing == "" && !pod.CreatedAt.IsZero()
+	if !waiting || b.Status.ObservedGeneration != 0 || len(b.Status.Conditions) != 0 {
+		return 0
+	}
+	return max(pod.CreatedAt.Add(firstStatusDelay).Sub(now), 0)
 }
 
 // conditionVerdict is one condition's status, reason and message (the agent's
@@ -100,20 +119,35 @@ type overlay struct {
 	RequeueAfter time.Duration
 }
 
+// agentFirstWord is how long a newly placed Bottle whose node's agent is
+// live goes without the overlay: the agent's own first status (within a
+// few hundred milliseconds on a healthy node) is the next word, so the
+// overlay, and the write that takes it back, would be two API writes per
+// Bottle that nobody reads. Until either comes, status.observedGeneration
+// is still 0: kstatus and Argo CD's check say "in progress".
+const agentFirstWord = 5 * time.Second
+
 // decideOverlay returns the overlay, nil when an agent speaks for the
 // Bottle: it is placed, its node's agent is live, and that agent has
 // written Ready since the cluster controller last did. since is when the
-// Scheduled verdict's reason began.
-func decideOverlay(b *v1.Bottle, sched conditionVerdict, agentLive bool, since, now time.Time, grace time.Duration) *overlay {
+// Scheduled verdict's reason began. A Bottle just placed on a node whose
+// agent is live, with no Ready yet, gets no overlay for agentFirstWord:
+// wait is when to look again.
+func decideOverlay(b *v1.Bottle, sched conditionVerdict, agentLive bool, since, now time.Time, grace time.Duration) (ov *overlay, wait time.Duration) {
 	if !b.DeletionTimestamp.IsZero() {
-		return nil
+		return nil, 0
 	}
 	ready := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionReady)
 	asserted := ready != nil && !v1.ClusterReason(ready.Reason)
 	if b.Spec.NodeName != "" && agentLive && asserted {
-		return nil
+		return nil, 0
 	}
-	ov := &overlay{Ready: conditionVerdict{metav1.ConditionFalse, sched.Reason, sched.Message}}
+	if b.Spec.NodeName != "" && agentLive && ready == nil && sched.Status == metav1.ConditionTrue {
+		if left := since.Add(agentFirstWord).Sub(now); left > 0 {
+			return nil, left
+		}
+	}
+	ov = &overlay{Ready: conditionVerdict{metav1.ConditionFalse, sched.Reason, sched.Message}}
 	if sched.Status == metav1.ConditionTrue {
 		ov.Ready = conditionVerdict{metav1.ConditionFalse, v1.ReasonWaitingForNodeAgent,
 			fmt.Sprintf("on node %s; waiting for its agent to take the Bottle up", b.Spec.NodeName)}
@@ -137,7 +171,7 @@ func decideOverlay(b *v1.Bottle, sched conditionVerdict, agentLive bool, since, 
 	default:
 		ov.Phase = v1.PhasePending
 	}
-	return ov
+	return ov, 0
 }
 
 // since is when the Scheduled verdict v began: the current condition's

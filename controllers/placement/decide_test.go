@@ -72,19 +72,25 @@ func TestDecideOverlay(t *testing.T) {
 		since      time.Time
 		want       string // "" = no overlay, else Ready reason + phase (+ " stalled")
 		requeueFor time.Duration
+		wait       time.Duration // no overlay yet; look again then
 	}{
-		{"agent speaks", bottle("n1", v1.ReasonReady, false), yes, true, now, "", 0},
-		{"deleting", bottle("n1", v1.ReasonNodeAgentUnavailable, true), unavailable, false, now, "", 0},
-		{"not placed", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonUnschedulable, "0/3"}, false, now, "Unschedulable Pending", 0},
-		{"placed, agent has not spoken", bottle("n1", "", false), yes, true, now, "WaitingForNodeAgent Pending", 0},
-		{"placed, still the cluster's word", bottle("n1", v1.ReasonNodeAgentUnavailable, false), yes, true, now, "WaitingForNodeAgent Pending", 0},
-		{"agent gone, in grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-20 * time.Second), "NodeAgentUnavailable Unknown", 40 * time.Second},
-		{"agent gone, past grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-2 * time.Minute), "NodeAgentUnavailable Failed stalled", 0},
-		{"no node name and no reservations", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonNodeNameRequired, "set it"}, false, now, "NodeNameRequired Failed stalled", 0},
-		{"conflict", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonReservationConflict, "taken"}, false, now, "ReservationConflict Failed stalled", 0},
+		{"agent speaks", bottle("n1", v1.ReasonReady, false), yes, true, now, "", 0, 0},
+		{"deleting", bottle("n1", v1.ReasonNodeAgentUnavailable, true), unavailable, false, now, "", 0, 0},
+		{"not placed", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonUnschedulable, "0/3"}, false, now, "Unschedulable Pending", 0, 0},
+		{"placed just now, agent live: its own first word comes next", bottle("n1", "", false), yes, true, now, "", 0, agentFirstWord},
+		{"placed 2 s ago, agent live, not a word yet", bottle("n1", "", false), yes, true, now.Add(-2 * time.Second), "", 0, agentFirstWord - 2*time.Second},
+		{"placed, agent live, silent too long", bottle("n1", "", false), yes, true, now.Add(-agentFirstWord), "WaitingForNodeAgent Pending", 0, 0},
+		{"placed, still the cluster's word", bottle("n1", v1.ReasonNodeAgentUnavailable, false), yes, true, now, "WaitingForNodeAgent Pending", 0, 0},
+		{"agent gone, in grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-20 * time.Second), "NodeAgentUnavailable Unknown", 40 * time.Second, 0},
+		{"agent gone, past grace", bottle("n1", v1.ReasonReady, false), unavailable, false, now.Add(-2 * time.Minute), "NodeAgentUnavailable Failed stalled", 0, 0},
+		{"no node name and no reservations", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonNodeNameRequired, "set it"}, false, now, "NodeNameRequired Failed stalled", 0, 0},
+		{"conflict", bottle("", "", false), conditionVerdict{metav1.ConditionFalse, v1.ReasonReservationConflict, "taken"}, false, now, "ReservationConflict Failed stalled", 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ov := decideOverlay(c.b, c.sched, c.live, c.since, now, grace)
+			ov, wait := decideOverlay(c.b, c.sched, c.live, c.since, now, grace)
+			if wait != c.wait {
+				t.Errorf("wait %s, want %s", wait, c.wait)
+			}
 			got := ""
 			if ov != nil {
 				got = ov.Ready.Reason + " " + string(ov.Phase)
@@ -100,6 +106,34 @@ func TestDecideOverlay(t *testing.T) {
 			}
 			if got != c.want {
 				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestAwaitBinding(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	fresh := &v1.Bottle{}
+	spoken := &v1.Bottle{Status: v1.BottleStatus{Conditions: []metav1.Condition{{Type: v1.ConditionScheduled}}}}
+	waiting := podState{Name: "p", CreatedAt: now.Add(-time.Second)}
+	for _, c := range []struct {
+		name string
+		b    *v1.Bottle
+		pod  podState
+		want time.Duration
+	}{
+		{"a new Bottle's Pod waits for its binding", fresh, waiting, firstStatusDelay - time.Second},
+		{"its Pod made this pass", fresh, podState{Name: "p", CreatedAt: now}, firstStatusDelay},
+		{"waited long enough", fresh, podState{Name: "p", CreatedAt: now.Add(-firstStatusDelay)}, 0},
+		{"bound", fresh, podState{Name: "p", Node: "n1", CreatedAt: now}, 0},
+		{"unschedulable is said at once", fresh, podState{Name: "p", Unschedulable: "0/1", CreatedAt: now}, 0},
+		{"refused is said at once", fresh, podState{Name: "p", Refused: "quota"}, 0},
+		{"no Pod: template missing", fresh, podState{Name: "p", TemplateMissing: "no t"}, 0},
+		{"the Bottle has a status already", spoken, waiting, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := awaitBinding(c.b, c.pod, now); got != c.want {
+				t.Errorf("awaitBinding = %s, want %s", got, c.want)
 			}
 		})
 	}

@@ -128,7 +128,12 @@ var _ = Describe("Placement through kube-scheduler", Ordered, func() {
 			got := get(b)(Default)
 			Expect(got.Spec.NodeName).To(BeKeyOf(sizes))
 			Expect(reservation(b)(Default).Spec.NodeName).To(Equal(got.Spec.NodeName))
-			Expect(cond(v1.ConditionReady)(got)).To(Equal("False/" + v1.ReasonWaitingForNodeAgent))
+		}
+		for _, b := range bottles {
+			// No agent runs here (only heartbeats): once a live agent
+			// stays silent past its first word's time, the cluster
+			// controller says the Bottle waits for it.
+			Eventually(get(b)).WithTimeout(20 * time.Second).Should(WithTransform(cond(v1.ConditionReady), Equal("False/"+v1.ReasonWaitingForNodeAgent)))
 		}
 		Expect(get(bottles[0])(Default).Spec.NodeName).To(Equal("fit-small"), "spec.placement.nodeSelector is honoured")
 

@@ -29,10 +29,6 @@ const conflictRetry = 10 * time.Second
 // exist looks for it again.
 const templateRetry = 10 * time.Second
 
-// firstStatusDelay is how long a new Bottle whose reservation Pod was just
-// created waits for its binding before its first status is written anyway.
-const firstStatusDelay = 3 * time.Second
-
 // refusedRetry is how often a reservation Pod the API server refused is
 // tried again (what refused it, a ServiceAccount or a quota, sends no event).
 const refusedRetry = 10 * time.Second
@@ -126,15 +122,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		pod.Unschedulable = withAgentsDown(pod.Unschedulable, r.nodesWithoutAgent(ctx))
 	}
 	sched := decideScheduled(r.Reservations, b.Spec.NodeName, pod, agent)
-	ov := decideOverlay(b, sched, agent.Live, since(b.Status.Conditions, sched, now), now, r.AgentGrace)
-	if ov != nil && ov.RequeueAfter > 0 && (requeue == 0 || ov.RequeueAfter < requeue) {
-		requeue = ov.RequeueAfter
+	ov, wait := decideOverlay(b, sched, agent.Live, since(b.Status.Conditions, sched, now), now, r.AgentGrace)
+	if ov != nil && ov.RequeueAfter > 0 {
+		wait = ov.RequeueAfter
 	}
-	if pod.created && pod.Node == "" && b.Status.ObservedGeneration == 0 && len(b.Status.Conditions) == 0 {
-		// A new Bottle whose Pod was just made: kube-scheduler usually
-		// binds it within a second, and that event brings the first
-		// status. Look again soon in case it does not.
-		return ctrl.Result{RequeueAfter: firstStatusDelay}, nil
+	if wait > 0 && (requeue == 0 || wait < requeue) {
+		requeue = wait
+	}
+	if left := awaitBinding(b, pod, now); left > 0 {
+		// The binding's event brings the first status; look again in
+		// case it does not come. (The Pod's own create event lands here
+		// too, before kube-scheduler has bound it.)
+		return ctrl.Result{RequeueAfter: left}, nil
 	}
 	want := desiredStatus(b, sched, ov)
 	if upToDate(b, want, ov) {
@@ -184,7 +183,7 @@ func (r *Reconciler) reconcilePod(ctx context.Context, b *v1.Bottle, now time.Ti
 	if why := stale(pod, want, b.Spec.NodeName, b.Spec.TemplateRef != nil); why != "" {
 		return st, 0, r.deletePod(ctx, pod, why)
 	}
-	st.Node = pod.Spec.NodeName
+	st.Node, st.CreatedAt = pod.Spec.NodeName, pod.CreationTimestamp.Time
 	if pod.Status.Phase == corev1.PodFailed {
 		st.Failed = fmt.Sprintf("%s: %s", pod.Status.Reason, pod.Status.Message)
 		age := now.Sub(pod.CreationTimestamp.Time)
@@ -242,7 +241,7 @@ func (r *Reconciler) createPod(ctx context.Context, want *corev1.Pod) (podState,
 		return st, 0, fmt.Errorf("creating reservation Pod %s: %w", want.Name, err)
 	}
 	log.FromContext(ctx).V(1).Info("created reservation Pod", "pod", want.Name, "node", want.Spec.NodeName)
-	st.created = true
+	st.CreatedAt = r.clock()
 	return st, 0, nil
 }
 
