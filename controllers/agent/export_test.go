@@ -30,3 +30,12 @@ func (r *BottleReconciler) Remembers(uid types.UID, key types.NamespacedName) []
 	check("egress", &m.egress.mu, func() bool { _, ok := m.egress.by[key]; return ok })
 	return held
 }
+
+// RemembersTemplate says whether the template reconciler still keeps the
+// node entry it last applied to the template named key.
+func (r *TemplateReconciler) RemembersTemplate(key types.NamespacedName) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.entries[key]
+	return ok
+}

@@ -128,6 +128,9 @@ type testAgent struct {
 	// bottles is the agent's Bottle reconciler (nil for agents started
 	// another way than startAgent).
 	bottles *agent.BottleReconciler
+	// templates is the agent's BottleTemplate reconciler (nil for agents
+	// started another way than startTemplateAgent).
+	templates *agent.TemplateReconciler
 
 	cancel context.CancelFunc
 	done   chan struct{}

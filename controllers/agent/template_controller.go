@@ -80,11 +80,12 @@ type TemplateReconciler struct {
 	// keeps none.
 	StepLogs StepLogs
 
-	// entries are the node entries this agent last applied, by template:
+	// entries are the node entries this agent last applied, by template
+	// name (dropped when the template is gone):
 	// the cache may still hold an older one (a step's start without its
 	// result), which must never be taken for the truth.
 	mu      sync.Mutex
-	entries map[types.UID]*v1.TemplateNodeStatus
+	entries map[types.NamespacedName]appliedEntry
 	// running are the golden steps running now, cancelled by a template
 	// edit or delete.
 	running *goldenSteps
@@ -105,7 +106,7 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 	if r.ResyncPeriod == 0 {
 		r.ResyncPeriod = time.Minute
 	}
-	r.entries = map[types.UID]*v1.TemplateNodeStatus{}
+	r.entries = map[types.NamespacedName]appliedEntry{}
 	r.logged = map[types.NamespacedName]loggedGolden{}
 	r.running = newInflight(mustCancelGolden)
 	return ctrl.NewControllerManagedBy(mgr).Named(name).For(&v1.BottleTemplate{}).
@@ -165,6 +166,9 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 		// Gone: its goldens go with their last clone, their logs now.
 		r.forgetGoldenLogs(req.NamespacedName)
+		r.mu.Lock()
+		delete(r.entries, req.NamespacedName) // nothing is left to apply it to
+		r.mu.Unlock()
 		kept, err := r.retireOld(ctx, req.Namespace, req.Name, "")
 		if err != nil || len(kept) > 0 {
 			return ctrl.Result{RequeueAfter: r.ResyncPeriod}, err
@@ -260,13 +264,29 @@ func (r *TemplateReconciler) selects(ctx context.Context, t *v1.BottleTemplate) 
 	return labels.SelectorFromSet(t.Spec.Pool.NodeSelector).Matches(labels.Set(node.Labels)), nil
 }
 
+// appliedEntry is the node entry this agent last applied to a template,
+// and which template of that name it was.
+type appliedEntry struct {
+	uid   types.UID
+	entry *v1.TemplateNodeStatus
+}
+
+// of is the entry if it was applied to t itself (not to an earlier
+// template of the same name).
+func (a appliedEntry) of(t *v1.BottleTemplate) *v1.TemplateNodeStatus {
+	if a.entry == nil || a.uid != t.UID {
+		return nil
+	}
+	return a.entry
+}
+
 // entryOf is this node's entry of t's status, for the golden named golden:
 // the one this agent last applied, else (first sight by this process) the
 // API server's, read uncached; a golden of another generation starts a
 // new entry (its own ledger).
 func (r *TemplateReconciler) entryOf(ctx context.Context, t *v1.BottleTemplate, golden string) (*v1.TemplateNodeStatus, error) {
 	r.mu.Lock()
-	known := r.entries[t.UID]
+	known := r.entries[client.ObjectKeyFromObject(t)].of(t)
 	r.mu.Unlock()
 	if known == nil {
 		fresh := &v1.BottleTemplate{}
@@ -309,7 +329,7 @@ func (r *TemplateReconciler) leave(ctx context.Context, t *v1.BottleTemplate, ke
 	}
 	r.forgetGoldenLogs(client.ObjectKeyFromObject(t))
 	r.mu.Lock()
-	_, known := r.entries[t.UID]
+	known := r.entries[client.ObjectKeyFromObject(t)].of(t) != nil
 	r.mu.Unlock()
 	if !had && !known && len(kept) == 0 {
 		return nil
@@ -330,9 +350,9 @@ func (r *TemplateReconciler) leave(ctx context.Context, t *v1.BottleTemplate, ke
 	}
 	r.mu.Lock()
 	if entry == nil {
-		delete(r.entries, t.UID)
+		delete(r.entries, client.ObjectKeyFromObject(t))
 	} else {
-		r.entries[t.UID] = entry
+		r.entries[client.ObjectKeyFromObject(t)] = appliedEntry{uid: t.UID, entry: entry}
 	}
 	r.mu.Unlock()
 	return nil
@@ -353,7 +373,7 @@ func (r *TemplateReconciler) writeEntry(ctx context.Context, g *golden) error {
 	}
 	g.written = g.entry.DeepCopy()
 	r.mu.Lock()
-	r.entries[g.t.UID] = g.entry.DeepCopy()
+	r.entries[client.ObjectKeyFromObject(g.t)] = appliedEntry{uid: g.t.UID, entry: g.entry.DeepCopy()}
 	r.mu.Unlock()
 	return nil
 }

@@ -60,7 +60,9 @@ func startTemplateAgentOpts(node string, o templateAgentOptions) *testAgent {
 		ResyncPeriod: period, ShutdownGrace: grace, StepLogs: o.stepLogs,
 	}
 	Expect(r.SetupWithManager(mgr, "template-"+node)).To(Succeed())
-	return runAgent(node, mgr, logs)
+	a := runAgent(node, mgr, logs)
+	a.templates = r
+	return a
 }
 
 func nodeEntry(t *v1.BottleTemplate, node string) func(Gomega) v1.TemplateNodeStatus {
@@ -322,13 +324,15 @@ var _ = Describe("A BottleTemplate's goldens over its life", func() {
 		Expect(machineExists(node, g1+"-s1")()).To(BeFalse())
 		Eventually(nodeEntry(tpl, node)).Should(HaveField("RetiredGoldens", BeEmpty()))
 
-		By("deleting the template deletes its golden and slots")
+		By("deleting the template deletes its golden and slots, and the agent forgets it")
+		Expect(ta.templates.RemembersTemplate(client.ObjectKeyFromObject(tpl))).To(BeTrue())
 		Expect(k8sClient.Delete(ctx, get2(tpl))).To(Succeed())
 		Eventually(func(g Gomega) {
 			ms, err := cli(node).List(ctx)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(ms).To(BeEmpty())
 		}).Should(Succeed())
+		Eventually(func() bool { return ta.templates.RemembersTemplate(client.ObjectKeyFromObject(tpl)) }).Should(BeFalse())
 	})
 })
 
