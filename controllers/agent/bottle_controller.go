@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -258,7 +259,7 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	st.NodeName, st.MachineName = r.NodeName, s.machineName
 
 	defer func() {
-		if s.finalized {
+		if s.finalized || s.unspoken {
 			return
 		}
 		if err := r.writeStatus(ctx, s, retErr); err != nil && retErr == nil && ctx.Err() == nil {
@@ -273,7 +274,11 @@ func (r *BottleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	r.applyIdleStop(s)
 
 	if r.awaitReservation(s) {
-		// The cluster controller's status write wakes this Bottle up.
+		// The cluster controller's status write wakes this Bottle up. While
+		// no one has said anything yet (no Ready), the agent has nothing to
+		// add: the cluster controller speaks first about the reservation,
+		// and an early word here would cost it a second write.
+		s.unspoken = meta.FindStatusCondition(cached.Status.Conditions, v1.ConditionReady) == nil
 		return ctrl.Result{}, nil
 	}
 

@@ -40,6 +40,9 @@ type scope struct {
 
 	// finalized is set once the finalizer is gone: the object may be too.
 	finalized bool
+	// unspoken: the pass writes no status (a new Bottle waiting for its
+	// reservation, which the cluster controller reports first).
+	unspoken bool
 
 	// stalled is set by a phase that cannot make progress without a change
 	// from a human (kstatus Stalled).

@@ -61,6 +61,8 @@ type Reconciler struct {
 	Heartbeats *Heartbeats
 	Options
 
+	applies applies
+
 	now func() time.Time
 }
 
@@ -86,6 +88,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	b := &v1.Bottle{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.applies.forget(req.NamespacedName)
 			return ctrl.Result{}, r.deleteOrphan(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
@@ -136,7 +139,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
 	want := desiredStatus(b, sched, ov)
-	if upToDate(b, want, ov) {
+	if upToDate(b, want, ov) || (ov == nil && !holdsOverlay(b) && r.applies.justApplied(b, want, now)) {
 		return ctrl.Result{RequeueAfter: requeue}, nil
 	}
 	if err := applyStatus(ctx, r.Client, b, want, guarded(b, ov)); err != nil {
@@ -146,6 +149,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, fmt.Errorf("applying status: %w", err)
 	}
+	r.applies.remember(b, want, now)
 	r.scheduledEvent(b, sched)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
