@@ -25,15 +25,7 @@ var _ = Describe("Templated Bottles created at once", func() {
 		DeferCleanup(ba.stop)
 		ns := newNamespace()
 
-		tpl := &v1.BottleTemplate{
-			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
-			Spec: v1.BottleTemplateSpec{
-				MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{step("install", "true")}},
-				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "burst"}, HeldSlots: burst},
-			},
-		}
-		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
-		Eventually(nodeEntry(tpl, node)).WithTimeout(time.Minute).Should(HaveField("FreeSlots", int32(burst)))
+		poolTemplate(ns, node, "burst", burst)
 		ta.stop() // the pool stays as it is: every slot below was free before the burst
 
 		bottles := make([]*v1.Bottle, burst)
@@ -81,15 +73,7 @@ var _ = Describe("A held slot claimed but not released", func() {
 		ta := startTemplateAgent(node, time.Hour)
 		DeferCleanup(ta.stop)
 		ns := newNamespace()
-		tpl := &v1.BottleTemplate{
-			ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
-			Spec: v1.BottleTemplateSpec{
-				MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{step("install", "true")}},
-				Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": "claim"}, HeldSlots: 2},
-			},
-		}
-		Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
-		Eventually(nodeEntry(tpl, node)).WithTimeout(time.Minute).Should(HaveField("FreeSlots", int32(2)))
+		poolTemplate(ns, node, "claim", 2)
 		ta.stop()
 
 		By("the release fails after the claim is recorded: the status names the slot")
@@ -134,3 +118,18 @@ var _ = Describe("A held slot claimed but not released", func() {
 		Expect(releases).To(ConsistOf(slot+" exit 1", slot+" exit 0", get(b).Status.MachineName+" exit 0"))
 	})
 })
+
+// poolTemplate creates the template "tools" in ns (one quick step), kept on
+// the nodes labelled pool=pool with slots held slots, and waits until node
+// has them all free.
+func poolTemplate(ns, node, pool string, slots int32) {
+	tpl := &v1.BottleTemplate{
+		ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
+		Spec: v1.BottleTemplateSpec{
+			MachineSpec: v1.MachineSpec{Image: "node:22", Provision: []v1.ProvisionStep{step("install", "true")}},
+			Pool:        v1.TemplatePool{NodeSelector: map[string]string{"pool": pool}, HeldSlots: slots},
+		},
+	}
+	Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
+	Eventually(nodeEntry(tpl, node)).WithTimeout(time.Minute).Should(HaveField("FreeSlots", slots))
+}
