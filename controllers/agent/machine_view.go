@@ -120,6 +120,13 @@ func (v *machineView) touched(name string) bool {
 // after `after` (so it reflects every change made before then).
 func (v *machineView) refresh(ctx context.Context, after time.Time) error {
 	v.mu.Lock()
+	if v.snap.at.After(after) && v.now().Sub(v.snap.at) <= v.maxAge {
+		// A listing that answers ended while this caller was on its way
+		// here (it found no answer, and then the listing it would have
+		// joined finished): no second listing.
+		v.mu.Unlock()
+		return nil
+	}
 	f := v.flight
 	if f != nil && f.started.After(after) {
 		v.mu.Unlock()
