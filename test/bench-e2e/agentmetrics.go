@@ -76,15 +76,19 @@ func textMachineCallSeconds(r io.Reader) (float64, error) {
 func machineCallSeconds(f *dto.MetricFamily) float64 {
 	var total float64
 	for _, m := range f.GetMetric() {
-		verb := ""
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "verb" {
-				verb = l.GetValue()
-			}
-		}
-		if !nodeWideVerbs[verb] {
+		if !nodeWideVerbs[label(m, "verb")] {
 			total += m.GetHistogram().GetSampleSum()
 		}
 	}
 	return total
+}
+
+// label is the value of m's label name ("" without one).
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }

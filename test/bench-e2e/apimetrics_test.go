@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -14,9 +15,18 @@ func TestWritesSince(t *testing.T) {
 	}
 }
 
-func TestParseLabels(t *testing.T) {
-	got := parseLabels(`code="201",component="apiserver",resource="bottles",subresource="status",verb="APPLY"`)
-	if got["verb"] != "APPLY" || got["resource"] != "bottles" || got["subresource"] != "status" {
-		t.Fatalf("parseLabels = %v", got)
+func TestAPIRequestCountsFromText(t *testing.T) {
+	text := `# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",resource="bottles",subresource="status",verb="APPLY"} 3
+apiserver_request_total{code="409",component="apiserver",resource="bottles",subresource="status",verb="APPLY"} 1
+apiserver_request_total{code="200",component="apiserver",resource="pods",subresource="",verb="POST"} 2
+`
+	got, err := parseAPIRequests(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := apiRequests{"APPLY bottles/status": 4, "POST pods": 2}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("parseAPIRequests = %v, want %v", got, want)
 	}
 }
