@@ -91,9 +91,6 @@ type BottleReconciler struct {
 	sourceDigests *sourceDigests
 	// claims are the held slots being handed out to templated Bottles.
 	claims claims
-	// slotLists share one `machine ls` among templated Bottles claiming
-	// slots at the same moment.
-	slotLists sharedList
 	// startedAt is when this agent process set up: a Bottle's idle time
 	// counts from it at the latest.
 	startedAt time.Time

@@ -158,7 +158,7 @@ func (r *BottleReconciler) release(ctx context.Context, s *scope, forks Forks, s
 		// Not a free slot after all (taken or deleted outside this
 		// agent since the list): list again and take the next one, at
 		// once rather than after a backoff.
-		r.slotLists.forget()
+		r.claims.gone(r.view.now())
 		r.unclaim(s)
 		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	case err != nil:
@@ -215,8 +215,10 @@ func (r *BottleReconciler) forked(s *scope, golden *smolvm.Machine) {
 }
 
 // decideFork picks how the Bottle gets its machine from golden and takes
-// the slot it picks. A recent list serves when it shows a free slot; any
-// other answer is checked against a list begun now. named: the Bottle
+// the slot it picks. The machine view's listing serves when it is recent
+// (slotListMaxAge) and shows a free slot; any other answer is checked
+// against a listing begun now. Bottles claiming at once share the view's
+// one listing. named: the Bottle
 // names its machine, so it is forked under that name, never given a slot
 // (a slot's name is its own).
 func (r *BottleReconciler) decideFork(ctx context.Context, golden string, named bool) (claim, goldenPool, error) {
@@ -231,13 +233,15 @@ func (r *BottleReconciler) decideFork(ctx context.Context, golden string, named 
 		}
 		return r.claims.decide(pool, listedAt, recorded), pool
 	}
-	if ms, listedAt, ok := r.slotLists.recent(slotListMaxAge); ok && !named {
-		if c, pool := decide(ms, listedAt); c.kind == claimSlot {
-			return c, pool, nil
-		}
-	}
-	ms, listedAt, err := r.slotLists.list(ctx, r.listMachines)
+	now := r.view.now()
+	ms, listedAt, err := r.view.listing(ctx, r.claims.listedAfter(now))
 	if err != nil {
+		return claim{}, goldenPool{}, err
+	}
+	if c, pool := decide(ms, listedAt); c.kind == claimSlot || !listedAt.Before(now) {
+		return c, pool, nil
+	}
+	if ms, listedAt, err = r.view.listing(ctx, now); err != nil {
 		return claim{}, goldenPool{}, err
 	}
 	c, pool := decide(ms, listedAt)

@@ -166,6 +166,27 @@ func (v *machineView) refresh(ctx context.Context, after time.Time) error {
 	return err
 }
 
+// listing returns every machine of the node from the snapshot when its
+// listing began after `after`, else from a listing begun after it (joining
+// one in flight), and when that listing began.
+func (v *machineView) listing(ctx context.Context, after time.Time) ([]smolvm.Machine, time.Time, error) {
+	v.mu.Lock()
+	stale := !v.snap.at.After(after)
+	v.mu.Unlock()
+	if stale {
+		if err := v.refresh(ctx, after); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ms := make([]smolvm.Machine, 0, len(v.snap.machines))
+	for _, m := range v.snap.machines {
+		ms = append(ms, *cloneMachine(&m))
+	}
+	return ms, v.snap.at, nil
+}
+
 // saw records the machine as this agent's own call left it (nil: gone).
 func (v *machineView) saw(name string, m *smolvm.Machine) {
 	v.mu.Lock()

@@ -215,3 +215,31 @@ func TestMachineViewListingErrorsReachEveryWaiter(t *testing.T) {
 		t.Fatalf("after the error: %q", got)
 	}
 }
+
+// The view's listing serves every machine from its snapshot while that
+// began after what the caller asks, and lists again otherwise.
+func TestMachineViewListing(t *testing.T) {
+	v, n := newFakeView(t)
+	n.set("a", smolvm.StateRunning)
+	n.set("b", smolvm.StateStopped)
+	start := n.now()
+	ms, at, err := v.listing(context.Background(), start.Add(-time.Second))
+	if err != nil || len(ms) != 2 || !at.Equal(start) || n.lists.Load() != 1 {
+		t.Fatalf("first listing = %v, %v, %v (%d listings); want both machines from one listing begun now", ms, at, err, n.lists.Load())
+	}
+	ms[0].Name = "changed"
+	n.advance(2 * time.Second)
+	ms, _, _ = v.listing(context.Background(), n.now().Add(-5*time.Second))
+	if n.lists.Load() != 1 || len(ms) != 2 || (ms[0].Name != "a" && ms[0].Name != "b") {
+		t.Fatalf("a snapshot 2 s old, 5 s allowed: %v after %d listings; want it served, unchanged by the caller", ms, n.lists.Load())
+	}
+	n.advance(4 * time.Second)
+	if _, at, _ = v.listing(context.Background(), n.now().Add(-5*time.Second)); n.lists.Load() != 2 || !at.Equal(n.now()) {
+		t.Fatalf("a snapshot 6 s old, 5 s allowed: %d listings, at %v; want a new one", n.lists.Load(), at)
+	}
+	n.set("c", smolvm.StateRunning)
+	n.advance(time.Millisecond)
+	if ms, _, _ = v.listing(context.Background(), n.now()); n.lists.Load() != 3 || len(ms) != 3 {
+		t.Fatalf("a listing begun now: %d listings, %d machines; want a new one with c", n.lists.Load(), len(ms))
+	}
+}

@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 // claims are the held slots this agent has handed out, or is handing out,
@@ -20,6 +17,32 @@ type claims struct {
 	inFlight map[string]bool
 	// handedOut are slots whose release returned, and when it did.
 	handedOut map[string]time.Time
+	// staleBefore: listings begun before it showed a slot free that was
+	// not (errSlotGone); the next claim lists again.
+	staleBefore time.Time
+}
+
+// listedAfter is when a listing must have begun for a claim to pick from
+// it: within slotListMaxAge of now, and after the last slot found gone.
+func (c *claims) listedAfter(now time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maxTime(now.Add(-slotListMaxAge), c.staleBefore)
+}
+
+// gone records that a listing begun before now showed a slot free that
+// was not.
+func (c *claims) gone(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.staleBefore = now
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // decide picks the Bottle's way to a machine from pool, as listed by a
@@ -84,77 +107,9 @@ func (c *claims) done(slot string, handedOut bool, at time.Time) {
 	}
 }
 
-// sharedList is one node-wide `machine ls` shared by the Bottles that need
-// one at the same moment: a burst of templated Bottles each claiming a slot
-// would otherwise start one smolvm process each, and on a small node those
-// processes are most of the burst's CPU.
-type sharedList struct {
-	mu   sync.Mutex
-	call *listCall
-	// last is the latest list that succeeded.
-	last *listCall
-}
-
-// slotListMaxAge is how old a list may be for a claim to pick a free slot
-// from it without a new one. A slot such a list wrongly shows free (it was
-// released or deleted outside this agent since) fails its release with
-// errSlotGone, and the claim lists again at once; slots this agent handed
-// out are skipped whatever the list says (claims).
+// slotListMaxAge is how old a listing may be for a claim to pick a free
+// slot from it without a new one. A slot such a listing wrongly shows free
+// (it was released or deleted outside this agent since) fails its release
+// with errSlotGone, and the claim lists again at once; slots this agent
+// handed out are skipped whatever the listing says (claims).
 const slotListMaxAge = 5 * time.Second
-
-// recent returns the latest list if it began less than maxAge ago.
-func (s *sharedList) recent(maxAge time.Duration) ([]smolvm.Machine, time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.last == nil || time.Since(s.last.started) >= maxAge {
-		return nil, time.Time{}, false
-	}
-	return s.last.ms, s.last.started, true
-}
-
-// forget drops the latest list: the next claim lists again.
-func (s *sharedList) forget() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.last = nil
-}
-
-type listCall struct {
-	done    chan struct{}
-	started time.Time
-	// joined counts the callers waiting on it besides the one running it.
-	joined int
-	ms     []smolvm.Machine
-	err    error
-}
-
-// list returns the machines from a list that is running or starts now, and
-// when that list began. The slice is shared: callers must not change it.
-func (s *sharedList) list(ctx context.Context, ls func(context.Context) ([]smolvm.Machine, error)) ([]smolvm.Machine, time.Time, error) {
-	s.mu.Lock()
-	c := s.call
-	if c == nil {
-		c = &listCall{done: make(chan struct{}), started: time.Now()}
-		s.call = c
-		s.mu.Unlock()
-		// Not this caller's cancellation: others wait on the result. The
-		// driver's own deadline for ls still bounds it.
-		c.ms, c.err = ls(context.WithoutCancel(ctx))
-		s.mu.Lock()
-		s.call = nil
-		if c.err == nil && (s.last == nil || s.last.started.Before(c.started)) {
-			s.last = c
-		}
-		s.mu.Unlock()
-		close(c.done)
-	} else {
-		c.joined++
-		s.mu.Unlock()
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return nil, time.Time{}, ctx.Err()
-		}
-	}
-	return c.ms, c.started, c.err
-}

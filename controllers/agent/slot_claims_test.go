@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,90 +63,18 @@ func TestClaimsRememberHandedOutSlotsUntilAListCatchesUp(t *testing.T) {
 	}
 }
 
-// Callers that need a list while one runs share it.
-func TestSharedListRunsOneLsForConcurrentCallers(t *testing.T) {
-	var s sharedList
-	var calls atomic.Int32
-	release := make(chan struct{})
-	ls := func(context.Context) ([]smolvm.Machine, error) { //nolint:unparam // the shape sharedList.list takes
-		calls.Add(1)
-		<-release
-		return []smolvm.Machine{{Name: "g"}}, nil
+// A claim whose listing is stale lists again after the slot it found gone.
+func TestClaimsListAfterASlotFoundGone(t *testing.T) {
+	var c claims
+	now := time.Now()
+	if got := c.listedAfter(now); !got.Equal(now.Add(-slotListMaxAge)) {
+		t.Fatalf("listedAfter = %v, want slotListMaxAge before now", got)
 	}
-	joined := func() int {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.call == nil {
-			return -1
-		}
-		return s.call.joined
+	c.gone(now)
+	if got := c.listedAfter(now.Add(time.Second)); !got.Equal(now) {
+		t.Fatalf("listedAfter after a slot found gone = %v, want %v", got, now)
 	}
-	var wg sync.WaitGroup
-	got := make(chan int, 8)
-	call := func() {
-		ms, _, err := s.list(t.Context(), ls)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- len(ms)
-	}
-	wg.Go(call)
-	for calls.Load() == 0 {
-		time.Sleep(time.Millisecond) // the first caller is inside ls
-	}
-	for range 7 {
-		wg.Go(call)
-	}
-	for joined() < 7 {
-		time.Sleep(time.Millisecond) // the others wait on its list
-	}
-	close(release)
-	wg.Wait()
-	close(got)
-	for n := range got {
-		if n != 1 {
-			t.Fatalf("a caller got %d machines, want 1", n)
-		}
-	}
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("ls ran %d times for 8 callers at once, want 1", n)
-	}
-	// After it ends, the next caller starts a list of its own.
-	if _, _, err := s.list(t.Context(), ls); err != nil {
-		t.Fatal(err)
-	}
-	if n := calls.Load(); n != 2 {
-		t.Fatalf("ls ran %d times, want 2: a caller after the shared list ended did not start a new one", n)
-	}
-}
-
-// The latest list serves claims for slotListMaxAge, until forgotten.
-func TestSharedListRecent(t *testing.T) {
-	var s sharedList
-	if _, _, ok := s.recent(time.Hour); ok {
-		t.Fatal("recent before any list")
-	}
-	ls := func(context.Context) ([]smolvm.Machine, error) { return []smolvm.Machine{{Name: "g"}}, nil }
-	_, started, err := s.list(t.Context(), ls)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, at, ok := s.recent(time.Hour)
-	if !ok || len(ms) != 1 || !at.Equal(started) {
-		t.Fatalf("recent = %v, %v, %v; want the list begun at %v", ms, at, ok, started)
-	}
-	if _, _, ok := s.recent(0); ok {
-		t.Fatal("recent(0) served a list")
-	}
-	s.forget()
-	if _, _, ok := s.recent(time.Hour); ok {
-		t.Fatal("recent after forget")
-	}
-	failing := func(context.Context) ([]smolvm.Machine, error) { return nil, context.DeadlineExceeded }
-	if _, _, err := s.list(t.Context(), failing); err == nil {
-		t.Fatal("a failed list reported no error")
-	}
-	if _, _, ok := s.recent(time.Hour); ok {
-		t.Fatal("a failed list is served as recent")
+	if got := c.listedAfter(now.Add(slotListMaxAge + time.Second)); !got.Equal(now.Add(time.Second)) {
+		t.Fatalf("listedAfter later = %v, want slotListMaxAge before then", got)
 	}
 }
