@@ -181,15 +181,9 @@ func (r *BottleReconciler) releaseClaimed(ctx context.Context, s *scope, m *smol
 		// Being released by another pass of this Bottle right now.
 		return false, ctrl.Result{RequeueAfter: immediateRequeue}, nil
 	}
-	golden, err := r.view.lookup(ctx, s.status().Template.GoldenMachine)
-	if err != nil {
-		r.claims.done(m.Name, true, time.Now())
-		return r.smolvmFailure(s, v1.ConditionMachineReady, "status", err)
-	}
-	if golden == nil {
-		golden = m // the clone's record is the golden's, under its own name
-	}
-	return r.release(ctx, s, forks, m.Name, golden)
+	// The slot's record is its golden's (labels, image, resources) under
+	// its own name: smolvm registers a clone so. No lookup of the golden.
+	return r.release(ctx, s, forks, m.Name, m)
 }
 
 // unclaim forgets a claim that came to nothing: the Bottle's machine is
