@@ -4,6 +4,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -17,14 +18,57 @@ import (
 	"github.com/bot-bottle/bottle-controller/internal/testutil"
 )
 
-func freePort(t *testing.T) int {
+// devPortSpan is how many ports hack/dev-up.sh takes from its API server's
+// port up (the agent, exec server, scheduler and kube-controller-manager sit
+// at +100…+107).
+const devPortSpan = 108
+
+// devPorts picks the API server's and etcd's ports for hack/dev-up.sh: one
+// block of free ports below the kernel's ephemeral range. A port handed out
+// by listening on :0 sits in that range, and so do the offsets dev-up adds to
+// it; another test's client connection took one of them between the pick and
+// kube-controller-manager's bind, and dev-up failed with "address already in
+// use". Below the range only listeners that name their port can take one.
+func devPorts(t *testing.T) (api, etcd int) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	floor := ephemeralFloor(t)
+	const lowest = 10000
+	span := devPortSpan + 2 // etcd's client and peer ports follow the block
+	for try := 0; try < 50; try++ {
+		base := lowest + rand.IntN(floor-lowest-span)
+		if portsFree(base, span) {
+			return base, base + devPortSpan
+		}
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no %d free ports in a row below %d", span, floor)
+	return 0, 0
+}
+
+// ephemeralFloor is the first port of the kernel's ephemeral range.
+func ephemeralFloor(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768 // Linux's default
+	}
+	f := strings.Fields(string(b))
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 20000 {
+		t.Fatalf("ip_local_port_range %q leaves no room below it", b)
+	}
+	return n
+}
+
+// portsFree reports whether n ports from base can all be bound on loopback.
+func portsFree(base, n int) bool {
+	for p := base; p < base+n; p++ {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			return false
+		}
+		_ = l.Close()
+	}
+	return true
 }
 
 type devEnv struct {
@@ -80,7 +124,7 @@ func TestDevUpDown(t *testing.T) {
 	defer cancel()
 
 	dir := t.TempDir()
-	apiPort, etcdPort := freePort(t), freePort(t)
+	apiPort, etcdPort := devPorts(t)
 	d := &devEnv{t: t, dir: dir, env: append(os.Environ(),
 		"DEV_DIR="+dir,
 		"DEV_APISERVER_PORT="+strconv.Itoa(apiPort),
