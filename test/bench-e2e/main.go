@@ -49,8 +49,8 @@ type options struct {
 func main() {
 	o := &options{}
 	flag.StringVar(&o.workDir, "dir", ".bench-e2e", "Directory for the dev environments, logs and files (removed at the start).")
-	flag.IntVar(&o.apiPort, "apiserver-port", 36443, "kube-apiserver port of the dev environments (the agent and cluster controller take the next few hundred ports, as in hack/dev-up.sh).")
-	flag.IntVar(&o.etcdPort, "etcd-port", 32379, "etcd client port of the dev environments (and the next one for peers).")
+	flag.IntVar(&o.apiPort, "apiserver-port", 26443, "kube-apiserver port of the dev environments (the agent, scheduler and controllers take the next 108 ports, as in hack/dev-up.sh; keep them below the kernel's ephemeral range, where a client connection can take one).")
+	flag.IntVar(&o.etcdPort, "etcd-port", 22379, "etcd client port of the dev environments (and the next one for peers).")
 	flag.StringVar(&o.quietLatency, "quiet-latency", "start=300ms,exec=20ms", "SMOLVM_SIM_LATENCY for the single-Bottle and exec figures.")
 	flag.StringVar(&o.batchLatency, "batch-latency", "start=2s,exec=200ms", "SMOLVM_SIM_LATENCY for the batch figures (a real VM's boot and guest work).")
 	flag.IntVar(&o.singles, "singles", 5, "Bottles made one at a time (and as many by hand).")
