@@ -36,6 +36,9 @@ type bottleRun struct {
 	CallerSmolvmSeconds float64 `json:",omitempty"`
 	Processes           int
 	ByVerb              map[string]int
+	// Milestones are the seconds from create to each step the benchmark
+	// saw (milestoneOrder), for the steps it saw.
+	Milestones map[string]float64 `json:",omitempty"`
 }
 
 // overhead is the time not spent in the simulator's own code.

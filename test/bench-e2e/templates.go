@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvmsim"
 )
 
 // The template figures (docs/templates.md, docs/benchmarks.md): a
@@ -225,7 +227,53 @@ func runOf(d *devEnv, t bottleTimes) (bottleRun, error) {
 	return bottleRun{
 		Seconds: t.ready.Sub(t.created).Seconds(), AgentSeconds: t.ready.Sub(t.scheduled).Seconds(),
 		SmolvmSeconds: work.seconds, Processes: work.processes, ByVerb: work.byVerb,
+		Milestones: milestones(t, invs),
 	}, nil
+}
+
+// milestoneOrder names a Bottle's milestones in the order of its usual way
+// to Ready.
+var milestoneOrder = []string{"Pod created", "Pod bound", "finalizer", "Scheduled", "claim", "smolvm begins", "smolvm ends", "Ready"}
+
+// milestones are the seconds from t's create to each milestone seen; the
+// smolvm ones are the simulator's own (from its main function to its exit)
+// on the Bottle's machine.
+func milestones(t bottleTimes, invs []smolvmsim.Invocation) map[string]float64 {
+	out := map[string]float64{}
+	for name, at := range map[string]time.Time{
+		"Pod created": t.podCreated, "Pod bound": t.podBound, "finalizer": t.finalized,
+		"Scheduled": t.scheduled, "claim": t.claimed, "Ready": t.ready,
+	} {
+		if !at.IsZero() {
+			out[name] = at.Sub(t.created).Seconds()
+		}
+	}
+	for _, inv := range invs {
+		if inv.Machine() == t.machine && !inv.Start.Before(t.created) && !inv.Start.After(t.ready) {
+			if _, ok := out["smolvm begins"]; !ok {
+				out["smolvm begins"] = inv.Start.Sub(t.created).Seconds()
+			}
+			out["smolvm ends"] = inv.Start.Sub(t.created).Seconds() + inv.Seconds
+		}
+	}
+	return out
+}
+
+// timeline is the p50 of each milestone over runs, in milestoneOrder.
+func timeline(runs []bottleRun) string {
+	var parts []string
+	for _, m := range milestoneOrder {
+		var xs []float64
+		for _, r := range runs {
+			if x, ok := r.Milestones[m]; ok {
+				xs = append(xs, x)
+			}
+		}
+		if len(xs) > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", m, ms(median(xs))))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // waitFreeSlots waits for node's entry of the bench template to be Ready
@@ -280,6 +328,8 @@ func (tf *templateFigures) rows() []figure {
 				ms(median(pick(tf.OnDemand, bottleRun.overhead))), verbs(tf.OnDemand[0].ByVerb)),
 			"", fmt.Sprintf("of which placement (create→Scheduled): %s from a held slot", ms(median(pick(tf.HeldSlot, bottleRun.placement)))),
 			"≤ 50 ms p50 from a held slot", ""},
+		{"templated Bottle from a held slot, each step as the benchmark's watches saw it, p50 from create",
+			timeline(tf.HeldSlot), "", "", "", ""},
 	}
 	if len(tf.Batch) > 0 {
 		lat := pick(tf.Batch, secs)
