@@ -77,6 +77,9 @@ type BottleReconciler struct {
 	// spec.lifecycle.stopAfterIdle and waking an idle-stopped Bottle; nil
 	// never stops a Bottle for idleness.
 	Activity *activity.Tracker
+	// SlotOrphanGrace is how long a released held slot no Bottle names is
+	// left before the resync deletes it; 0 means DefaultSlotOrphanGrace.
+	SlotOrphanGrace time.Duration
 	// SmolvmRetryBase and SmolvmRetryMax bound the per-Bottle exponential
 	// backoff after a smolvm failure (zero: the defaults).
 	SmolvmRetryBase, SmolvmRetryMax time.Duration
@@ -91,6 +94,8 @@ type BottleReconciler struct {
 	sourceDigests *sourceDigests
 	// claims are the held slots being handed out to templated Bottles.
 	claims claims
+	// sweep finds released slots no Bottle names.
+	sweep slotSweep
 	// startedAt is when this agent process set up: a Bottle's idle time
 	// counts from it at the latest.
 	startedAt time.Time
@@ -122,6 +127,9 @@ func (r *BottleReconciler) SetupWithManager(mgr ctrl.Manager, name string) error
 	}
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	}
+	if r.SlotOrphanGrace == 0 {
+		r.SlotOrphanGrace = DefaultSlotOrphanGrace
 	}
 	if r.SmolvmRetryBase == 0 {
 		r.SmolvmRetryBase = DefaultSmolvmRetryBase

@@ -114,24 +114,23 @@ func (r *BottleReconciler) fork(ctx context.Context, s *scope) (bool, ctrl.Resul
 	}
 	st.MachineName, st.Template = s.machineName, origin
 	st.Files, st.ExecResults = nil, nil
-	// The claim is recorded before smolvm acts on it: an agent that stops
-	// right after the release or the fork finds its machine named in the
-	// Bottle's status, and adopts it (or finishes the release), rather
-	// than leaving a clone no Bottle owns.
-	var msg string
 	if c.kind == claimSlot {
-		msg = fmt.Sprintf("taking held slot %s of golden %s", c.slot, golden)
-	} else {
-		msg = fmt.Sprintf("forking machine %s from golden %s", s.machineName, golden)
-	}
-	if err := r.progress(ctx, s, v1.ReasonProgressing, msg); err != nil {
-		if c.kind == claimSlot {
-			r.claims.done(c.slot, false, time.Now())
-		}
-		return false, ctrl.Result{}, err
-	}
-	if c.kind == claimSlot {
+		// The slot is released first and named in the pass's next status
+		// write (its Ready, or its first step's start): one write for the
+		// Bottle, not two. Until then this agent's claims hold it; an
+		// agent that stops in between leaves a released slot no Bottle
+		// names, which the resync deletes (slot_sweep.go), and the Bottle
+		// takes another. A release that fails is named by the write that
+		// reports it, and the next pass (or agent) finishes it.
 		return r.release(ctx, s, forks, c.slot, pool.golden)
+	}
+	// An on-demand fork is named before smolvm makes it: an agent that
+	// stops right after the fork finds it named in the Bottle's status and
+	// adopts it, rather than leaving a clone under the Bottle's machine
+	// name that carries the golden's labels and so looks like no Bottle's.
+	msg := fmt.Sprintf("forking machine %s from golden %s", s.machineName, golden)
+	if err := r.progress(ctx, s, v1.ReasonProgressing, msg); err != nil {
+		return false, ctrl.Result{}, err
 	}
 	if err := forkFor(ctx, forks, golden, s.machineName, nil); err != nil {
 		return r.smolvmFailure(s, v1.ConditionMachineReady, "fork", err)

@@ -50,8 +50,10 @@ func (r *BottleReconciler) resyncOnce(ctx context.Context, logger logr.Logger, q
 	r.sourceDigests.expire()
 	// A failed listing is not fatal: each pass asks again (one listing,
 	// shared) and reports the failure on its Bottle.
-	if err := r.view.refresh(ctx, time.Now()); err != nil && ctx.Err() == nil {
-		logger.Info("listing smolvm machines for the resync failed", "error", err.Error())
+	listed := r.view.now()
+	listErr := r.view.refresh(ctx, listed)
+	if listErr != nil && ctx.Err() == nil {
+		logger.Info("listing smolvm machines for the resync failed", "error", listErr.Error())
 	}
 	var list v1.BottleList
 	if err := r.List(ctx, &list); err != nil {
@@ -59,6 +61,9 @@ func (r *BottleReconciler) resyncOnce(ctx context.Context, logger logr.Logger, q
 			logger.Error(err, "listing Bottles from the cache for the resync")
 		}
 		return
+	}
+	if listErr == nil {
+		r.sweepSlots(ctx, logger, list.Items, listed)
 	}
 	// Behind the passes events ask for: a new Bottle does not wait for the
 	// whole node's drift check.

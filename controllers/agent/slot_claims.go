@@ -107,6 +107,21 @@ func (c *claims) done(slot string, handedOut bool, at time.Time) {
 	}
 }
 
+// busy are the slots being handed out or handed out lately: a Bottle's
+// even before its status says so.
+func (c *claims) busy() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.inFlight)+len(c.handedOut))
+	for slot := range c.inFlight {
+		out = append(out, slot)
+	}
+	for slot := range c.handedOut {
+		out = append(out, slot)
+	}
+	return out
+}
+
 // slotListMaxAge is how old a listing may be for a claim to pick a free
 // slot from it without a new one. A slot such a listing wrongly shows free
 // (it was released or deleted outside this agent since) fails its release

@@ -59,6 +59,19 @@ func (r *expectations) remember(uid types.UID, known *v1.BottleStatus, written b
 	}
 }
 
+// machines are the machines the known statuses name.
+func (r *expectations) machines() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]bool, len(r.m))
+	for _, rec := range r.m {
+		if rec.known != nil && rec.known.MachineName != "" {
+			out[rec.known.MachineName] = true
+		}
+	}
+	return out
+}
+
 func (r *expectations) forget(uid types.UID) {
 	r.mu.Lock()
 	delete(r.m, uid)

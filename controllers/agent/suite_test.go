@@ -157,6 +157,8 @@ type agentOptions struct {
 	retryBase time.Duration
 	// shutdownGrace is ShutdownGrace (0: steps are cut off at stop).
 	shutdownGrace time.Duration
+	// slotOrphanGrace is SlotOrphanGrace (0: the default).
+	slotOrphanGrace time.Duration
 	// activity, when set, is the node's activity record (idle stop, wake).
 	activity *activity.Tracker
 	// statusApply, when set, stands between the Bottle reconciler and the
@@ -204,6 +206,7 @@ func startAgent(node string, o agentOptions) *testAgent {
 		SmolvmRetryBase:         o.retryBase,
 		ShutdownGrace:           o.shutdownGrace,
 		Activity:                o.activity,
+		SlotOrphanGrace:         o.slotOrphanGrace,
 	}
 	Expect(r.SetupWithManager(mgr, "bottle-"+node)).To(Succeed())
 	rr := &agent.BottleRunReconciler{

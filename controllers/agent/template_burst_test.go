@@ -1,16 +1,24 @@
 package agent_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/controllers/agent"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 	"github.com/bot-bottle/bottle-controller/internal/smolvmsim"
 )
 
@@ -119,10 +127,65 @@ var _ = Describe("A held slot claimed but not released", func() {
 	})
 })
 
+var _ = Describe("A released held slot no Bottle names", func() {
+	It("is deleted by the resync once the grace has passed, and a Bottle's own slot is kept", func() {
+		const node = "node-orphan"
+		poolNode(node, "orphan")
+		ta := startTemplateAgent(node, time.Hour)
+		DeferCleanup(ta.stop)
+		ns := newNamespace()
+		tpl := poolTemplate(ns, node, "orphan", 2)
+		ta.stop() // the pool stays as it is
+
+		var (
+			mu      sync.Mutex
+			applies []string // a's status applies, as sent
+		)
+		ba := startAgent(node, agentOptions{resync: 200 * time.Millisecond, slotOrphanGrace: time.Second,
+			statusApply: func(ctx context.Context, c client.Client, sub string, obj runtime.ApplyConfiguration, opts ...client.SubResourceApplyOption) error {
+				raw, err := json.Marshal(obj)
+				Expect(err).NotTo(HaveOccurred())
+				if strings.Contains(string(raw), `"name":"a","namespace":"`+ns+`"`) {
+					mu.Lock()
+					applies = append(applies, string(raw))
+					mu.Unlock()
+				}
+				return c.SubResource(sub).Apply(ctx, obj, opts...)
+			}})
+		DeferCleanup(ba.stop)
+		a := templatedBottle(ns, "a", node)
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		Eventually(phaseOf(a)).Should(Equal(v1.PhaseReady))
+		own := get(a).Status.MachineName
+		mu.Lock()
+		Expect(applies).To(HaveLen(1), "the claim goes with the Ready write: one status write")
+		Expect(applies[0]).To(ContainSubstring(`"machineName":"` + own + `"`))
+		mu.Unlock()
+
+		By("the other slot is released as by an agent that stopped before the Bottle's status write")
+		golden := agent.GoldenMachineName(tpl)
+		var other string
+		for _, k := range []string{"0", "1"} {
+			if n := golden + "-s" + k; n != own {
+				other = n
+			}
+		}
+		Expect(cli(node).ForkRelease(ctx, other, nil)).To(Succeed())
+		Eventually(func() error {
+			_, err := cli(node).Status(ctx, other)
+			return err
+		}).WithTimeout(30 * time.Second).Should(Satisfy(smolvm.IsNotFound))
+
+		Expect(cli(node).Status(ctx, own)).To(HaveField("State", smolvm.StateRunning), "the Bottle's slot is kept")
+		Expect(phaseOf(a)()).To(Equal(v1.PhaseReady))
+		Expect(ba.logs.String()).To(ContainSubstring("deleted a released held slot no Bottle names"))
+	})
+})
+
 // poolTemplate creates the template "tools" in ns (one quick step), kept on
 // the nodes labelled pool=pool with slots held slots, and waits until node
 // has them all free.
-func poolTemplate(ns, node, pool string, slots int32) {
+func poolTemplate(ns, node, pool string, slots int32) *v1.BottleTemplate {
 	tpl := &v1.BottleTemplate{
 		ObjectMeta: metav1.ObjectMeta{Name: "tools", Namespace: ns},
 		Spec: v1.BottleTemplateSpec{
@@ -132,4 +195,5 @@ func poolTemplate(ns, node, pool string, slots int32) {
 	}
 	Expect(k8sClient.Create(ctx, tpl)).To(Succeed())
 	Eventually(nodeEntry(tpl, node)).WithTimeout(time.Minute).Should(HaveField("FreeSlots", slots))
+	return tpl
 }
