@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/rest"
@@ -16,46 +17,71 @@ import (
 // (apiserver_request_total, every response code added up).
 type apiRequests map[string]float64
 
+// apiScrape is one read of the API server's metrics: its requests, and the
+// seconds it spent on them (apiserver_request_duration_seconds' sum, from
+// the request's arrival to its response), by the same keys.
+type apiScrape struct {
+	requests, seconds apiRequests
+}
+
 // writeVerbs are the verbs of apiserver_request_total that change objects.
 var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPLY": true, "DELETE": true}
 
 // apiRequestCounts reads the API server's /metrics.
-func apiRequestCounts(ctx context.Context, cfg *rest.Config) (apiRequests, error) {
+func apiRequestCounts(ctx context.Context, cfg *rest.Config) (apiScrape, error) {
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return nil, err
+		return apiScrape{}, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/metrics", nil)
 	if err != nil {
-		return nil, err
+		return apiScrape{}, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, err
+		return apiScrape{}, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+		return apiScrape{}, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
 	return parseAPIRequests(resp.Body)
 }
 
-// parseAPIRequests reads apiRequests from Prometheus text exposition.
-func parseAPIRequests(r io.Reader) (apiRequests, error) {
+// parseAPIRequests reads an apiScrape from Prometheus text exposition.
+func parseAPIRequests(r io.Reader) (apiScrape, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return nil, fmt.Errorf("API server metrics: %w", err)
+		return apiScrape{}, fmt.Errorf("API server metrics: %w", err)
 	}
-	out := apiRequests{}
+	out := apiScrape{requests: apiRequests{}, seconds: apiRequests{}}
 	for _, m := range fams["apiserver_request_total"].GetMetric() {
-		key := label(m, "verb") + " " + label(m, "resource")
-		if sub := label(m, "subresource"); sub != "" {
-			key += "/" + sub
-		}
-		out[key] += m.GetCounter().GetValue()
+		out.requests[requestKey(m)] += m.GetCounter().GetValue()
+	}
+	for _, m := range fams["apiserver_request_duration_seconds"].GetMetric() {
+		out.seconds[requestKey(m)] += m.GetHistogram().GetSampleSum()
 	}
 	return out, nil
+}
+
+// requestKey is "VERB resource[/sub]" of one of the API server's series.
+func requestKey(m *dto.Metric) string {
+	key := label(m, "verb") + " " + label(m, "resource")
+	if sub := label(m, "subresource"); sub != "" {
+		key += "/" + sub
+	}
+	return key
+}
+
+// writeMillis is the API server's mean time per write request made after
+// before, by key, in milliseconds.
+func (after apiScrape) writeMillis(before apiScrape) map[string]float64 {
+	out := map[string]float64{}
+	for k, n := range after.requests.writesSince(before.requests) {
+		out[k] = (after.seconds[k] - before.seconds[k]) / float64(n) * 1e3
+	}
+	return out
 }
 
 // writesSince are the write requests made after before, by key.

@@ -32,6 +32,7 @@ type options struct {
 	quietLatency      string
 	batchLatency      string
 	singles           int
+	singleGap         time.Duration
 	batch, handBatch  int
 	execRuns          int
 	streamMiB         int
@@ -54,6 +55,7 @@ func main() {
 	flag.StringVar(&o.quietLatency, "quiet-latency", "start=300ms,exec=20ms", "SMOLVM_SIM_LATENCY for the single-Bottle and exec figures.")
 	flag.StringVar(&o.batchLatency, "batch-latency", "start=2s,exec=200ms", "SMOLVM_SIM_LATENCY for the batch figures (a real VM's boot and guest work).")
 	flag.IntVar(&o.singles, "singles", 5, "Bottles made one at a time (and as many by hand).")
+	flag.DurationVar(&o.singleGap, "single-gap", 0, "Template phase: how long to wait, once the pool is full again, before the next templated Bottle one at a time (the previous one's aftermath, its events and its slot's replacement, then has passed).")
 	flag.IntVar(&o.batch, "batch", 50, "Bottles made at once.")
 	flag.IntVar(&o.handBatch, "hand-batch", 50, "Bottles made by hand one after the other, the batch's baseline.")
 	flag.IntVar(&o.execRuns, "exec-runs", 20, "kubectl-bottle exec B -- true runs (and as many direct).")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -47,6 +48,24 @@ type templateFigures struct {
 	// BatchWrites counts the API server's write requests during the
 	// batch, by "VERB resource[/subresource]" (every client's).
 	BatchWrites map[string]int
+	// HeldSlotWriteMillis is the API server's mean time per write request
+	// while the held-slot Bottles were made one at a time, by
+	// "VERB resource[/subresource]" (every client's), in milliseconds.
+	HeldSlotWriteMillis map[string]float64
+}
+
+// msByKey lists per-key milliseconds, in key order.
+func msByKey(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.1f ms", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func benchTemplateObject(step time.Duration, pool int) *v1.BottleTemplate {
@@ -101,6 +120,7 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 		if err := waitFreeSlots(ctx, d.client, d.node, o.pool, 5*time.Minute); err != nil {
 			return bottleRun{}, err
 		}
+		time.Sleep(o.singleGap)
 		w.created(b.Name, time.Now())
 		if err := d.client.Create(ctx, b); err != nil {
 			return bottleRun{}, err
@@ -138,6 +158,10 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 	tf.GoldenSeconds = time.Since(start).Seconds()
 
 	say("%d templated Bottles one at a time from a held slot, and %d forked on demand", o.singles, o.singles)
+	api0, err := apiRequestCounts(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
 	for i := range o.singles {
 		r, err := one(templated(fmt.Sprintf("slot-%d", i), d.node, ""))
 		if err != nil {
@@ -145,6 +169,11 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 		}
 		tf.HeldSlot = append(tf.HeldSlot, r)
 	}
+	api1, err := apiRequestCounts(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
+	tf.HeldSlotWriteMillis = api1.writeMillis(api0)
 	for i := range o.singles {
 		name := fmt.Sprintf("fork-%d", i)
 		r, err := one(templated(name, d.node, "bench-"+name))
@@ -163,8 +192,7 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 	names := make([]string, o.pool)
 	errs := make(chan error, o.pool)
 	cpu0, busy0 := d.cpu(), machineBusy()
-	api0, err := apiRequestCounts(ctx, d.cfg)
-	if err != nil {
+	if api0, err = apiRequestCounts(ctx, d.cfg); err != nil {
 		return err
 	}
 	start = time.Now()
@@ -185,11 +213,10 @@ func templatePhase(ctx context.Context, o *options, f *figures) error {
 		return err
 	}
 	used, busy := d.cpu().since(cpu0), machineBusy()-busy0 // busy: everything the machine did meanwhile
-	api1, err := apiRequestCounts(ctx, d.cfg)
-	if err != nil {
+	if api1, err = apiRequestCounts(ctx, d.cfg); err != nil {
 		return err
 	}
-	tf.BatchWrites = api1.writesSince(api0)
+	tf.BatchWrites = api1.requests.writesSince(api0.requests)
 	var last time.Time
 	for _, n := range names {
 		t := times[n]
@@ -233,7 +260,7 @@ func runOf(d *devEnv, t bottleTimes) (bottleRun, error) {
 
 // milestoneOrder names a Bottle's milestones in the order of its usual way
 // to Ready.
-var milestoneOrder = []string{"Pod created", "Pod bound", "finalizer", "Scheduled", "claim", "smolvm begins", "smolvm ends", "Ready"}
+var milestoneOrder = []string{"Bottle seen", "Pod created", "Pod bound", "finalizer", "Scheduled", "claim", "smolvm begins", "smolvm ends", "Ready"}
 
 // milestones are the seconds from t's create to each milestone seen; the
 // smolvm ones are the simulator's own (from its main function to its exit)
@@ -241,7 +268,7 @@ var milestoneOrder = []string{"Pod created", "Pod bound", "finalizer", "Schedule
 func milestones(t bottleTimes, invs []smolvmsim.Invocation) map[string]float64 {
 	out := map[string]float64{}
 	for name, at := range map[string]time.Time{
-		"Pod created": t.podCreated, "Pod bound": t.podBound, "finalizer": t.finalized,
+		"Bottle seen": t.seen, "Pod created": t.podCreated, "Pod bound": t.podBound, "finalizer": t.finalized,
 		"Scheduled": t.scheduled, "claim": t.claimed, "Ready": t.ready,
 	} {
 		if !at.IsZero() {
@@ -329,7 +356,7 @@ func (tf *templateFigures) rows() []figure {
 			"", fmt.Sprintf("of which placement (create→Scheduled): %s from a held slot", ms(median(pick(tf.HeldSlot, bottleRun.placement)))),
 			"≤ 50 ms p50 from a held slot", ""},
 		{"templated Bottle from a held slot, each step as the benchmark's watches saw it, p50 from create",
-			timeline(tf.HeldSlot), "", "", "", ""},
+			timeline(tf.HeldSlot), "", "API server's own time per write over those Bottles (mean, every client's): " + msByKey(tf.HeldSlotWriteMillis), "", ""},
 	}
 	if len(tf.Batch) > 0 {
 		lat := pick(tf.Batch, secs)

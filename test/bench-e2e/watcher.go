@@ -19,6 +19,8 @@ import (
 // bottleTimes are when the benchmark saw a Bottle reach its milestones.
 type bottleTimes struct {
 	created, scheduled, ready time.Time
+	// seen is the watch's first sight of it (its create, stored).
+	seen time.Time
 	// podCreated and podBound are its reservation Pod's create and
 	// binding; finalized the agent's finalizer, claimed the status write
 	// that names its machine before it is Ready (a templated Bottle's
@@ -130,6 +132,7 @@ func (wt *watcher) observeBottle(o runtime.Object, now time.Time) {
 	}
 	wt.mu.Lock()
 	t := wt.at(b.Name)
+	first(&t.seen, now)
 	if len(b.Finalizers) > 0 {
 		first(&t.finalized, now)
 	}
