@@ -18,9 +18,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
@@ -113,9 +116,53 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager, name string) err
 		// A Bottle of this node that took a slot, or went, wakes its
 		// template: the slot is replaced, an old golden retired, now
 		// rather than at the next resync.
-		Watches(&v1.Bottle{}, handler.EnqueueRequestsFromMapFunc(templateOf)).
+		Watches(&v1.Bottle{}, handler.EnqueueRequestsFromMapFunc(templateOf), builder.WithPredicates(r.wakesTemplate())).
 		Watches(&v1.BottleTemplate{}, goldenStepWatch(r.running)).
 		Complete(r)
+}
+
+// wakesTemplate lets through the Bottle events that change what the node
+// must keep of the Bottle's template: a Bottle that took its machine (a
+// slot to replace), one that is going or gone (a golden to retire), and a
+// new Bottle whose template has no golden here yet (policy OnDemand builds
+// one for it). Any other change of a Bottle (its finalizer, Scheduled, its
+// steps) would only make the template list the node's machines again, on
+// the Bottle's way to Ready.
+func (r *TemplateReconciler) wakesTemplate() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool {
+			b, ok := e.Object.(*v1.Bottle)
+			return ok && b.Spec.TemplateRef != nil && !r.keepsCurrentGolden(b)
+		},
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			old, okOld := e.ObjectOld.(*v1.Bottle)
+			b, ok := e.ObjectNew.(*v1.Bottle)
+			if !ok || !okOld || b.Spec.TemplateRef == nil {
+				return false
+			}
+			return old.Status.MachineName != b.Status.MachineName ||
+				!equality.Semantic.DeepEqual(old.Status.Template, b.Status.Template) ||
+				old.DeletionTimestamp.IsZero() != b.DeletionTimestamp.IsZero()
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
+}
+
+// keepsCurrentGolden says whether b's template, as cached, has this node's
+// entry for its current golden.
+func (r *TemplateReconciler) keepsCurrentGolden(b *v1.Bottle) bool {
+	t := &v1.BottleTemplate{}
+	if err := r.Get(context.Background(), types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.TemplateRef.Name}, t); err != nil {
+		return false
+	}
+	golden := GoldenMachineName(t)
+	for _, n := range t.Status.Nodes {
+		if n.NodeName == r.NodeName && n.GoldenMachine == golden {
+			return true
+		}
+	}
+	return false
 }
 
 // templateOf maps a templated Bottle to its template.
@@ -159,6 +206,7 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	stop := ctx
 	ctx, cancelDrain := drainContext(ctx, r.ShutdownGrace, deposedOf(r.Lease))
 	defer cancelDrain()
+	ls := newPassListing(r.Machines.List)
 	t := &v1.BottleTemplate{}
 	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
 		if !apierrors.IsNotFound(err) {
@@ -169,24 +217,24 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.mu.Lock()
 		delete(r.entries, req.NamespacedName) // nothing is left to apply it to
 		r.mu.Unlock()
-		kept, err := r.retireOld(ctx, req.Namespace, req.Name, "")
+		kept, err := r.retireOld(ctx, ls, req.Namespace, req.Name, "")
 		if err != nil || len(kept) > 0 {
 			return ctrl.Result{RequeueAfter: r.ResyncPeriod}, err
 		}
 		return ctrl.Result{}, nil
 	}
-	keep, err := r.keepsGolden(ctx, t)
+	keep, err := r.keepsGolden(ctx, ls, t)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if !keep || !t.DeletionTimestamp.IsZero() {
-		kept, err := r.retireOld(ctx, t.Namespace, t.Name, "")
+		kept, err := r.retireOld(ctx, ls, t.Namespace, t.Name, "")
 		if err != nil {
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{RequeueAfter: r.ResyncPeriod}, r.leave(ctx, t, kept)
 	}
-	g := &golden{t: t, name: GoldenMachineName(t), stop: stop}
+	g := &golden{t: t, name: GoldenMachineName(t), stop: stop, ls: ls}
 	if g.entry, err = r.entryOf(ctx, t, g.name); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -197,7 +245,7 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	res, err := r.reconcileGolden(ctx, g)
 	if err == nil {
 		var kept []v1.RetiredGolden
-		if kept, err = r.retireOld(ctx, t.Namespace, t.Name, g.name); err == nil {
+		if kept, err = r.retireOld(ctx, ls, t.Namespace, t.Name, g.name); err == nil {
 			g.entry.RetiredGoldens = kept
 		}
 	}
@@ -221,6 +269,8 @@ type golden struct {
 	stop    context.Context
 	entry   *v1.TemplateNodeStatus
 	written *v1.TemplateNodeStatus
+	// ls is the pass's one `machine ls`.
+	ls *passListing
 }
 
 func (g *golden) set(phase v1.Phase, reason, format string, args ...any) {
@@ -231,7 +281,7 @@ func (g *golden) set(phase v1.Phase, reason, format string, args ...any) {
 // pool.nodeSelector matches the node's labels (ahead of any Bottle), or,
 // under policy OnDemand, a Bottle of this node names t, or this node
 // already has t's current golden (it is kept until t changes or goes).
-func (r *TemplateReconciler) keepsGolden(ctx context.Context, t *v1.BottleTemplate) (bool, error) {
+func (r *TemplateReconciler) keepsGolden(ctx context.Context, ls *passListing, t *v1.BottleTemplate) (bool, error) {
 	selected, err := r.selects(ctx, t)
 	if err != nil || selected || t.Spec.Pool.Policy == v1.PoolSelected {
 		return selected, err
@@ -245,7 +295,7 @@ func (r *TemplateReconciler) keepsGolden(ctx context.Context, t *v1.BottleTempla
 			return true, nil
 		}
 	}
-	m, err := r.machine(ctx, GoldenMachineName(t))
+	m, err := machineIn(ctx, ls, GoldenMachineName(t))
 	return m != nil, err
 }
 
@@ -379,7 +429,7 @@ func (r *TemplateReconciler) writeEntry(ctx context.Context, g *golden) error {
 }
 
 func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ctrl.Result, error) {
-	m, err := r.machine(ctx, g.name)
+	m, err := machineIn(ctx, g.ls, g.name)
 	if err != nil {
 		return r.smolvmFailure(g, "list", err)
 	}
@@ -389,6 +439,7 @@ func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ct
 			return ctrl.Result{}, err
 		}
 		err := r.Machines.Create(ctx, r.machineSpec(g))
+		g.ls.changed()
 		if err != nil && !smolvm.IsAlreadyExists(err) {
 			return r.smolvmFailure(g, "create", err)
 		}
@@ -407,6 +458,7 @@ func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ct
 			return ctrl.Result{}, err
 		}
 		err := r.Machines.StartForkable(ctx, g.name)
+		g.ls.changed()
 		if err != nil {
 			return r.smolvmFailure(g, "start", err)
 		}
@@ -425,8 +477,9 @@ func (r *TemplateReconciler) reconcileGolden(ctx context.Context, g *golden) (ct
 	return r.keepSlots(ctx, g)
 }
 
-func (r *TemplateReconciler) machine(ctx context.Context, name string) (*smolvm.Machine, error) {
-	ms, err := r.Machines.List(ctx)
+// machineIn is the named machine of the pass's listing (nil: none).
+func machineIn(ctx context.Context, ls *passListing, name string) (*smolvm.Machine, error) {
+	ms, err := ls.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -547,16 +600,18 @@ func (r *TemplateReconciler) env(ctx context.Context, g *golden) ([]smolvm.EnvVa
 // keepSlots forks held slots until pool.heldSlots are free, and counts
 // them in the entry. The golden is Ready once its steps succeeded.
 func (r *TemplateReconciler) keepSlots(ctx context.Context, g *golden) (ctrl.Result, error) {
-	ms, err := r.Machines.List(ctx)
+	ms, err := g.ls.get(ctx)
 	if err != nil {
 		return r.smolvmFailure(g, "list", err)
 	}
 	want := int(g.t.Spec.Pool.HeldSlots)
 	if names := decideSlots(viewPool(g.name, ms), want); len(names) > 0 {
-		if _, err := fillSlots(ctx, r.Machines, g.name, names); err != nil {
+		_, err = fillSlots(ctx, r.Machines, g.name, names)
+		g.ls.changed()
+		if err != nil {
 			return r.smolvmFailure(g, "fork a held slot", err)
 		}
-		ms, err = r.Machines.List(ctx)
+		ms, err = g.ls.get(ctx)
 		if err != nil {
 			return r.smolvmFailure(g, "list", err)
 		}
@@ -590,8 +645,8 @@ func (r *TemplateReconciler) smolvmFailureStep(g *golden, step string, err error
 // It returns the ones kept for their clones. Goldens and their clones are
 // told apart by name: a clone carries its golden's labels, and the
 // golden's name follows from them.
-func (r *TemplateReconciler) retireOld(ctx context.Context, namespace, name, current string) ([]v1.RetiredGolden, error) {
-	ms, err := r.Machines.List(ctx)
+func (r *TemplateReconciler) retireOld(ctx context.Context, ls *passListing, namespace, name, current string) ([]v1.RetiredGolden, error) {
+	ms, err := ls.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -626,6 +681,7 @@ func (r *TemplateReconciler) retireOld(ctx context.Context, namespace, name, cur
 	for g, o := range goldens {
 		p := viewPool(g, ms)
 		if retirable(p, o.clones) {
+			ls.changed()
 			if err := retireGolden(ctx, r.Machines, g); err != nil {
 				return nil, err
 			}
