@@ -39,7 +39,7 @@ func machineOwner(s *scope, m *smolvm.Machine) ownership {
 		return ownerOf(m, string(s.bottle.UID))
 	}
 	if m.Labels[v1.LabelNamespace] == s.bottle.Namespace && m.Labels[v1.LabelName] == t.Name &&
-		goldenName(s.bottle.Namespace, t.Name, m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine]) == t.GoldenMachine {
+		goldenOf(m) == t.GoldenMachine {
 		return machineOurs
 	}
 	return machineForeign

@@ -4,7 +4,6 @@ import (
 	"sort"
 	"time"
 
-	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
 	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
@@ -28,11 +27,10 @@ func releasedSlots(ms []smolvm.Machine) []string {
 	var out []string
 	for i := range ms {
 		m := &ms[i]
-		uid, mach := m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine]
-		if uid == "" || mach == "" || m.ForkpointHeld || m.Forkable {
+		g := goldenOf(m)
+		if g == "" || m.ForkpointHeld || m.Forkable {
 			continue
 		}
-		g := goldenName(m.Labels[v1.LabelNamespace], m.Labels[v1.LabelName], uid, mach)
 		if _, ok := slotIndex(g, m.Name); ok {
 			out = append(out, m.Name)
 		}

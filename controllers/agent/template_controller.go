@@ -187,6 +187,17 @@ func goldenName(namespace, name, uid, machine string) string {
 	return v1.MachineNameFor(namespace, name+"-g", uid+"/"+machine)
 }
 
+// goldenOf is the golden a machine's labels name: its own name for a
+// golden, its golden's for a clone (smolvm copies a golden's record into
+// its clones); "" for a machine without a golden's labels.
+func goldenOf(m *smolvm.Machine) string {
+	uid, mach := m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine]
+	if uid == "" || mach == "" {
+		return ""
+	}
+	return goldenName(m.Labels[v1.LabelNamespace], m.Labels[v1.LabelName], uid, mach)
+}
+
 // MachineDigest identifies a template's machine: 16 hex digits of the
 // SHA-256 of its MachineSpec as JSON (field order is the struct's, so the
 // same spec always gives the same digest).
@@ -657,11 +668,11 @@ func (r *TemplateReconciler) retireOld(ctx context.Context, ls *passListing, nam
 	goldens := map[string]*old{}
 	var forked []smolvm.Machine
 	for _, m := range ms {
-		uid, mach := m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine]
-		if uid == "" || mach == "" || m.Labels[v1.LabelNamespace] != namespace || m.Labels[v1.LabelName] != name {
+		g := goldenOf(&m)
+		if g == "" || m.Labels[v1.LabelNamespace] != namespace || m.Labels[v1.LabelName] != name {
 			continue
 		}
-		if g := goldenName(namespace, name, uid, mach); m.Name == g {
+		if m.Name == g {
 			if g != current {
 				goldens[g] = &old{gen: m.Labels[labelTemplateGeneration]}
 			}
@@ -670,7 +681,7 @@ func (r *TemplateReconciler) retireOld(ctx context.Context, ls *passListing, nam
 		forked = append(forked, m)
 	}
 	for _, m := range forked {
-		g := goldenName(namespace, name, m.Labels[labelTemplateUID], m.Labels[labelTemplateMachine])
+		g := goldenOf(&m)
 		if o := goldens[g]; o != nil {
 			if _, slot := slotIndex(g, m.Name); !slot {
 				o.clones++
