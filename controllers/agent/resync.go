@@ -50,8 +50,7 @@ func (r *BottleReconciler) resyncOnce(ctx context.Context, logger logr.Logger, q
 	r.sourceDigests.expire()
 	// A failed listing is not fatal: each pass asks again (one listing,
 	// shared) and reports the failure on its Bottle.
-	listed := r.view.now()
-	listErr := r.view.refresh(ctx, listed)
+	machines, listedAt, listErr := r.view.listing(ctx, r.view.now())
 	if listErr != nil && ctx.Err() == nil {
 		logger.Info("listing smolvm machines for the resync failed", "error", listErr.Error())
 	}
@@ -63,7 +62,7 @@ func (r *BottleReconciler) resyncOnce(ctx context.Context, logger logr.Logger, q
 		return
 	}
 	if listErr == nil {
-		r.sweepSlots(ctx, logger, list.Items, listed)
+		r.sweepSlots(ctx, logger, machines, listedAt, list.Items)
 	}
 	// Behind the passes events ask for: a new Bottle does not wait for the
 	// whole node's drift check.

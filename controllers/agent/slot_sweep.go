@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
+	"github.com/bot-bottle/bottle-controller/internal/smolvm"
 )
 
 // slotSweep remembers the released held slots the resync found with no
@@ -20,14 +21,13 @@ type slotSweep struct {
 // sweepSlots deletes the node's released held slots that no Bottle has
 // owned for SlotOrphanGrace: what an agent left that stopped between a
 // slot's release and the status write that names it (decide_orphans.go).
-// It runs after the resync's listing (listedAt), with the node's Bottles
-// read after it, so a slot released and recorded meanwhile counts as owned.
-// A slot counts as owned when a Bottle's status names it, when this agent
-// knows it as a Bottle's machine (a status write that failed), and while
-// this agent is handing it out.
-func (r *BottleReconciler) sweepSlots(ctx context.Context, logger logr.Logger, bottles []v1.Bottle, listedAt time.Time) {
-	ms, at, err := r.view.listing(ctx, listedAt.Add(-time.Nanosecond))
-	if err != nil || !leaseHeld(r.Lease) {
+// ms is the resync's listing, begun at listedAt; bottles are the node's
+// Bottles read after it, so a slot released and recorded meanwhile counts
+// as owned. A slot counts as owned when a Bottle's status names it, when
+// this agent knows it as a Bottle's machine (a status write that failed),
+// and while this agent is handing it out.
+func (r *BottleReconciler) sweepSlots(ctx context.Context, logger logr.Logger, ms []smolvm.Machine, listedAt time.Time, bottles []v1.Bottle) {
+	if !leaseHeld(r.Lease) {
 		return
 	}
 	owned := r.expectations.machines()
@@ -40,7 +40,7 @@ func (r *BottleReconciler) sweepSlots(ctx context.Context, logger logr.Logger, b
 		owned[n] = true
 	}
 	r.sweep.mu.Lock()
-	del, next := decideOrphans(releasedSlots(ms), owned, r.sweep.suspects, at, r.SlotOrphanGrace)
+	del, next := decideOrphans(releasedSlots(ms), owned, r.sweep.suspects, listedAt, r.SlotOrphanGrace)
 	r.sweep.suspects = next
 	r.sweep.mu.Unlock()
 	for _, name := range del {
