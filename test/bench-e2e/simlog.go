@@ -25,12 +25,17 @@ type smolvmWork struct {
 	byVerb map[string]int
 	// seconds is their wall time added up; cpu their CPU time.
 	seconds, cpu float64
+	// begin is when the first began, end when the last ended (each the
+	// simulator's own: from its main function to its exit).
+	begin, end time.Time
 }
 
 func (w *smolvmWork) add(inv smolvmsim.Invocation) {
 	if w.byVerb == nil {
 		w.byVerb = map[string]int{}
+		w.begin = inv.Start
 	}
+	w.end = inv.Start.Add(time.Duration(inv.Seconds * float64(time.Second)))
 	w.processes++
 	w.byVerb[inv.Verb()]++
 	w.seconds += inv.Seconds

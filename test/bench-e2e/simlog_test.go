@@ -48,6 +48,9 @@ func TestWorkOfCountsOneMachineInAWindow(t *testing.T) {
 	if w.processes != 3 || w.seconds != 1 || w.byVerb["exec"] != 2 || w.byVerb["create"] != 1 {
 		t.Fatalf("%+v", w)
 	}
+	if !w.begin.Equal(t0) || !w.end.Equal(t0.Add(2*time.Second+250*time.Millisecond)) {
+		t.Fatalf("begin %v end %v, want the first's start and the last's end", w.begin.Sub(t0), w.end.Sub(t0))
+	}
 	if got := verbs(w.byVerb); got != "create exec×2" {
 		t.Fatalf("verbs %q", got)
 	}

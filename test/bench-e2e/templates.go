@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/bot-bottle/bottle-controller/api/v1alpha1"
-	"github.com/bot-bottle/bottle-controller/internal/smolvmsim"
 )
 
 // The template figures (docs/templates.md, docs/benchmarks.md): a
@@ -254,7 +253,7 @@ func runOf(d *devEnv, t bottleTimes) (bottleRun, error) {
 	return bottleRun{
 		Seconds: t.ready.Sub(t.created).Seconds(), AgentSeconds: t.ready.Sub(t.scheduled).Seconds(),
 		SmolvmSeconds: work.seconds, Processes: work.processes, ByVerb: work.byVerb,
-		Milestones: milestones(t, invs),
+		Milestones: milestones(t, work),
 	}, nil
 }
 
@@ -265,22 +264,14 @@ var milestoneOrder = []string{"Bottle seen", "Pod created", "Pod bound", "finali
 // milestones are the seconds from t's create to each milestone seen; the
 // smolvm ones are the simulator's own (from its main function to its exit)
 // on the Bottle's machine.
-func milestones(t bottleTimes, invs []smolvmsim.Invocation) map[string]float64 {
+func milestones(t bottleTimes, work smolvmWork) map[string]float64 {
 	out := map[string]float64{}
 	for name, at := range map[string]time.Time{
 		"Bottle seen": t.seen, "Pod created": t.podCreated, "Pod bound": t.podBound, "finalizer": t.finalized,
-		"Scheduled": t.scheduled, "claim": t.claimed, "Ready": t.ready,
+		"Scheduled": t.scheduled, "claim": t.claimed, "smolvm begins": work.begin, "smolvm ends": work.end, "Ready": t.ready,
 	} {
 		if !at.IsZero() {
 			out[name] = at.Sub(t.created).Seconds()
-		}
-	}
-	for _, inv := range invs {
-		if inv.Machine() == t.machine && !inv.Start.Before(t.created) && !inv.Start.After(t.ready) {
-			if _, ok := out["smolvm begins"]; !ok {
-				out["smolvm begins"] = inv.Start.Sub(t.created).Seconds()
-			}
-			out["smolvm ends"] = inv.Start.Sub(t.created).Seconds() + inv.Seconds
 		}
 	}
 	return out
