@@ -368,6 +368,16 @@ func rolloutDuringStep(ctx context.Context, c *cluster) {
 
 	c.kubectl(ctx, "-n", "bottle-system", "rollout", "restart", "daemonset/bottle-agent")
 	c.kubectl(ctx, "-n", "bottle-system", "rollout", "status", "daemonset/bottle-agent", "--timeout=5m")
+	// rollout status has returned while the new agent was not Ready yet (the
+	// old one, draining its step, was still counted): exec then met a 503.
+	c.eventually(3*time.Minute, "one agent Pod, not terminating, Ready", func() string {
+		out, errOut, err := c.try(ctx, "", "kubectl", "-n", "bottle-system", "get", "pods", "-l", "app.kubernetes.io/component=agent", "-o",
+			`jsonpath={range .items[*]}{.metadata.name} deleting={.metadata.deletionTimestamp} ready={.status.conditions[?(@.type=="Ready")].status};{end}`)
+		if err != nil || strings.Count(out, ";") != 1 || !strings.Contains(out, "deleting= ready=True;") {
+			return fmt.Sprintf("agent Pods: %q %v %s", out, err, errOut)
+		}
+		return ""
+	})
 	c.kubectl(ctx, "-n", "team-new", "wait", "bottle/slow", "--for=condition=Ready", "--timeout=3m")
 	if runs := c.run(ctx, "", "kubectl", "bottle", "-n", "team-new", "exec", "slow", "--", "cat", "/home/node/runs"); runs != "started\nfinished\n" {
 		c.t.Errorf("the step ran %q across the restart, want once: started, finished", runs)
